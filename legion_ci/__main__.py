@@ -1,0 +1,3 @@
+from legion_ci.cli import run
+
+run()

@@ -1,0 +1,28 @@
+"""Argument helpers shared by the CLI modules."""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from typing import Any
+
+from legion_ci.config import Settings, load_settings
+from legion_ci.registry import Registry
+
+
+def add_state_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("state")
+    group.add_argument("--home", metavar="DIR", help="state folder (default: $LEGION_HOME or ~/.legion)")
+    group.add_argument("--registry-url", metavar="URL",
+                       help="SQLAlchemy URL of the registry (default: $LEGION_REGISTRY_URL or SQLite in the home)")
+
+
+def open_state(args: argparse.Namespace) -> tuple[Settings, Registry]:
+    settings = load_settings(getattr(args, "home", None), getattr(args, "registry_url", None))
+    return settings, Registry.from_settings(settings)
+
+
+def print_json(data: Any) -> None:
+    json.dump(data, sys.stdout, indent=2, default=str)
+    sys.stdout.write("\n")

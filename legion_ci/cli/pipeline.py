@@ -1,0 +1,97 @@
+"""`legion-ci run` and one subcommand per stage of the graph."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from rich.console import Console
+from rich.markup import escape
+from rich.table import Table
+
+from legion_ci.cli.common import add_state_args, open_state, print_json
+from legion_ci.errors import EXIT_FAILED
+from legion_ci.pipeline import FLOWS, STAGES
+from legion_ci.progress import STYLES, reporter_for
+from legion_ci.runner import RunSummary, run_flow, single_stage
+from legion_ci.spec import load_spec
+from legion_ci.stages.base import RunOptions
+
+
+def _options_args(parser: argparse.ArgumentParser) -> None:
+    group = parser.add_argument_group("run options (Jenkins passes these as LEGION_* variables)")
+    group.add_argument("--target", choices=("local", "kubernetes"), help="override deploy.target")
+    group.add_argument("--traffic-weight", type=int, metavar="PCT", help="override deploy.traffic_weight")
+    group.add_argument("--skip-perf", metavar="REASON", help="skip the performance test, recording why")
+    group.add_argument("--force", metavar="REASON", help="deploy despite a failed gate, recording why")
+    group.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
+                       help="wait this long for the model's lock held by another run (default: fail at once)")
+
+
+def _options(args: argparse.Namespace) -> RunOptions:
+    return RunOptions.from_env(target=args.target, traffic_weight=args.traffic_weight,
+                               skip_perf_reason=args.skip_perf, force_reason=args.force, lock_wait=args.wait)
+
+
+def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
+    run = sub.add_parser("run", help="run the whole pipeline on one machine",
+                         description="Run every stage of the flow here, in order, with a live progress display.")
+    run.add_argument("model_dir", metavar="MODEL_DIR", help="folder holding legion.yaml and train.py")
+    run.add_argument("--flow", choices=sorted(FLOWS), default="push", help="which stages to run (default: push)")
+    run.add_argument("--run-id", help="reuse or name the run (default: a new id)")
+    run.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    _options_args(run)
+    add_state_args(run)
+    run.set_defaults(handler=cmd_run)
+
+    for st in STAGES:
+        p = sub.add_parser(st.name, help=f"stage: {st.summary}",
+                           description=f"{st.title}: {st.summary}. Reads earlier stages' outputs from the run record, "
+                                       "so it can run alone in a fresh process (Jenkins 'Restart from Stage').")
+        p.add_argument("model_dir", metavar="MODEL_DIR", nargs="?", help="model folder (needed to start a new run)")
+        p.add_argument("--run-id", help="the run this stage belongs to (created if new; default: the latest run)")
+        p.add_argument("--flow", choices=sorted(FLOWS), default="push", help="flow of a new run (default: push)")
+        p.add_argument("--json", action="store_true", help="print the stage result as JSON on stdout")
+        _options_args(p)
+        add_state_args(p)
+        p.set_defaults(handler=cmd_stage, stage=st.name)
+
+
+def cmd_run(args: argparse.Namespace) -> int:
+    settings, registry = open_state(args)
+    summary = run_flow(settings, registry, args.model_dir, args.flow, _options(args),
+                       reporter_for(args.json), run_id=args.run_id)
+    if args.json:
+        print_json(summary.as_dict())
+    else:
+        _print_summary(summary)
+    if summary.error:
+        print(f"error: {summary.error}", file=sys.stderr)
+    return summary.exit_code
+
+
+def cmd_stage(args: argparse.Namespace) -> int:
+    if args.stage == "validate" and args.run_id is None:
+        loaded = load_spec(args.model_dir or ".")  # plain validation: no run is recorded
+        spec = loaded.spec
+        print(f"{loaded.file}: valid ({spec.name} {spec.version}, target {spec.deploy.target})")
+        return 0
+    settings, registry = open_state(args)
+    run, result = single_stage(settings, registry, args.stage, args.model_dir, args.run_id, args.flow,
+                               _options(args), reporter_for(args.json, stream_is_tty=False))
+    if args.json:
+        print_json({"run_id": run.id, "stage": args.stage, "status": result.status, "summary": result.summary,
+                    "outputs": result.outputs})
+    return 0 if result.status in ("passed", "skipped") else EXIT_FAILED
+
+
+def _print_summary(summary: RunSummary) -> None:
+    console = Console()
+    table = Table(title=f"run {summary.run_id} · {summary.status} in {summary.seconds:.1f}s", title_justify="left")
+    for col in ("stage", "status", "time", "result"):
+        table.add_column(col)
+    for row in summary.stages:
+        seconds = f"{row['seconds']:.1f}s" if row.get("seconds") is not None else ""
+        table.add_row(row["stage"], f"[{STYLES.get(row['status'], '')}]{row['status']}[/]", seconds,
+                      escape(row["summary"] or ""))
+    console.print(table)

@@ -1,0 +1,1 @@
+"""Deploy targets: `local` (model-server processes on this machine) and `kubernetes` (Helm through Ansible)."""

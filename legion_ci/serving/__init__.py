@@ -1,0 +1,1 @@
+"""The model server: ASGI app, JWT auth, input validation, feedback capture, metrics."""

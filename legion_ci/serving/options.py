@@ -1,0 +1,20 @@
+"""Options of one model server, with their defaults in one place."""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+
+@dataclass(frozen=True)
+class ServeOptions:
+    """How a model server runs. Defaults match legion.yaml's `serving` section."""
+
+    host: str = "127.0.0.1"
+    port: int = 8080
+    workers: int = 1
+    auth: bool = True
+    capture: bool = True
+    capture_rate: float = 1.0
+    max_rows: int = 1000
+    max_body_bytes: int = 1_048_576
+    fsync_interval: float = 0.2  # seconds between fsyncs of the capture segment (power-loss window)

@@ -1,0 +1,148 @@
+"""What a model's train.py imports: `init()` for params and data, `log_metric`, `export`.
+
+legion-ci's train stage runs train.py in its own process and tells it, through environment
+variables, where the model folder is and where to write. Run by hand (`python train.py`), the
+toolchain finds legion.yaml beside the script and writes to `.legion/train-out/` there.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import sys
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+
+from legion_ci.artifact import save_model, write_json_atomic
+from legion_ci.data import Split, load_dataset, split
+from legion_ci.errors import LegionError
+from legion_ci.spec import ModelSpec, load_spec
+
+ENV_MODEL_DIR = "LEGION_MODEL_DIR"
+ENV_OUTPUT_DIR = "LEGION_TRAIN_OUTPUT"
+ENV_EXTRA_DATA = "LEGION_EXTRA_DATA"
+EXAMPLE_ROWS = 5
+EXPORT_FILE = "export.json"
+METRICS_FILE = "logged_metrics.json"
+
+
+class ToolchainError(LegionError):
+    """train.py used the toolchain wrongly (a non-number metric, export of an unfitted model, ...)."""
+
+
+@dataclass
+class TrainContext:
+    """What `init()` hands to train.py."""
+
+    spec: ModelSpec
+    params: dict[str, Any]
+    seed: int
+    x_train: pd.DataFrame
+    x_test: pd.DataFrame
+    y_train: pd.Series
+    y_test: pd.Series
+    data_fingerprint: str
+    output_dir: Path
+    metrics: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def feature_names(self) -> list[str]:
+        return [str(c) for c in self.x_train.columns]
+
+
+_context: TrainContext | None = None
+
+
+def _model_dir() -> Path:
+    if os.environ.get(ENV_MODEL_DIR):
+        return Path(os.environ[ENV_MODEL_DIR])
+    main = getattr(sys.modules.get("__main__"), "__file__", None)
+    return Path(main).resolve().parent if main else Path.cwd()
+
+
+def init() -> TrainContext:
+    """Load the spec, the data and the deterministic split; returns the context train.py works with."""
+    global _context
+    folder = _model_dir()
+    loaded = load_spec(folder)
+    extra = [Path(p) for p in os.environ.get(ENV_EXTRA_DATA, "").split(os.pathsep) if p]
+    dataset = load_dataset(loaded.spec.train, folder, extra)
+    parts: Split = split(dataset, loaded.spec.train)
+    out = Path(os.environ.get(ENV_OUTPUT_DIR) or folder / ".legion" / "train-out")
+    out.mkdir(parents=True, exist_ok=True)
+    _context = TrainContext(
+        spec=loaded.spec,
+        params=dict(loaded.spec.train.params),
+        seed=loaded.spec.train.seed,
+        x_train=parts.x_train,
+        x_test=parts.x_test,
+        y_train=parts.y_train,
+        y_test=parts.y_test,
+        data_fingerprint=dataset.fingerprint,
+        output_dir=out,
+    )
+    return _context
+
+
+def _require() -> TrainContext:
+    if _context is None:
+        raise ToolchainError("call legion_ci.toolchain.init() before log_metric() or export()")
+    return _context
+
+
+def log_metric(name: str, value: float) -> None:
+    """Record a metric; it must be a finite number."""
+    ctx = _require()
+    if isinstance(value, bool) or not isinstance(value, (int, float, np.integer, np.floating)):
+        raise ToolchainError(f"log_metric({name!r}, {value!r}): value must be a number, got {type(value).__name__}")
+    if not math.isfinite(float(value)):
+        raise ToolchainError(f"log_metric({name!r}, {value!r}): value must be finite")
+    ctx.metrics[str(name)] = float(value)
+    write_json_atomic(ctx.output_dir / METRICS_FILE, ctx.metrics)
+
+
+def _dtype_name(series: pd.Series) -> str:
+    kind = series.dtype.kind
+    return {"f": "float64", "i": "int64", "u": "int64", "b": "bool"}.get(kind, "string")
+
+
+def _plain(values: Any) -> list[Any]:
+    return json.loads(pd.Series(list(values)).to_json(orient="values"))  # numpy scalars -> JSON types
+
+
+def export(model: Any) -> Path:
+    """Save the fitted model with its input schema (feature names, dtypes, example rows and their predictions)."""
+    ctx = _require()
+    from sklearn.base import is_classifier
+    from sklearn.exceptions import NotFittedError
+    from sklearn.utils.validation import check_is_fitted
+
+    if not hasattr(model, "predict"):
+        raise ToolchainError(f"export(): {type(model).__name__} has no predict(); export a fitted estimator")
+    try:
+        check_is_fitted(model)
+    except NotFittedError:
+        raise ToolchainError(f"export(): {type(model).__name__} is not fitted; call fit() first") from None
+    example = ctx.x_test.head(EXAMPLE_ROWS)
+    predictions = model.predict(example)
+    classifier = is_classifier(model)
+    info = save_model(model, ctx.output_dir)
+    export_record = {
+        "model": info,
+        "task": "classification" if classifier else "regression",
+        "classes": _plain(model.classes_) if classifier and hasattr(model, "classes_") else None,
+        "estimator": f"{type(model).__module__}.{type(model).__name__}",
+        "input_schema": {
+            "features": [{"name": str(c), "dtype": _dtype_name(ctx.x_test[c])} for c in ctx.x_test.columns],
+            "example": json.loads(example.to_json(orient="values")),
+            "example_predictions": _plain(predictions),
+        },
+        "target": str(ctx.y_train.name),
+    }
+    write_json_atomic(ctx.output_dir / EXPORT_FILE, export_record)
+    return ctx.output_dir

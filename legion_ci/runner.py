@@ -13,7 +13,7 @@ from typing import Any
 from legion_ci.config import Settings
 from legion_ci.errors import LegionError, StageError, StageFailed
 from legion_ci.locking import model_lock
-from legion_ci.pipeline import Stage, flow, stage
+from legion_ci.pipeline import STAGES, Stage, flow, stage
 from legion_ci.progress import Reporter
 from legion_ci.registry import Registry, RunRecord, now
 from legion_ci.spec import load_spec
@@ -63,6 +63,12 @@ def run_stage(settings: Settings, registry: Registry, run: RunRecord, st: Stage,
     """Run one stage and record its result; StageFailed / LegionError propagate after recording."""
     reporter.started(st)
     started, clock = now(), time.monotonic()
+    halted = halted_by(registry, run, st)
+    if halted:
+        result = StageResult("skipped", f"not needed: {halted}")
+        registry.record_stage(run.id, st.name, result.status, result.summary, {}, started, 0.0)
+        reporter.finished(st, result.status, result.summary, 0.0)
+        return result
     registry.record_stage(run.id, st.name, "running", started_at=started)
     ctx = StageContext(settings, registry, run, st.name, options, reporter.log)
     try:
@@ -82,9 +88,20 @@ def run_stage(settings: Settings, registry: Registry, run: RunRecord, st: Stage,
         _record_failure(registry, run, st, "error", message, started, clock, reporter)
         raise StageError(st.name, message) from exc
     seconds = time.monotonic() - clock
-    registry.record_stage(run.id, st.name, result.status, result.summary, result.outputs, started, seconds)
+    outputs = {**result.outputs, "halt": result.halt} if result.halt else result.outputs
+    registry.record_stage(run.id, st.name, result.status, result.summary, outputs, started, seconds)
     reporter.finished(st, result.status, result.summary, seconds)
     return result
+
+
+def halted_by(registry: Registry, run: RunRecord, st: Stage) -> str | None:
+    """The reason an earlier stage of this run ended the flow, if one did (kept across processes)."""
+    records = registry.stages(run.id)
+    for earlier in STAGES[: [s.name for s in STAGES].index(st.name)]:
+        record = records.get(earlier.name)
+        if record and record.status == "passed" and (record.outputs or {}).get("halt"):
+            return str(record.outputs["halt"])
+    return None
 
 
 def _record_failure(registry: Registry, run: RunRecord, st: Stage, status: str, message: str, started: str,

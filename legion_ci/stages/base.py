@@ -46,9 +46,13 @@ class RunOptions:
 
 @dataclass
 class StageResult:
+    """A stage's verdict. `halt` ends the flow here without failing it (e.g. a retrain that found
+    nothing better than production): later stages of the run are skipped with that reason."""
+
     status: Status
     summary: str
     outputs: dict[str, Any] = field(default_factory=dict)
+    halt: str | None = None
 
 
 @dataclass

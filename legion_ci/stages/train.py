@@ -104,10 +104,17 @@ def _train(ctx: StageContext, staging: Path, extra: list[Path]) -> None:
         stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
     ) as proc:
         assert proc.stdout is not None
+        in_traceback = False
         for line in proc.stdout:
             log.write(line)
             tail = (tail + [line.rstrip()])[-30:]
-            ctx.log(line.rstrip())
+            # The full traceback stays in train.log; the console gets the error line and the log's path.
+            if line.startswith("Traceback (most recent call last)"):
+                in_traceback = True
+            elif in_traceback and not line[:1].isspace():
+                in_traceback = False
+            if not in_traceback:
+                ctx.log(line.rstrip())
     if proc.returncode != 0:
         last = next((t for t in reversed(tail) if t.strip()), "(no output)")
         raise StageFailed("train", f"{spec.train.entrypoint} exited with status {proc.returncode}: {last.strip()} "

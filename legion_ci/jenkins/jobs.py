@@ -1,0 +1,133 @@
+"""What Jenkins gets for a model, as data: job names, build parameters, credentials, stage commands.
+
+The Jenkinsfile templates and the job config.xml templates both read these tables, so a parameter or a
+credential id cannot differ between the two, and the stage lines come from the stage graph itself.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from typing import Literal
+
+from legion_ci.pipeline import FLOWS, Stage, flow
+from legion_ci.spec import ModelSpec
+
+TARGETS = ("local", "kubernetes")
+PLATFORM_JOB = "legion-platform"
+LEGION_HOME_IN_WORKSPACE = ".legion"  # LEGION_HOME of a build, relative to its workspace
+
+
+@dataclass(frozen=True)
+class JobKind:
+    """One kind of per-model job: which flow it runs, its name suffix, its template and trigger."""
+
+    flow: str
+    suffix: str
+    template: str
+    jenkinsfile: str  # file name beside legion.yaml in the model's repository
+    trigger: Literal["push", "cron"]
+
+
+JOB_KINDS: tuple[JobKind, ...] = (
+    JobKind("push", "pipeline", "model.Jenkinsfile.j2", "Jenkinsfile", "push"),
+    JobKind("retrain", "retrain", "retrain.Jenkinsfile.j2", "Jenkinsfile.retrain", "cron"),
+)
+
+
+def job_kind(suffix: str) -> JobKind:
+    for kind in JOB_KINDS:
+        if kind.suffix == suffix:
+            return kind
+    raise KeyError(suffix)
+
+
+def kinds_for(spec: ModelSpec) -> tuple[JobKind, ...]:
+    """A retrain job exists only when the spec schedules retraining."""
+    return tuple(k for k in JOB_KINDS if k.trigger != "cron" or spec.schedule.retrain)
+
+
+def folder_name(model: str) -> str:
+    return model
+
+
+def job_name(model: str, kind: JobKind) -> str:
+    return f"{model}-{kind.suffix}"
+
+
+def full_name(model: str, kind: JobKind) -> str:
+    """The job's full name in Jenkins; it also seeds `H` in its cron spec."""
+    return f"{folder_name(model)}/{job_name(model, kind)}"
+
+
+@dataclass(frozen=True)
+class Param:
+    """A build parameter: shown in the Jenkins UI, read by the stage commands as an environment variable."""
+
+    name: str
+    kind: Literal["choice", "string"]
+    default: str
+    description: str
+    choices: tuple[str, ...] = ()
+
+
+def parameters(spec: ModelSpec) -> tuple[Param, ...]:
+    """The UI parameters of a model's jobs; empty or default values mean 'as the spec says'."""
+    target = spec.deploy.target
+    return (
+        Param("LEGION_TARGET", "choice", target,
+              f"Where to deploy (the spec says {target}).",
+              (target, *(t for t in TARGETS if t != target))),
+        Param("LEGION_TRAFFIC_WEIGHT", "string", str(spec.deploy.traffic_weight),
+              "Percent of traffic the new version gets first (1-100)."),
+        Param("LEGION_SKIP_PERF_REASON", "string", "",
+              "Skip the performance test: say why (recorded with the run). Empty runs it."),
+        Param("LEGION_FORCE_REASON", "string", "",
+              "Deploy even if the quality gate fails: say why (recorded with the run). Empty never forces."),
+    )
+
+
+def platform_parameters() -> tuple[Param, ...]:
+    """The UI parameters of the platform job."""
+    return (
+        Param("LEGION_TARGET", "choice", "kubernetes", "Install the platform on Kubernetes (Helm) or this agent.",
+              ("kubernetes", "local")),
+        Param("LEGION_NAMESPACE", "string", "legion", "Kubernetes namespace of the platform."),
+    )
+
+
+@dataclass(frozen=True)
+class Credential:
+    """A Jenkins credential the pipelines bind; only its id is ever written, never a value."""
+
+    id: str
+    env: str
+    kind: Literal["string", "usernamePassword", "file"]
+    description: str
+
+
+CREDENTIALS: tuple[Credential, ...] = (
+    Credential("legion-registry-url", "LEGION_REGISTRY_URL", "string",
+               "SQLAlchemy URL of the shared model registry (push and retrain jobs must see the same one)"),
+    Credential("legion-jwt-secret", "LEGION_JWT_SECRET", "string",
+               "HMAC secret the model servers check request tokens with"),
+    Credential("legion-image-registry", "LEGION_IMAGE_REGISTRY_AUTH", "usernamePassword",
+               "login to the Docker image registry (bound as LEGION_IMAGE_REGISTRY_AUTH_USR / _PSW)"),
+)
+PLATFORM_CREDENTIALS: tuple[Credential, ...] = (
+    Credential("legion-kubeconfig", "KUBECONFIG", "file",
+               "kubeconfig of the cluster the platform (and kubernetes-target models) are installed in"),
+    CREDENTIALS[1],
+)
+SCM_CREDENTIALS_ID = "legion-git"
+JENKINS_API_CREDENTIALS_ID = "legion-jenkins-api"
+
+
+def stage_command(st: Stage, flow_name: str) -> str:
+    """The one shell line a Jenkins stage runs: the same `legion-ci <stage>` a person runs by hand."""
+    return f'legion-ci {st.name} "$LEGION_MODEL_DIR" --run-id "$LEGION_RUN_ID" --flow {flow_name}'
+
+
+def flow_stages(flow_name: str) -> tuple[Stage, ...]:
+    if flow_name not in FLOWS:
+        raise KeyError(f"no flow {flow_name!r} (flows: {', '.join(FLOWS)})")
+    return flow(flow_name)

@@ -1,0 +1,199 @@
+"""Feedback capture: every answered invoke, appended to segment files under $LEGION_HOME/feedback/MODEL/.
+
+The store is a folder of append-only JSON Lines segments, one open segment per server process. The hot
+path does one write(2) of a pre-encoded line on an O_APPEND descriptor before the answer is sent; a
+background thread fdatasyncs the segment every `fsync_interval` and rotates nothing on the hot path.
+Hence the promise (docs/serving.md): an acknowledged request is in the store even if the server is
+killed (SIGKILL, OOM, crash); on power loss at most the last `fsync_interval` of records may be lost.
+Readers skip a torn last line (a request that was never acknowledged).
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import random
+import re
+import threading
+import time
+from collections import OrderedDict
+from pathlib import Path
+from typing import Any, Iterator
+
+import orjson
+
+log = logging.getLogger(__name__)
+SEGMENT_BYTES = 64 << 20
+SEGMENT_GLOB = "seg-*.jsonl"
+RECENT_IDS = 50_000
+REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
+_OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
+
+
+def store_dir(feedback_dir: Path, model: str) -> Path:
+    return feedback_dir / model
+
+
+class CaptureWriter:
+    """Appends prediction and feedback records for one model version to this process's segment."""
+
+    def __init__(self, folder: Path, model: str, version: str, features: list[str], target: str,
+                 rate: float = 1.0, fsync_interval: float = 0.2) -> None:
+        self.folder = folder
+        self.model, self.version = model, version
+        self.header = {"kind": "segment", "model": model, "version": version, "features": features,
+                       "target": target, "pid": os.getpid()}
+        self.rate = rate
+        self.fsync_interval = fsync_interval
+        self.recent: OrderedDict[str, None] = OrderedDict()
+        self.errors = 0
+        self.written = 0
+        self._lock = threading.Lock()
+        self._dirty = False
+        self._size = 0
+        self._fd = -1
+        self._stop = threading.Event()
+        folder.mkdir(parents=True, exist_ok=True)
+        self._open()
+        self._thread = threading.Thread(target=self._sync_loop, name="capture-fsync", daemon=True)
+        self._thread.start()
+
+    # -- segments ------------------------------------------------------------------------------------
+    def _open(self) -> None:
+        stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
+        path = self.folder / f"seg-{stamp}-{os.getpid()}-{time.monotonic_ns() % 10**9:09d}.jsonl"
+        fd = os.open(path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o640)
+        line = orjson.dumps({**self.header, "ts": time.time()}, option=_OPTS)
+        os.write(fd, line)
+        os.fsync(fd)
+        self._fd, self._size, self.path = fd, len(line), path
+
+    def _rotate(self) -> None:
+        with self._lock:
+            old = self._fd
+            os.fdatasync(old)
+            self._open()
+            os.close(old)
+
+    def _sync_loop(self) -> None:
+        while not self._stop.wait(self.fsync_interval):
+            self.sync()
+
+    def sync(self) -> None:
+        """fdatasync the open segment if anything was written since the last one."""
+        if not self._dirty:
+            return
+        with self._lock:
+            self._dirty = False
+            try:
+                os.fdatasync(self._fd)
+            except OSError as exc:
+                log.warning("capture: fdatasync of %s failed: %s", self.path, exc)
+
+    def close(self) -> None:
+        self._stop.set()
+        self._thread.join(timeout=2)
+        with self._lock:
+            if self._fd >= 0:
+                os.fsync(self._fd)
+                os.close(self._fd)
+                self._fd = -1
+
+    # -- records -------------------------------------------------------------------------------------
+    def sampled(self) -> bool:
+        return self.rate >= 1.0 or random.random() < self.rate
+
+    def _append(self, record: dict[str, Any]) -> bool:
+        try:
+            line = orjson.dumps(record, option=_OPTS)
+            if self._size + len(line) > SEGMENT_BYTES:
+                self._rotate()
+            n = os.write(self._fd, line)
+            if n != len(line):
+                raise OSError(f"short write ({n} of {len(line)} bytes)")
+        except (OSError, orjson.JSONEncodeError) as exc:
+            self.errors += 1
+            if self.errors in (1, 10, 100) or self.errors % 1000 == 0:
+                log.error("capture: cannot write to %s (%d failures so far): %s", self.path, self.errors, exc)
+            return False
+        self._size += len(line)
+        self._dirty = True
+        self.written += 1
+        return True
+
+    def prediction(self, request_id: str, inputs: list[list[Any]], outputs: Any, probabilities: Any,
+                   latency_ms: float, ts: float) -> bool:
+        """Record one answered invoke; True once it is in the store (written before the answer goes out)."""
+        record = {"kind": "prediction", "request_id": request_id, "ts": ts, "model": self.model,
+                  "version": self.version, "inputs": inputs, "outputs": outputs, "latency_ms": latency_ms}
+        if probabilities is not None:
+            record["probabilities"] = probabilities
+        ok = self._append(record)
+        if ok:
+            recent = self.recent
+            recent[request_id] = None
+            if len(recent) > RECENT_IDS:
+                recent.popitem(last=False)
+        return ok
+
+    def feedback(self, request_id: str, ground_truth: Any, payload: Any, matched: bool) -> bool:
+        return self._append({"kind": "feedback", "request_id": request_id, "ts": time.time(),
+                             "model": self.model, "version": self.version, "ground_truth": ground_truth,
+                             "payload": payload, "matched": matched})
+
+    def known(self, request_id: str) -> bool:
+        """Was this request id captured (by this process recently, or by any process in the store)?"""
+        return request_id in self.recent or find_prediction(self.folder, request_id)
+
+
+def segments(folder: Path) -> list[Path]:
+    """Segment files, oldest first (their names start with the UTC time they were opened)."""
+    return sorted(folder.glob(SEGMENT_GLOB)) if folder.is_dir() else []
+
+
+def read_segment(path: Path) -> Iterator[dict[str, Any]]:
+    """Records of one segment; a torn or corrupt line (an unacknowledged write) is skipped."""
+    try:
+        data = path.read_bytes()
+    except OSError as exc:
+        log.warning("capture: cannot read %s: %s", path, exc)
+        return
+    for line in data.split(b"\n"):
+        if not line:
+            continue
+        try:
+            record = orjson.loads(line)
+        except orjson.JSONDecodeError:
+            continue
+        if isinstance(record, dict):
+            yield record
+
+
+def read_store(folder: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(segment header, record) for every record of the store, oldest segment first."""
+    for path in segments(folder):
+        header: dict[str, Any] = {}
+        for record in read_segment(path):
+            if record.get("kind") == "segment":
+                header = record
+            else:
+                yield header, record
+
+
+def find_prediction(folder: Path, request_id: str) -> bool:
+    """Search the store (newest segment first) for a prediction with this request id."""
+    if not REQUEST_ID.match(request_id):
+        return False
+    needle = b'"request_id":"' + request_id.encode() + b'"'
+    for path in reversed(segments(folder)):
+        try:
+            data = path.read_bytes()
+        except OSError:
+            continue
+        start = data.find(needle)
+        while start >= 0:
+            line_start = data.rfind(b"\n", 0, start) + 1
+            if data.startswith(b'{"kind":"prediction"', line_start):
+                return True
+            start = data.find(needle, start + 1)
+    return False

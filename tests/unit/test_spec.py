@@ -1,0 +1,113 @@
+"""legion.yaml: defaults, and one clear message per malformed spec naming the field."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+import yaml
+
+from legion_ci.cli import main
+from legion_ci.errors import SpecError
+from legion_ci.spec import load_spec
+
+from tests.conftest import EXAMPLES
+
+
+def write_spec(folder: Path, data: dict) -> Path:
+    (folder / "legion.yaml").write_text(yaml.safe_dump(data))
+    return folder
+
+
+def base() -> dict:
+    return yaml.safe_load((EXAMPLES / "iris" / "legion.yaml").read_text())
+
+
+def test_examples_are_valid() -> None:
+    for name in ("iris", "diabetes"):
+        loaded = load_spec(EXAMPLES / name)
+        assert loaded.spec.name == name
+
+
+def test_defaults_fill_the_minimal_spec(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text("")
+    spec = load_spec(write_spec(tmp_path, {"name": "m", "version": "0.1.0", "train": {"data": "sklearn:load_iris"}})).spec
+    assert spec.deploy.target == "local" and spec.deploy.auth is True
+    assert spec.train.seed == 42 and spec.train.test_size == 0.2
+    assert spec.perf.sla.p95_ms == 100 and spec.schedule.retrain is None
+
+
+def test_duration_accepts_units(tmp_path: Path) -> None:
+    data = base()
+    data["perf"]["duration"] = "2m"
+    (tmp_path / "train.py").write_text("")
+    assert load_spec(write_spec(tmp_path, data)).spec.perf.duration == 120
+
+
+MALFORMED = {
+    "unknown top-level field": (lambda d: d.update(trian={}), "trian: unknown field"),
+    "unknown nested field": (lambda d: d["gate"].update(treshold={}), "gate.treshold: unknown field"),
+    "wrong type": (lambda d: d["perf"].update(users="many"), "perf.users"),
+    "bad cron": (lambda d: d.update(schedule={"retrain": "H 25 * * *"}), "schedule.retrain: hour field '25'"),
+    "cron with too few fields": (lambda d: d.update(schedule={"retrain": "H H *"}), "schedule.retrain: 'H H *' has 3"),
+    "version not semver": (lambda d: d.update(version="1.0"), "version: '1.0' is not a semantic version"),
+    "version as number": (lambda d: d.update(version=1.0), "version: 1.0 is not a semantic version"),
+    "missing required field": (lambda d: d.pop("name"), "name: required field is missing"),
+    "bad target": (lambda d: d["deploy"].update(target="mars"), "deploy.target"),
+    "weight out of range": (lambda d: d["deploy"].update(traffic_weight=150), "deploy.traffic_weight"),
+    "threshold without bounds": (lambda d: d["gate"]["thresholds"].update(f1={}), "gate.thresholds.f1"),
+    "min above max": (lambda d: d["gate"]["thresholds"].update(f1={"min": 0.9, "max": 0.1}), "min 0.9 is greater"),
+    "bad dataset name": (lambda d: d["train"].update(data="sklearn:iris"), "train.data: 'sklearn:iris'"),
+    "bad name": (lambda d: d.update(name="My Model"), "name: 'My Model' is not a model name"),
+    "bad duration": (lambda d: d["perf"].update(duration="soon"), "perf.duration: 'soon' is not a duration"),
+    "missing data file": (lambda d: d["train"].update(data="data/train.csv"), "train.data: file 'data/train.csv' not found"),
+    "missing train.py": (lambda d: d["train"].update(entrypoint="fit.py"), "train.entrypoint: file 'fit.py' not found"),
+}
+
+
+@pytest.mark.parametrize("case", sorted(MALFORMED))
+def test_malformed_spec_names_the_field(case: str, iris_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    mutate, expected = MALFORMED[case]
+    data = base()
+    mutate(data)
+    write_spec(iris_dir, data)
+    with pytest.raises(SpecError) as info:
+        load_spec(iris_dir)
+    assert expected in str(info.value)
+    assert str(iris_dir / "legion.yaml") in str(info.value)
+    # the CLI says the same thing once, on stderr, with a non-zero exit and no traceback
+    assert main(["validate", str(iris_dir)]) == 2
+    err = capsys.readouterr().err
+    assert expected in err and "Traceback" not in err
+
+
+def test_not_yaml(iris_dir: Path) -> None:
+    (iris_dir / "legion.yaml").write_text("name: [unclosed\n")
+    with pytest.raises(SpecError, match="not valid YAML"):
+        load_spec(iris_dir)
+
+
+def test_not_a_mapping(iris_dir: Path) -> None:
+    (iris_dir / "legion.yaml").write_text("- a list\n")
+    with pytest.raises(SpecError, match="expected a mapping"):
+        load_spec(iris_dir)
+
+
+def test_missing_spec_file(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="no legion.yaml"):
+        load_spec(tmp_path)
+
+
+def test_missing_folder(tmp_path: Path) -> None:
+    with pytest.raises(SpecError, match="does not exist"):
+        load_spec(tmp_path / "nowhere")
+
+
+def test_every_problem_is_listed_at_once(iris_dir: Path) -> None:
+    data = base()
+    data["version"] = "x"
+    data["deploy"]["replicas"] = 0
+    write_spec(iris_dir, data)
+    with pytest.raises(SpecError) as info:
+        load_spec(iris_dir)
+    assert len(info.value.problems) == 2

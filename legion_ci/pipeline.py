@@ -32,9 +32,15 @@ STAGES: tuple[Stage, ...] = (
     Stage("train", "Train", "run train.py; register the artifact with its lineage", "legion_ci.stages.train:run",
           needs=("validate",)),
     Stage("gate", "Quality gate", "metric thresholds on the held-out split; no regression against production",
-          "legion_ci.stages.gate:run", needs=("train",), reports=("gate/junit.xml", "gate/report.html")),
+          "legion_ci.stages.gate:run", needs=("train",),
+          reports=("gate/junit.xml", "gate/report.html", "gate/summary.json")),
+    Stage("perf", "Performance test", "load the candidate's server with Locust; p95/p99 latency, throughput and "
+          "error rate against the SLA", "legion_ci.stages.perf:run", needs=("gate",),
+          reports=("perf/junit.xml", "perf/report.html", "perf/summary.json", "perf/locust.html")),
+    Stage("package", "Package", "Docker image with the lineage in its labels; push it, record its digest",
+          "legion_ci.stages.package:run", needs=("gate",)),
     Stage("deploy", "Deploy", "start the candidate beside production at the spec's traffic weight",
-          "legion_ci.stages.deploy:run", needs=("gate",)),
+          "legion_ci.stages.deploy:run", needs=("gate", "perf")),
     Stage("smoke", "Smoke test", "send the example rows; answers must equal the artifact's own predictions",
           "legion_ci.stages.smoke:run", needs=("deploy",)),
     Stage("promote", "Promote", "move production to the candidate and retire the old version",
@@ -44,7 +50,7 @@ STAGES: tuple[Stage, ...] = (
 # A flow is the ordered subset of stages one kind of job runs.
 FLOWS: dict[str, tuple[str, ...]] = {
     "push": tuple(s.name for s in STAGES),
-    "retrain": ("validate", "train", "gate", "deploy", "smoke"),
+    "retrain": ("validate", "train", "gate", "perf", "package", "deploy", "smoke"),
 }
 
 

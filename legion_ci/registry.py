@@ -386,6 +386,15 @@ class Registry:
             conn.execute(deployments.update().where(deployments.c.id == deployment_id)
                          .values(updated_at=now(), **fields))
 
+    def set_weights(self, weights: dict[int, int], **fields: Any) -> None:
+        """Set several deployments' weights in one transaction (a router sees all or none of the change);
+        `fields` (e.g. status) apply to the deployments whose weight becomes 0."""
+        with self.tx() as conn:
+            for deployment_id, weight in weights.items():
+                extra = fields if weight == 0 else {}
+                conn.execute(deployments.update().where(deployments.c.id == deployment_id)
+                             .values(weight=weight, updated_at=now(), **extra))
+
     def deployments(self, model: str | None = None, active_only: bool = True) -> list[DeploymentRecord]:
         query = select(deployments).order_by(deployments.c.id)
         if model:

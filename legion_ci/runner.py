@@ -89,6 +89,8 @@ def run_stage(settings: Settings, registry: Registry, run: RunRecord, st: Stage,
         raise StageError(st.name, message) from exc
     seconds = time.monotonic() - clock
     outputs = {**result.outputs, "halt": result.halt} if result.halt else result.outputs
+    if result.halt:
+        result.summary = f"{result.summary}; {result.halt}: the rest of the run is skipped"
     registry.record_stage(run.id, st.name, result.status, result.summary, outputs, started, seconds)
     reporter.finished(st, result.status, result.summary, seconds)
     return result

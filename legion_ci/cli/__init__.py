@@ -18,6 +18,9 @@ COMMAND_MODULES = [
     "legion_ci.cli.pipeline",
     "legion_ci.cli.models",
     "legion_ci.cli.serving",
+    "legion_ci.cli.router",
+    "legion_ci.cli.deploy",
+    "legion_ci.cli.jenkins",
 ]
 
 

@@ -44,6 +44,19 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_state_args(run)
     run.set_defaults(handler=cmd_run)
 
+    retrain = sub.add_parser(
+        "retrain", help="what the cron job runs: train on fresh data plus feedback, gate, perf, deploy as candidate",
+        description="Run the retrain flow: train on the spec's data plus the ground truth captured since the "
+                    "newest version, then the same gate (the candidate must beat production) and perf, then "
+                    "deploy it beside production at the spec's traffic weight. A candidate no better than "
+                    "production deploys nothing. One pipeline per model at a time: see --wait.")
+    retrain.add_argument("model_dir", metavar="MODEL_DIR")
+    retrain.add_argument("--run-id", help="reuse or name the run (default: a new id)")
+    retrain.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
+    _options_args(retrain)
+    add_state_args(retrain)
+    retrain.set_defaults(handler=cmd_run, flow="retrain")
+
     for st in STAGES:
         p = sub.add_parser(st.name, help=f"stage: {st.summary}",
                            description=f"{st.title}: {st.summary}. Reads earlier stages' outputs from the run record, "

@@ -1,58 +1,106 @@
-"""The `local` target: replicas of the model server as processes on this machine, recorded in the registry."""
+"""The `local` target's operations on this machine, each small enough for one Ansible task to call
+through `legion-ci deployments ...`: find, spawn a replica, record it with its traffic weight, retire."""
 
 from __future__ import annotations
 
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
 from legion_ci.config import Settings
-from legion_ci.deploy.process import alive, start_server, stop_pid
+from legion_ci.deploy import weights
+from legion_ci.deploy.drain import wait_drained
+from legion_ci.deploy.process import alive, spawn, stop_pid
+from legion_ci.errors import DeployError, NotFoundError
 from legion_ci.registry import DeploymentRecord, Registry, VersionRecord
-from legion_ci.spec import ModelSpec
+from legion_ci.router import supervisor
+
+TARGET = "local"
 
 
-def server_args(spec: ModelSpec) -> list[str]:
-    args = [] if spec.deploy.auth else ["--no-auth"]
-    capture = spec.serving.capture
-    args += ["--no-capture"] if not capture.enabled else ["--capture-rate", str(capture.sample_rate)]
-    return args
+@dataclass(frozen=True)
+class ServerFlags:
+    """The `legion-ci serve` options a deployment runs with (from the spec's deploy and serving sections)."""
+
+    auth: bool = True
+    capture: bool = True
+    capture_rate: float = 1.0
+
+    def args(self) -> list[str]:
+        out = [] if self.auth else ["--no-auth"]
+        return out + (["--capture-rate", str(self.capture_rate)] if self.capture else ["--no-capture"])
 
 
-def deploy(settings: Settings, registry: Registry, version: VersionRecord, spec: ModelSpec,
-           weight: int) -> tuple[DeploymentRecord, bool]:
-    """Start `spec.deploy.replicas` servers for `version`, or reuse a healthy deployment of it.
-
-    Returns the deployment and whether it was newly started. Nothing else is stopped here:
-    the old version keeps serving until promote retires it.
-    """
-    for existing in registry.deployments(version.model):
-        if existing.version_id == version.id and existing.target == "local":
-            if existing.endpoints and all(alive(e) for e in existing.endpoints):
-                return existing, False
-            retire(registry, existing)  # half-dead: replace it
-    endpoints = []
-    try:
-        for replica in range(spec.deploy.replicas):
-            log = settings.deployments_dir / version.model / f"{version.artifact_id}-{replica}.log"
-            endpoints.append(start_server(version.path, log, {"LEGION_HOME": str(settings.home)}, server_args(spec)))
-    except Exception:
-        for endpoint in endpoints:
-            stop_pid(int(endpoint["pid"]))
-        raise
-    record = registry.add_deployment(version.model, version.id, "local", weight, endpoints,
-                                     {"version": version.version, "artifact_id": version.artifact_id})
-    return record, True
+def find_serving(registry: Registry, version_id: int, target: str = TARGET) -> DeploymentRecord | None:
+    """An active deployment of this version whose every replica is alive and ready (local), or None."""
+    for d in registry.deployments():
+        if d.version_id == version_id and d.target == target:
+            if target != TARGET or (d.endpoints and all(alive(e) for e in d.endpoints)):
+                return d
+    return None
 
 
-def retire(registry: Registry, deployment: DeploymentRecord) -> None:
-    """Stop a deployment's processes and mark it stopped."""
-    for endpoint in deployment.endpoints or []:
-        stop_pid(int(endpoint["pid"]))
-    registry.update_deployment(deployment.id, status="stopped", weight=0)
+def spawn_replica(artifact_path: str, log: Path, flags: ServerFlags, port: int = 0,
+                  settings: Settings | None = None) -> dict[str, Any]:
+    """Start one model server detached (it outlives the caller); returns {url, pid, port, log} once it
+    listens. Readiness is the caller's to check (the Ansible role polls /health/ready)."""
+    if not (Path(artifact_path) / "manifest.json").is_file():
+        raise NotFoundError(f"artifact {artifact_path!r} does not exist (no manifest.json there)")
+    env = {"LEGION_HOME": str(settings.home)} if settings else {}
+    return spawn(["serve", artifact_path, "--host", "127.0.0.1", "--port", str(port), *flags.args()], log, env)
 
 
-def undeploy(registry: Registry, model: str) -> list[DeploymentRecord]:
-    """Stop every active local deployment of `model`."""
-    stopped = []
-    for deployment in registry.deployments(model):
-        if deployment.target == "local":
-            retire(registry, deployment)
-            stopped.append(deployment)
-    return stopped
+def record(registry: Registry, version: VersionRecord, endpoints: list[dict[str, Any]], weight: int,
+           target: str = TARGET) -> DeploymentRecord:
+    """Record a started deployment and give it `weight` percent of its model's traffic, the others
+    sharing the rest (all of it when nothing else serves); the router sees both changes at once."""
+    if not 0 <= weight <= weights.TOTAL:
+        raise DeployError(f"traffic weight {weight} is not a percentage (expected 0-100)")
+    if not endpoints:
+        raise DeployError(f"no replica endpoints given for {version.label}")
+    others = {d.id: d.weight for d in registry.deployments(version.model) if d.target == target}
+    detail = {"version": version.version, "artifact_id": version.artifact_id}
+    created = registry.add_deployment(version.model, version.id, target, 0, endpoints, detail)
+    registry.set_weights(weights.rebalance(others, {created.id: weights.first_weight(weight, others)}))
+    return registry.deployment(created.id)
+
+
+def set_weight(registry: Registry, deployment_id: int, weight: int) -> dict[int, int]:
+    """Give one deployment `weight` percent of its model's traffic, scaling the others to the rest."""
+    target = registry.deployment(deployment_id)
+    others = {d.id: d.weight for d in registry.deployments(target.model) if d.target == target.target}
+    new = weights.rebalance(others, {deployment_id: weight})
+    registry.set_weights(new)
+    return new
+
+
+def retire(settings: Settings, registry: Registry, deployments: list[DeploymentRecord], status: str = "stopped",
+           drain_timeout: float = 30.0) -> list[DeploymentRecord]:
+    """Take deployments out of service without failing a request: weight 0 (the others take their
+    share), wait for the router to drain them, stop their processes, mark them `status`."""
+    if not deployments:
+        return []
+    ids = {d.id for d in deployments}
+    for model in {d.model for d in deployments}:
+        current = {d.id: d.weight for d in registry.deployments(model)}
+        registry.set_weights(weights.rebalance(current, {i: 0 for i in ids if i in current}))
+    router = supervisor.running(settings)
+    wait_drained(router.url if router else None, ids, drain_timeout)
+    for d in deployments:
+        if d.target == TARGET:
+            for endpoint in d.endpoints or []:
+                stop_pid(int(endpoint["pid"]))
+        registry.update_deployment(d.id, status=status, weight=0)
+    return [registry.deployment(d.id) for d in deployments]
+
+
+def select(registry: Registry, model: str | None = None, version: str | None = None,
+           ids: list[int] | None = None, target: str | None = None) -> list[DeploymentRecord]:
+    """Active deployments by id, or of a model (and version string); raises when ids are unknown."""
+    if ids:
+        found = [registry.deployment(i) for i in ids]
+        return [d for d in found if d.status in ("starting", "serving")]
+    if not model:
+        raise DeployError("name deployments by id, or a model (and optionally a version)")
+    return [d for d in registry.deployments(model)
+            if (version is None or d.detail.get("version") == version) and (target is None or d.target == target)]

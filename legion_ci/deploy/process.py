@@ -1,8 +1,13 @@
-"""Model-server processes on this machine: start, health-check, stop (only processes we started)."""
+"""legion-ci processes on this machine (model servers, the router): start detached, health-check, stop.
+
+Only processes we started are ever signalled: a PID is checked against its command line first, so a
+PID the kernel reused for something else is left alone.
+"""
 
 from __future__ import annotations
 
 import os
+import re
 import signal
 import socket
 import subprocess
@@ -16,6 +21,8 @@ import httpx
 from legion_ci.errors import DeployError
 
 READY_TIMEOUT = 60.0
+LABELS = {"serve": "model server", "router": "router"}
+ANNOUNCE = re.compile(r"listening on (http://[^\s]+)")
 
 
 def free_port() -> int:
@@ -24,30 +31,69 @@ def free_port() -> int:
         return int(sock.getsockname()[1])
 
 
-def start_server(artifact_path: str, log_path: Path, env: dict[str, str], extra_args: list[str],
-                 port: int | None = None) -> dict[str, Any]:
-    """Start `legion-ci serve` detached from us; returns {url, pid, port} once it answers ready."""
-    port = port or free_port()
+def port_free(host: str, port: int) -> bool:
+    with socket.socket() as sock:
+        try:
+            sock.bind((host, port))
+        except OSError:
+            return False
+        return True
+
+
+def spawn(command: list[str], log_path: Path, env: dict[str, str], timeout: float = READY_TIMEOUT) -> dict[str, Any]:
+    """Start `python -m legion_ci COMMAND...` in its own session, its output appended to `log_path`;
+    returns {url, pid, port, log} once it prints `listening on URL` (it need not be ready yet)."""
+    kind = LABELS.get(command[0], command[0])
     log_path.parent.mkdir(parents=True, exist_ok=True)
+    offset = log_path.stat().st_size if log_path.exists() else 0
     with log_path.open("ab") as log:
         proc = subprocess.Popen(
-            [sys.executable, "-m", "legion_ci", "serve", artifact_path, "--host", "127.0.0.1", "--port", str(port),
-             *extra_args],
-            stdout=log, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env={**os.environ, **env},
-            start_new_session=True,
+            [sys.executable, "-m", "legion_ci", *command], stdout=log, stderr=subprocess.STDOUT,
+            stdin=subprocess.DEVNULL, env={**os.environ, **env}, start_new_session=True,
         )
-    url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + READY_TIMEOUT
+    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
+        text = _read_from(log_path, offset)
+        found = ANNOUNCE.search(text)
+        if found:
+            url = found[1].rstrip("/")
+            return {"url": url, "pid": proc.pid, "port": int(url.rsplit(":", 1)[1]), "log": str(log_path)}
         if proc.poll() is not None:
-            tail = "\n".join(log_path.read_text(errors="replace").splitlines()[-10:])
-            raise DeployError(f"model server exited with status {proc.returncode} before it was ready "
+            tail = "\n".join(text.splitlines()[-10:])
+            raise DeployError(f"{kind} exited with status {proc.returncode} before it listened "
                               f"(log {log_path}):\n{tail}")
+        time.sleep(0.05)
+    stop_pid(proc.pid, command[0])
+    raise DeployError(f"{kind} did not start listening within {timeout:.0f}s (log {log_path})")
+
+
+def _read_from(path: Path, offset: int) -> str:
+    with path.open("rb") as fh:
+        fh.seek(offset)
+        return fh.read().decode(errors="replace")
+
+
+def start_server(artifact_path: str, log_path: Path, env: dict[str, str], extra_args: list[str],
+                 port: int = 0) -> dict[str, Any]:
+    """Start `legion-ci serve` on 127.0.0.1 (port 0: any free one) and wait until it answers ready."""
+    endpoint = spawn(["serve", str(artifact_path), "--host", "127.0.0.1", "--port", str(port), *extra_args],
+                     log_path, env)
+    wait_ready(endpoint)
+    return endpoint
+
+
+def wait_ready(endpoint: dict[str, Any], command: str = "serve", timeout: float = READY_TIMEOUT) -> None:
+    """Wait until the process answers /health/ready; stop it and raise DeployError if it never does."""
+    pid, url, kind = int(endpoint["pid"]), str(endpoint["url"]), LABELS.get(command, command)
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
         if ready(url):
-            return {"url": url, "pid": proc.pid, "port": port, "log": str(log_path)}
+            return
+        if not ours(pid, command):
+            raise DeployError(f"{kind} {url} (pid {pid}) exited before it was ready (log {endpoint.get('log')})")
         time.sleep(0.1)
-    stop_pid(proc.pid)
-    raise DeployError(f"model server on {url} was not ready after {READY_TIMEOUT:.0f}s (log {log_path})")
+    stop_pid(pid, command)
+    raise DeployError(f"{kind} on {url} was not ready after {timeout:.0f}s (log {endpoint.get('log')})")
 
 
 def ready(url: str, timeout: float = 2.0) -> bool:
@@ -57,38 +103,44 @@ def ready(url: str, timeout: float = 2.0) -> bool:
         return False
 
 
-def ours(pid: int) -> bool:
-    """True when `pid` is alive and is a legion-ci model server (guards against reused PIDs)."""
+def ours(pid: int, command: str = "serve") -> bool:
+    """True when `pid` is alive and runs `legion_ci COMMAND` (guards against reused PIDs)."""
     try:
         cmdline = Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")
-    except OSError:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except (OSError, IndexError):
         return False
-    return b"legion_ci" in cmdline and b"serve" in cmdline
+    if state == "Z" or b"legion_ci" not in cmdline:
+        return False
+    at = cmdline.index(b"legion_ci")
+    return cmdline[at + 1:at + 2] == [command.encode()]
 
 
 def alive(endpoint: dict[str, Any]) -> bool:
-    return ours(int(endpoint["pid"])) and ready(endpoint["url"])
+    return ours(int(endpoint["pid"])) and ready(str(endpoint["url"]))
 
 
-def stop_pid(pid: int, grace: float = 10.0) -> None:
-    """SIGTERM, wait for the server to drain, then SIGKILL."""
-    if not ours(pid):
-        return
+def stop_pid(pid: int, command: str = "serve", grace: float = 20.0) -> bool:
+    """SIGTERM (the server finishes its in-flight requests), wait, then SIGKILL; False if not ours."""
+    if not ours(pid, command):
+        _reap(pid)
+        return False
     try:
         os.killpg(pid, signal.SIGTERM)
     except ProcessLookupError:
-        return
+        return False
     deadline = time.monotonic() + grace
     while time.monotonic() < deadline:
-        if not ours(pid):
-            return
         _reap(pid)
+        if not ours(pid, command):
+            return True
         time.sleep(0.05)
     try:
         os.killpg(pid, signal.SIGKILL)
     except ProcessLookupError:
         pass
     _reap(pid)
+    return True
 
 
 def _reap(pid: int) -> None:

@@ -30,7 +30,7 @@ class JobKind:
 
 JOB_KINDS: tuple[JobKind, ...] = (
     JobKind("push", "pipeline", "model.Jenkinsfile.j2", "Jenkinsfile", "push"),
-    JobKind("retrain", "retrain", "retrain.Jenkinsfile.j2", "Jenkinsfile.retrain", "cron"),
+    JobKind("retrain", "retrain", "retrain.Jenkinsfile.j2", "retrain.Jenkinsfile", "cron"),
 )
 
 
@@ -131,3 +131,6 @@ def flow_stages(flow_name: str) -> tuple[Stage, ...]:
     if flow_name not in FLOWS:
         raise KeyError(f"no flow {flow_name!r} (flows: {', '.join(FLOWS)})")
     return flow(flow_name)
+
+
+PARAM_NAMES = ("LEGION_TARGET", "LEGION_TRAFFIC_WEIGHT", "LEGION_SKIP_PERF_REASON", "LEGION_FORCE_REASON")

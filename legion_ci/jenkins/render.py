@@ -248,7 +248,7 @@ def render_platform(options: RenderOptions, repo_root: Path, env: jinja2.Environ
     env = env or environment()
     out = Rendered()
     params = jobs.platform_parameters()
-    out.files[f"{jobs.PLATFORM_JOB}/Jenkinsfile"] = env.get_template("platform.Jenkinsfile.j2").render(
+    out.files[f"{jobs.PLATFORM_JOB}/platform.Jenkinsfile"] = env.get_template("platform.Jenkinsfile.j2").render(
         params=params, credentials=jobs.PLATFORM_CREDENTIALS, timeout_minutes=TIMEOUT_MINUTES,
     )
     scm = {"url": _scm_url(options, repo_root), "branch": options.scm_branch,

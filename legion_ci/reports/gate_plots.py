@@ -42,7 +42,7 @@ def confusion_matrix_svg(y_true: Sequence[object], y_pred: Sequence[object], lab
         for spine in ax.spines.values():
             spine.set_visible(False)
         accuracy = np.trace(matrix) / max(matrix.sum(), 1)
-        ax.set_title(f"Confusion matrix · {int(matrix.sum())} held-out rows · accuracy {accuracy:.3f}", loc="left")
+        ax.set_title(f"Confusion matrix · accuracy {accuracy:.3f}", loc="left")
         return to_svg(fig, "confusion")
 
 
@@ -128,17 +128,19 @@ def metrics_bar_svg(candidate: Mapping[str, float], production: Mapping[str, flo
                 names.append(production_label)
                 values.append(production[metric])
                 colors.append(PRODUCTION)
-            positions = np.arange(len(values))[::-1]
+            positions = np.arange(len(values))[::-1] + (2 - len(values))
+            ax.set_axisbelow(True)
             for pos, value, color, label in zip(positions, values, colors, names):
-                ax.barh(pos, value, color=color, height=0.62, gid=f"data-{metric}-{label.split()[0]}")
+                ax.barh(pos, value, color=color, height=0.6, gid=f"data-{metric}-{label.split()[0]}")
                 ax.text(value, pos, f" {value:.3f}", va="center", ha="left", fontsize=8, color=INK)
             bound = thresholds.get(metric)
             top = max(values)
             for limit in (bound.min, bound.max) if bound else ():
                 if limit is not None:
-                    ax.axvline(limit, color=BOUND, linestyle="--", linewidth=1.2)
+                    ax.axvline(limit, color=BOUND, linestyle="--", linewidth=1.4, zorder=5)
                     top = max(top, limit)
             ax.set_xlim(0, top * 1.32 if top > 0 else 1)
+            ax.set_ylim(-0.6, 1.6)
             ax.set_yticks(positions, names)
             ax.tick_params(axis="y", length=0)
             ax.grid(axis="y", visible=False)

@@ -1,27 +1,129 @@
-"""Stage gate: nothing is deployed that misses a threshold or regresses against production."""
+"""Stage gate: nothing is deployed that misses a threshold, fails its own tests, regresses against
+production or changes its input schema unannounced. Reports land in the run's gate/ folder either way."""
 
 from __future__ import annotations
 
-from legion_ci.artifact import Artifact, write_json_atomic
-from legion_ci.errors import StageFailed
-from legion_ci.gate import comparison_check, threshold_checks
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from legion_ci.artifact import Artifact
+from legion_ci.data import load_dataset
+from legion_ci.errors import LegionError, StageFailed
+from legion_ci.gate import (
+    Check, comparison_check, evaluate_both, load_holdout, nan_check, schema_check, threshold_checks,
+)
+from legion_ci.reports.gate_report import GateEvidence, write_gate_reports
+from legion_ci.reports.model import ReportHead, headline
 from legion_ci.stages.base import StageContext, StageResult
+from legion_ci.testing.runner import run_model_tests
+
+TITLE = "Quality gate"
 
 
 def run(ctx: StageContext) -> StageResult:
     spec = ctx.loaded.spec
+    clock = time.monotonic()
     candidate = ctx.candidate_artifact
     production_record = ctx.registry.alias(spec.name, "production")
     production = Artifact.open(production_record.path) if production_record else None
-    checks = threshold_checks(spec.gate, candidate.metrics)
-    comparison, _ = comparison_check(spec.gate, candidate, production, require_improvement=ctx.run.flow == "retrain")
-    checks.append(comparison)
-    failed = [c for c in checks if not c.passed]
-    write_json_atomic(ctx.stage_dir() / "summary.json",
-                      {"passed": not failed, "checks": [c.as_dict() for c in checks], "candidate": candidate.id})
+    prod_label = f"production {production.version} ({production.id[:8]})" if production else None
+    folder = ctx.stage_dir()
+    checks: list[Check] = []
+    evidence: GateEvidence | None = None
+
+    def head(status: str, line: str, forced: str | None = None) -> ReportHead:
+        return ReportHead("gate", TITLE, candidate.name, candidate.version, candidate.id, ctx.run.id, status,  # type: ignore[arg-type]
+                          line, forced, time.monotonic() - clock)
+
+    try:
+        checks += data_checks(ctx, candidate, production, prod_label)
+        cand_metrics, prod_metrics = evaluate_both(candidate, production)
+        checks += threshold_checks(spec.gate, {**candidate.metrics, **cand_metrics})
+        tests = run_model_tests(ctx.model_dir, spec.gate.tests, candidate.path,
+                                production.path if production else None, folder,
+                                required="tests" in (ctx.loaded.raw.get("gate") or {}))
+        checks += tests.checks
+        comparison, _ = comparison_check(spec.gate, candidate, production, ctx.run.flow == "retrain",
+                                         metrics=(cand_metrics, prod_metrics))
+        checks.append(comparison)
+        evidence = _evidence(candidate, cand_metrics, prod_metrics, prod_label, spec.gate.thresholds)
+    except LegionError as exc:
+        write_gate_reports(folder, head("error", exc.message), checks, evidence, _facts(ctx, candidate, prod_label),
+                           {"flow": ctx.run.flow}, error=exc.message)
+        raise
+
     for check in checks:
-        ctx.log(f"{'PASS' if check.passed else 'FAIL'} {check.name}: {check.message}")
-    if failed:
-        raise StageFailed("gate", "; ".join(c.message for c in failed),
-                          {"checks": [c.as_dict() for c in checks]})
-    return StageResult("passed", f"{len(checks)} checks passed", {"checks": len(checks)})
+        ctx.log(f"{check.verdict.upper():7} {check.name}: {check.message}")
+    failed = [c for c in checks if not c.passed]
+    reason = headline(checks, "checks")
+    forced = ctx.options.force_reason if failed else None
+    status = "forced" if forced else "failed" if failed else "passed"
+    extra = {"flow": ctx.run.flow, "production": prod_label}
+    reports = write_gate_reports(folder, head(status, reason, forced), checks, evidence,
+                                 _facts(ctx, candidate, prod_label), extra)
+    outputs: dict[str, Any] = {"checks": len(checks), "failed": [c.as_dict() for c in failed], "reports": reports,
+                               "forced": forced is not None, "force_reason": forced, "candidate": candidate.id}
+    for name, path in reports.items():
+        ctx.log(f"{name}: {path}")
+    if failed and not forced:
+        raise StageFailed("gate", reason, {"checks": [c.as_dict() for c in checks], "reports": reports})
+    if forced:
+        ctx.log(f"FORCED: the gate failed ({len(failed)} check(s)) and was overridden: {forced}")
+        return StageResult("passed", f"FORCED: {forced} (the gate failed: {reason})", outputs)
+    return StageResult("passed", reason, outputs)
+
+
+def data_checks(ctx: StageContext, candidate: Artifact, production: Artifact | None,
+                prod_label: str | None) -> list[Check]:
+    """The input schema against production's, and the training data for NaN/inf."""
+    spec = ctx.loaded.spec
+    dataset = load_dataset(spec.train, ctx.model_dir, [Path(p) for p in ctx.options.extra_data])
+    frame = dataset.features.assign(**{str(dataset.target.name or "target"): dataset.target})
+    return [schema_check(spec.gate, candidate.schema, production.schema if production else None,
+                         prod_label or "production"),
+            nan_check(spec.gate, frame, dataset.source)]
+
+
+def _evidence(candidate: Artifact, cand_metrics: dict[str, float], prod_metrics: dict[str, float] | None,
+              prod_label: str | None, thresholds: Any) -> GateEvidence:
+    x, y = load_holdout(candidate)
+    model = candidate.model
+    predicted = model.predict(x)
+    proba = model.predict_proba(x) if candidate.task == "classification" and hasattr(model, "predict_proba") else None
+    classes: list[Any] = []
+    if candidate.task == "classification":
+        known = list(getattr(model, "classes_", []))
+        classes = known + [c for c in np.unique(np.asarray(y)).tolist() if c not in known]
+    logged = {k: v for k, v in candidate.metrics.items() if k in candidate.manifest.get("logged_metrics", [])}
+    return GateEvidence(candidate.task, np.asarray(y).tolist(), np.asarray(predicted).tolist(),
+                        proba if proba is not None and len(classes) == proba.shape[1] else None,
+                        [c.item() if hasattr(c, "item") else c for c in classes], cand_metrics, logged,
+                        prod_metrics, prod_label, dict(thresholds))
+
+
+def _facts(ctx: StageContext, art: Artifact, prod_label: str | None) -> list[tuple[str, str]]:
+    from html import escape
+
+    m = art.manifest
+    git = m.get("git") or {}
+    commit = git.get("commit") or "not in git"
+    if git.get("dirty"):
+        commit += " (uncommitted changes)"
+    return [
+        ("model", escape(f"{art.name} {art.version}")),
+        ("artifact", escape(f"{art.id} · {art.path}")),
+        ("estimator", escape(str(m.get("estimator", "?")))),
+        ("task", escape(art.task)),
+        ("trained", escape(str(m.get("created_at", "?")))),
+        ("commit", escape(commit)),
+        ("data", escape(f"{(m.get('data') or {}).get('source', '?')} · sha256 {str(m.get('data_fingerprint', ''))[:16]}")),
+        ("params", escape(json.dumps(m.get("params", {}), sort_keys=True))),
+        ("production", escape(prod_label or "none yet")),
+        ("run", escape(f"{ctx.run.id} ({ctx.run.flow} flow)")),
+        ("model tests", '<a href="model-tests.log">model-tests.log</a> · <a href="model-tests.xml">pytest JUnit</a>'
+         if (ctx.stage_dir() / "model-tests.log").is_file() else "none run"),
+    ]

@@ -43,18 +43,25 @@ def identity(ctx: StageContext, data_fingerprint: str) -> dict[str, Any]:
 def run(ctx: StageContext) -> StageResult:
     spec = ctx.loaded.spec
     extra = [Path(p) for p in ctx.options.extra_data]
+    if ctx.run.flow == "retrain":
+        extra += feedback_data(ctx)
     dataset = load_dataset(spec.train, ctx.model_dir, extra)
     ident = identity(ctx, dataset.fingerprint)
     aid = artifact_id(ident)
     existing = _reusable(ctx, spec.name, aid)
     if existing is not None:
+        production = ctx.registry.alias(spec.name, "production")
+        halt = None
+        if ctx.run.flow == "retrain" and production is not None and production.id == existing.id:
+            halt = "no new data or code since production was trained; nothing to retrain"
         return StageResult("passed", f"reused artifact {aid} (same commit, source, data, params and seed)",
-                           {"version_id": existing.id, "artifact_id": aid, "path": existing.path, "reused": True})
+                           {"version_id": existing.id, "artifact_id": aid, "path": existing.path, "reused": True},
+                           halt=halt)
 
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{aid}-", dir=_store(ctx, spec.name)))
     try:
         _train(ctx, staging, extra)
-        manifest = _manifest(ctx, staging, ident, aid, dataset.fingerprint, dataset.source)
+        manifest = _manifest(ctx, staging, ident, aid, dataset.fingerprint, dataset.source, extra)
         parts = split(dataset, spec.train)
         holdout = parts.x_test.copy()
         holdout["target"] = parts.y_test.to_numpy()
@@ -71,6 +78,25 @@ def run(ctx: StageContext) -> StageResult:
     verb = "registered" if created else "already registered"
     return StageResult("passed", f"{verb} {spec.name} {spec.version} artifact {aid}: {metrics}",
                        {"version_id": version.id, "artifact_id": aid, "path": str(art.path), "reused": not created})
+
+
+def feedback_data(ctx: StageContext) -> list[Path]:
+    """Ground truth captured since the model's newest version, exported once per run (a rerun of the
+    stage reads the same file, so it trains on the same rows)."""
+    from legion_ci.feedback import export_feedback
+
+    out = ctx.stage_dir() / "feedback.csv"
+    if not out.is_file():
+        versions = ctx.registry.versions(ctx.loaded.spec.name)
+        since = datetime.fromisoformat(versions[-1].created_at) if versions else None
+        try:
+            rows = export_feedback(ctx.settings, ctx.loaded.spec.name, since, out)
+        except NotFoundError:
+            rows = 0
+            out.write_text("")
+        ctx.log(f"feedback since {since.isoformat() if since else 'the start'}: {rows} labelled row(s)")
+    has_rows = out.stat().st_size > 0 and len(out.read_text().splitlines()) > 1
+    return [out] if has_rows else []
 
 
 def _store(ctx: StageContext, name: str) -> Path:
@@ -125,7 +151,7 @@ def _train(ctx: StageContext, staging: Path, extra: list[Path]) -> None:
 
 
 def _manifest(ctx: StageContext, staging: Path, ident: dict[str, Any], aid: str, fingerprint: str,
-              source: str) -> dict[str, Any]:
+              source: str, extra: list[Path]) -> dict[str, Any]:
     spec = ctx.loaded.spec
     exported = json.loads((staging / EXPORT_FILE).read_text())
     logged_file = staging / METRICS_FILE
@@ -139,7 +165,7 @@ def _manifest(ctx: StageContext, staging: Path, ident: dict[str, Any], aid: str,
         "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
         "git": lineage.git_info(ctx.model_dir),
         "source_fingerprint": ident["source"],
-        "data": {"source": source, "fingerprint": fingerprint, "extra": list(ctx.options.extra_data)},
+        "data": {"source": source, "fingerprint": fingerprint, "extra": [str(p) for p in extra]},
         "data_fingerprint": fingerprint,
         "params": spec.train.params,
         "seed": spec.train.seed,

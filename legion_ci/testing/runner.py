@@ -47,7 +47,9 @@ def run_model_tests(model_dir: Path, tests: str, artifact: Path, production: Pat
                str(folder), f"--junitxml={junit}", "-o", "junit_family=xunit1", "-o", "junit_logging=no",
                f"--rootdir={model_dir}", "-rfEs", *_config_args(model_dir, folder, out_dir)]
     env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k not in (ENV_ARTIFACT, ENV_PRODUCTION)}
-    env.update({ENV_ARTIFACT: str(artifact), "PYTHONDONTWRITEBYTECODE": "1",
+    # Installed pytest plugins are not auto-loaded: they cost seconds and a model's tests should not depend on
+    # whatever happens to be installed; the model's own pytest.ini can name one with `addopts = -p NAME`.
+    env.update({ENV_ARTIFACT: str(artifact), "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
                 "PYTHONPATH": os.pathsep.join(p for p in (str(model_dir), env.get("PYTHONPATH", "")) if p)})
     if production is not None:
         env[ENV_PRODUCTION] = str(production)
@@ -115,5 +117,5 @@ def parse_junit(path: Path, model_dir: Path) -> list[Check]:
             checks.append(Check("test", name, True, f"skipped: {skipped.get('message') or 'skipped'}", skipped=True,
                                 seconds=seconds))
         else:
-            checks.append(Check("test", name, True, f"{name} passed", seconds=seconds))
+            checks.append(Check("test", name, True, f"passed in {seconds:.2f}s", seconds=seconds))
     return checks

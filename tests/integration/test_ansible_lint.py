@@ -187,7 +187,7 @@ class StandIn:
     def calls(self, verb: str) -> list[list[str]]:
         return [c for c in self.commands() if c and c[0] == verb]
 
-    def play(self, playbook: str, fail: str = "", **extra_vars: Any) -> subprocess.CompletedProcess[str]:
+    def play(self, playbook: str, extra_vars: dict[str, Any], fail: str = "") -> subprocess.CompletedProcess[str]:
         """Run ansible/playbooks/kubernetes/<playbook>.yml with extra vars; fail='upgrade' makes upgrades fail."""
         env = _env(FAKE_HELM_STATE=str(self.state), FAKE_HELM_FAIL=fail)
         env["PATH"] = f"{self.helm.parent}{os.pathsep}{env['PATH']}"
@@ -206,6 +206,7 @@ MODEL = {
     "legion_replicas": 2,
     "legion_jwt_existing_secret": "legion-jwt",
 }
+WHICH = {"legion_model_name": "iris", "legion_model_version": "1.2.0"}
 
 
 @pytest.fixture
@@ -216,7 +217,7 @@ def helm(tmp_path: Path) -> StandIn:
 
 
 def test_deploy_installs_the_release_named_after_model_and_version(helm: StandIn) -> None:
-    run = helm.play("deploy", **MODEL)
+    run = helm.play("deploy", MODEL)
     assert run.returncode == 0, run.stdout + run.stderr
     (revision,) = helm.releases()[RELEASE]
     assert revision["status"] == "deployed" and revision["namespace"] == "legion"
@@ -230,16 +231,16 @@ def test_deploy_installs_the_release_named_after_model_and_version(helm: StandIn
 
 
 def test_deploy_rerun_with_the_same_inputs_changes_nothing(helm: StandIn) -> None:
-    assert helm.play("deploy", **MODEL).returncode == 0
-    run = helm.play("deploy", **MODEL)
+    assert helm.play("deploy", MODEL).returncode == 0
+    run = helm.play("deploy", MODEL)
     assert run.returncode == 0, run.stdout + run.stderr
     assert len(helm.calls("upgrade")) == 1
     assert len(helm.releases()[RELEASE]) == 1
 
 
 def test_failed_upgrade_rolls_back_to_the_revision_that_was_serving(helm: StandIn) -> None:
-    assert helm.play("deploy", **MODEL).returncode == 0
-    run = helm.play("deploy", fail="upgrade", **{**MODEL, "legion_image_tag": "broken"})
+    assert helm.play("deploy", MODEL).returncode == 0
+    run = helm.play("deploy", {**MODEL, "legion_image_tag": "broken"}, fail="upgrade")
     assert run.returncode != 0
     assert "Rolled back to revision 1, which is serving again" in run.stdout
     (rollback,) = helm.calls("rollback")
@@ -251,7 +252,7 @@ def test_failed_upgrade_rolls_back_to_the_revision_that_was_serving(helm: StandI
 
 
 def test_failed_first_install_removes_the_release(helm: StandIn) -> None:
-    run = helm.play("deploy", fail="upgrade", **MODEL)
+    run = helm.play("deploy", MODEL, fail="upgrade")
     assert run.returncode != 0
     assert "It was a first install; the release was removed" in run.stdout
     assert helm.calls("rollback") == []
@@ -260,23 +261,23 @@ def test_failed_first_install_removes_the_release(helm: StandIn) -> None:
 
 
 def test_values_the_chart_refuses_fail_the_deploy_naming_the_value(helm: StandIn) -> None:
-    run = helm.play("deploy", **{**MODEL, "legion_chart_values": {"service": {"type": "Ingress"}}})
+    run = helm.play("deploy", {**MODEL, "legion_chart_values": {"service": {"type": "Ingress"}}})
     assert run.returncode != 0
     assert "/service/type" in run.stdout
     assert helm.releases() == {}
 
 
 def test_release_name_too_long_for_helm_is_refused_before_any_helm_call(helm: StandIn) -> None:
-    run = helm.play("deploy", **{**MODEL, "legion_model_name": "a-very-long-model-name-for-a-very-long-project"})
+    run = helm.play("deploy", {**MODEL, "legion_model_name": "a-very-long-model-name-for-a-very-long-project"})
     assert run.returncode != 0
     assert "is longer than 53 characters" in run.stdout
     assert helm.commands() == []
 
 
 def test_rollback_playbook_goes_back_one_revision(helm: StandIn) -> None:
-    assert helm.play("deploy", **MODEL).returncode == 0
-    assert helm.play("deploy", **{**MODEL, "legion_replicas": 4}).returncode == 0
-    run = helm.play("rollback", legion_model_name="iris", legion_model_version="1.2.0")
+    assert helm.play("deploy", MODEL).returncode == 0
+    assert helm.play("deploy", {**MODEL, "legion_replicas": 4}).returncode == 0
+    run = helm.play("rollback", WHICH)
     assert run.returncode == 0, run.stdout + run.stderr
     revisions = helm.releases()[RELEASE]
     assert [r["values"]["replicaCount"] for r in revisions] == [2, 4, 2]
@@ -284,9 +285,9 @@ def test_rollback_playbook_goes_back_one_revision(helm: StandIn) -> None:
 
 
 def test_undeploy_removes_the_release_and_is_safe_to_rerun(helm: StandIn) -> None:
-    assert helm.play("deploy", **MODEL).returncode == 0
+    assert helm.play("deploy", MODEL).returncode == 0
     for _ in range(2):
-        run = helm.play("undeploy", legion_model_name="iris", legion_model_version="1.2.0")
+        run = helm.play("undeploy", WHICH)
         assert run.returncode == 0, run.stdout + run.stderr
     assert helm.releases() == {}
     assert len(helm.calls("uninstall")) == 1

@@ -1,0 +1,83 @@
+"""Packaging settings in one place. Precedence: default < environment < arguments."""
+
+from __future__ import annotations
+
+import os
+import re
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+from legion_ci.errors import ConfigError
+
+DEFAULT_BASE_IMAGE = "python:3.11-slim"
+DEFAULT_NAMESPACE = "legion"
+# host[:port][/path]: a registry address as Docker writes it in an image reference (no scheme, no user).
+REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9](@sha256:[0-9a-f]{64})?$", re.IGNORECASE)
+
+ENV_BASE_IMAGE = "LEGION_BASE_IMAGE"
+ENV_REGISTRY = "LEGION_IMAGE_REGISTRY"
+ENV_SOURCE_URL = "LEGION_SOURCE_URL"
+ENV_CA_BUNDLE = "LEGION_BUILD_CA_BUNDLE"
+ENV_PIP_INDEX = "LEGION_PIP_INDEX_URL"
+ENV_WHEEL = "LEGION_CI_WHEEL"
+ENV_USER = "LEGION_REGISTRY_USER"
+ENV_PASSWORD = "LEGION_REGISTRY_PASSWORD"  # noqa: S105 - the variable's name, not a secret
+
+
+@dataclass(frozen=True)
+class PackageOptions:
+    """How an artifact becomes an image. Registry credentials are not here: they are read from the
+    environment at push time only, so they cannot reach a log, a label or a file."""
+
+    base_image: str = DEFAULT_BASE_IMAGE
+    registry: str | None = None
+    namespace: str = DEFAULT_NAMESPACE
+    push: bool = True
+    source_url: str | None = None
+    ca_bundle: Path | None = None  # PEM file trusted by pip in the build stage only (a TLS-inspecting proxy)
+    pip_index_url: str | None = None  # pip's index in the build stage only (a PyPI mirror)
+    wheel: Path | None = None  # a prebuilt legion-ci wheel; default: built from this source tree
+
+    @classmethod
+    def from_env(cls, **overrides: object) -> "PackageOptions":
+        """LEGION_BASE_IMAGE, LEGION_IMAGE_REGISTRY, LEGION_SOURCE_URL (else Jenkins' GIT_URL),
+        LEGION_BUILD_CA_BUNDLE (else PIP_CERT), LEGION_PIP_INDEX_URL (else PIP_INDEX_URL), LEGION_CI_WHEEL."""
+        env = os.environ
+        ca = env.get(ENV_CA_BUNDLE) or env.get("PIP_CERT") or None
+        index = env.get(ENV_PIP_INDEX) or env.get("PIP_INDEX_URL") or None
+        options = cls(
+            base_image=env.get(ENV_BASE_IMAGE) or DEFAULT_BASE_IMAGE,
+            registry=(env.get(ENV_REGISTRY) or "").strip().rstrip("/") or None,
+            source_url=env.get(ENV_SOURCE_URL) or env.get("GIT_URL") or None,
+            ca_bundle=Path(ca) if ca else None,
+            pip_index_url=index if index and index.startswith(("http://", "https://")) else None,
+            wheel=Path(env[ENV_WHEEL]) if env.get(ENV_WHEEL) else None,
+        )
+        options = replace(options, **{k: v for k, v in overrides.items() if v is not None})
+        options.check()
+        return options
+
+    def check(self) -> None:
+        """Refuse values Docker would refuse later, naming the variable and what is expected."""
+        if self.registry is not None and not REGISTRY.match(self.registry):
+            raise ConfigError(f"{ENV_REGISTRY}={self.registry!r} is not a registry address "
+                              "(expected host[:port][/path] without a scheme or credentials, e.g. 127.0.0.1:5000)")
+        if not IMAGE_REF.match(self.base_image):
+            raise ConfigError(f"{ENV_BASE_IMAGE}={self.base_image!r} is not an image reference "
+                              "(expected e.g. python:3.11-slim or registry.example.com/base/python:3.11)")
+        if self.ca_bundle is not None and not self.ca_bundle.is_file():
+            raise ConfigError(f"{ENV_CA_BUNDLE}: {str(self.ca_bundle)!r} is not a file (expected a PEM CA bundle)")
+        if self.wheel is not None and not (self.wheel.is_file() and self.wheel.suffix == ".whl"):
+            raise ConfigError(f"{ENV_WHEEL}: {str(self.wheel)!r} is not a wheel file (expected legion_ci-*.whl)")
+
+
+def registry_auth() -> dict[str, str] | None:
+    """Credentials for the push, from LEGION_REGISTRY_USER / LEGION_REGISTRY_PASSWORD (both or neither)."""
+    user, password = os.environ.get(ENV_USER), os.environ.get(ENV_PASSWORD)
+    if not user and not password:
+        return None
+    if not (user and password):
+        missing = ENV_PASSWORD if user else ENV_USER
+        raise ConfigError(f"{missing} is not set: registry credentials need both {ENV_USER} and {ENV_PASSWORD}")
+    return {"username": user, "password": password}

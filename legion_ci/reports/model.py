@@ -1,0 +1,51 @@
+"""What every report states first: which stage, for which candidate, with what verdict and why."""
+
+from __future__ import annotations
+
+from dataclasses import asdict, dataclass, field
+from datetime import datetime, timezone
+from typing import Any, Literal
+
+from legion_ci.gate import Check
+
+ReportStatus = Literal["passed", "failed", "forced", "skipped", "error"]
+
+
+@dataclass(frozen=True)
+class ReportHead:
+    """The verdict of one stage run and the candidate it is about."""
+
+    stage: str  # "gate" or "perf"
+    title: str
+    model: str
+    version: str
+    artifact_id: str
+    run_id: str
+    status: ReportStatus
+    headline: str  # the reason, first: why it failed, or what passed
+    forced_reason: str | None = None
+    seconds: float | None = None
+    generated_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+
+    @property
+    def label(self) -> str:
+        return f"{self.model} {self.version} ({self.artifact_id[:8]})"
+
+    def as_dict(self) -> dict[str, Any]:
+        return asdict(self)
+
+
+def headline(checks: list[Check], what: str) -> str:
+    """The reason first: the failed checks' messages, or how many checks passed."""
+    failed = [c for c in checks if not c.passed]
+    if failed:
+        more = f" (and {len(failed) - 1} more failed check{'s' if len(failed) > 2 else ''})" if len(failed) > 1 else ""
+        return failed[0].message + more
+    ran = [c for c in checks if not c.skipped]
+    skipped = len(checks) - len(ran)
+    return f"all {len(ran)} {what} passed" + (f", {skipped} skipped" if skipped else "")
+
+
+def counts(checks: list[Check]) -> dict[str, int]:
+    return {"total": len(checks), "passed": sum(c.passed and not c.skipped for c in checks),
+            "failed": sum(not c.passed for c in checks), "skipped": sum(c.skipped for c in checks)}

@@ -1,0 +1,132 @@
+"""The router of one LEGION_HOME: started by the first deploy, reused by the next, found by its state file.
+
+$LEGION_HOME/router/router.json holds {url, pid, port, host, log, started_at}. The router keeps its port
+across restarts (the stable URL clients call), unless that port has been taken in the meantime.
+"""
+
+from __future__ import annotations
+
+import fcntl
+import json
+import os
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
+from dataclasses import asdict, dataclass
+from pathlib import Path
+from typing import Any
+
+from legion_ci.artifact import write_json_atomic
+from legion_ci.config import Settings
+from legion_ci.deploy.process import ours, port_free, ready, spawn, stop_pid, wait_ready
+from legion_ci.errors import ConfigError, DeployError
+
+DEFAULT_PORT = 8000
+ENV_PORT = "LEGION_ROUTER_PORT"
+
+
+@dataclass(frozen=True)
+class RouterInfo:
+    url: str
+    pid: int
+    port: int
+    host: str
+    log: str
+    started_at: float
+
+
+def state_dir(settings: Settings) -> Path:
+    return settings.home / "router"
+
+
+def state_file(settings: Settings) -> Path:
+    return state_dir(settings) / "router.json"
+
+
+def read_state(settings: Settings) -> RouterInfo | None:
+    try:
+        return RouterInfo(**json.loads(state_file(settings).read_text()))
+    except (OSError, ValueError, TypeError):
+        return None
+
+
+def running(settings: Settings) -> RouterInfo | None:
+    """The router of this home when its process is alive and answers ready."""
+    info = read_state(settings)
+    if info is not None and ours(info.pid, "router") and ready(info.url):
+        return info
+    return None
+
+
+@contextmanager
+def _locked(settings: Settings) -> Iterator[None]:
+    folder = state_dir(settings)
+    folder.mkdir(parents=True, exist_ok=True)
+    with (folder / ".lock").open("w") as fh:
+        fcntl.flock(fh, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(fh, fcntl.LOCK_UN)
+
+
+def requested_port(port: int | None) -> int | None:
+    """--port, else LEGION_ROUTER_PORT, else None (choose)."""
+    if port is not None:
+        return port
+    raw = os.environ.get(ENV_PORT)
+    if not raw:
+        return None
+    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
+        raise ConfigError(f"{ENV_PORT}={raw!r} is not a port (expected a number from 0 to 65535)")
+    return int(raw)
+
+
+def ensure(settings: Settings, host: str = "127.0.0.1", port: int | None = None) -> tuple[RouterInfo, bool]:
+    """The running router of this home, or a new one started detached; returns (info, started)."""
+    wanted = requested_port(port)
+    with _locked(settings):
+        info = running(settings)
+        if info is not None:
+            if wanted not in (None, 0, info.port):
+                raise ConfigError(f"the router of {settings.home} already listens on {info.url}, not port {wanted}; "
+                                  "stop it first with `legion-ci router stop`")
+            return info, False
+        previous = read_state(settings)
+        candidates = [wanted] if wanted is not None else [
+            p for p in ((previous.port if previous else None), DEFAULT_PORT) if p and port_free(host, p)] + [0]
+        error: DeployError | None = None
+        for candidate in candidates:
+            try:
+                return _start(settings, host, candidate or 0), True
+            except DeployError as exc:  # the port was taken between the check and the bind: try the next
+                error = exc
+        assert error is not None  # noqa: S101 - candidates is never empty
+        raise error
+
+
+def _start(settings: Settings, host: str, port: int) -> RouterInfo:
+    log = state_dir(settings) / "router.log"
+    endpoint = spawn(["router", "serve", "--host", host, "--port", str(port)], log, {"LEGION_HOME": str(settings.home)})
+    wait_ready(endpoint, "router")
+    info = RouterInfo(endpoint["url"], int(endpoint["pid"]), int(endpoint["port"]), host, str(log), time.time())
+    write_json_atomic(state_file(settings), asdict(info))
+    return info
+
+
+def stop(settings: Settings) -> RouterInfo | None:
+    """Stop this home's router (after its in-flight requests); returns what was stopped."""
+    with _locked(settings):
+        info = read_state(settings)
+        if info is None:
+            return None
+        stopped = stop_pid(info.pid, "router")
+        state_file(settings).unlink(missing_ok=True)
+        return info if stopped else None
+
+
+def status(settings: Settings) -> dict[str, Any]:
+    info = read_state(settings)
+    if info is None:
+        return {"running": False, "state_file": str(state_file(settings))}
+    return {"running": running(settings) is not None, **asdict(info)}

@@ -33,6 +33,7 @@ test: dev  ## provision system packages and services, then run every test
 lint: dev  ## ruff and mypy over the package
 	$(BIN)/ruff check legion_ci tests bench
 	$(BIN)/mypy legion_ci
+	cd ansible && ../$(BIN)/ansible-lint --offline
 
 bench: venv  ## benchmarks against peers (results as ratios)
 	bash bench/run.sh

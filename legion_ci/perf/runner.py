@@ -49,6 +49,9 @@ def run_locust(locustfile: Path, host: str, users: int, spawn_rate: float, durat
 
     out_dir.mkdir(parents=True, exist_ok=True)
     log = out_dir / "locust.log"
+    for stale in out_dir.glob("locust*"):  # a rerun must not show the last attempt's numbers
+        if stale.is_file() and stale.name != locustfile.name:
+            stale.unlink()
     argv = command(locustfile, host, users, spawn_rate, duration, out_dir)
     clean = {k: v for k, v in os.environ.items() if not k.startswith("LOCUST_")}  # no stray Locust settings
     started = time.monotonic()

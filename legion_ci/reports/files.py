@@ -2,9 +2,12 @@
 
 from __future__ import annotations
 
+import json
+import math
 import os
 import tempfile
 from pathlib import Path
+from typing import Any
 
 
 def write_text_atomic(path: Path, text: str) -> Path:
@@ -19,3 +22,22 @@ def write_text_atomic(path: Path, text: str) -> Path:
         Path(tmp).unlink(missing_ok=True)
         raise
     return path
+
+
+def _plain(value: Any) -> Any:
+    """JSON-safe: NaN and infinities become null (strict JSON has neither), numpy scalars plain numbers."""
+    if isinstance(value, dict):
+        return {str(k): _plain(v) for k, v in value.items()}
+    if isinstance(value, (list, tuple)):
+        return [_plain(v) for v in value]
+    if hasattr(value, "item") and callable(value.item):
+        value = value.item()
+    if isinstance(value, float) and not math.isfinite(value):
+        return None
+    return value
+
+
+def write_json(path: Path, data: Any) -> Path:
+    """Strict JSON (no NaN), sorted keys, written whole."""
+    return write_text_atomic(path, json.dumps(_plain(data), indent=2, sort_keys=True, default=str, allow_nan=False)
+                             + "\n")

@@ -11,11 +11,10 @@ from typing import Any
 
 import numpy as np
 
-from legion_ci.artifact import write_json_atomic
 from legion_ci.evaluate import CLASSIFIER, LOWER_IS_BETTER, REGRESSOR, better
 from legion_ci.gate import Check
 from legion_ci.reports import gate_plots, html
-from legion_ci.reports.files import write_text_atomic
+from legion_ci.reports.files import write_json, write_text_atomic
 from legion_ci.reports.junit import write_junit
 from legion_ci.reports.model import ReportHead, counts
 from legion_ci.spec import Bound
@@ -125,5 +124,5 @@ def write_gate_reports(folder: Path, head: ReportHead, checks: list[Check], evid
                "reports": {k: str(v) for k, v in paths.items()}, **extra}
     write_junit(paths["junit"], head, checks, error)
     write_text_atomic(paths["html"], render(head, checks, evidence, facts, error))
-    write_json_atomic(paths["summary"], summary)
+    write_json(paths["summary"], summary)
     return {k: str(v) for k, v in paths.items()}

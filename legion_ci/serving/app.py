@@ -221,7 +221,7 @@ class ModelApp:
         start = time.perf_counter()
         body = await read_body(scope, receive, self.options.max_body_bytes)
         query = scope.get("query_string", b"")
-        proba = bool(query) and (b"proba=true" in query or b"proba=1" in query)
+        proba = _proba_flag(query) if query else False
         rows = self.validator.invoke(parse_json(body, self.options.max_body_bytes), proba)
         predictions, probabilities = self._predict(rows)
         preds = predictions if predictions.dtype.kind in "fiub" else predictions.tolist()
@@ -324,6 +324,19 @@ class ModelApp:
 
     async def openapi_doc(self, scope: Scope, receive: Receive, rid: str) -> tuple[int, bytes, list[Any]]:
         return 200, self.openapi, []
+
+
+def _proba_flag(query: bytes) -> bool:
+    """The `proba` query parameter: true/false/1/0; anything else is refused."""
+    from urllib.parse import parse_qsl
+
+    flag = False
+    for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if key == "proba":
+            if value.lower() not in ("true", "false", "1", "0"):
+                raise InputError(f"query parameter proba: expected true or false, got {value!r:.40}")
+            flag = value.lower() in ("true", "1")
+    return flag
 
 
 def _class_datatype(classes: Any) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 from legion_ci import __version__
 from legion_ci.artifact import Artifact
 from legion_ci.serving.options import ServeOptions
+from legion_ci.serving.v2 import DATATYPES
 from legion_ci.serving.validation import NUMERIC
 
 KIND_SCHEMA = {"f": {"type": "number"}, "i": {"type": "integer"}, "b": {"type": "boolean"}, "s": {"type": "string"}}
@@ -75,7 +76,7 @@ def build_openapi(artifact: Artifact, features: list[dict[str, Any]], auth: bool
     tensor = {"type": "object", "required": ["name", "shape", "datatype", "data"],
               "properties": {"name": {"type": "string"},
                              "shape": {"type": "array", "items": {"type": "integer", "minimum": 0}},
-                             "datatype": {"type": "string"}, "data": {"type": "array"},
+                             "datatype": {"type": "string", "enum": sorted(DATATYPES)}, "data": {"type": "array"},
                              "parameters": {"type": "object"}}}
     infer_request = {"type": "object", "required": ["inputs"],
                      "properties": {"id": {"type": "string"}, "parameters": {"type": "object"},

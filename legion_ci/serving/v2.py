@@ -45,7 +45,9 @@ def _tensor(item: Any, i: int) -> dict[str, Any]:
     for key in ("name", "shape", "datatype", "data"):
         if key not in item:
             raise InputError(f"{where}: missing field {key!r}")
-    if item["datatype"] not in DATATYPES:
+    if not isinstance(item["name"], str):
+        raise InputError(f"{where}.name: expected a string, got {json_type(item['name'])}")
+    if not isinstance(item["datatype"], str) or item["datatype"] not in DATATYPES:
         raise InputError(f"{where}.datatype: {item['datatype']!r} is not a v2 datatype "
                          f"(expected one of {', '.join(sorted(DATATYPES))})")
     return item

@@ -1,0 +1,202 @@
+"""`legion-ci render`: fixture pairs (tests/fixtures/jenkins-*/input -> expected), determinism, the
+stage graph in every Jenkinsfile, escaping, and the errors a person can cause.
+
+Regenerate the expected files after an intended change with LEGION_UPDATE_FIXTURES=1.
+"""
+
+from __future__ import annotations
+
+import os
+import re
+import shutil
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from legion_ci.cli import main
+from legion_ci.errors import ConfigError, SpecError
+from legion_ci.jenkins import jobs, render
+from legion_ci.pipeline import FLOWS, STAGES
+from legion_ci.spec import load_spec
+
+ROOT = Path(__file__).resolve().parents[2]
+FIXTURES = ROOT / "tests" / "fixtures"
+CASES = sorted(p.name for p in FIXTURES.glob("jenkins-*") if p.is_dir())
+SCM_URL = "https://git.example.com/ml/models.git"
+
+
+def render_case(case: str) -> render.Rendered:
+    """How every fixture case is rendered: fixed SCM URL, the input folder as repository root."""
+    src = FIXTURES / case / "input"
+    options = render.RenderOptions(scm_url=SCM_URL, repo_root=src)
+    specs = [load_spec(src)] if (src / "legion.yaml").is_file() else []
+    return render.render_all(specs, options, platform=not specs)
+
+
+def expected_files(case: str) -> dict[str, str]:
+    folder = FIXTURES / case / "expected"
+    return {p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8")
+            for p in sorted(folder.rglob("*")) if p.is_file()}
+
+
+def test_there_are_fixture_cases() -> None:
+    assert {"jenkins-basic", "jenkins-kubernetes", "jenkins-no-schedule", "jenkins-platform"} <= set(CASES)
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_fixture_pair(case: str) -> None:
+    rendered = render_case(case)
+    if os.environ.get("LEGION_UPDATE_FIXTURES") == "1":
+        shutil.rmtree(FIXTURES / case / "expected", ignore_errors=True)
+        render.write_tree(rendered, FIXTURES / case / "expected")
+    assert rendered.files == expected_files(case), (
+        f"rendering {case} differs from tests/fixtures/{case}/expected (LEGION_UPDATE_FIXTURES=1 regenerates it)"
+    )
+
+
+@pytest.mark.parametrize("case", CASES)
+def test_rendering_is_deterministic(case: str) -> None:
+    assert render_case(case).files == render_case(case).files
+
+
+STAGE_RE = re.compile(r"^        stage\('((?:[^'\\]|\\.)*)'\) \{$", re.M)
+SH_RE = re.compile(r"^                sh '(legion-ci (\S+) .*)'$", re.M)
+
+
+def _jenkinsfiles(rendered: render.Rendered) -> dict[str, str]:
+    return {k: v for k, v in rendered.files.items() if k.endswith("Jenkinsfile") and "platform" not in k}
+
+
+@pytest.mark.parametrize("case", [c for c in CASES if c != "jenkins-platform"])
+def test_stages_are_exactly_the_flow_in_order(case: str) -> None:
+    for path, text in _jenkinsfiles(render_case(case)).items():
+        flow = "retrain" if path.endswith("retrain.Jenkinsfile") else "push"
+        titles = STAGE_RE.findall(text)
+        commands = SH_RE.findall(text)
+        assert titles == [s.title for s in STAGES if s.name in FLOWS[flow]], path
+        assert [c[1] for c in commands] == list(FLOWS[flow]), path
+        for line, name in commands:
+            assert line == f'legion-ci {name} "$LEGION_MODEL_DIR" --run-id "$LEGION_RUN_ID" --flow {flow}'
+        assert len(re.findall(r"^\s+sh ", text, re.M)) == len(FLOWS[flow]), "one sh line per stage, no more"
+
+
+def test_examples_render_with_every_stage_of_the_graph(tmp_path: Path) -> None:
+    specs = [load_spec(ROOT / "examples" / name) for name in ("iris", "diabetes")]
+    rendered = render.render_all(specs, render.RenderOptions(scm_url=SCM_URL, repo_root=ROOT))
+    iris = rendered.files["iris/Jenkinsfile"]
+    assert SH_RE.findall(iris) and [c[1] for c in SH_RE.findall(iris)] == list(FLOWS["push"])
+    assert "LEGION_MODEL_DIR = 'examples/iris'" in iris
+    xml = rendered.files["jobs/iris/iris-pipeline/config.xml"]
+    assert "<scriptPath>examples/iris/Jenkinsfile</scriptPath>" in xml
+    assert "diabetes/retrain.Jenkinsfile" not in rendered.files, "no schedule, no retrain job"
+
+
+def test_retrain_job_xml_carries_the_spec_cron() -> None:
+    for case in ("jenkins-basic", "jenkins-kubernetes"):
+        src = FIXTURES / case / "input"
+        cron_spec = load_spec(src).spec.schedule.retrain
+        rendered = render_case(case)
+        name = load_spec(src).spec.name
+        root = ET.fromstring(rendered.files[f"jobs/{name}/{name}-retrain/config.xml"].encode())
+        assert root.findtext(".//hudson.triggers.TimerTrigger/spec") == cron_spec
+        assert f"cron({render._groovy(cron_spec)})" in rendered.files[f"{name}/retrain.Jenkinsfile"]
+
+
+def test_every_config_xml_is_well_formed_and_stamped() -> None:
+    for case in CASES:
+        for item in render_case(case).items:
+            ET.fromstring(item.xml.encode("utf-8"))
+            assert re.fullmatch(r"[0-9a-f]{16}", item.digest), item.full_name
+
+
+def test_spec_values_cannot_break_out_of_groovy_strings() -> None:
+    text = render_case("jenkins-kubernetes").files["k8s-model/Jenkinsfile"]
+    assert "'#ml-alerts'" in text
+    assert render._groovy("It's ${x} \\ \n") == "'It\\'s ${x} \\\\ \\n'"
+    xml = render_case("jenkins-kubernetes").files["jobs/k8s-model/config.xml"]
+    assert "&lt;special&gt; &amp;" in xml
+
+
+def test_parameters_and_credentials_are_the_same_in_jenkinsfile_and_xml() -> None:
+    rendered = render_case("jenkins-basic")
+    text = rendered.files["basic/Jenkinsfile"]
+    root = ET.fromstring(rendered.files["jobs/basic/basic-pipeline/config.xml"].encode())
+    xml_names = [n.text for n in root.iter("name") if n.text and n.text.startswith("LEGION_")]
+    assert xml_names == list(jobs.PARAM_NAMES)
+    assert re.findall(r"name: '(LEGION_\w+)'", text) == list(jobs.PARAM_NAMES)
+    for cred in jobs.CREDENTIALS:
+        assert f"{cred.env} = credentials('{cred.id}')" in text
+
+
+def test_casc_defines_every_credential_the_templates_use() -> None:
+    casc = yaml.safe_load((ROOT / "jenkins" / "casc.yaml").read_text())
+    ids = {c[kind]["id"] for d in casc["credentials"]["system"]["domainCredentials"]
+           for c in d["credentials"] for kind in c}
+    wanted = {c.id for c in (*jobs.CREDENTIALS, *jobs.PLATFORM_CREDENTIALS)}
+    assert wanted | {jobs.SCM_CREDENTIALS_ID, jobs.JENKINS_API_CREDENTIALS_ID} <= ids
+    assert "securityRealm" not in casc["jenkins"], "the realm comes from exactly one casc-<realm>.yaml"
+    realms = {name: yaml.safe_load((ROOT / "jenkins" / f"casc-{name}.yaml").read_text())["jenkins"]["securityRealm"]
+              for name in ("local", "oidc")}
+    assert set(realms["local"]) == {"local"} and set(realms["oidc"]) == {"oic"}
+    for cred in (c[kind] for d in casc["credentials"]["system"]["domainCredentials"] for c in d["credentials"]
+                 for kind in c):
+        for key in ("secret", "password", "secretBytes"):
+            if key in cred:
+                assert str(cred[key]).startswith("${"), f"{cred['id']}.{key} must come from the environment"
+
+
+def test_plugins_are_pinned_and_cover_every_step_used() -> None:
+    lines = [ln.strip() for ln in (ROOT / "jenkins" / "plugins.txt").read_text().splitlines()]
+    pins = dict(ln.split(":", 1) for ln in lines if ln and not ln.startswith("#"))
+    assert all(re.fullmatch(r"[0-9][0-9A-Za-z._-]*", v) for v in pins.values()), "every plugin pinned to a version"
+    needed = {"workflow-aggregator", "git", "cloudbees-folder", "credentials-binding", "timestamper", "junit",
+              "htmlpublisher", "mailer", "slack", "kubernetes", "configuration-as-code", "job-dsl", "oic-auth"}
+    assert needed <= set(pins)
+
+
+def test_platform_jenkinsfile_in_the_repo_is_the_rendered_one() -> None:
+    rendered = render_case("jenkins-platform")
+    committed = (ROOT / render.PLATFORM_SCRIPT).read_text(encoding="utf-8")
+    assert committed == rendered.files[f"{jobs.PLATFORM_JOB}/platform.Jenkinsfile"]
+
+
+def test_duplicate_model_names_are_refused(tmp_path: Path) -> None:
+    a = shutil.copytree(FIXTURES / "jenkins-basic" / "input", tmp_path / "a")
+    b = shutil.copytree(FIXTURES / "jenkins-basic" / "input", tmp_path / "b")
+    with pytest.raises(ConfigError, match="two model folders are named 'basic'"):
+        render.render_all([load_spec(a), load_spec(b)], render.RenderOptions(scm_url=SCM_URL, repo_root=tmp_path))
+
+
+def test_model_outside_the_repo_root_is_refused(tmp_path: Path) -> None:
+    with pytest.raises(ConfigError, match="is not inside the repository root"):
+        render.render_all([load_spec(FIXTURES / "jenkins-basic" / "input")],
+                          render.RenderOptions(scm_url=SCM_URL, repo_root=tmp_path))
+
+
+def test_bad_cron_is_refused_at_validate_with_the_reason(tmp_path: Path) -> None:
+    model = shutil.copytree(FIXTURES / "jenkins-basic" / "input", tmp_path / "m")
+    spec = (model / "legion.yaml").read_text().replace('"H H(0-5) * * 1-5"', '"H H(0-25) * * 1-5"')
+    (model / "legion.yaml").write_text(spec)
+    with pytest.raises(SpecError) as err:
+        load_spec(model)
+    assert "schedule.retrain: hour field 'H(0-25)': 25 is out of range (expected 0 to 23)" in str(err.value)
+
+
+def test_cli_render_writes_the_tree_and_nothing_on_error(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    out = tmp_path / "out"
+    src = FIXTURES / "jenkins-basic" / "input"
+    assert main(["render", str(src), "--out", str(out), "--scm-url", SCM_URL, "--repo-root", str(src)]) == 0
+    assert {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()} == set(expected_files("jenkins-basic"))
+    bad = shutil.copytree(src, tmp_path / "bad")
+    (bad / "legion.yaml").write_text((bad / "legion.yaml").read_text().replace("1-5\"", "1-9\""))
+    out2 = tmp_path / "out2"
+    assert main(["render", str(bad), "--out", str(out2)]) == 2
+    assert "day-of-week field '1-9': 9 is out of range" in capsys.readouterr().err
+    assert not out2.exists()
+
+
+def test_cli_render_needs_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    assert main(["render", "--out", str(tmp_path / "o")]) == 2
+    assert "give at least one MODEL_DIR" in capsys.readouterr().err

@@ -179,7 +179,7 @@ def _instants(naive: datetime, zone: tzinfo | None) -> list[datetime]:
     """The real instants a wall-clock minute stands for in `zone`: none in a DST gap, two in an overlap."""
     if zone is None:
         return [naive]
-    out = []
+    out: list[datetime] = []
     for fold in (0, 1):
         aware = naive.replace(tzinfo=zone, fold=fold)
         back = aware.astimezone(ZoneInfo("UTC")).astimezone(zone)

@@ -57,8 +57,10 @@ def bound_check(kind: str, name: str, label: str, value: float, low: float | Non
     limits = " and ".join(f"{word} {_fmt(v)}{unit}" for word, v in (("min", low), ("max", high)) if v is not None)
     margins = [m for m in ((value - low) if low is not None else None, (high - value) if high is not None else None)
                if m is not None]
-    return Check(kind, name, True, f"{shown} within {limits}", value, low if low is not None else high,
-                 margin=min(margins) if margins else None)
+    margin = min(margins) if margins else None
+    spare = f" ({_fmt(margin)}{unit} to spare)" if margin is not None else ""
+    return Check(kind, name, True, f"{shown} within {limits}{spare}", value, low if low is not None else high,
+                 margin=margin)
 
 
 def threshold_checks(gate: GateSpec, metrics: dict[str, float]) -> list[Check]:
@@ -183,7 +185,7 @@ def nan_check(gate: GateSpec, frame: pd.DataFrame, source: str) -> Check:
         return Check("data", name, True, f"{len(frame)} rows × {frame.shape[1]} columns of {source}: all values finite",
                      value=0.0)
     total = sum(n + i for n, i in counts.values())
-    parts = [f"{col!r}: {n} NaN, {i} inf" if i else f"{col!r}: {n} NaN" if n else f"{col!r}: {i} inf"
+    parts = [f"{col!r}: " + ", ".join(t for t in (f"{n} NaN" if n else "", f"{i} inf" if i else "") if t)
              for col, (n, i) in counts.items()]
     where = "; ".join(parts)
     if gate.allow_nan:

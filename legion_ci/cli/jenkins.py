@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -163,7 +163,9 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         try:
             tz = ZoneInfo(args.tz)
         except (ZoneInfoNotFoundError, ValueError):
-            raise ConfigError(f"--tz {args.tz!r} is not a time zone (expected an IANA name like Europe/Berlin)") from None
+            raise ConfigError(
+                f"--tz {args.tz!r} is not a time zone (expected an IANA name like Europe/Berlin)"
+            ) from None
     zone = tz or ZoneInfo("UTC")
     if args.after:
         try:
@@ -173,7 +175,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         if after.tzinfo is None:
             after = after.replace(tzinfo=zone)
     else:
-        after = datetime.now(timezone.utc)
+        after = datetime.now(UTC)
     if args.count < 1:
         raise ConfigError(f"--count {args.count} must be at least 1")
     sched = schedule.next_runs(load_spec(args.model_dir), after, args.count, tz=zone)

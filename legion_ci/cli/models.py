@@ -1,4 +1,4 @@
-"""`legion-ci models|runs|status|undeploy`: look at and tidy what the registry holds."""
+"""`legion-ci models|runs|status`: look at what the registry holds (`undeploy` lives in cli/deploy.py)."""
 
 from __future__ import annotations
 
@@ -9,7 +9,6 @@ from rich.markup import escape
 from rich.table import Table
 
 from legion_ci.cli.common import add_state_args, open_state, print_json
-from legion_ci.deploy import local
 from legion_ci.errors import NotFoundError
 
 
@@ -31,11 +30,6 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--json", action="store_true")
     add_state_args(p)
     p.set_defaults(handler=cmd_status)
-
-    p = sub.add_parser("undeploy", help="stop every local deployment of a model")
-    p.add_argument("model")
-    add_state_args(p)
-    p.set_defaults(handler=cmd_undeploy)
 
 
 def cmd_models(args: argparse.Namespace) -> int:
@@ -100,11 +94,4 @@ def cmd_status(args: argparse.Namespace) -> int:
         dtable.add_row(str(d.id), str(d.detail.get("version")), d.target, f"{d.weight}%",
                        ", ".join(e.get("url", "") for e in d.endpoints or []))
     console.print(dtable)
-    return 0
-
-
-def cmd_undeploy(args: argparse.Namespace) -> int:
-    _, registry = open_state(args)
-    stopped = local.undeploy(registry, args.model)
-    print(f"stopped {len(stopped)} deployment(s) of {args.model}")
     return 0

@@ -20,8 +20,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p.add_argument("--port", type=int, default=None,
                    help=f"port (serve default {supervisor.DEFAULT_PORT}; start default: $"
                         f"{supervisor.ENV_PORT}, the last port used, {supervisor.DEFAULT_PORT}, or any free one)")
-    p.add_argument("--target", choices=("local", "kubernetes"), default="local",
-                   help="route the deployments of this target (default local)")
+    p.add_argument("--target", choices=("local", "kubernetes"), default=None,
+                   help="route only the deployments of this target (default: every active deployment)")
     p.add_argument("--timeout", type=float, default=60.0, help="seconds a backend may take to answer")
     add_state_args(p)
     p.set_defaults(handler=cmd_router)

@@ -34,9 +34,10 @@ class ServerFlags:
 def find_serving(registry: Registry, version_id: int, target: str = TARGET) -> DeploymentRecord | None:
     """An active deployment of this version whose every replica is alive and ready (local), or None."""
     for d in registry.deployments():
-        if d.version_id == version_id and d.target == target:
-            if target != TARGET or (d.endpoints and all(alive(e) for e in d.endpoints)):
-                return d
+        if d.version_id != version_id or d.target != target:
+            continue
+        if target != TARGET or (d.endpoints and all(alive(e) for e in d.endpoints)):
+            return d
     return None
 
 

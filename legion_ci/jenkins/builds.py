@@ -3,9 +3,10 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
-from datetime import datetime, timezone
-from typing import Any, Callable
+from datetime import UTC, datetime
+from typing import Any
 
 from legion_ci.errors import EXIT_FAILED, ConfigError, LegionError
 from legion_ci.jenkins import jobs
@@ -94,7 +95,7 @@ def last_builds(client: JenkinsClient, job: str, count: int = 5) -> list[dict[st
     rows = []
     for entry in (info.get("builds") or [])[:count]:
         b = client.build_info(job, int(entry["number"]))
-        started = datetime.fromtimestamp(b.get("timestamp", 0) / 1000, tz=timezone.utc)
+        started = datetime.fromtimestamp(b.get("timestamp", 0) / 1000, tz=UTC)
         rows.append({
             "number": b.get("number"),
             "result": "RUNNING" if b.get("building") else (b.get("result") or "?"),

@@ -5,14 +5,18 @@ from __future__ import annotations
 
 import re
 import xml.etree.ElementTree as ET
-from typing import Any, Callable, TypeVar
+from collections.abc import Callable
+from importlib import import_module
+from typing import Any, TypeVar
 
-import jenkins
 import requests
 
 from legion_ci.errors import ConfigError, ExternalToolError, NotFoundError
 from legion_ci.jenkins.credentials import ENV_TOKEN, ENV_USER, JenkinsCredentials
 
+# python-jenkins, loaded by name: the repository's own jenkins/ folder (JCasC, templates) would otherwise
+# shadow it for mypy as a namespace package.
+jenkins: Any = import_module("jenkins")
 FOLDER_CLASS = "com.cloudbees.hudson.plugins.folder.Folder"
 T = TypeVar("T")
 

@@ -78,9 +78,13 @@ def load_credentials(file: str | Path | None = None, url: str | None = None) -> 
             f"no Jenkins URL: set {ENV_URL}, pass --url, or give --credentials-file with url= in it"
         )
     if not final_url.startswith(("http://", "https://")):
-        raise ConfigError(f"Jenkins URL {final_url!r} is not an http(s) URL (expected e.g. https://jenkins.example.com/)")
+        raise ConfigError(
+            f"Jenkins URL {final_url!r} is not an http(s) URL (expected e.g. https://jenkins.example.com/)"
+        )
     user, token = values.get("user") or None, values.get("token") or None
     if bool(user) != bool(token):
         missing = ENV_TOKEN if user else ENV_USER
-        raise ConfigError(f"Jenkins user and token go together: {missing} (or its key in the credentials file) is missing")
+        raise ConfigError(
+            f"Jenkins user and token go together: {missing} (or its key in the credentials file) is missing"
+        )
     return JenkinsCredentials(final_url, user, token)

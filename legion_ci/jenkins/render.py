@@ -13,9 +13,10 @@ import re
 import shutil
 import subprocess
 import tempfile
+from collections.abc import Iterable
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Iterable, Literal
+from typing import Any, Literal
 
 import jinja2
 
@@ -43,7 +44,7 @@ class RenderOptions:
     repo_root: Path | None = None  # the git work tree the model lives in; default: found from the model folder
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> "RenderOptions":
+    def from_env(cls, **overrides: Any) -> RenderOptions:
         values: dict[str, Any] = {
             "scm_url": os.environ.get("LEGION_SCM_URL") or None,
             "scm_branch": os.environ.get("LEGION_SCM_BRANCH") or "main",
@@ -120,7 +121,9 @@ def pod_yaml(image: str) -> str:
 def environment() -> jinja2.Environment:
     missing = [str(d) for d in TEMPLATE_DIRS if not d.is_dir()]
     if missing:
-        raise RenderError(f"template folder(s) {', '.join(missing)} not found (legion-ci must run from its source tree)")
+        raise RenderError(
+            f"template folder(s) {', '.join(missing)} not found (legion-ci must run from its source tree)"
+        )
     env = jinja2.Environment(
         loader=jinja2.FileSystemLoader([str(d) for d in TEMPLATE_DIRS]),
         undefined=jinja2.StrictUndefined,
@@ -222,7 +225,7 @@ def render_model(loaded: LoadedSpec, options: RenderOptions, env: jinja2.Environ
         description=_description(f"Model {spec.name}: {spec.description or 'no description'} (from {source})"),
     ))))
     for kind in jobs.kinds_for(spec):
-        stages = [
+        stages: list[dict[str, Any]] = [
             {"name": st.name, "title": st.title, "command": jobs.stage_command(st, kind.flow), "reports": _reports(st)}
             for st in jobs.flow_stages(kind.flow)
         ]
@@ -235,7 +238,7 @@ def render_model(loaded: LoadedSpec, options: RenderOptions, env: jinja2.Environ
         )
         xml = env.get_template("pipeline.xml.j2").render(
             description=_description(
-                f"Model {spec.name}, flow {kind.flow}: {' -> '.join(s['name'] for s in stages)}."
+                f"Model {spec.name}, flow {kind.flow}: {' -> '.join(str(s['name']) for s in stages)}."
             ),
             params=params, scm=scm, script_path=script_path, trigger=kind.trigger, cron=cron,
         )

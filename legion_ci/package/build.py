@@ -47,7 +47,7 @@ def prepare(art: Artifact, options: PackageOptions, cache_dir: Path, model_dir: 
         labels=metadata.labels(art, options.base_image, source), ca_bundle=options.ca_bundle is not None,
         pip_conf=options.pip_index_url is not None,
     )
-    dockerfile, reqs = render(inputs), requirements(art)
+    dockerfile, reqs = render(inputs), requirements(art, wheel)
     pip_conf = f"[global]\nindex-url = {options.pip_index_url}\n" if options.pip_index_url else None
     return dockerfile, reqs, assemble(art, dockerfile, reqs, wheel, options.ca_bundle, pip_conf)
 

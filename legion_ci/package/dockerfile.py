@@ -38,4 +38,6 @@ def _environment() -> Environment:
 
 
 def render(inputs: DockerfileInputs) -> str:
-    return _environment().get_template(TEMPLATE).render(**inputs.__dict__)
+    """The Dockerfile: one stage, or two when pip needs build-only settings that must stay out of the image."""
+    build_only = inputs.ca_bundle or inputs.pip_conf
+    return _environment().get_template(TEMPLATE).render(**inputs.__dict__, build_only=build_only)

@@ -42,9 +42,9 @@ class PackageOptions:
     @classmethod
     def from_env(cls, **overrides: object) -> "PackageOptions":
         """LEGION_BASE_IMAGE, LEGION_IMAGE_REGISTRY, LEGION_SOURCE_URL (else Jenkins' GIT_URL),
-        LEGION_BUILD_CA_BUNDLE (else PIP_CERT), LEGION_PIP_INDEX_URL (else PIP_INDEX_URL), LEGION_CI_WHEEL."""
+        LEGION_BUILD_CA_BUNDLE, LEGION_PIP_INDEX_URL (else PIP_INDEX_URL), LEGION_CI_WHEEL."""
         env = os.environ
-        ca = env.get(ENV_CA_BUNDLE) or env.get("PIP_CERT") or None
+        ca = env.get(ENV_CA_BUNDLE) or None
         index = env.get(ENV_PIP_INDEX) or env.get("PIP_INDEX_URL") or None
         options = cls(
             base_image=env.get(ENV_BASE_IMAGE) or DEFAULT_BASE_IMAGE,

@@ -1,13 +1,17 @@
 """The image's requirements.txt: the versions this legion-ci runs with, and the artifact's own.
 
-Every distribution legion-ci needs at run time (its Requires-Dist, followed transitively with the
-extras asked for) is pinned to the version installed here, so the image runs what the tests ran.
-The packages the artifact recorded (scikit-learn, numpy, ...) win over that: a model loads with the
-versions it was trained with."""
+The roots are the Requires-Dist of the legion-ci wheel going into the image, less the distributions
+only the pipeline uses (PIPELINE_ONLY: they never run inside a model server, and kubernetes alone is
+a fifth of the image). Every distribution reached from the roots is pinned to the version installed
+here, so the image runs what the tests ran; the packages the artifact recorded (scikit-learn,
+numpy, ...) win over that, so a model loads with the versions it was trained with."""
 
 from __future__ import annotations
 
+import zipfile
+from email.parser import Parser
 from importlib import metadata
+from pathlib import Path
 
 from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
@@ -18,56 +22,69 @@ from legion_ci.errors import ConfigError
 
 SELF = "legion-ci"
 NOT_PACKAGES = {"python"}  # lineage keys that are not distributions
+# Load tests, cluster and engine clients, configuration management: the pipeline's tools, not the server's.
+# tests/unit/test_dockerfile.py checks that `legion-ci serve` imports none of them.
+PIPELINE_ONLY = frozenset({"locust", "kubernetes", "docker", "ansible-core", "ansible", "ansible-runner"})
 
 
-def _requires(dist: metadata.Distribution, extras: frozenset[str]) -> list[Requirement]:
-    """The requirements of `dist` that apply here with these extras."""
-    found = []
+def _applies(req: Requirement, extras: frozenset[str]) -> bool:
     env = default_environment()
-    for line in dist.requires or []:
+    return req.marker is None or any(req.marker.evaluate({**env, "extra": e}) for e in ({""} | extras))
+
+
+def _parse(lines: list[str] | None) -> list[Requirement]:
+    found = []
+    for line in lines or []:
         try:
-            req = Requirement(line)
+            found.append(Requirement(line))
         except InvalidRequirement:
             continue
-        if req.marker is None or any(req.marker.evaluate({**env, "extra": e}) for e in ({""} | extras)):
-            found.append(req)
     return found
 
 
-def installed_closure(root: str = SELF) -> dict[str, str]:
-    """{name: installed version} of every distribution `root` needs, transitively (root excluded)."""
+def wheel_requires(wheel: Path) -> list[Requirement]:
+    """Requires-Dist of a wheel, read from its METADATA (the code that ships, not what is installed)."""
     try:
-        start = metadata.distribution(root)
-    except metadata.PackageNotFoundError:
-        raise ConfigError(f"{root} is not installed as a distribution here (pip install -e .), "
-                          "so its dependencies cannot be pinned") from None
+        with zipfile.ZipFile(wheel) as zf:
+            name = next(n for n in zf.namelist() if n.endswith(".dist-info/METADATA"))
+            meta = Parser().parsestr(zf.read(name).decode("utf-8"))
+    except (OSError, zipfile.BadZipFile, StopIteration) as exc:
+        raise ConfigError(f"{wheel}: not a readable wheel ({exc or 'no METADATA'})") from None
+    return _parse(meta.get_all("Requires-Dist"))
+
+
+def pinned_closure(roots: list[Requirement]) -> dict[str, str]:
+    """{name: version or requirement} of every distribution the roots need, transitively: installed
+    ones pinned (`==version`), others left to pip (their requirement as written)."""
     pinned: dict[str, str] = {}
     seen: set[tuple[str, frozenset[str]]] = set()
-    todo = [(req, frozenset(req.extras)) for req in _requires(start, frozenset())]
+    todo = [r for r in roots if _applies(r, frozenset())]
     while todo:
-        req, extras = todo.pop()
-        name = canonicalize_name(req.name)
-        if (name, extras) in seen or name == canonicalize_name(root):
+        req = todo.pop()
+        name, extras = canonicalize_name(req.name), frozenset(req.extras)
+        if (name, extras) in seen or name == SELF:
             continue
         seen.add((name, extras))
         try:
             dist = metadata.distribution(req.name)
         except metadata.PackageNotFoundError:
-            continue  # not installed here: an optional dependency this machine does without
-        pinned[name] = dist.version
-        todo.extend((sub, frozenset(sub.extras)) for sub in _requires(dist, extras))
+            pinned.setdefault(name, str(req))
+            continue
+        pinned[name] = f"{name}=={dist.version}"
+        todo.extend(sub for sub in _parse(dist.requires) if _applies(sub, extras))
     return pinned
 
 
-def requirements(art: Artifact) -> str:
-    """requirements.txt for the image: pinned closure of legion-ci, the artifact's packages winning."""
-    pins = installed_closure()
-    recorded = {canonicalize_name(k): str(v) for k, v in (art.manifest.get("packages") or {}).items()
-                if k not in NOT_PACKAGES and canonicalize_name(k) != SELF}
-    overridden = sorted(k for k, v in recorded.items() if pins.get(k) not in (None, v))
+def requirements(art: Artifact, wheel: Path) -> str:
+    """requirements.txt for the image (the legion-ci wheel itself is installed after it, without deps)."""
+    roots = [r for r in wheel_requires(wheel) if canonicalize_name(r.name) not in PIPELINE_ONLY]
+    pins = pinned_closure(roots)
+    recorded = {canonicalize_name(k): f"{canonicalize_name(k)}=={v}" for k, v in
+                (art.manifest.get("packages") or {}).items() if k not in NOT_PACKAGES and canonicalize_name(k) != SELF}
+    differs = sorted(k for k, v in recorded.items() if k in pins and pins[k] != v)
     pins.update(recorded)
-    lines = [f"# requirements of {art.name} {art.version} (artifact {art.id}), generated by legion-ci",
-             "# pinned: legion-ci's dependencies as installed where the image was built; the artifact's",
-             "# recorded packages win" + (f" (differs here: {', '.join(overridden)})" if overridden else "")]
-    lines += [f"{name}=={version}" for name, version in sorted(pins.items())]
-    return "\n".join(lines) + "\n"
+    lines = [f"# {art.name} {art.version} (artifact {art.id}): generated by legion-ci, do not edit.",
+             f"# What {wheel.name} needs, less the pipeline's tools ({', '.join(sorted(PIPELINE_ONLY))}),",
+             "# pinned as installed where the image was built; the artifact's recorded packages win"
+             + (f" (they differ here: {', '.join(differs)})." if differs else ".")]
+    return "\n".join(lines + [pins[k] for k in sorted(pins)]) + "\n"

@@ -104,8 +104,10 @@ def residuals_svg(y_true: Sequence[float], y_pred: Sequence[float]) -> str:
         ax.set_xlabel("predicted")
         ax.set_ylabel("residual (actual − predicted)")
         ax.set_title(f"Residuals · MAE {np.abs(residual).mean():.3g} · bias {residual.mean():+.3g}", loc="left")
-        hist.hist(residual, bins=min(30, max(5, len(residual) // 5)), orientation="horizontal", color=PALETTE[1],
-                  alpha=0.7, gid="data-hist")
+        _, _, bars = hist.hist(residual, bins=min(30, max(5, len(residual) // 5)), orientation="horizontal",
+                               color=PALETTE[1], alpha=0.7)
+        for i, bar in enumerate(bars):
+            bar.set_gid(f"data-hist-{i}")
         hist.axhline(0, color=MUTED, linestyle="--", linewidth=1)
         hist.set_xlabel("rows")
         return to_svg(fig, "residuals")

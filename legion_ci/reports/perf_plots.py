@@ -36,7 +36,8 @@ def latency_svg(points: Sequence[HistoryPoint], p95_bound: float | None, p99_bou
             if bound is not None:
                 ax.axhline(bound, color=BOUND, linestyle="--" if label.endswith("p95") else ":", linewidth=1.4,
                            label=f"{label} {bound:g} ms")
-        ax.set_ylim(bottom=0)
+        top = max([max(_series(points, attr)[1]) for attr, _, _ in lines] + [b for b in (p95_bound, p99_bound) if b])
+        ax.set_ylim(0, top * 1.3)  # room for the legend above the highest line
         ax.set_xlabel("seconds into the test")
         ax.set_ylabel("response time (ms)")
         ax.set_title("Latency percentiles over time", loc="left")

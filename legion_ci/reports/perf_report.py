@@ -29,6 +29,7 @@ class PerfEvidence:
     duration: int
     auth: bool
     url: str | None = None
+    pid: int | None = None
     locustfile: str | None = None
     locustfile_source: str | None = None
     total: RequestStats | None = None
@@ -142,6 +143,7 @@ def write_perf_reports(folder: Path, head: ReportHead, checks: list[Check], evid
                "checks": [c.as_dict() for c in checks], "sla": sla.model_dump(),
                "load": None if evidence is None else {"users": evidence.users, "spawn_rate": evidence.spawn_rate,
                                                       "duration": evidence.duration, "url": evidence.url,
+                                                      "server_pid": evidence.pid,
                                                       "locustfile": evidence.locustfile,
                                                       "locustfile_source": evidence.locustfile_source,
                                                       "auth": evidence.auth},

@@ -69,7 +69,7 @@ class RouterApp:
                     await self.upstream.start()
                     if self.poller is not None:
                         self.poller.start()
-                except Exception as exc:  # noqa: BLE001 - reported to uvicorn, which exits
+                except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 self.ready = True

@@ -2,23 +2,48 @@
 
 from __future__ import annotations
 
+import json
+import os
+import signal
+import threading
+import time
+from pathlib import Path
+
 from legion_ci.config import Settings
 from legion_ci.registry import Registry
 from legion_ci.router.app import RouterApp
 from legion_ci.router.source import POLL_INTERVAL, RegistryPoller
+from legion_ci.router.supervisor import ENV_STATE
 from legion_ci.router.table import RouteTable
 from legion_ci.router.upstream import Upstream
 
 
-def create_app(settings: Settings, target: str = "local", interval: float = POLL_INTERVAL,
+def _watch_state(path: Path, interval: float = 1.0) -> None:
+    """A router started for a LEGION_HOME stops (gracefully) once its state file stops naming it: the home
+    was deleted, or `legion-ci router stop` lost track of it. No orphan outlives its home."""
+    me, seen = os.getpid(), False
+    while True:
+        time.sleep(interval)
+        try:
+            named = json.loads(path.read_text()).get("pid") == me
+        except (OSError, ValueError, AttributeError):
+            named = False
+        if named:
+            seen = True
+        elif seen:
+            os.kill(me, signal.SIGTERM)
+            return
+
+
+def create_app(settings: Settings, target: str | None = None, interval: float = POLL_INTERVAL,
                timeout: float = 60.0) -> RouterApp:
-    """A router following the registry of `settings` (deployments of `target`)."""
+    """A router following the registry of `settings` (the deployments of `target`, or of every target)."""
     table = RouteTable()
     poller = RegistryPoller(Registry.from_settings(settings), table, target, interval)
     return RouterApp(table, Upstream(timeout=timeout), poller)
 
 
-def serve(settings: Settings, host: str, port: int, target: str = "local", timeout: float = 60.0) -> int:
+def serve(settings: Settings, host: str, port: int, target: str | None = None, timeout: float = 60.0) -> int:
     """Serve until SIGINT/SIGTERM (in-flight requests finish first); returns the exit status."""
     import uvicorn
 
@@ -27,6 +52,9 @@ def serve(settings: Settings, host: str, port: int, target: str = "local", timeo
                             access_log=False, log_level="warning", server_header=False, date_header=False,
                             timeout_graceful_shutdown=15, backlog=2048, timeout_keep_alive=30)
     server = uvicorn.Server(config)
+    state = os.environ.get(ENV_STATE)
+    if state:
+        threading.Thread(target=_watch_state, args=(Path(state),), daemon=True, name="state-watch").start()
     sock = config.bind_socket()
     bound_host, bound_port = sock.getsockname()[:2]
     print(f"listening on http://{bound_host}:{bound_port}", flush=True)

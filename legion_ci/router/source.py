@@ -13,11 +13,11 @@ log = logging.getLogger(__name__)
 POLL_INTERVAL = 0.5
 
 
-def load_routes(registry: Registry, target: str) -> list[Route]:
-    """Active deployments of `target` that have endpoints, as routes."""
+def load_routes(registry: Registry, target: str | None = None) -> list[Route]:
+    """Active deployments (of `target`, or of every target) that have endpoints, as routes."""
     routes = []
     for d in registry.deployments(active_only=True):
-        if d.target != target:
+        if target is not None and d.target != target:
             continue
         urls = tuple(str(e["url"]).rstrip("/") for e in d.endpoints or [] if e.get("url"))
         if urls:
@@ -32,7 +32,7 @@ class RegistryPoller:
     A registry that cannot be read leaves the last good table in place, so traffic keeps flowing.
     """
 
-    def __init__(self, registry: Registry, table: RouteTable, target: str = "local",
+    def __init__(self, registry: Registry, table: RouteTable, target: str | None = None,
                  interval: float = POLL_INTERVAL) -> None:
         self.registry, self.table, self.target, self.interval = registry, table, target, interval
         self.loaded_at: float | None = None
@@ -54,7 +54,7 @@ class RegistryPoller:
             await asyncio.sleep(self.interval)
             try:
                 await asyncio.to_thread(self.refresh)
-            except Exception as exc:  # noqa: BLE001 - keep serving the last good table
+            except Exception as exc:
                 if self.error != str(exc):
                     log.warning("cannot read routes from the registry (keeping the last table): %s", exc)
                 self.error = str(exc)

@@ -23,6 +23,7 @@ from legion_ci.errors import ConfigError, DeployError
 
 DEFAULT_PORT = 8000
 ENV_PORT = "LEGION_ROUTER_PORT"
+ENV_STATE = "LEGION_ROUTER_STATE"  # tells a started router which state file must keep naming it
 
 
 @dataclass(frozen=True)
@@ -101,13 +102,15 @@ def ensure(settings: Settings, host: str = "127.0.0.1", port: int | None = None)
                 return _start(settings, host, candidate or 0), True
             except DeployError as exc:  # the port was taken between the check and the bind: try the next
                 error = exc
-        assert error is not None  # noqa: S101 - candidates is never empty
+        assert error is not None
         raise error
 
 
 def _start(settings: Settings, host: str, port: int) -> RouterInfo:
     log = state_dir(settings) / "router.log"
-    endpoint = spawn(["router", "serve", "--host", host, "--port", str(port)], log, {"LEGION_HOME": str(settings.home)})
+    command = ["router", "serve", "--host", host, "--port", str(port), "--target", "local"]
+    env = {"LEGION_HOME": str(settings.home), ENV_STATE: str(state_file(settings))}
+    endpoint = spawn(command, log, env)
     wait_ready(endpoint, "router")
     info = RouterInfo(endpoint["url"], int(endpoint["pid"]), int(endpoint["port"]), host, str(log), time.time())
     write_json_atomic(state_file(settings), asdict(info))

@@ -3,8 +3,6 @@ a request that never reached its backend (NotSent) may go to another one; any ot
 
 from __future__ import annotations
 
-import asyncio
-
 import aiohttp
 
 Headers = list[tuple[bytes, bytes]]
@@ -51,7 +49,7 @@ class Upstream:
 
     async def send(self, method: str, url: str, headers: Headers, body: bytes) -> tuple[int, Headers, bytes]:
         """Forward one request; returns status, headers (hop-by-hop removed) and the whole body."""
-        assert self.session is not None, "Upstream.start() was not awaited"  # noqa: S101 - programming error
+        assert self.session is not None, "Upstream.start() was not awaited"
         plain = [(k.decode("latin-1"), v.decode("latin-1")) for k, v in headers]
         try:
             async with self.session.request(method, url, headers=plain, data=body or None,
@@ -61,5 +59,5 @@ class Upstream:
                 return answer.status, out, payload
         except (aiohttp.ClientConnectorError, aiohttp.ConnectionTimeoutError) as exc:
             raise NotSent(str(exc) or type(exc).__name__) from exc
-        except (aiohttp.ClientError, asyncio.TimeoutError) as exc:
+        except (TimeoutError, aiohttp.ClientError) as exc:
             raise UpstreamFailed(f"{type(exc).__name__}: {exc}") from exc

@@ -327,11 +327,13 @@ class ModelApp:
 
 
 def _proba_flag(query: bytes) -> bool:
-    """The `proba` query parameter: true/false/1/0; anything else is refused."""
+    """The `proba` query parameter: true/false/1/0; other values and other parameters are refused."""
     from urllib.parse import parse_qsl
 
     flag = False
     for key, value in parse_qsl(query.decode("latin-1"), keep_blank_values=True):
+        if key != "proba":
+            raise InputError(f"unknown query parameter {key!r:.40} (the only one is proba=true|false)")
         if key == "proba":
             if value.lower() not in ("true", "false", "1", "0"):
                 raise InputError(f"query parameter proba: expected true or false, got {value!r:.40}")

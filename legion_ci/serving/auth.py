@@ -321,11 +321,13 @@ class Authenticator:
             exp, nbf, jti, status = hit
             if now < exp and now >= nbf and not self.revocations.revoked(jti):
                 if status:
-                    raise AuthError(self._scope_reason(), 403)
+                    raise AuthError(self._scope_reason(status), 403)
                 return
         self._verify(token, now, may_refresh)
 
-    def _scope_reason(self) -> str:
+    def _scope_reason(self, status: int) -> str:
+        if status == 2:
+            return "token has no 'models' claim naming the models it may call"
         return f"token does not cover model {self.model!r} version {self.version!r} (see its 'models' claim)"
 
     def _verify(self, token: str, now: float, may_refresh: bool) -> None:
@@ -369,14 +371,12 @@ class Authenticator:
         if self.revocations.revoked(jti):
             raise AuthError(f"token was revoked (jti {jti!r})")
         nbf = float(claims.get("nbf", 0) or 0)
-        scoped = in_scope(claims.get("models"), self.model, self.version)
+        status = 0 if in_scope(claims.get("models"), self.model, self.version) else 1 if "models" in claims else 2
         if len(self._cache) >= CACHE_SIZE:
             self._cache.clear()
-        self._cache[token] = (exp, nbf, jti, 0 if scoped else 1)
-        if not scoped:
-            if "models" not in claims:
-                raise AuthError("token has no 'models' claim naming the models it may call", 403)
-            raise AuthError(self._scope_reason(), 403)
+        self._cache[token] = (exp, nbf, jti, status)
+        if status:
+            raise AuthError(self._scope_reason(status), 403)
 
     def _decode(self, token: str, key: Any, alg: str) -> dict[str, Any]:
         cfg = self.config

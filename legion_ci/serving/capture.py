@@ -193,7 +193,12 @@ def find_prediction(folder: Path, request_id: str) -> bool:
         start = data.find(needle)
         while start >= 0:
             line_start = data.rfind(b"\n", 0, start) + 1
-            if data.startswith(b'{"kind":"prediction"', line_start):
-                return True
+            line_end = data.find(b"\n", start)
+            if line_end > 0 and data.startswith(b'{"kind":"prediction"', line_start):
+                try:
+                    if orjson.loads(data[line_start:line_end]).get("request_id") == request_id:
+                        return True
+                except orjson.JSONDecodeError:
+                    pass
             start = data.find(needle, start + 1)
     return False

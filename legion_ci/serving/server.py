@@ -103,7 +103,7 @@ def _serve_workers(artifact_path: Path, options: ServeOptions, settings: Setting
         )
         sock = config.bind_socket()
         _announce(sock)
-        Multiprocess(config, target=uvicorn.Server(config).run, sockets=[sock]).run()
+        Multiprocess(config, sockets=[sock]).run()
     finally:
         shutil.rmtree(metrics_dir, ignore_errors=True)
     return 0

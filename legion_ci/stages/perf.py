@@ -65,7 +65,7 @@ def run(ctx: StageContext) -> StageResult:
         server_args = (["--no-auth"] if not spec.deploy.auth else []) + ["--no-capture"]
         env = {"LEGION_HOME": str(ctx.settings.home)}
         endpoint = start_server(str(art.path), folder / "server.log", env, server_args)
-        evidence.url = endpoint["url"]
+        evidence.url, evidence.pid = endpoint["url"], int(endpoint["pid"])
         ctx.log(f"candidate serving on {endpoint['url']} (pid {endpoint['pid']}, capture off, "
                 f"auth {'on' if spec.deploy.auth else 'off'}); Locust: {settings_line}, {evidence.locustfile_source} "
                 f"locustfile {lf}")

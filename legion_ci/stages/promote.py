@@ -1,26 +1,20 @@
-"""Stage promote: production moves to the candidate; the versions it replaces stop serving."""
+"""Stage promote: all traffic moves to the candidate, it becomes production, and the versions it replaces
+are drained and stopped (through ansible/undeploy.yml). A second promote changes nothing."""
 
 from __future__ import annotations
 
-from legion_ci.deploy import local
+from legion_ci.deploy import rollout
 from legion_ci.stages.base import StageContext, StageResult
 
 
 def run(ctx: StageContext) -> StageResult:
-    spec, candidate = ctx.loaded.spec, ctx.candidate
-    deployed = ctx.output("deploy")
-    previous = ctx.registry.set_alias(spec.name, "production", candidate.id)
-    retired = []
-    for deployment in ctx.registry.deployments(spec.name):
-        if deployment.id == deployed["deployment_id"]:
-            ctx.registry.update_deployment(deployment.id, weight=100)
-        elif deployment.target == "local":
-            local.retire(ctx.registry, deployment)
-            retired.append(deployment.id)
-    if previous == candidate.id and not retired:
-        return StageResult("passed", f"{candidate.label} is already production; nothing to promote",
-                           {"version_id": candidate.id, "changed": False})
-    before = ctx.registry.version_by_id(previous).label if previous else "none"
-    return StageResult("passed", f"production: {before} -> {candidate.label}; retired {len(retired)} deployment(s)",
-                       {"version_id": candidate.id, "previous_version_id": previous, "changed": True,
-                        "retired": retired})
+    candidate = ctx.candidate
+    ctx.output("smoke")
+    previous, retired, changed = rollout.promote(ctx.settings, ctx.registry, candidate, ctx.stage_dir(), ctx.log)
+    outputs = {"version_id": candidate.id, "previous_version_id": previous, "changed": changed, "retired": retired}
+    if not changed:
+        return StageResult("passed", f"{candidate.label} is already production with all the traffic; "
+                                     "nothing to promote", outputs)
+    before = ctx.registry.version_by_id(previous).label if previous and previous != candidate.id else "none"
+    return StageResult("passed", f"production: {before} -> {candidate.label} at 100%; "
+                                 f"retired {len(retired)} deployment(s)", outputs)

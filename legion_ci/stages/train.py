@@ -54,6 +54,7 @@ def run(ctx: StageContext) -> StageResult:
         halt = None
         if ctx.run.flow == "retrain" and production is not None and production.id == existing.id:
             halt = "no new data or code since production was trained; nothing to retrain"
+        shutil.copyfile(Path(existing.path) / MANIFEST, ctx.stage_dir() / MANIFEST)
         return StageResult("passed", f"reused artifact {aid} (same commit, source, data, params and seed)",
                            {"version_id": existing.id, "artifact_id": aid, "path": existing.path, "reused": True},
                            halt=halt)
@@ -74,6 +75,7 @@ def run(ctx: StageContext) -> StageResult:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     version, created = ctx.registry.register_version(art.manifest, str(art.path))
+    shutil.copyfile(art.path / MANIFEST, ctx.stage_dir() / MANIFEST)  # archived by Jenkins with the run folder
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(art.metrics.items()))
     verb = "registered" if created else "already registered"
     return StageResult("passed", f"{verb} {spec.name} {spec.version} artifact {aid}: {metrics}",

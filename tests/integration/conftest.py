@@ -121,7 +121,9 @@ def start_server(artifact: Path, home: Path, *args: str, env: dict[str, str] | N
 def _wait_ready(server: Server) -> None:
     import httpx
 
-    for _ in range(200):
+    for _ in range(600):
+        if server.proc.poll() is not None:
+            raise RuntimeError(f"server exited with {server.proc.returncode}:\n" + "\n".join(server.lines))
         try:
             if httpx.get(f"{server.url}/health/ready", timeout=2).status_code == 200:
                 return

@@ -1,0 +1,166 @@
+"""Rollout: deploy a version beside production, promote it, roll it back or undeploy; every change to
+running processes or releases goes through the Ansible playbooks, every traffic change through the registry
+weights the router follows. No step fails a request: weights move first, processes stop after draining."""
+
+from __future__ import annotations
+
+import re
+from collections.abc import Callable
+from dataclasses import dataclass
+from pathlib import Path
+
+from legion_ci.config import Settings
+from legion_ci.deploy import inventory, local
+from legion_ci.deploy.ansible import run_playbook
+from legion_ci.errors import DeployError
+from legion_ci.registry import DeploymentRecord, Registry, VersionRecord
+from legion_ci.router import supervisor
+from legion_ci.spec import ModelSpec
+
+Log = Callable[[str], None]
+ACTIVE = ("starting", "serving")
+
+
+@dataclass(frozen=True)
+class Deployed:
+    deployment: DeploymentRecord
+    started: bool
+    router_url: str | None
+
+    @property
+    def urls(self) -> list[str]:
+        return [str(e["url"]) for e in self.deployment.endpoints or []]
+
+
+def stable_url(router_url: str | None, model: str) -> str | None:
+    """The URL callers use whatever version serves: the router's, without a version in the path."""
+    return f"{router_url}/api/model/{model}/invoke" if router_url else None
+
+
+def release_name(model: str, version: str) -> str:
+    """The Helm release of a version, as the model_kubernetes role names it."""
+    return re.sub(r"[^a-z0-9-]", "-", f"legion-{model}-{version}".lower())
+
+
+def deploy(settings: Settings, registry: Registry, version: VersionRecord, spec: ModelSpec, weight: int,
+           target: str, folder: Path, log: Log) -> Deployed:
+    """Run deploy.yml for `version` at `weight` percent (all of it when nothing else serves). A version
+    already serving is left as it is (the playbook finds it and starts nothing)."""
+    router = None
+    if target == local.TARGET:
+        router, started_router = supervisor.ensure(settings)
+        log(f"router {'started' if started_router else 'running'} on {router.url}")
+    already = local.find_serving(registry, version.id, target)
+    variables = inventory.deploy_vars(settings, spec, version, weight, target)
+    files = inventory.write(folder, variables, f"deploy {version.label} to {target}")
+    run_playbook("deploy.yml", files, log)
+    if target != local.TARGET and already is None:
+        _record_kubernetes(registry, version, spec, weight)
+    record = local.find_serving(registry, version.id, target)
+    if record is None:
+        raise DeployError(f"deploy.yml finished but no serving deployment of {version.label} is recorded "
+                          f"(see {files.vars.parent})")
+    return Deployed(record, already is None, router.url if router else None)
+
+
+def _record_kubernetes(registry: Registry, version: VersionRecord, spec: ModelSpec, weight: int) -> None:
+    release = release_name(version.model, version.version)
+    url = f"http://{release}.{spec.deploy.namespace}.svc.cluster.local"
+    record = local.record(registry, version, [{"url": url, "release": release}], weight, target="kubernetes")
+    registry.update_deployment(record.id, detail={**record.detail, "release": release,
+                                                  "namespace": spec.deploy.namespace})
+
+
+def retire(settings: Settings, registry: Registry, deployments: list[DeploymentRecord], status: str,
+           folder: Path, log: Log, drain_timeout: float = 30.0) -> list[int]:
+    """Take deployments out of service through rollback.yml (status rolled-back) or undeploy.yml; returns
+    the ids retired. Local ones drain through the router first; Kubernetes releases are uninstalled."""
+    active = [d for d in deployments if d.status in ACTIVE]
+    if not active:
+        return []
+    playbook = "rollback.yml" if status == "rolled-back" else "undeploy.yml"
+    local_ones = [d for d in active if d.target == local.TARGET]
+    if local_ones:
+        variables = inventory.retire_vars(settings, local.TARGET, local_ones[0].model,
+                                          deployment_ids=[d.id for d in local_ones], drain_timeout=drain_timeout)
+        run_playbook(playbook, inventory.write(folder, variables, f"{status} deployments "
+                                               f"{[d.id for d in local_ones]}"), log)
+    for d in active:
+        if d.target == local.TARGET:
+            continue
+        # Each version is its own Helm release: taking a version out means uninstalling its release.
+        registry.set_weights(_without(registry, d))
+        variables = inventory.retire_vars(settings, d.target, d.model, str(d.detail.get("version")),
+                                          namespace=str(d.detail.get("namespace", "legion")))
+        run_playbook("undeploy.yml", inventory.write(folder, variables, f"{status} {d.model} deployment {d.id}"), log)
+        registry.update_deployment(d.id, status=status, weight=0)
+    still = [d.id for d in active if registry.deployment(d.id).status in ACTIVE]
+    if still:
+        raise DeployError(f"{playbook} finished but deployments {still} are still active")
+    return [d.id for d in active]
+
+
+def _without(registry: Registry, gone: DeploymentRecord) -> dict[int, int]:
+    from legion_ci.deploy.weights import rebalance
+
+    current = {d.id: d.weight for d in registry.deployments(gone.model)}
+    return rebalance(current, {gone.id: 0})
+
+
+def promote(settings: Settings, registry: Registry, candidate: VersionRecord, folder: Path,
+            log: Log) -> tuple[int | None, list[int], bool]:
+    """Move all traffic to the candidate in one registry transaction, make it production, then retire every
+    other deployment of the model (drained, stopped). Returns (previous production id, retired, changed)."""
+    deployment = local.find_serving(registry, candidate.id, _target_of(registry, candidate))
+    if deployment is None:
+        raise DeployError(f"{candidate.label} is not serving (no active deployment with every replica ready); "
+                          "run the deploy stage again before promoting it")
+    others = [d for d in registry.deployments(candidate.model) if d.id != deployment.id]
+    changed = deployment.weight != 100 or any(d.weight for d in others)
+    if changed:
+        registry.set_weights({deployment.id: 100, **{d.id: 0 for d in others}})
+        log(f"traffic: {candidate.label} 100%, {len(others)} other deployment(s) 0%")
+    previous = registry.set_alias(candidate.model, "production", candidate.id)
+    retired = retire(settings, registry, others, "stopped", folder, log)
+    return previous, retired, changed or bool(retired) or previous != candidate.id
+
+
+def _target_of(registry: Registry, version: VersionRecord) -> str:
+    for d in registry.deployments(version.model):
+        if d.version_id == version.id:
+            return d.target
+    return local.TARGET
+
+
+def rollback(settings: Settings, registry: Registry, candidate: VersionRecord, spec: ModelSpec,
+             previous_id: int | None, folder: Path, log: Log) -> str:
+    """Take the candidate out of service. When it was promoted already, the version it replaced
+    (`previous_id`) is deployed again at 100% and made production first. Returns what was done."""
+    production = registry.alias(candidate.model, "production")
+    restored = ""
+    if production is not None and production.id == candidate.id and previous_id and previous_id != candidate.id:
+        before = registry.version_by_id(previous_id)
+        target = _target_of(registry, candidate)
+        deploy(settings, registry, before, spec, 100, target, folder / "restore", log)
+        registry.set_alias(candidate.model, "production", before.id)
+        restored = f"; production is {before.label} again"
+    mine = [d for d in registry.deployments(candidate.model) if d.version_id == candidate.id]
+    retired = retire(settings, registry, mine, "rolled-back", folder, log)
+    if not retired and not restored:
+        return f"nothing to roll back: {candidate.label} has no active deployment"
+    serving = [f"{d.detail.get('version')} ({d.weight}%)" for d in registry.deployments(candidate.model)]
+    return (f"rolled back {candidate.label} ({len(retired)} deployment(s)){restored}; serving now: "
+            f"{', '.join(serving) or 'nothing'}")
+
+
+def undeploy(settings: Settings, registry: Registry, model: str, version: str | None, folder: Path,
+             log: Log) -> list[int]:
+    """Stop a model's deployments (or one version's); a rerun finds nothing left and changes nothing.
+    When no local deployment of any model is left, the router of this home stops too (the next deploy
+    starts it again on the same port)."""
+    retired = retire(settings, registry, local.select(registry, model, version), "stopped", folder, log)
+    if not any(d.target == local.TARGET for d in registry.deployments()):
+        stopped = supervisor.stop(settings)
+        if stopped:
+            log(f"router on {stopped.url} stopped: nothing left to route")
+    return retired

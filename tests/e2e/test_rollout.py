@@ -1,0 +1,169 @@
+"""The local rollout under continuous load, with the real stages, Ansible and processes.
+
+A client thread calls the router's stable URL for the whole test. v1 is deployed and promoted; v2 is
+deployed at 20% (about a fifth of the answers come from it), smoke-tested and promoted (then all answers
+come from it); v3, whose artifact's example predictions were altered so its smoke test fails, is deployed
+and rolled back by the failed smoke test while v2 keeps serving. Not one request fails."""
+
+from __future__ import annotations
+
+import json
+import threading
+import time
+from collections.abc import Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import httpx
+import pytest
+import yaml
+
+from legion_ci.artifact import Artifact
+from legion_ci.config import Settings, load_settings
+from legion_ci.deploy import rollout
+from legion_ci.errors import StageFailed
+from legion_ci.progress import PlainReporter
+from legion_ci.registry import Registry
+from legion_ci.router import supervisor
+from legion_ci.runner import single_stage
+from legion_ci.serving.auth import create_token, load_or_create_secret
+from legion_ci.stages.base import RunOptions
+
+pytestmark = pytest.mark.slow
+
+
+@dataclass
+class Load:
+    """Requests to the stable URL, one after another, from a background thread until stopped."""
+
+    url: str
+    headers: dict[str, str]
+    answers: list[str] = field(default_factory=list)  # the version of each answer, in order
+    failures: list[str] = field(default_factory=list)
+    stop: threading.Event = field(default_factory=threading.Event)
+
+    def run(self) -> None:
+        body = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
+        with httpx.Client(timeout=30, headers=self.headers) as client:
+            while not self.stop.is_set():
+                try:
+                    answer = client.post(self.url, json=body)
+                except httpx.HTTPError as exc:
+                    self.failures.append(repr(exc))
+                    continue
+                if answer.status_code == 200:
+                    self.answers.append(answer.headers["x-model-version"])
+                else:
+                    self.failures.append(f"HTTP {answer.status_code}: {answer.text[:200]}")
+                time.sleep(0.004)  # ~150 requests a second: steady load that leaves the CPUs to the deploys
+
+    def next(self, count: int, timeout: float = 120.0) -> list[str]:
+        """The versions of the next `count` answers from now."""
+        start = len(self.answers)
+        deadline = time.monotonic() + timeout
+        while len(self.answers) < start + count:
+            assert time.monotonic() < deadline, f"only {len(self.answers) - start} answers in {timeout}s"
+            assert not self.failures, self.failures
+            time.sleep(0.05)
+        return self.answers[start:start + count]
+
+
+@pytest.fixture
+def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, iris_dir: Path) -> Iterator[tuple[Settings, Registry]]:
+    home = tmp_path / "home"
+    monkeypatch.setenv("LEGION_HOME", str(home))
+    monkeypatch.delenv("LEGION_REGISTRY_URL", raising=False)
+    monkeypatch.setenv(supervisor.ENV_PORT, "0")
+    spec = yaml.safe_load((iris_dir / "legion.yaml").read_text())
+    spec["deploy"].update(replicas=1, traffic_weight=20, auth=True)
+    (iris_dir / "legion.yaml").write_text(yaml.safe_dump(spec))
+    settings = load_settings()
+    registry = Registry.from_settings(settings)
+    yield settings, registry
+    rollout.undeploy(settings, registry, "iris", None, home / "teardown", lambda _line: None)
+    supervisor.stop(settings)
+    registry.close()
+
+
+def _set_version(model_dir: Path, version: str, replicas: int = 1) -> None:
+    spec = yaml.safe_load((model_dir / "legion.yaml").read_text())
+    spec["version"] = version
+    spec["deploy"]["replicas"] = replicas
+    (model_dir / "legion.yaml").write_text(yaml.safe_dump(spec))
+
+
+def _stage(settings: Settings, registry: Registry, name: str, model_dir: Path, run_id: str) -> str:
+    _, result = single_stage(settings, registry, name, str(model_dir), run_id, "push", RunOptions(),
+                             PlainReporter(verbose_logs=True))
+    assert result.status == "passed", result.summary
+    return result.summary
+
+
+def _break_examples(artifact_path: str) -> None:
+    """Alter the artifact's recorded example predictions, so the served answers no longer match them."""
+    manifest_file = Path(artifact_path) / "manifest.json"
+    manifest = json.loads(manifest_file.read_text())
+    schema = manifest["input_schema"]
+    schema["example_predictions"] = [(int(p) + 1) % 3 for p in schema["example_predictions"]]
+    manifest_file.write_text(json.dumps(manifest))
+
+
+def test_deploy_at_20_percent_promote_and_failed_smoke_rollback_under_load(
+        world: tuple[Settings, Registry], iris_dir: Path) -> None:
+    settings, registry = world
+
+    # v1: the whole push flow's deploy half; alone, it takes all the traffic.
+    _set_version(iris_dir, "1.0.0")
+    for name in ("train", "deploy", "smoke", "promote"):
+        _stage(settings, registry, name, iris_dir, "r1")
+    router = supervisor.running(settings)
+    assert router is not None
+    token = create_token(load_or_create_secret(settings), "iris", None, ttl_seconds=3600)
+    load = Load(rollout.stable_url(router.url, "iris") or "", {"Authorization": f"Bearer {token}"})
+    thread = threading.Thread(target=load.run, daemon=True)
+    thread.start()
+    try:
+        assert set(load.next(50)) == {"1.0.0"}
+
+        # v2 at 20% beside v1: about a fifth of the answers.
+        _set_version(iris_dir, "2.0.0", replicas=2)
+        _stage(settings, registry, "train", iris_dir, "r2")
+        summary = _stage(settings, registry, "deploy", iris_dir, "r2")
+        assert "at 20% beside 1.0.0 at 80%" in summary and "stable URL" in summary
+        window = load.next(400)
+        share = window.count("2.0.0") / len(window)
+        assert 0.15 <= share <= 0.25, f"v2 answered {share:.1%} of {len(window)} requests"
+        assert set(window) == {"1.0.0", "2.0.0"}
+        _stage(settings, registry, "smoke", iris_dir, "r2")
+
+        # A second deploy of the serving candidate starts nothing.
+        again = _stage(settings, registry, "deploy", iris_dir, "r2")
+        assert again.startswith("already serving")
+        assert len(registry.deployments("iris")) == 2
+
+        # Promote: every answer from v2; v1 drained and stopped; a second promote changes nothing.
+        _stage(settings, registry, "promote", iris_dir, "r2")
+        assert set(load.next(100)) == {"2.0.0"}
+        assert [d.detail["version"] for d in registry.deployments("iris")] == ["2.0.0"]
+        assert "nothing to promote" in _stage(settings, registry, "promote", iris_dir, "r2")
+
+        # v3 fails its smoke test: rolled back, v2 keeps all the traffic.
+        _set_version(iris_dir, "3.0.0")
+        _stage(settings, registry, "train", iris_dir, "r3")
+        v3 = registry.version_by_id(int(registry.stages("r3")["train"].outputs["version_id"]))
+        _break_examples(v3.path)
+        assert "at 20% beside 2.0.0 at 80%" in _stage(settings, registry, "deploy", iris_dir, "r3")
+        assert "3.0.0" in load.next(50)  # v3 does answer while it is deployed
+        with pytest.raises(StageFailed, match=r"row \d: predicted .*rolled back iris 3\.0\.0"):
+            _stage(settings, registry, "smoke", iris_dir, "r3")
+        assert set(load.next(100)) == {"2.0.0"}
+        statuses = {d.detail["version"]: d.status for d in registry.deployments("iris", active_only=False)}
+        assert statuses == {"1.0.0": "stopped", "2.0.0": "serving", "3.0.0": "rolled-back"}
+        assert registry.alias("iris", "production").version == "2.0.0"  # type: ignore[union-attr]
+        assert Artifact.open(v3.path).version == "3.0.0"
+    finally:
+        load.stop.set()
+        thread.join(timeout=30)
+
+    assert load.failures == [], load.failures[:10]
+    assert len(load.answers) >= 1000, f"only {len(load.answers)} requests during the test"

@@ -1,0 +1,83 @@
+"""The capture store and its export: records survive as written, torn lines are skipped, joins are right."""
+
+from __future__ import annotations
+
+from datetime import datetime, timedelta, timezone
+from pathlib import Path
+
+import pandas as pd
+import pytest
+
+from legion_ci.config import Settings
+from legion_ci.errors import ConfigError, NotFoundError
+from legion_ci.feedback import export_feedback, join
+from legion_ci.serving.capture import CaptureWriter, find_prediction, read_store, segments
+
+
+@pytest.fixture
+def settings(tmp_path: Path) -> Settings:
+    return Settings(home=tmp_path, registry_url="sqlite://")
+
+
+def writer(settings: Settings, version: str = "1.0.0", features: list[str] | None = None) -> CaptureWriter:
+    return CaptureWriter(settings.feedback_dir / "iris", "iris", version, features or ["a", "b"], "species",
+                         fsync_interval=0.05)
+
+
+def test_records_are_readable_and_torn_lines_skipped(settings: Settings) -> None:
+    w = writer(settings)
+    assert w.prediction("r1", [[1.0, 2.0]], [0], None, 0.1, 1.0)
+    assert w.feedback("r1", 0, {"by": "me"}, True)
+    w.close()
+    path = segments(settings.feedback_dir / "iris")[0]
+    with path.open("ab") as fh:
+        fh.write(b'{"kind":"prediction","request_id":"torn","inp')  # a write cut short by a crash
+    kinds = [(h["version"], r["kind"], r["request_id"]) for h, r in read_store(settings.feedback_dir / "iris")]
+    assert kinds == [("1.0.0", "prediction", "r1"), ("1.0.0", "feedback", "r1")]
+    assert find_prediction(settings.feedback_dir / "iris", "r1")
+    assert not find_prediction(settings.feedback_dir / "iris", "torn")
+
+
+def test_join_matches_rows_and_counts_what_it_cannot(settings: Settings) -> None:
+    w = writer(settings)
+    w.prediction("one", [[1.0, 2.0]], [0], None, 0.1, 100.0)
+    w.prediction("two", [[3.0, 4.0], [5.0, 6.0]], [1, 1], None, 0.1, 200.0)
+    w.prediction("bad-len", [[7.0, 8.0]], [1], None, 0.1, 300.0)
+    w.feedback("one", "setosa", None, True)
+    w.feedback("two", ["versicolor", "virginica"], None, True)
+    w.feedback("bad-len", ["a", "b"], None, True)
+    w.feedback("ghost", "x", None, False)
+    w.feedback("one", "virginica", None, True)  # the latest ground truth wins
+    w.close()
+    out = join(settings.feedback_dir / "iris")
+    assert out.columns == ["a", "b"] and out.target == "species"
+    assert sorted(out.rows) == [[1.0, 2.0, "virginica"], [3.0, 4.0, "versicolor"], [5.0, 6.0, "virginica"]]
+    assert (out.unmatched_feedback, out.mismatched) == (1, 1)
+    since = datetime.fromtimestamp(150.0, tz=timezone.utc)
+    assert sorted(join(settings.feedback_dir / "iris", since).rows) == [[3.0, 4.0, "versicolor"],
+                                                                         [5.0, 6.0, "virginica"]]
+
+
+def test_export_csv_and_parquet(settings: Settings, tmp_path: Path) -> None:
+    w = writer(settings)
+    w.prediction("one", [[1.0, 2.0]], [0], None, 0.1, 100.0)
+    w.feedback("one", 2, None, True)
+    w.close()
+    assert export_feedback(settings, "iris", None, tmp_path / "out" / "fb.csv") == 1
+    assert pd.read_csv(tmp_path / "out" / "fb.csv").to_dict("records") == [{"a": 1.0, "b": 2.0, "species": 2}]
+    assert export_feedback(settings, "iris", None, tmp_path / "fb.parquet") == 1
+    assert list(pd.read_parquet(tmp_path / "fb.parquet").columns) == ["a", "b", "species"]
+    future = datetime.now(timezone.utc) + timedelta(days=1)
+    assert export_feedback(settings, "iris", future, tmp_path / "none.csv") == 0
+    with pytest.raises(ConfigError, match="must end in .csv or .parquet"):
+        export_feedback(settings, "iris", None, tmp_path / "fb.txt")
+    with pytest.raises(NotFoundError, match="no feedback store for model 'mnist'"):
+        export_feedback(settings, "mnist", None, tmp_path / "m.csv")
+    assert not list(tmp_path.glob(".fb*"))
+
+
+def test_sampling_rate(settings: Settings) -> None:
+    w = CaptureWriter(settings.feedback_dir / "iris", "iris", "1", ["a"], "t", rate=0.25)
+    share = sum(w.sampled() for _ in range(4000)) / 4000
+    w.close()
+    assert 0.15 < share < 0.35

@@ -1,0 +1,138 @@
+"""The gate's checks on their own: thresholds, schema, NaN/inf, champion/challenger; each says by how much."""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+import pandas as pd
+import pytest
+from sklearn.datasets import load_iris
+from sklearn.dummy import DummyClassifier
+from sklearn.linear_model import LogisticRegression
+
+from legion_ci.artifact import Artifact, save_model, write_json_atomic
+from legion_ci.errors import ArtifactError
+from legion_ci.gate import (
+    bound_check, comparison_check, evaluate_both, load_holdout, nan_check, schema_check, threshold_checks,
+)
+from legion_ci.spec import GateSpec
+
+FEATURES = [{"name": n, "dtype": "float64"} for n in ("a", "b", "c")]
+
+
+def gate(**fields: Any) -> GateSpec:
+    return GateSpec.model_validate(fields)
+
+
+def make_artifact(folder: Path, model: Any, artifact_id: str, features: list[str] | None = None) -> Artifact:
+    """A real artifact folder (model file, manifest, held-out rows) as the train stage writes one."""
+    frame = load_iris(as_frame=True).frame
+    x, y = frame.drop(columns=["target"]), frame["target"]
+    cols = features or list(x.columns)
+    model.fit(x[cols], y)
+    folder.mkdir(parents=True)
+    info = save_model(model, folder)
+    holdout = x[cols].iloc[::3].copy()
+    holdout["target"] = y.iloc[::3].to_numpy()
+    holdout.to_csv(folder / "holdout.csv", index=False)
+    write_json_atomic(folder / "manifest.json", {
+        "name": "iris", "version": "1.0.0", "artifact_id": artifact_id, "model": info, "task": "classification",
+        "input_schema": {"features": [{"name": c, "dtype": "float64"} for c in cols], "example": [], },
+        "metrics": {}})
+    return Artifact.open(folder)
+
+
+@pytest.fixture(scope="module")
+def good(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
+    return make_artifact(tmp_path_factory.mktemp("a") / "good", LogisticRegression(max_iter=500), "good0000")
+
+
+@pytest.fixture(scope="module")
+def bad(tmp_path_factory: pytest.TempPathFactory) -> Artifact:
+    return make_artifact(tmp_path_factory.mktemp("a") / "bad", DummyClassifier(strategy="most_frequent"), "bad00000")
+
+
+def test_a_minimum_missed_says_by_how_much() -> None:
+    check = bound_check("threshold", "accuracy", "accuracy", 0.91, 0.99, None)
+    assert not check.passed
+    assert check.message == "accuracy 0.91 is below the minimum 0.99 by 0.08"
+    assert check.margin == pytest.approx(-0.08) and check.bound == 0.99
+
+
+def test_a_maximum_missed_and_a_bound_kept() -> None:
+    over = bound_check("sla", "p95 latency", "p95 latency", 12.0, None, 0.01, unit=" ms")
+    assert not over.passed and over.message == "p95 latency 12 ms is above the maximum 0.01 ms by 11.99 ms"
+    kept = bound_check("threshold", "log_loss", "log_loss", 0.2, None, 0.5)
+    assert kept.passed and kept.margin == pytest.approx(0.3) and "0.3 to spare" in kept.message
+
+
+def test_thresholds_cover_held_out_and_logged_metrics_and_name_a_missing_one() -> None:
+    spec = gate(thresholds={"accuracy": {"min": 0.9}, "train_accuracy": {"min": 0.99}, "r2": {"min": 0.1}})
+    checks = {c.name: c for c in threshold_checks(spec, {"accuracy": 0.95, "train_accuracy": 0.98})}
+    assert checks["accuracy"].passed
+    assert not checks["train_accuracy"].passed and "below the minimum 0.99 by 0.01" in checks["train_accuracy"].message
+    assert not checks["r2"].passed
+    assert checks["r2"].message == ("gate.thresholds.r2: metric 'r2' was not measured "
+                                    "(measured: accuracy, train_accuracy)")
+
+
+def test_schema_equal_changed_allowed_and_without_production() -> None:
+    same = schema_check(gate(), {"features": FEATURES}, {"features": FEATURES})
+    assert same.passed and not same.skipped
+    changed = {"features": [FEATURES[0], {"name": "b", "dtype": "int64"}, {"name": "d", "dtype": "float64"}]}
+    refused = schema_check(gate(), changed, {"features": FEATURES}, "production 1.0.0 (abcd1234)")
+    assert not refused.passed
+    assert "added features ['d']" in refused.message and "removed features ['c']" in refused.message
+    assert "feature 'b' dtype float64 -> int64" in refused.message
+    assert "gate.allow_schema_change" in refused.message
+    assert schema_check(gate(allow_schema_change=True), changed, {"features": FEATURES}).passed
+    reordered = schema_check(gate(), {"features": FEATURES[::-1]}, {"features": FEATURES})
+    assert not reordered.passed and "feature order" in reordered.message
+    assert schema_check(gate(), changed, None).skipped
+
+
+def test_nan_and_inf_in_training_data_fail_unless_allowed() -> None:
+    frame = pd.DataFrame({"a": [1.0, np.nan, 3.0], "b": [np.inf, 1.0, -np.inf], "label": ["x", None, "y"]})
+    check = nan_check(gate(), frame, "data.csv")
+    assert not check.passed and check.value == 4
+    assert "'a': 1 NaN" in check.message and "'b': 2 inf" in check.message and "'label': 1 NaN" in check.message
+    assert "gate.allow_nan" in check.message
+    assert nan_check(gate(allow_nan=True), frame, "data.csv").passed
+    assert nan_check(gate(), frame.dropna().replace([np.inf, -np.inf], 0), "data.csv").passed
+
+
+def test_a_worse_candidate_fails_the_comparison_by_a_stated_margin(good: Artifact, bad: Artifact) -> None:
+    spec = gate(compare_to_production={"metric": "accuracy", "max_regression": 0.02})
+    check, prod = comparison_check(spec, bad, good)
+    assert not check.passed and prod["accuracy"] > 0.9
+    assert "regresses by" in check.message and "more than the allowed 0.02" in check.message
+    assert check.margin is not None and check.margin < -0.5
+
+
+def test_comparison_passes_skips_and_demands_improvement_on_retrain(good: Artifact, bad: Artifact) -> None:
+    spec = gate(compare_to_production={"metric": "accuracy"})
+    assert comparison_check(spec, good, bad)[0].passed
+    assert comparison_check(spec, good, None)[0].skipped
+    assert comparison_check(gate(compare_to_production={"enabled": False}), bad, good)[0].skipped
+    same, _ = comparison_check(spec, good, good, require_improvement=True)
+    assert same.passed  # the same artifact against itself is not a regression
+    tie = Artifact(good.path, {**good.manifest, "artifact_id": "other000"})
+    no_better, _ = comparison_check(spec, tie, good, require_improvement=True)
+    assert not no_better.passed and "no better" in no_better.message
+
+
+def test_production_that_cannot_read_the_candidates_rows(good: Artifact, tmp_path: Path) -> None:
+    narrow = make_artifact(tmp_path / "narrow", LogisticRegression(max_iter=500), "narrow00",
+                           features=["sepal length (cm)", "sepal width (cm)"])
+    assert evaluate_both(narrow, good)[1] is None
+    refused, _ = comparison_check(gate(), narrow, good)
+    assert not refused.passed and "petal length (cm)" in refused.message
+    assert comparison_check(gate(allow_schema_change=True), narrow, good)[0].skipped
+
+
+def test_a_missing_holdout_is_an_artifact_error(good: Artifact, tmp_path: Path) -> None:
+    broken = Artifact(tmp_path, good.manifest)
+    with pytest.raises(ArtifactError, match="holdout.csv"):
+        load_holdout(broken)

@@ -68,7 +68,7 @@ def join(folder: Path, since: datetime | None = None) -> Joined:
         if len(values) != len(inputs):
             out.mismatched += 1
             continue
-        out.rows.extend([*row, v] for row, v in zip(inputs, values))
+        out.rows.extend([*row, v] for row, v in zip(inputs, values, strict=True))
     return out
 
 

@@ -52,7 +52,8 @@ def bound_check(kind: str, name: str, label: str, value: float, low: float | Non
         return Check(kind, name, False, f"{shown} is below the minimum {_fmt(low)}{unit} by {_fmt(low - value)}{unit}",
                      value, low, margin=value - low)
     if high is not None and value > high:
-        return Check(kind, name, False, f"{shown} is above the maximum {_fmt(high)}{unit} by {_fmt(value - high)}{unit}",
+        return Check(kind, name, False,
+                     f"{shown} is above the maximum {_fmt(high)}{unit} by {_fmt(value - high)}{unit}",
                      value, high, margin=high - value)
     limits = " and ".join(f"{word} {_fmt(v)}{unit}" for word, v in (("min", low), ("max", high)) if v is not None)
     margins = [m for m in ((value - low) if low is not None else None, (high - value) if high is not None else None)
@@ -182,7 +183,7 @@ def nan_check(gate: GateSpec, frame: pd.DataFrame, source: str) -> Check:
         if nan or inf:
             counts[str(column)] = (nan, inf)
     if not counts:
-        return Check("data", name, True, f"{len(frame)} rows × {frame.shape[1]} columns of {source}: all values finite",
+        return Check("data", name, True, f"{len(frame)} rows x {frame.shape[1]} columns of {source}: all values finite",
                      value=0.0)
     total = sum(n + i for n, i in counts.values())
     parts = [f"{col!r}: " + ", ".join(t for t in (f"{n} NaN" if n else "", f"{i} inf" if i else "") if t)

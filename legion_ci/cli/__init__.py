@@ -21,6 +21,8 @@ COMMAND_MODULES = [
     "legion_ci.cli.router",
     "legion_ci.cli.deploy",
     "legion_ci.cli.jenkins",
+    "legion_ci.cli.image",
+    "legion_ci.cli.api",
 ]
 
 

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import argparse
 import os
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -56,6 +56,7 @@ def register(sub: Any) -> None:
     serve.add_argument("--max-rows", type=_positive, default=1000, help="rows per request (default 1000)")
     serve.add_argument("--max-body-bytes", type=_positive, default=1_048_576,
                        help="request body limit in bytes (default 1048576)")
+    serve.add_argument("--plan", type=Path, default=None, help=argparse.SUPPRESS)  # set by the slim re-exec
     serve.set_defaults(handler=_serve)
 
     token = sub.add_parser("token", help="issue JWTs for model servers")
@@ -69,6 +70,9 @@ def register(sub: Any) -> None:
     create.add_argument("--audience", default=None, help="aud claim (default LEGION_JWT_AUDIENCE or legion-ci)")
     create.add_argument("--issuer", default=None, help="iss claim (default LEGION_JWT_ISSUER, if set)")
     create.set_defaults(handler=_token_create)
+    from legion_ci.cli.api import register_token  # `token create-admin`: management API tokens
+
+    register_token(token_sub)
 
     feedback = sub.add_parser("feedback", help="the feedback loop's captured predictions and ground truth")
     fb_sub = feedback.add_subparsers(dest="feedback_command", metavar="ACTION", required=True)
@@ -89,12 +93,17 @@ def _serve(args: argparse.Namespace) -> int:
         capture=not args.no_capture, capture_rate=args.capture_rate, max_rows=args.max_rows,
         max_body_bytes=args.max_body_bytes,
     )
-    return serve(args.artifact, options, load_settings())
+    return serve(args.artifact, options, load_settings(), args.plan)
 
 
 def _token_create(args: argparse.Namespace) -> int:
-    from legion_ci.serving.auth import DEFAULT_AUDIENCE, DEFAULT_MAX_TTL, create_token, load_or_create_secret, \
-        parse_duration
+    from legion_ci.serving.auth import (
+        DEFAULT_AUDIENCE,
+        DEFAULT_MAX_TTL,
+        create_token,
+        load_or_create_secret,
+        parse_duration,
+    )
 
     ttl = parse_duration(args.ttl, "--ttl")
     limit = parse_duration(os.environ.get("LEGION_JWT_MAX_TTL") or DEFAULT_MAX_TTL, "LEGION_JWT_MAX_TTL")
@@ -114,7 +123,7 @@ def parse_since(value: str | None) -> datetime | None:
         when = datetime.fromisoformat(value)
     except ValueError:
         raise ConfigError(f"--since: {value!r} is not an ISO time (e.g. 2026-11-26 or 2026-11-26T12:00:00Z)") from None
-    return when if when.tzinfo else when.replace(tzinfo=timezone.utc)
+    return when if when.tzinfo else when.replace(tzinfo=UTC)
 
 
 def _feedback_export(args: argparse.Namespace) -> int:

@@ -61,7 +61,7 @@ def package(art: Artifact, options: PackageOptions, workdir: Path, cache_dir: Pa
     auth = registry_auth() if options.push else None  # checked before the long build, never logged
     clock = time.monotonic()
     engine = Engine.connect()
-    name = metadata.image_name(art, options.registry, options.namespace)
+    name = metadata.image_name(art, options.registry, options.namespace, options.extra_tags)
     dockerfile, reqs, context = prepare(art, options, cache_dir, model_dir)
     _write(workdir / "Dockerfile", dockerfile)
     _write(workdir / "requirements.txt", reqs)

@@ -20,22 +20,23 @@ class ImageName:
     """REPOSITORY:TAG references of one artifact's image."""
 
     repository: str  # e.g. 127.0.0.1:5000/legion/iris
-    tags: tuple[str, ...]  # VERSION, then VERSION-ARTIFACTID8 (unique per artifact)
+    tags: tuple[str, ...]  # VERSION, VERSION-ARTIFACTID8 (unique per artifact), then any extra tags
 
     @property
     def unique(self) -> str:
-        return f"{self.repository}:{self.tags[-1]}"
+        return f"{self.repository}:{self.tags[1]}"
 
     @property
     def references(self) -> list[str]:
         return [f"{self.repository}:{t}" for t in self.tags]
 
 
-def image_name(art: Artifact, registry: str | None, namespace: str) -> ImageName:
+def image_name(art: Artifact, registry: str | None, namespace: str, extra_tags: tuple[str, ...] = ()) -> ImageName:
     """REGISTRY/NAMESPACE/NAME with tags VERSION and VERSION-ARTIFACTID8 ('+' of a SemVer becomes '_')."""
     version = TAG_UNSAFE.sub("_", art.version)
     repository = "/".join(p for p in (registry, namespace, art.name) if p)
-    return ImageName(repository, (version, f"{version}-{art.id[:8]}"))
+    tags = (version, f"{version}-{art.id[:8]}")
+    return ImageName(repository, tags + tuple(t for t in extra_tags if t not in tags))
 
 
 def public_url(url: str | None) -> str | None:
@@ -59,7 +60,8 @@ def git_remote(folder: Path) -> str | None:
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def labels(art: Artifact, base_image: str, source_url: str | None) -> dict[str, str]:
+def labels(art: Artifact, base_image: str, source_url: str | None, legion_version: str = __version__
+           ) -> dict[str, str]:
     """OCI annotations (org.opencontainers.image.*) and the artifact's lineage (ai.legion.*).
 
     `created` is the artifact's creation time, not the build's: rebuilding the same artifact gives the
@@ -83,6 +85,6 @@ def labels(art: Artifact, base_image: str, source_url: str | None) -> dict[str, 
         "ai.legion.data-fingerprint": str(manifest.get("data_fingerprint") or ""),
         "ai.legion.metrics": json.dumps(art.metrics, sort_keys=True, separators=(",", ":")),
         "ai.legion.build-url": public_url((manifest.get("jenkins") or {}).get("build_url")),
-        "ai.legion.legion-ci-version": __version__,
+        "ai.legion.legion-ci-version": legion_version,
     }
     return {k: v for k, v in found.items() if v}

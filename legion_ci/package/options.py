@@ -13,6 +13,7 @@ DEFAULT_BASE_IMAGE = "python:3.11-slim"
 DEFAULT_NAMESPACE = "legion"
 # host[:port][/path]: a registry address as Docker writes it in an image reference (no scheme, no user).
 REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+([._-][a-z0-9]+)*)*$")
+TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9](@sha256:[0-9a-f]{64})?$", re.IGNORECASE)
 
 ENV_BASE_IMAGE = "LEGION_BASE_IMAGE"
@@ -38,6 +39,7 @@ class PackageOptions:
     ca_bundle: Path | None = None  # PEM file trusted by pip in the build stage only (a TLS-inspecting proxy)
     pip_index_url: str | None = None  # pip's index in the build stage only (a PyPI mirror)
     wheel: Path | None = None  # a prebuilt legion-ci wheel; default: built from this source tree
+    extra_tags: tuple[str, ...] = ()  # besides VERSION and VERSION-ARTIFACTID8, e.g. "latest"
 
     @classmethod
     def from_env(cls, **overrides: object) -> "PackageOptions":
@@ -68,6 +70,10 @@ class PackageOptions:
                               "(expected e.g. python:3.11-slim or registry.example.com/base/python:3.11)")
         if self.ca_bundle is not None and not self.ca_bundle.is_file():
             raise ConfigError(f"{ENV_CA_BUNDLE}: {str(self.ca_bundle)!r} is not a file (expected a PEM CA bundle)")
+        for tag in self.extra_tags:
+            if not TAG.match(tag):
+                raise ConfigError(f"--tag {tag!r} is not an image tag (expected letters, digits, '_', '.', '-'; "
+                                  "at most 128, not starting with '.' or '-')")
         if self.wheel is not None and not (self.wheel.is_file() and self.wheel.suffix == ".whl"):
             raise ConfigError(f"{ENV_WHEEL}: {str(self.wheel)!r} is not a wheel file (expected legion_ci-*.whl)")
 

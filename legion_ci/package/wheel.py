@@ -15,6 +15,7 @@ from legion_ci.errors import ConfigError, ExternalToolError
 SOURCE_FILES = ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "setup.py", "MANIFEST.in")
 PACKAGE = "legion_ci"
 SKIP = shutil.ignore_patterns("__pycache__", "*.pyc", ".mypy_cache", ".pytest_cache")
+KEEP = 5  # cached wheels kept (newest first); a working tree that changes makes a new one each time
 EPOCH = "315532800"  # 1980-01-01, the earliest zip timestamp: the same tree gives the same wheel bytes
 
 
@@ -71,4 +72,12 @@ def build_wheel(cache_dir: Path, root: Path | None = None) -> Path:
         except OSError:
             if not any(target.glob("legion_ci-*.whl")):
                 raise
+    _prune(cache_dir, keep=target)
     return sorted(target.glob("legion_ci-*.whl"))[-1]
+
+
+def _prune(cache_dir: Path, keep: Path) -> None:
+    entries = sorted((p for p in cache_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+                     key=lambda p: p.stat().st_mtime, reverse=True)
+    for old in [p for p in entries if p != keep][KEEP - 1:]:
+        shutil.rmtree(old, ignore_errors=True)

@@ -61,6 +61,10 @@ def choose(model_dir: Path, art: Artifact, out_dir: Path) -> tuple[Path, str]:
     """The locustfile to run and where it came from ("model" or "generated")."""
     own = model_dir / MODEL_LOCUSTFILE
     if own.is_file():
+        try:
+            compile(own.read_bytes(), str(own), "exec")  # fail fast, before a server is started for nothing
+        except SyntaxError as exc:
+            raise StageError("perf", f"{own}: not valid Python: {exc.msg} (line {exc.lineno})") from None
         return own, "model"
     target = out_dir / "locustfile.py"
     target.write_text(generate(art), encoding="utf-8")

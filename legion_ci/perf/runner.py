@@ -63,6 +63,6 @@ def run_locust(locustfile: Path, host: str, users: int, spawn_rate: float, durat
         raise StageError("perf", f"Locust did not finish within {duration + GRACE:.0f}s (log {log})") from None
     run = LocustRun(out_dir / "locust", out_dir / "locust.html", log, done.returncode, time.monotonic() - started)
     if done.returncode != 0 or not run.stats_csv.is_file():
-        tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-15:])
+        tail = "\n".join(log.read_text(encoding="utf-8", errors="replace").strip().splitlines()[-6:])
         raise StageError("perf", f"Locust could not run {locustfile} (exit {done.returncode}; log {log}):\n{tail}")
     return run

@@ -50,7 +50,7 @@ def roc_svg(y_true: Sequence[object], proba: np.ndarray, classes: Sequence[objec
     """ROC curve per class (one against the rest); None when probabilities make no curve."""
     y = np.asarray(y_true)
     curves = []
-    targets = [(classes[1], proba[:, 1])] if len(classes) == 2 else list(zip(classes, proba.T))
+    targets = [(classes[1], proba[:, 1])] if len(classes) == 2 else list(zip(classes, proba.T, strict=True))
     for cls, score in targets:
         positive = y == cls
         if positive.all() or not positive.any():
@@ -102,7 +102,7 @@ def residuals_svg(y_true: Sequence[float], y_pred: Sequence[float]) -> str:
         ax.axhline(0, color=MUTED, linestyle="--", linewidth=1)
         ax.scatter(predicted, residual, s=16, color=PALETTE[1], alpha=0.7, edgecolors="none", gid="data-points")
         ax.set_xlabel("predicted")
-        ax.set_ylabel("residual (actual − predicted)")
+        ax.set_ylabel("residual (actual - predicted)")
         ax.set_title(f"Residuals · MAE {np.abs(residual).mean():.3g} · bias {residual.mean():+.3g}", loc="left")
         _, _, bars = hist.hist(residual, bins=min(30, max(5, len(residual) // 5)), orientation="horizontal",
                                color=PALETTE[1], alpha=0.7)
@@ -132,7 +132,7 @@ def metrics_bar_svg(candidate: Mapping[str, float], production: Mapping[str, flo
                 colors.append(PRODUCTION)
             positions = np.arange(len(values))[::-1] + (2 - len(values))
             ax.set_axisbelow(True)
-            for pos, value, color, label in zip(positions, values, colors, names):
+            for pos, value, color, label in zip(positions, values, colors, names, strict=True):
                 ax.barh(pos, value, color=color, height=0.6, gid=f"data-{metric}-{label.split()[0]}")
                 ax.text(value, pos, f" {value:.3f}", va="center", ha="left", fontsize=8, color=INK)
             bound = thresholds.get(metric)

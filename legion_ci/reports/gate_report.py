@@ -43,7 +43,7 @@ def _plot(make: Callable[[], str | None], what: str) -> str | None:
     """A plot, or a note instead of it: a plot that cannot be drawn never costs the report."""
     try:
         return make()
-    except Exception as exc:  # noqa: BLE001 - reported on the page
+    except Exception as exc:
         log.warning("cannot draw the %s: %s", what, exc)
         return f'<p class="kind">The {escape(what)} could not be drawn: {escape(str(exc))}</p>'
 
@@ -59,8 +59,9 @@ def plots(ev: GateEvidence) -> list[str]:
                                    f"{len(ev.y_true)} held-out rows. Rows are the true class, columns the predicted "
                                    "one; the diagonal is right.",
                                    "confusion"))
-        if ev.proba is not None:
-            figures.append(html.figure(_plot(lambda: gate_plots.roc_svg(ev.y_true, ev.proba, ev.classes), "ROC curve"),
+        proba = ev.proba
+        if proba is not None:
+            figures.append(html.figure(_plot(lambda: gate_plots.roc_svg(ev.y_true, proba, ev.classes), "ROC curve"),
                                        "True against false positive rate as the decision threshold moves.", "roc"))
     else:
         figures.append(html.figure(_plot(lambda: gate_plots.predicted_vs_actual_svg(ev.y_true, ev.y_pred),

@@ -14,8 +14,8 @@ CSS = """
 :root{--ink:#1f2328;--muted:#59636e;--line:#d1d9e0;--soft:#f6f8fa;--pass:#1a7f37;--pass-bg:#dafbe1;
 --fail:#cf222e;--fail-bg:#ffebe9;--warn:#9a6700;--warn-bg:#fff8c5;--skip:#59636e;--skip-bg:#f6f8fa}
 *{box-sizing:border-box}
-body{margin:0;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;color:var(--ink);
-background:#fff}
+body{margin:0;font:14px/1.5 system-ui,-apple-system,"Segoe UI",Roboto,"Helvetica Neue",Arial,sans-serif;
+color:var(--ink);background:#fff}
 main{max-width:1180px;margin:0 auto;padding:24px 28px 48px}
 header.top{display:flex;justify-content:space-between;align-items:baseline;gap:16px;flex-wrap:wrap;
 border-bottom:1px solid var(--line);padding-bottom:10px}
@@ -65,7 +65,9 @@ document.addEventListener('DOMContentLoaded',function(){
  document.querySelectorAll('figure[data-plot]').forEach(function(fig){
   var svg=fig.querySelector('svg');if(!svg){fig.setAttribute('data-rendered','no');return;}
   var box=svg.getBoundingClientRect(),marks=0;
-  svg.querySelectorAll('[id*="-data"]').forEach(function(g){try{var b=g.getBBox();if(b.width>0||b.height>0)marks++;}catch(e){}});
+  svg.querySelectorAll('[id*="-data"]').forEach(function(g){
+   try{var b=g.getBBox();if(b.width>0||b.height>0)marks++;}catch(e){}
+  });
   fig.setAttribute('data-rendered',box.width>0&&box.height>0?Math.round(box.width)+'x'+Math.round(box.height):'no');
   fig.setAttribute('data-marks',String(marks));
  });

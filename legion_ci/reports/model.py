@@ -2,8 +2,9 @@
 
 from __future__ import annotations
 
+import time
 from dataclasses import asdict, dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from typing import Any, Literal
 
 from legion_ci.gate import Check
@@ -25,7 +26,7 @@ class ReportHead:
     headline: str  # the reason, first: why it failed, or what passed
     forced_reason: str | None = None
     seconds: float | None = None
-    generated_at: str = field(default_factory=lambda: datetime.now(timezone.utc).isoformat(timespec="seconds"))
+    generated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
 
     @property
     def label(self) -> str:
@@ -49,3 +50,20 @@ def headline(checks: list[Check], what: str) -> str:
 def counts(checks: list[Check]) -> dict[str, int]:
     return {"total": len(checks), "passed": sum(c.passed and not c.skipped for c in checks),
             "failed": sum(not c.passed for c in checks), "skipped": sum(c.skipped for c in checks)}
+
+
+class Stopwatch:
+    """Seconds spent in each phase of a stage: for the log, the summary and the report."""
+
+    def __init__(self) -> None:
+        self.phases: dict[str, float] = {}
+        self._last = time.monotonic()
+
+    def lap(self, phase: str) -> float:
+        now = time.monotonic()
+        self.phases[phase] = round(now - self._last, 3)
+        self._last = now
+        return self.phases[phase]
+
+    def line(self) -> str:
+        return ", ".join(f"{name} {seconds:.1f}s" for name, seconds in self.phases.items())

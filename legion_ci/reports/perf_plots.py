@@ -23,9 +23,8 @@ def _series(points: Sequence[HistoryPoint], attr: str) -> tuple[list[float], lis
 
 def latency_svg(points: Sequence[HistoryPoint], p95_bound: float | None, p99_bound: float | None) -> str | None:
     """p50, p95 and p99 latency over the run (Locust's rolling window), with the SLA's bounds dashed."""
-    lines = [(attr, label, color) for attr, label, color in (("p50_ms", "p50", PALETTE[2]), ("p95_ms", "p95", PALETTE[0]),
-                                                            ("p99_ms", "p99", PALETTE[1]))
-             if _series(points, attr)[0]]
+    wanted = (("p50_ms", "p50", PALETTE[2]), ("p95_ms", "p95", PALETTE[0]), ("p99_ms", "p99", PALETTE[1]))
+    lines = [(attr, label, color) for attr, label, color in wanted if _series(points, attr)[0]]
     if not lines:
         return None
     with figure(9.6, 3.8) as (fig, ax):

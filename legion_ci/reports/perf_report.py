@@ -36,6 +36,7 @@ class PerfEvidence:
     requests: list[RequestStats] = field(default_factory=list)
     history: list[HistoryPoint] = field(default_factory=list)
     failures: list[dict[str, str]] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)
 
 
 def _ms(value: float) -> str:
@@ -68,8 +69,8 @@ def _measured(check: Check) -> str:
 def sla_table(checks: list[Check], sla: SlaSpec) -> str:
     rows = []
     for c in checks:
-        rows.append((f'<span class="badge b-{c.verdict}">{c.verdict.upper()}</span>', f"<strong>{escape(c.name)}</strong>",
-                     _measured(c), _bound(c, sla), escape(c.message)))
+        badge = f'<span class="badge b-{c.verdict}">{c.verdict.upper()}</span>'
+        rows.append((badge, f"<strong>{escape(c.name)}</strong>", _measured(c), _bound(c, sla), escape(c.message)))
     return html.table(("verdict", "bound", "measured", "required", "by how much"), rows, numeric=(2,), cls="sla")
 
 
@@ -122,6 +123,8 @@ def render(head: ReportHead, checks: list[Check], ev: PerfEvidence | None, sla: 
                                   f"capture off; auth {'on: a short-lived token' if ev.auth else 'off'})")),
                 ("user class", "FastHttpUser, no wait between requests: each user sends its next request when the "
                                "last is answered")]
+        if ev.timings:
+            load.append(("time", escape(", ".join(f"{k} {v:.1f}s" for k, v in ev.timings.items()))))
         sections.append(html.section("Load", html.facts(load), "load"))
     return html.page(head, checks, sections)
 

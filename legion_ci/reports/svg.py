@@ -40,7 +40,7 @@ _NO_METADATA = {"Creator": None, "Date": None, "Format": None, "Type": None}
 @contextmanager
 def figure(width: float = 5.2, height: float = 3.6, **subplots: Any) -> Iterator[tuple[Figure, Any]]:
     """A Figure (no pyplot global state) and its axes, drawn with the report's style."""
-    with matplotlib.rc_context(STYLE):
+    with matplotlib.rc_context(STYLE):  # type: ignore[arg-type]
         fig = Figure(figsize=(width, height), layout="constrained")
         axes = fig.subplots(**subplots)
         yield fig, axes
@@ -52,7 +52,7 @@ def to_svg(fig: Figure, key: str) -> str:
     A `gid` of "data" on an artist becomes id="<key>-data": what tests and the page's check look for.
     """
     buf = io.StringIO()
-    with matplotlib.rc_context({**STYLE, "svg.hashsalt": key}):
+    with matplotlib.rc_context({**STYLE, "svg.hashsalt": key}):  # type: ignore[dict-item]
         fig.savefig(buf, format="svg", metadata=_NO_METADATA)
     text = buf.getvalue()
     text = text[text.index("<svg"):]

@@ -15,8 +15,9 @@ import asyncio
 import logging
 import os
 import time
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
-from typing import Any, Awaitable, Callable
+from typing import Any
 
 from legion_ci import __version__
 from legion_ci.artifact import Artifact
@@ -48,7 +49,8 @@ class Route:
 class ModelApp:
     """One artifact served over HTTP. Build with `create_app`."""
 
-    def __init__(self, artifact: Artifact, options: ServeOptions, settings: Settings) -> None:
+    def __init__(self, artifact: Artifact, options: ServeOptions, settings: Settings,
+                 predictor: Predictor | None = None) -> None:
         self.artifact = artifact
         self.options = options
         self.name, self.version = artifact.name, artifact.version
@@ -56,8 +58,8 @@ class ModelApp:
         self.features = list(schema["features"])
         allow_nan = bool(schema.get("allow_nan", False))
         self.validator = Validator(self.features, options.max_rows, allow_nan)
-        self.predictor = Predictor(artifact.model, self.features, list(schema.get("example") or []),
-                                   self.validator.numeric)
+        self.predictor = predictor or Predictor.for_model(artifact.model, self.features,
+                                                          list(schema.get("example") or []), self.validator.numeric)
         self.classes = artifact.manifest.get("classes")
         self.auth = Authenticator(AuthConfig.from_env(settings, options.auth), self.name, self.version)
         self.auth_enabled = self.auth.config.enabled
@@ -105,7 +107,7 @@ class ModelApp:
             if message["type"] == "lifespan.startup":
                 try:
                     self.startup()
-                except Exception as exc:  # noqa: BLE001 - reported to the server, which exits
+                except Exception as exc:
                     await send({"type": "lifespan.startup.failed", "message": str(exc)})
                     return
                 await send({"type": "lifespan.startup.complete"})
@@ -167,7 +169,7 @@ class ModelApp:
         except ClientGone:
             flight.dec()
             return
-        except Exception:  # noqa: BLE001 - a server bug: log it, answer 500 without details
+        except Exception:
             log.exception("request %s to %s failed", rid, path)
             status, body = 500, self._error("internal error; the server log has the details", 500, rid)
         flight.dec()
@@ -263,7 +265,7 @@ class ModelApp:
             raise InputError("the server is not ready to take feedback yet", 503)
         matched = await asyncio.to_thread(lambda: [writer.known(r) for r, _, _ in checked])
         results = []
-        for (request_id, truth, payload), known in zip(checked, matched):
+        for (request_id, truth, payload), known in zip(checked, matched, strict=True):
             if not writer.feedback(request_id, truth, payload, known):
                 raise InputError("the feedback store cannot take records right now (disk full?); retry", 503)
             results.append({"request_id": request_id, "matched": known})
@@ -351,6 +353,7 @@ def _class_datatype(classes: Any) -> str:
     return "BYTES"
 
 
-def create_app(artifact: Artifact, options: ServeOptions | None = None, settings: Settings | None = None) -> ModelApp:
-    """The ASGI app serving `artifact` (its model is loaded and checked here)."""
-    return ModelApp(artifact, options or ServeOptions(), settings or load_settings())
+def create_app(artifact: Artifact, options: ServeOptions | None = None, settings: Settings | None = None,
+               predictor: Predictor | None = None) -> ModelApp:
+    """The ASGI app serving `artifact` (its model is loaded and checked here unless `predictor` is given)."""
+    return ModelApp(artifact, options or ServeOptions(), settings or load_settings(), predictor)

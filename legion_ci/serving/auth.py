@@ -17,6 +17,7 @@ from __future__ import annotations
 
 import fnmatch
 import json
+import logging
 import os
 import re
 import secrets
@@ -26,8 +27,6 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
-
-import logging
 
 import jwt
 
@@ -141,7 +140,7 @@ class AuthConfig:
     revoked: Path | None
 
     @classmethod
-    def from_env(cls, settings: Settings, enabled: bool = True) -> "AuthConfig":
+    def from_env(cls, settings: Settings, enabled: bool = True) -> AuthConfig:
         off = os.environ.get("LEGION_AUTH", "on").strip().lower() in ("off", "0", "false", "no")
         if not enabled or off:
             return cls(False, None, None, None, DEFAULT_AUDIENCE, DEFAULT_MAX_TTL, None)
@@ -331,6 +330,18 @@ class Authenticator:
         return f"token does not cover model {self.model!r} version {self.version!r} (see its 'models' claim)"
 
     def _verify(self, token: str, now: float, may_refresh: bool) -> None:
+        claims = self.claims(token, now, may_refresh)
+        exp, nbf, jti = float(claims["exp"]), float(claims.get("nbf", 0) or 0), claims.get("jti")
+        status = 0 if in_scope(claims.get("models"), self.model, self.version) else 1 if "models" in claims else 2
+        if len(self._cache) >= CACHE_SIZE:
+            self._cache.clear()
+        self._cache[token] = (exp, nbf, jti, status)
+        if status:
+            raise AuthError(self._scope_reason(status), 403)
+
+    def claims(self, token: str, now: float, may_refresh: bool = True) -> dict[str, Any]:
+        """The claims of a token whose signature, exp/nbf, iss/aud, lifetime and revocation check out; no
+        scope check (the caller's). Raises AuthError, or NeedsRefresh as `check` does."""
         cfg = self.config
         try:
             header = jwt.get_unverified_header(token)
@@ -370,13 +381,7 @@ class Authenticator:
         jti = claims.get("jti")
         if self.revocations.revoked(jti):
             raise AuthError(f"token was revoked (jti {jti!r})")
-        nbf = float(claims.get("nbf", 0) or 0)
-        status = 0 if in_scope(claims.get("models"), self.model, self.version) else 1 if "models" in claims else 2
-        if len(self._cache) >= CACHE_SIZE:
-            self._cache.clear()
-        self._cache[token] = (exp, nbf, jti, status)
-        if status:
-            raise AuthError(self._scope_reason(status), 403)
+        return claims
 
     def _decode(self, token: str, key: Any, alg: str) -> dict[str, Any]:
         cfg = self.config

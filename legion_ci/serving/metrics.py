@@ -48,10 +48,10 @@ class Metrics:
         self.registry.register(_Info({"model": model, "version": version, "artifact_id": artifact_id,
                                       "commit": commit or ""}))
         labels = ["model", "version"]
-        self.requests = Counter("legion_requests", "HTTP requests answered", labels + ["endpoint", "status"],
+        self.requests = Counter("legion_requests", "HTTP requests answered", [*labels, "endpoint", "status"],
                                 registry=reg)
         self.latency = Histogram("legion_request_duration_seconds", "Time to answer a request",
-                                 labels + ["endpoint"], buckets=BUCKETS, registry=reg)
+                                 [*labels, "endpoint"], buckets=BUCKETS, registry=reg)
         self.in_flight = Gauge("legion_requests_in_flight", "Requests being answered", labels, registry=reg,
                                multiprocess_mode="livesum")
         self.rows = Counter("legion_predicted_rows", "Rows predicted", labels, registry=reg)

@@ -30,7 +30,7 @@ def _errors(codes: list[int], auth: bool) -> dict[str, Any]:
             403: "Token does not cover this model", 413: "Body or row count over the limit",
             422: "Body does not fit the model's input schema", 503: "Not ready"}
     if auth:
-        codes = codes + [401, 403]
+        codes = [*codes, 401, 403]
     return {str(c): _json(ERROR, text[c]) for c in sorted(set(codes))}
 
 
@@ -45,7 +45,7 @@ def build_openapi(artifact: Artifact, features: list[dict[str, Any]], auth: bool
     item = values[0] if len(distinct) == 1 else {"anyOf": [dict(d) for d in distinct]}
     row_array = {"type": "array", "items": item, "minItems": len(names), "maxItems": len(names),
                  "description": f"values in this order: {', '.join(names)}"}
-    row_object = {"type": "object", "properties": dict(zip(names, values)), "required": names,
+    row_object = {"type": "object", "properties": dict(zip(names, values, strict=True)), "required": names,
                   "additionalProperties": False}
     rows = {"type": "array", "minItems": 1, "maxItems": options.max_rows,
             "items": {"anyOf": [{"$ref": "#/components/schemas/RowArray"}, {"$ref": "#/components/schemas/RowObject"}]}}
@@ -127,8 +127,8 @@ def build_openapi(artifact: Artifact, features: list[dict[str, Any]], auth: bool
         "/health/live": {"get": op("Liveness", {"200": _json(status, "Live")})},
         "/health/ready": {"get": op("Readiness: the model is loaded", {"200": _json(status, "Ready"),
                                                                         "503": _json(status, "Not ready")})},
-        "/metrics": {"get": op("Prometheus metrics", {"200": {"description": "Prometheus text format",
-                                                              "content": {"text/plain": {"schema": {"type": "string"}}}}})},
+        "/metrics": {"get": op("Prometheus metrics", {"200": {
+            "description": "Prometheus text format", "content": {"text/plain": {"schema": {"type": "string"}}}}})},
         "/openapi.json": {"get": op("This document", {"200": _json({"type": "object"}, "OpenAPI")})},
         "/v2": {"get": op("Open Inference Protocol: server metadata", {"200": _json({"type": "object"}, "Server")})},
         "/v2/health/live": {"get": op("Open Inference Protocol: liveness", {"200": _json(status, "Live")})},

@@ -17,4 +17,4 @@ class ServeOptions:
     capture_rate: float = 1.0
     max_rows: int = 1000
     max_body_bytes: int = 1_048_576
-    fsync_interval: float = 0.2  # seconds between fsyncs of the capture segment (power-loss window)
+    fsync_interval: float = 1.0  # seconds between fsyncs of the capture segment (power-loss window)

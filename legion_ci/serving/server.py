@@ -1,12 +1,17 @@
-"""Run the model server: uvicorn with uvloop and httptools; prints `listening on http://HOST:PORT` once bound."""
+"""Run the model server: uvicorn with uvloop and httptools; prints `listening on http://HOST:PORT` once bound.
+
+Start-up loads the model with scikit-learn and picks the fastest predictor that gives its answers. When
+that predictor is a plain-numpy LinearPlan, the process saves the plan and re-executes itself (same pid,
+same command plus `--plan FILE`) as a slim server that never imports scikit-learn, scipy or pandas:
+about a third of the memory. Set LEGION_SERVE_SLIM=off to keep the full process.
+"""
 
 from __future__ import annotations
 
-import asyncio
+import hashlib
+import json
 import logging
 import os
-import shutil
-import socket
 import sys
 import tempfile
 from dataclasses import asdict
@@ -20,19 +25,18 @@ from legion_ci.serving.options import ServeOptions
 
 ENV_ARTIFACT = "LEGION_SERVE_ARTIFACT"
 ENV_OPTIONS = "LEGION_SERVE_OPTIONS"
+ENV_PLAN = "LEGION_SERVE_PLAN"
+ENV_SLIM = "LEGION_SERVE_SLIM"
+log = logging.getLogger(__name__)
 
 
-def _uvicorn_config(app: Any, options: ServeOptions) -> Any:
-    import uvicorn
-
-    return uvicorn.Config(
-        app, host=options.host, port=options.port, loop="uvloop", http="httptools", lifespan="on",
-        access_log=False, log_level="warning", server_header=False, date_header=False,
-        timeout_graceful_shutdown=10, backlog=2048,
-    )
+def _uvicorn_kwargs(options: ServeOptions) -> dict[str, Any]:
+    return {"host": options.host, "port": options.port, "loop": "uvloop", "http": "httptools", "lifespan": "on",
+            "access_log": False, "log_level": "warning", "server_header": False, "date_header": False,
+            "timeout_graceful_shutdown": 10, "backlog": 2048, "ws": "none", "interface": "asgi3"}
 
 
-def _announce(sock: socket.socket) -> None:
+def _announce(sock: Any) -> None:
     host, port = sock.getsockname()[:2]
     print(f"listening on http://{host}:{port}", flush=True)
 
@@ -44,47 +48,115 @@ def check_artifact(path: str | Path) -> Artifact:
         art.model  # noqa: B018 - loads and verifies the model file
     except ArtifactError:
         raise
-    except Exception as exc:  # noqa: BLE001 - unpickling errors of every kind
+    except Exception as exc:
         raise ArtifactError(f"{path}: cannot load the model: {exc}") from None
     return art
 
 
-def app_from_env() -> Any:
-    """uvicorn factory for worker processes: the artifact and options come from the environment."""
-    import json
+def _plan_stamp(art: Artifact) -> str:
+    return hashlib.sha256(f"{art.id}:{art.manifest['model']['sha256']}".encode()).hexdigest()[:16]
 
+
+def _predictor(art: Artifact, plan: Path | None) -> Any:
+    from legion_ci.serving.fastpath import LinearPlan
+    from legion_ci.serving.predictor import Predictor
+
+    if plan is None:
+        return None
+    if not plan.name.startswith(f"plan-{_plan_stamp(art)}-"):
+        raise ConfigError(f"--plan: {plan} was not made from the artifact {art.path}")
+    try:
+        return Predictor.from_plan(LinearPlan.load(plan))
+    except (OSError, ValueError, KeyError) as exc:
+        raise ConfigError(f"--plan: cannot read {plan}: {exc}") from None
+
+
+def _argv(artifact_path: str | Path, options: ServeOptions, plan: Path) -> list[str]:
+    args = [sys.executable, "-m", "legion_ci", "serve", str(artifact_path), "--host", options.host,
+            "--port", str(options.port), "--workers", str(options.workers), "--capture-rate",
+            repr(options.capture_rate), "--max-rows", str(options.max_rows), "--max-body-bytes",
+            str(options.max_body_bytes), "--plan", str(plan)]
+    if not options.auth:
+        args.append("--no-auth")
+    if not options.capture:
+        args.append("--no-capture")
+    return args
+
+
+def _go_slim(art: Artifact, artifact_path: str | Path, options: ServeOptions, settings: Settings) -> None:
+    """Save the verified plan and exec the slim server in this process's place (returns only if it cannot)."""
     from legion_ci.serving.app import create_app
 
-    options = ServeOptions(**json.loads(os.environ[ENV_OPTIONS]))
-    return create_app(check_artifact(os.environ[ENV_ARTIFACT]), options, load_settings())
+    app = create_app(art, options, settings)  # checks auth settings etc. before we exec
+    plan = app.predictor.plan
+    if plan is None or os.environ.get(ENV_SLIM, "on").lower() in ("off", "0", "false", "no"):
+        return
+    folder = settings.home / "run"
+    try:
+        folder.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=folder, prefix=f"plan-{_plan_stamp(art)}-", suffix=".npz")
+        os.close(fd)
+        plan.save(Path(name))
+    except OSError as exc:
+        log.warning("cannot save the slim plan in %s (%s); serving with scikit-learn loaded", folder, exc)
+        return
+    sys.stdout.flush()
+    sys.stderr.flush()
+    os.execv(sys.executable, _argv(artifact_path, options, Path(name)))
 
 
-def serve(artifact_path: str | Path, options: ServeOptions, settings: Settings | None = None) -> int:
+def serve(artifact_path: str | Path, options: ServeOptions, settings: Settings | None = None,
+          plan: Path | None = None) -> int:
     """Serve until SIGINT/SIGTERM; returns the exit status."""
-    import uvicorn
-
     settings = settings or load_settings()
     if options.workers < 1:
         raise ConfigError(f"--workers: {options.workers} (expected 1 or more)")
     if not 0.0 <= options.capture_rate <= 1.0:
         raise ConfigError(f"--capture-rate: {options.capture_rate} (expected a number from 0 to 1)")
-    art = check_artifact(artifact_path)
-    if options.workers == 1:
-        from legion_ci.serving.app import create_app
+    if plan is None:
+        art = check_artifact(artifact_path)
+        _go_slim(art, artifact_path, options, settings)
+    else:
+        art = Artifact.open(artifact_path)
+    try:
+        if options.workers > 1:
+            return _serve_workers(Path(artifact_path).resolve(), options, settings, plan)
+        return _serve_one(art, options, settings, _predictor(art, plan), plan)
+    finally:
+        if plan is not None:
+            plan.unlink(missing_ok=True)
 
-        app = create_app(art, options, settings)
-        config = _uvicorn_config(app, options)
-        server = uvicorn.Server(config)
-        sock = config.bind_socket()
-        _announce(sock)
-        server.run(sockets=[sock])
-        return 0 if server.started else 1
-    return _serve_workers(Path(artifact_path).resolve(), options, settings)
+
+def _serve_one(art: Artifact, options: ServeOptions, settings: Settings, predictor: Any,
+               plan: Path | None) -> int:
+    import uvicorn
+
+    from legion_ci.serving.app import create_app
+
+    app = create_app(art, options, settings, predictor)
+    if plan is not None:
+        plan.unlink(missing_ok=True)
+    config = uvicorn.Config(app, **_uvicorn_kwargs(options))
+    server = uvicorn.Server(config)
+    sock = config.bind_socket()
+    _announce(sock)
+    server.run(sockets=[sock])
+    return 0 if server.started else 1
 
 
-def _serve_workers(artifact_path: Path, options: ServeOptions, settings: Settings) -> int:
+def app_from_env() -> Any:
+    """uvicorn factory for worker processes: the artifact, options and plan come from the environment."""
+    from legion_ci.serving.app import create_app
+
+    options = ServeOptions(**json.loads(os.environ[ENV_OPTIONS]))
+    plan = Path(os.environ[ENV_PLAN]) if os.environ.get(ENV_PLAN) else None
+    art = Artifact.open(os.environ[ENV_ARTIFACT]) if plan else check_artifact(os.environ[ENV_ARTIFACT])
+    return create_app(art, options, load_settings(), _predictor(art, plan))
+
+
+def _serve_workers(artifact_path: Path, options: ServeOptions, settings: Settings, plan: Path | None) -> int:
     """Several worker processes on one socket; metrics are summed through PROMETHEUS_MULTIPROC_DIR."""
-    import json
+    import shutil
 
     import uvicorn
     from uvicorn.supervisors import Multiprocess
@@ -93,14 +165,11 @@ def _serve_workers(artifact_path: Path, options: ServeOptions, settings: Setting
     os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
     os.environ[ENV_ARTIFACT] = str(artifact_path)
     os.environ[ENV_OPTIONS] = json.dumps(asdict(options))
+    os.environ[ENV_PLAN] = str(plan or "")
     os.environ["LEGION_HOME"] = str(settings.home)
     try:
-        config = uvicorn.Config(
-            "legion_ci.serving.server:app_from_env", factory=True, host=options.host, port=options.port,
-            loop="uvloop", http="httptools", lifespan="on", access_log=False, log_level="warning",
-            server_header=False, date_header=False, workers=options.workers, timeout_graceful_shutdown=10,
-            backlog=2048,
-        )
+        config = uvicorn.Config("legion_ci.serving.server:app_from_env", factory=True, workers=options.workers,
+                                **_uvicorn_kwargs(options))
         sock = config.bind_socket()
         _announce(sock)
         Multiprocess(config, sockets=[sock]).run()

@@ -117,7 +117,7 @@ def to_rows(body: Any, validator: Validator) -> Rows:
     if len(lengths) != 1:
         raise InputError(f"inputs: feature tensors have different lengths {sorted(lengths)}")
     columns = [by_name[n] for n in names]
-    return validator.check([list(r) for r in zip(*columns)], "inputs", proba)
+    return validator.check([list(r) for r in zip(*columns, strict=True)], "inputs", proba)
 
 
 def datatype(values: np.ndarray) -> str:

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from html import escape
 from pathlib import Path
 from typing import Any
 
@@ -14,10 +15,16 @@ from legion_ci.artifact import Artifact
 from legion_ci.data import load_dataset
 from legion_ci.errors import LegionError, StageFailed
 from legion_ci.gate import (
-    Check, comparison_check, evaluate_both, load_holdout, nan_check, schema_check, threshold_checks,
+    Check,
+    comparison_check,
+    evaluate_both,
+    load_holdout,
+    nan_check,
+    schema_check,
+    threshold_checks,
 )
 from legion_ci.reports.gate_report import GateEvidence, write_gate_reports
-from legion_ci.reports.model import ReportHead, headline
+from legion_ci.reports.model import ReportHead, Stopwatch, headline
 from legion_ci.stages.base import StageContext, StageResult
 from legion_ci.testing.runner import run_model_tests
 
@@ -34,6 +41,7 @@ def run(ctx: StageContext) -> StageResult:
     folder = ctx.stage_dir()
     checks: list[Check] = []
     evidence: GateEvidence | None = None
+    watch = Stopwatch()
 
     def head(status: str, line: str, forced: str | None = None) -> ReportHead:
         return ReportHead("gate", TITLE, candidate.name, candidate.version, candidate.id, ctx.run.id, status,  # type: ignore[arg-type]
@@ -41,19 +49,23 @@ def run(ctx: StageContext) -> StageResult:
 
     try:
         checks += data_checks(ctx, candidate, production, prod_label)
+        watch.lap("data checks")
         cand_metrics, prod_metrics = evaluate_both(candidate, production)
         checks += threshold_checks(spec.gate, {**candidate.metrics, **cand_metrics})
+        watch.lap("evaluation")
         tests = run_model_tests(ctx.model_dir, spec.gate.tests, candidate.path,
                                 production.path if production else None, folder,
                                 required="tests" in (ctx.loaded.raw.get("gate") or {}))
         checks += tests.checks
+        watch.lap("model tests")
         comparison, _ = comparison_check(spec.gate, candidate, production, ctx.run.flow == "retrain",
                                          metrics=(cand_metrics, prod_metrics))
         checks.append(comparison)
         evidence = _evidence(candidate, cand_metrics, prod_metrics, prod_label, spec.gate.thresholds)
+        watch.lap("comparison")
     except LegionError as exc:
         write_gate_reports(folder, head("error", exc.message), checks, evidence, _facts(ctx, candidate, prod_label),
-                           {"flow": ctx.run.flow}, error=exc.message)
+                           {"flow": ctx.run.flow, "timings": watch.phases}, error=exc.message)
         raise
 
     for check in checks:
@@ -62,9 +74,11 @@ def run(ctx: StageContext) -> StageResult:
     reason = headline(checks, "checks")
     forced = ctx.options.force_reason if failed else None
     status = "forced" if forced else "failed" if failed else "passed"
-    extra = {"flow": ctx.run.flow, "production": prod_label}
-    reports = write_gate_reports(folder, head(status, reason, forced), checks, evidence,
-                                 _facts(ctx, candidate, prod_label), extra)
+    extra = {"flow": ctx.run.flow, "production": prod_label, "timings": watch.phases}
+    facts = [*_facts(ctx, candidate, prod_label), ("time", escape(watch.line()))]
+    reports = write_gate_reports(folder, head(status, reason, forced), checks, evidence, facts, extra)
+    watch.lap("reports")
+    ctx.log(f"time: {watch.line()}")
     outputs: dict[str, Any] = {"checks": len(checks), "failed": [c.as_dict() for c in failed], "reports": reports,
                                "forced": forced is not None, "force_reason": forced, "candidate": candidate.id}
     for name, path in reports.items():
@@ -106,8 +120,6 @@ def _evidence(candidate: Artifact, cand_metrics: dict[str, float], prod_metrics:
 
 
 def _facts(ctx: StageContext, art: Artifact, prod_label: str | None) -> list[tuple[str, str]]:
-    from html import escape
-
     m = art.manifest
     git = m.get("git") or {}
     commit = git.get("commit") or "not in git"
@@ -120,7 +132,7 @@ def _facts(ctx: StageContext, art: Artifact, prod_label: str | None) -> list[tup
         ("task", escape(art.task)),
         ("trained", escape(str(m.get("created_at", "?")))),
         ("commit", escape(commit)),
-        ("data", escape(f"{(m.get('data') or {}).get('source', '?')} · sha256 {str(m.get('data_fingerprint', ''))[:16]}")),
+        ("data", escape(f"{(m.get('data') or {}).get('source', '?')} · sha256 {str(m.get('data_fingerprint'))[:16]}")),
         ("params", escape(json.dumps(m.get("params", {}), sort_keys=True))),
         ("production", escape(prod_label or "none yet")),
         ("run", escape(f"{ctx.run.id} ({ctx.run.flow} flow)")),

@@ -18,7 +18,7 @@ from legion_ci.perf import locustfile
 from legion_ci.perf.results import read_failures, read_history, read_stats
 from legion_ci.perf.runner import run_locust
 from legion_ci.perf.sla import sla_checks
-from legion_ci.reports.model import ReportHead, headline
+from legion_ci.reports.model import ReportHead, Stopwatch, headline
 from legion_ci.reports.perf_report import PerfEvidence, write_perf_reports
 from legion_ci.stages.base import StageContext, StageResult
 
@@ -59,13 +59,17 @@ def run(ctx: StageContext) -> StageResult:
     evidence = PerfEvidence(users=perf.users, spawn_rate=perf.spawn_rate, duration=perf.duration,
                             auth=spec.deploy.auth)
     checks: list[Check] = []
+    watch = Stopwatch()
+    evidence.timings = watch.phases
     try:
         lf, evidence.locustfile_source = locustfile.choose(ctx.model_dir, art, folder)
         evidence.locustfile = str(lf)
         server_args = (["--no-auth"] if not spec.deploy.auth else []) + ["--no-capture"]
         env = {"LEGION_HOME": str(ctx.settings.home)}
+        watch.lap("locustfile")
         endpoint = start_server(str(art.path), folder / "server.log", env, server_args)
         evidence.url, evidence.pid = endpoint["url"], int(endpoint["pid"])
+        watch.lap("server start")
         ctx.log(f"candidate serving on {endpoint['url']} (pid {endpoint['pid']}, capture off, "
                 f"auth {'on' if spec.deploy.auth else 'off'}); Locust: {settings_line}, {evidence.locustfile_source} "
                 f"locustfile {lf}")
@@ -74,14 +78,17 @@ def run(ctx: StageContext) -> StageResult:
                         locustfile.ENV_EXAMPLES: _examples(art),
                         **token_env(ctx.settings, art, spec.deploy.auth, perf.duration + 600)}
             locust = run_locust(lf, endpoint["url"], perf.users, perf.spawn_rate, perf.duration, folder, load_env)
+            watch.lap("locust")
         finally:
             stop_pid(int(endpoint["pid"]))
+            watch.lap("server stop")
         evidence.total, evidence.requests = read_stats(locust.stats_csv)
         evidence.history = read_history(locust.history_csv)
         evidence.failures = read_failures(locust.failures_csv)
         checks = sla_checks(perf.sla, evidence.total, perf.duration)
     except LegionError as exc:
-        write_perf_reports(folder, head("error", exc.message), checks, evidence, perf.sla, {}, error=exc.message)
+        write_perf_reports(folder, head("error", exc.message), checks, evidence, perf.sla, {"timings": watch.phases},
+                           error=exc.message)
         raise
 
     for check in checks:
@@ -89,7 +96,9 @@ def run(ctx: StageContext) -> StageResult:
     failed = [c for c in checks if not c.passed]
     reason = headline(checks, "SLA bounds")
     reports = write_perf_reports(folder, head("failed" if failed else "passed", reason), checks, evidence, perf.sla,
-                                 {})
+                                 {"timings": watch.phases})
+    watch.lap("reports")
+    ctx.log(f"time: {watch.line()}")
     total = evidence.total
     outputs: dict[str, Any] = {"reports": reports, "requests": total.requests, "failures": total.failures,
                                "p95_ms": total.p95_ms, "p99_ms": total.p99_ms, "rps": round(total.rps, 2),

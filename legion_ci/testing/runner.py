@@ -46,7 +46,8 @@ def run_model_tests(model_dir: Path, tests: str, artifact: Path, production: Pat
     command = [sys.executable, "-m", "pytest", "-p", "legion_ci.testing.plugin", "-p", "no:cacheprovider",
                str(folder), f"--junitxml={junit}", "-o", "junit_family=xunit1", "-o", "junit_logging=no",
                f"--rootdir={model_dir}", "-rfEs", *_config_args(model_dir, folder, out_dir)]
-    env = {k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k not in (ENV_ARTIFACT, ENV_PRODUCTION)}
+    env = {k: v for k, v in os.environ.items()
+           if not k.startswith("PYTEST_") and k not in (ENV_ARTIFACT, ENV_PRODUCTION)}
     # Installed pytest plugins are not auto-loaded: they cost seconds and a model's tests should not depend on
     # whatever happens to be installed; the model's own pytest.ini can name one with `addopts = -p NAME`.
     env.update({ENV_ARTIFACT: str(artifact), "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",

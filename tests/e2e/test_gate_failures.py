@@ -151,7 +151,8 @@ def test_an_impossible_threshold_fails_the_gate_and_force_records_why(production
     assert forced.returncode == 0, forced.stderr
     result = json.loads(forced.stdout)
     assert result["status"] == "passed" and result["summary"].startswith("FORCED: accepted by ML lead, ticket ML-42")
-    assert result["outputs"]["forced"] is True and result["outputs"]["force_reason"] == "accepted by ML lead, ticket ML-42"
+    assert result["outputs"]["forced"] is True
+    assert result["outputs"]["force_reason"] == "accepted by ML lead, ticket ML-42"
     assert "FORCED" in (gate / "report.html").read_text() and "ticket ML-42" in (gate / "report.html").read_text()
     props = {p.get("name"): p.get("value") for p in ET.parse(gate / "junit.xml").getroot().iter("property")}
     assert props["forced_reason"] == "accepted by ML lead, ticket ML-42" and "accuracy" in failures(gate / "junit.xml")

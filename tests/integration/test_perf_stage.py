@@ -103,18 +103,26 @@ def test_the_models_own_locustfile_is_used_when_present(trained: Trained) -> Non
     assert [r["name"] for r in summary["requests"]] == ["custom-invoke"]
 
 
-def test_a_broken_model_locustfile_is_an_error_naming_the_file(trained: Trained) -> None:
+@pytest.mark.parametrize("source, message, server", [
+    ("from locust import FastHttpUser\nclass Broken(FastHttpUser)\n    pass\n",
+     r"perf/locustfile.py: not valid Python: expected ':' \(line 2\)", False),
+    ("import no_such_module_here\n", r"(?s)Locust could not run .*perf/locustfile.py \(exit 1.*no_such_module_here", True),
+])
+def test_a_broken_model_locustfile_is_an_error_naming_the_file(trained: Trained, source: str, message: str,
+                                                                server: bool) -> None:
     own = trained.model_dir / "perf" / "locustfile.py"
     own.parent.mkdir(exist_ok=True)
-    own.write_text("from locust import FastHttpUser\nclass Broken(FastHttpUser)\n    pass\n")
+    own.write_text(source)
     try:
-        with pytest.raises(StageError, match=r"Locust could not run .*perf/locustfile.py") as caught:
+        with pytest.raises(StageError, match=message) as caught:
             trained.perf()
     finally:
         shutil.rmtree(own.parent)
     assert caught.value.exit_code == 2
     summary = json.loads((trained.reports() / "summary.json").read_text())
-    assert summary["status"] == "error" and not ours(summary["load"]["server_pid"])
+    assert summary["status"] == "error"
+    pid = summary["load"]["server_pid"]
+    assert (pid is not None) == server and not (pid and ours(pid)), "a server started for the test must be stopped"
     assert ET.parse(trained.reports() / "junit.xml").getroot().get("errors") == "1"
 
 

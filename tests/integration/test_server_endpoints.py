@@ -41,7 +41,7 @@ def test_invoke_forms_agree(server: Server, auth: dict[str, str], iris_artifact:
     bodies = [
         {"instances": ROWS},
         {"columns": names[::-1], "data": [row[::-1] for row in ROWS]},
-        [dict(zip(names, row)) for row in ROWS],
+        [dict(zip(names, row, strict=True)) for row in ROWS],
     ]
     for body in bodies:
         answer = httpx.post(f"{server.url}{API}/invoke", json=body, headers=auth)
@@ -83,7 +83,7 @@ def test_health_and_ready(server: Server) -> None:
 def test_info_has_schema_and_lineage(server: Server, auth: dict[str, str]) -> None:
     assert httpx.get(f"{server.url}{API}/info").status_code == 401
     info = httpx.get(f"{server.url}{API}/info", headers=auth).json()
-    assert [f["name"] for f in info["input_schema"]["features"]][0] == "sepal length (cm)"
+    assert info["input_schema"]["features"][0]["name"] == "sepal length (cm)"
     assert info["input_schema"]["example"]
     assert info["lineage"]["git"]["commit"] == "abc123"
     assert info["lineage"]["data_fingerprint"] == "f" * 64

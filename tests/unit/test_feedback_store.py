@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime, timedelta, timezone
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import pandas as pd
@@ -53,7 +53,7 @@ def test_join_matches_rows_and_counts_what_it_cannot(settings: Settings) -> None
     assert out.columns == ["a", "b"] and out.target == "species"
     assert sorted(out.rows) == [[1.0, 2.0, "virginica"], [3.0, 4.0, "versicolor"], [5.0, 6.0, "virginica"]]
     assert (out.unmatched_feedback, out.mismatched) == (1, 1)
-    since = datetime.fromtimestamp(150.0, tz=timezone.utc)
+    since = datetime.fromtimestamp(150.0, tz=UTC)
     assert sorted(join(settings.feedback_dir / "iris", since).rows) == [[3.0, 4.0, "versicolor"],
                                                                          [5.0, 6.0, "virginica"]]
 
@@ -67,9 +67,9 @@ def test_export_csv_and_parquet(settings: Settings, tmp_path: Path) -> None:
     assert pd.read_csv(tmp_path / "out" / "fb.csv").to_dict("records") == [{"a": 1.0, "b": 2.0, "species": 2}]
     assert export_feedback(settings, "iris", None, tmp_path / "fb.parquet") == 1
     assert list(pd.read_parquet(tmp_path / "fb.parquet").columns) == ["a", "b", "species"]
-    future = datetime.now(timezone.utc) + timedelta(days=1)
+    future = datetime.now(UTC) + timedelta(days=1)
     assert export_feedback(settings, "iris", future, tmp_path / "none.csv") == 0
-    with pytest.raises(ConfigError, match="must end in .csv or .parquet"):
+    with pytest.raises(ConfigError, match=r"must end in \.csv or \.parquet"):
         export_feedback(settings, "iris", None, tmp_path / "fb.txt")
     with pytest.raises(NotFoundError, match="no feedback store for model 'mnist'"):
         export_feedback(settings, "mnist", None, tmp_path / "m.csv")

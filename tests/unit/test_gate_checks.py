@@ -15,7 +15,13 @@ from sklearn.linear_model import LogisticRegression
 from legion_ci.artifact import Artifact, save_model, write_json_atomic
 from legion_ci.errors import ArtifactError
 from legion_ci.gate import (
-    bound_check, comparison_check, evaluate_both, load_holdout, nan_check, schema_check, threshold_checks,
+    bound_check,
+    comparison_check,
+    evaluate_both,
+    load_holdout,
+    nan_check,
+    schema_check,
+    threshold_checks,
 )
 from legion_ci.spec import GateSpec
 
@@ -134,5 +140,5 @@ def test_production_that_cannot_read_the_candidates_rows(good: Artifact, tmp_pat
 
 def test_a_missing_holdout_is_an_artifact_error(good: Artifact, tmp_path: Path) -> None:
     broken = Artifact(tmp_path, good.manifest)
-    with pytest.raises(ArtifactError, match="holdout.csv"):
+    with pytest.raises(ArtifactError, match=r"holdout\.csv"):
         load_holdout(broken)

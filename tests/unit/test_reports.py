@@ -28,8 +28,8 @@ CHECKS = [
     Check("comparison", "no regression vs production (accuracy)", True, "skipped: no production version yet",
           skipped=True),
 ]
-EXTERNAL = re.compile(r"""(?:src|href|action|poster|data)\s*=\s*["']?\s*(?:https?:)?//|url\(\s*["']?(?:https?:)?//|@import""",
-                      re.IGNORECASE)
+EXTERNAL = re.compile(r"""(?:src|href|action|poster|data)\s*=\s*["']?\s*(?:https?:)?//"""
+                      r"""|url\(\s*["']?(?:https?:)?//|@import""", re.IGNORECASE)
 
 
 def head(status: str = "failed", forced: str | None = None, stage: str = "gate") -> ReportHead:

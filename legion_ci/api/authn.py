@@ -1,0 +1,64 @@
+"""Who is calling: the model server's JWT verification (HS256 secret or JWKS, exp/nbf/iss/aud, max lifetime,
+revocation) with the management audience, turned into a Principal."""
+
+from __future__ import annotations
+
+import asyncio
+import dataclasses
+import os
+import time
+
+from legion_ci.api.roles import Principal
+from legion_ci.config import Settings
+from legion_ci.errors import ConfigError
+from legion_ci.serving.auth import AuthConfig, Authenticator, AuthError, NeedsRefresh
+
+ENV_AUDIENCE = "LEGION_API_AUDIENCE"
+DEFAULT_AUDIENCE = "legion-ci-management"
+
+
+def audience() -> str:
+    """The `aud` management tokens carry: LEGION_API_AUDIENCE, else legion-ci-management (never the model
+    servers' audience, so a token for calling a model cannot manage it)."""
+    return os.environ.get(ENV_AUDIENCE) or DEFAULT_AUDIENCE
+
+
+def auth_config(settings: Settings) -> AuthConfig:
+    """The model servers' settings from the environment, with the management audience; always enabled."""
+    config = AuthConfig.from_env(settings)
+    if not config.enabled:
+        raise ConfigError("LEGION_AUTH=off: the management API never runs without token checks; "
+                          "unset LEGION_AUTH for `legion-ci api serve` (it is meant for model servers)")
+    return dataclasses.replace(config, audience=audience())
+
+
+def bearer(authorization: str | None) -> str:
+    if not authorization:
+        raise AuthError("missing bearer token (send 'Authorization: Bearer <JWT>'; "
+                        "`legion-ci token create-admin --role viewer` issues one)")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError("the Authorization header must be 'Bearer <JWT>'")
+    return token
+
+
+class ManagementAuth:
+    """Verifies bearer tokens with the serving Authenticator's core; no model scope there (roles.py does it)."""
+
+    def __init__(self, config: AuthConfig) -> None:
+        self.authenticator = Authenticator(config, model="", version="")
+
+    @property
+    def audience(self) -> str:
+        return self.authenticator.config.audience
+
+    async def principal(self, authorization: str | None) -> Principal:
+        """The caller, or AuthError (401) / ApiError (403 for a missing or unknown role)."""
+        token = bearer(authorization)
+        try:
+            claims = self.authenticator.claims(token, time.time())
+        except NeedsRefresh:
+            await asyncio.to_thread(self.authenticator.refresh_jwks)
+            claims = self.authenticator.claims(token, time.time(), may_refresh=False)
+        return Principal.from_claims(claims)

@@ -1,0 +1,87 @@
+"""PUT handlers: point an alias at a version, set the traffic weights of a model's active deployments."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from legion_ci.api import fields, views
+from legion_ci.api.call import Call
+from legion_ci.api.errors import conflict, invalid
+from legion_ci.api.jsonio import Reply
+from legion_ci.api.reads import resolve
+from legion_ci.deploy.weights import TOTAL
+from legion_ci.registry import DeploymentRecord
+
+
+def put_alias(call: Call) -> Reply:
+    """Body {"version": REF}: REF is a version string, an artifact id (prefix) or another alias."""
+    name = call.known_model()
+    alias = fields.alias_name(call.params["alias"])
+    fields.unknown_keys(call.body, ("version",))
+    ref = fields.text(call.body, "version")
+    target = resolve(call, name, ref, "version")
+    before = call.registry.alias(name, alias)
+    call.principal.require_model(name, [target.version] + ([before.version] if before else []))
+    with call.locked(name):
+        previous_id = call.registry.set_alias(name, alias, target.id)
+    previous = call.registry.version_by_id(previous_id) if previous_id is not None else None
+    aliases = views.aliases_by_version(call.registry, name).get(target.id, [])
+    body = {"model": name, "alias": alias, "version": views.version(target, aliases),
+            "previous": {"id": previous.id, "version": previous.version} if previous else None,
+            "changed": previous_id != target.id}
+    audit = {"model": name, "alias": alias, "version": target.version, "artifact_id": target.artifact_id,
+             "previous_version": previous.version if previous else None}
+    return Reply(200, body, audit)
+
+
+def parse_weights(body: dict[str, Any]) -> dict[int, int]:
+    """{"weights": {"<deployment id>": percent, ...}} → {id: percent}; 422 naming the bad entry."""
+    fields.unknown_keys(body, ("weights",))
+    raw = body.get("weights")
+    if not isinstance(raw, dict) or not raw:
+        raise invalid('"weights" must be a non-empty object {"<deployment id>": <percent>, ...}', "weights")
+    out: dict[int, int] = {}
+    for key, value in raw.items():
+        if not key.isdigit():
+            raise invalid(f"weights: {key!r} is not a deployment id (a whole number)", f"weights.{key}")
+        out[int(key)] = fields.percent(value, f"weights.{key}")
+    return out
+
+
+def check_weights(model: str, wanted: dict[int, int], active: list[DeploymentRecord]) -> None:
+    """Every active deployment named, nothing else, and the percentages adding up to 100."""
+    ids = {d.id: d for d in active}
+    listing = ", ".join(f"{d.id} ({d.detail.get('version')}, {d.weight}%)" for d in active)
+    unknown = sorted(set(wanted) - set(ids))
+    if unknown:
+        raise invalid(f"deployment {unknown[0]} is not an active deployment of model {model!r} "
+                      f"(active: {listing})", f"weights.{unknown[0]}")
+    missing = sorted(set(ids) - set(wanted))
+    if missing:
+        raise invalid(f"weights must name every active deployment of {model!r}; missing: "
+                      f"{', '.join(map(str, missing))} (active: {listing})", "weights")
+    total = sum(wanted.values())
+    if total != TOTAL:
+        raise invalid(f"weights add up to {total}, not {TOTAL} ({', '.join(f'{k}: {v}' for k, v in wanted.items())})",
+                      "weights")
+
+
+def put_routes(call: Call) -> Reply:
+    """Set the traffic split of a model's active deployments in one registry transaction (the router
+    follows within half a second)."""
+    name = call.known_model()
+    wanted = parse_weights(call.body)
+    with call.locked(name):
+        active = call.registry.deployments(name)
+        if not active:
+            raise conflict(f"model {name!r} has no active deployment to route traffic to")
+        call.principal.require_model(name, [str(d.detail.get("version")) for d in active])
+        check_weights(name, wanted, active)
+        call.registry.set_weights(wanted)
+        after = call.registry.deployments(name)
+    previous = {d.id: d.weight for d in active}
+    body = {"model": name, "deployments": [views.deployment(d) for d in after],
+            "previous": {str(k): v for k, v in previous.items()}}
+    audit = {"model": name, "weights": {str(k): v for k, v in wanted.items()},
+             "previous": {str(k): v for k, v in previous.items()}}
+    return Reply(200, body, audit)

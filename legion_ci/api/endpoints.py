@@ -1,0 +1,63 @@
+"""Every endpoint once, as data: the app's routes, the OpenAPI document and the docs' roles table read it."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass
+
+from legion_ci.api import changes, operations, reads
+from legion_ci.api.call import Call
+from legion_ci.api.jsonio import Reply
+from legion_ci.api.roles import Permission
+
+PREFIX = "/api/v1"
+
+
+@dataclass(frozen=True)
+class Endpoint:
+    method: str
+    path: str  # below PREFIX, with {params}
+    permission: Permission
+    handler: Callable[[Call], Reply]
+    summary: str
+    body: str = "none"  # none | optional | required
+    query: tuple[tuple[str, str], ...] = ()
+    errors: tuple[int, ...] = ()
+
+    @property
+    def name(self) -> str:
+        return self.handler.__name__
+
+    @property
+    def full_path(self) -> str:
+        return PREFIX + self.path
+
+
+ENDPOINTS: tuple[Endpoint, ...] = (
+    Endpoint("GET", "/models", Permission.READ, reads.list_models,
+             "Models the token covers, with their production version"),
+    Endpoint("GET", "/models/{name}", Permission.READ, reads.get_model,
+             "Versions (metrics, lineage), aliases and active deployments (weights, endpoints) of a model",
+             errors=(404,)),
+    Endpoint("GET", "/models/{name}/versions/{ref}", Permission.READ, reads.get_version,
+             "One version's full manifest; REF is a version, an artifact id (prefix) or an alias", errors=(404,)),
+    Endpoint("GET", "/models/{name}/runs", Permission.READ, reads.model_runs, "A model's recent runs",
+             query=(("limit", "how many, newest first (1-200, default 20)"),), errors=(404, 422)),
+    Endpoint("GET", "/runs/{run_id}", Permission.READ, reads.get_run,
+             "One run with every stage's result and outputs", errors=(404,)),
+    Endpoint("PUT", "/models/{name}/aliases/{alias}", Permission.OPERATE, changes.put_alias,
+             "Point an alias (production, staging, ...) at a version", body="required",
+             errors=(400, 404, 409, 413, 422)),
+    Endpoint("PUT", "/models/{name}/routes", Permission.OPERATE, changes.put_routes,
+             "Set the traffic weights of every active deployment of a model (they must add up to 100)",
+             body="required", errors=(400, 404, 409, 413, 422)),
+    Endpoint("POST", "/runs/{run_id}/deploy", Permission.OPERATE, operations.deploy_run,
+             "Deploy a run's candidate beside production (its gate and perf stages must have passed)",
+             body="optional", errors=(400, 404, 409, 413, 422)),
+    Endpoint("POST", "/runs/{run_id}/rollback", Permission.OPERATE, operations.rollback_run,
+             "Take a run's candidate out of service; after a promote, the version it replaced serves again",
+             body="optional", errors=(400, 404, 409, 413, 422)),
+    Endpoint("DELETE", "/models/{name}/deployments", Permission.ADMIN, operations.undeploy,
+             "Stop every deployment of a model, or of one version", query=(("version", "only this version"),),
+             errors=(404, 409)),
+)

@@ -1,0 +1,78 @@
+"""GET handlers: models, one model, one version's manifest, runs with their stages."""
+
+from __future__ import annotations
+
+from legion_ci.api import fields, views
+from legion_ci.api.call import Call
+from legion_ci.api.errors import ApiError
+from legion_ci.api.jsonio import Reply
+from legion_ci.config import Settings
+from legion_ci.deploy import rollout
+from legion_ci.deploy.process import ours
+from legion_ci.errors import NotFoundError
+from legion_ci.registry import VersionRecord
+from legion_ci.router import supervisor
+
+
+def list_models(call: Call) -> Reply:
+    """Every model the token covers, with its production version and counts."""
+    out = []
+    for name in call.registry.model_names():
+        if not call.principal.covers(name):
+            continue
+        production = call.registry.alias(name, "production")
+        out.append({"name": name, "production": production.version if production else None,
+                    "production_artifact_id": production.artifact_id if production else None,
+                    "aliases": sorted(call.registry.aliases_of(name)), "versions": len(call.registry.versions(name)),
+                    "active_deployments": len(call.registry.deployments(name))})
+    return Reply(200, {"models": out})
+
+
+def get_model(call: Call) -> Reply:
+    name = call.known_model()
+    registry = call.registry
+    by_version = views.aliases_by_version(registry, name)
+    versions = {v.id: v for v in registry.versions(name)}
+    return Reply(200, {
+        "name": name,
+        "aliases": {alias: {"version_id": vid, "version": versions[vid].version if vid in versions else None}
+                    for alias, vid in sorted(registry.aliases_of(name).items())},
+        "versions": [views.version(v, by_version.get(v.id, [])) for v in versions.values()],
+        "deployments": [views.deployment(d) for d in registry.deployments(name)],
+        "stable_url": rollout.stable_url(router_url(call.settings), name),
+    })
+
+
+def router_url(settings: Settings) -> str | None:
+    """The local router's URL while its process lives (no HTTP call on the request path)."""
+    router = supervisor.read_state(settings)
+    return router.url if router and ours(router.pid, "router") else None
+
+
+def resolve(call: Call, model: str, ref: str, field: str) -> VersionRecord:
+    """A version by alias, version string or artifact id (prefix); 404 naming the field otherwise."""
+    try:
+        return call.registry.resolve(model, ref)
+    except NotFoundError as exc:
+        raise ApiError(404, exc.message, field) from None
+
+
+def get_version(call: Call) -> Reply:
+    name = call.known_model()
+    v = resolve(call, name, call.params["ref"], "ref")
+    aliases = views.aliases_by_version(call.registry, name).get(v.id, [])
+    return Reply(200, views.version_full(v, aliases, call.registry.deployments(name, active_only=False)))
+
+
+def model_runs(call: Call) -> Reply:
+    runs = call.registry.runs(call.model, fields.limit(call.query))
+    if not runs:
+        call.known_model()
+    return Reply(200, {"model": call.model,
+                       "runs": [views.run(r, call.registry.stages(r.id), full=False) for r in runs]})
+
+
+def get_run(call: Call) -> Reply:
+    run = call.registry.run(call.params["run_id"])
+    call.principal.require_model(run.model)
+    return Reply(200, views.run(run, call.registry.stages(run.id), full=True))

@@ -15,6 +15,7 @@ from legion_ci.evaluate import LOWER_IS_BETTER, better, evaluate
 from legion_ci.spec import GateSpec
 
 HOLDOUT = "holdout.csv"
+NO_IMPROVEMENT = "no-improvement"  # Check.code of a retrain's candidate that does not beat production
 
 
 @dataclass(frozen=True)
@@ -31,6 +32,7 @@ class Check:
     margin: float | None = None  # how far the value is from the bound: positive = inside, negative = missed by
     detail: str = ""  # longer text for reports (a test's traceback, the offending rows)
     seconds: float | None = None
+    code: str = ""  # a machine-readable reason where the stage acts on it (NO_IMPROVEMENT)
 
     @property
     def verdict(self) -> str:
@@ -125,7 +127,7 @@ def comparison_check(gate: GateSpec, candidate: Artifact, production: Artifact |
     margin = delta + cmp.max_regression
     if require_improvement and candidate.id != production.id and delta <= 0:
         return Check("comparison", name, False, f"{detail}: the candidate is no better (a retrain must improve)",
-                     cand[metric], prod[metric], margin=delta), prod
+                     cand[metric], prod[metric], margin=delta, code=NO_IMPROVEMENT), prod
     if delta < -cmp.max_regression:
         return Check("comparison", name, False,
                      f"{detail}: regresses by {-delta:.4f}, more than the allowed {cmp.max_regression} "

@@ -146,13 +146,14 @@ def peers(models: dict[str, Path], work: Path, bench_bin: Path, include_peers: b
     out.append(Peer("bare starlette (floor)", [py, str(HERE / "floor_app.py"), str(models["artifact"]), str(port)],
                     f"http://127.0.0.1:{port}/api/model/iris/1.0.0/invoke", instances, ""))
     if include_peers:
+        venv_env = {"PATH": f"{bench_bin}{os.pathsep}{os.environ.get('PATH', '')}", "VIRTUAL_ENV": str(BENCH_VENV)}
         port = free_port()
         out.append(Peer("mlflow models serve", [str(bench_bin / "mlflow"), "models", "serve", "-m",
                                                 str(models["mlflow"]), "--env-manager", "local", "-h", "127.0.0.1",
                                                 "-p", str(port), "-w", "1"],
                         f"http://127.0.0.1:{port}/invocations",
                         json.dumps({"dataframe_split": {"columns": FEATURES, "data": [ROW]}}),
-                        f"http://127.0.0.1:{port}/ping"))
+                        f"http://127.0.0.1:{port}/ping", env=venv_env))
         port, grpc, metrics = free_port(), free_port(), free_port()
         (models["mlserver"] / "settings.json").write_text(json.dumps({
             "http_port": port, "grpc_port": grpc, "metrics_port": metrics, "parallel_workers": 0,
@@ -160,7 +161,7 @@ def peers(models: dict[str, Path], work: Path, bench_bin: Path, include_peers: b
         v2 = json.dumps({"inputs": [{"name": "predict", "shape": [1, 4], "datatype": "FP64", "data": ROW}]})
         out.append(Peer("mlserver (sklearn)", [str(bench_bin / "mlserver"), "start", str(models["mlserver"])],
                         f"http://127.0.0.1:{port}/v2/models/iris/infer", v2,
-                        f"http://127.0.0.1:{port}/v2/health/ready"))
+                        f"http://127.0.0.1:{port}/v2/health/ready", env=venv_env))
     return out
 
 

@@ -42,7 +42,7 @@ def parse_weights(body: dict[str, Any]) -> dict[int, int]:
         raise invalid('"weights" must be a non-empty object {"<deployment id>": <percent>, ...}', "weights")
     out: dict[int, int] = {}
     for key, value in raw.items():
-        if not key.isdigit():
+        if not fields.is_id(key):
             raise invalid(f"weights: {key!r} is not a deployment id (a whole number)", f"weights.{key}")
         out[int(key)] = fields.percent(value, f"weights.{key}")
     return out

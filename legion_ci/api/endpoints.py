@@ -4,6 +4,7 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass
+from typing import Any
 
 from legion_ci.api import changes, operations, reads
 from legion_ci.api.call import Call
@@ -21,7 +22,7 @@ class Endpoint:
     handler: Callable[[Call], Reply]
     summary: str
     body: str = "none"  # none | optional | required
-    query: tuple[tuple[str, str], ...] = ()
+    query: tuple[tuple[str, str, dict[str, Any]], ...] = ()  # (name, description, JSON schema)
     errors: tuple[int, ...] = ()
 
     @property
@@ -42,7 +43,8 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     Endpoint("GET", "/models/{name}/versions/{ref}", Permission.READ, reads.get_version,
              "One version's full manifest; REF is a version, an artifact id (prefix) or an alias", errors=(404,)),
     Endpoint("GET", "/models/{name}/runs", Permission.READ, reads.model_runs, "A model's recent runs",
-             query=(("limit", "how many, newest first (1-200, default 20)"),), errors=(404, 422)),
+             query=(("limit", "how many, newest first (default 20)", {"type": "integer", "minimum": 1,
+                                                                      "maximum": 200}),), errors=(404, 422)),
     Endpoint("GET", "/runs/{run_id}", Permission.READ, reads.get_run,
              "One run with every stage's result and outputs", errors=(404,)),
     Endpoint("PUT", "/models/{name}/aliases/{alias}", Permission.OPERATE, changes.put_alias,
@@ -58,6 +60,6 @@ ENDPOINTS: tuple[Endpoint, ...] = (
              "Take a run's candidate out of service; after a promote, the version it replaced serves again",
              body="optional", errors=(400, 404, 409, 413, 422)),
     Endpoint("DELETE", "/models/{name}/deployments", Permission.ADMIN, operations.undeploy,
-             "Stop every deployment of a model, or of one version", query=(("version", "only this version"),),
-             errors=(404, 409)),
+             "Stop every deployment of a model, or of one version",
+             query=(("version", "only this version", {"type": "string"}),), errors=(404, 409)),
 )

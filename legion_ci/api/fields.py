@@ -9,6 +9,7 @@ from typing import Any
 from legion_ci.api.errors import invalid
 
 ALIAS = re.compile(r"^[a-z][a-z0-9_-]{0,62}$")
+DIGITS = re.compile(r"[0-9]{1,18}")  # ASCII only: str.isdigit() accepts '²', which int() refuses
 
 
 def unknown_keys(body: Mapping[str, Any], allowed: tuple[str, ...]) -> None:
@@ -45,16 +46,20 @@ def percent(value: Any, key: str, low: int = 0) -> int:
 
 
 def alias_name(value: str) -> str:
-    if not ALIAS.match(value):
+    if not ALIAS.fullmatch(value):
         raise invalid(f"alias {value!r} is not a name (expected lowercase letters, digits, '-' or '_', "
                       "starting with a letter, at most 63 characters)", "alias")
     return value
+
+
+def is_id(value: str) -> bool:
+    return DIGITS.fullmatch(value) is not None
 
 
 def limit(query: Mapping[str, str], default: int = 20, most: int = 200) -> int:
     raw = query.get("limit")
     if raw is None:
         return default
-    if not raw.isdigit() or not 1 <= int(raw) <= most:
+    if not DIGITS.fullmatch(raw) or not 1 <= int(raw) <= most:
         raise invalid(f"limit: {raw!r} is not a number from 1 to {most}", "limit")
     return int(raw)

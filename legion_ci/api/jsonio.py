@@ -37,7 +37,7 @@ async def read_object(request: Request, required: bool, limit: int = MAX_BODY) -
     """The body as a JSON object; 413 over `limit` bytes, 400 when it is not a JSON object.
     An empty body is {} unless `required`."""
     length = request.headers.get("content-length", "")
-    if length.isdigit() and int(length) > limit:
+    if length.isascii() and length.isdigit() and int(length) > limit:
         raise ApiError(413, f"request body is {int(length)} bytes, over the limit of {limit} bytes")
     chunks, size = [], 0
     try:

@@ -7,7 +7,9 @@ from typing import Any
 
 from legion_ci import __version__
 from legion_ci.api.endpoints import ENDPOINTS, Endpoint
+from legion_ci.api.fields import ALIAS
 from legion_ci.api.roles import roles_with
+from legion_ci.spec import NAME
 
 ERRORS = {400: "Malformed body (not JSON, not an object)", 401: "Missing, invalid, expired or revoked token",
           403: "The token's role or models claim does not allow this", 404: "No such model, version or run",
@@ -16,6 +18,8 @@ ERRORS = {400: "Malformed body (not JSON, not an object)", 401: "Missing, invali
           503: "Registry unavailable"}
 STR, INT, NULL_STR = {"type": "string"}, {"type": "integer"}, {"type": "string", "nullable": True}
 OBJ = {"type": "object", "additionalProperties": True}
+PATH_PARAMS = {"name": {"type": "string", "pattern": NAME.pattern},
+               "alias": {"type": "string", "pattern": ALIAS.pattern}}
 
 
 def _ref(name: str) -> dict[str, str]:
@@ -82,8 +86,10 @@ def _json(schema: dict[str, Any], description: str) -> dict[str, Any]:
 
 def _operation(e: Endpoint) -> dict[str, Any]:
     roles = roles_with(e.permission)
-    params = [{"name": p, "in": "path", "required": True, "schema": STR} for p in re.findall(r"{(\w+)}", e.path)]
-    params += [{"name": q, "in": "query", "required": False, "description": d, "schema": STR} for q, d in e.query]
+    params = [{"name": p, "in": "path", "required": True, "schema": PATH_PARAMS.get(p, STR)}
+              for p in re.findall(r"{(\w+)}", e.path)]
+    params += [{"name": q, "in": "query", "required": False, "description": d, "schema": schema}
+               for q, d, schema in e.query]
     responses = {"200": _json(_ref(ANSWERS[e.name]), "OK")}
     for code in sorted({*e.errors, 401, 403, 500, 503}):
         responses[str(code)] = _json(_ref("Error"), ERRORS[code])

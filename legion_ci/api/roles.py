@@ -48,7 +48,7 @@ class Principal:
         role = claims.get("role")
         if role is None:
             raise ApiError(403, f"token has no 'role' claim (expected one of {', '.join(ROLES)})")
-        if role not in ROLES:
+        if not isinstance(role, str) or role not in ROLES:
             raise ApiError(403, f"token's role {role!r} is not one of {', '.join(ROLES)}")
         models = claims.get("models")
         if models is not None and (not isinstance(models, list) or not all(isinstance(m, str) for m in models)):

@@ -13,7 +13,7 @@ from legion_ci.errors import ConfigError
 
 
 def _port(value: str) -> int:
-    if not value.isdigit() or not 0 <= int(value) <= 65535:
+    if not (value.isascii() and value.isdigit()) or not 0 <= int(value) <= 65535:
         raise argparse.ArgumentTypeError(f"invalid port {value!r} (expected 0-65535; 0 picks a free one)")
     return int(value)
 

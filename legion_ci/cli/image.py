@@ -23,8 +23,10 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     build.add_argument("artifact", metavar="ARTIFACT_DIR", help="an artifact folder (with manifest.json)")
     build.add_argument("--tag", action="append", default=[], metavar="TAG", help="another tag (repeatable)")
     build.add_argument("--push", action="store_true", help="push to the image registry ($LEGION_IMAGE_REGISTRY)")
-    build.add_argument("--registry", metavar="HOST[:PORT][/PATH]", help="image registry (default $LEGION_IMAGE_REGISTRY)")
-    build.add_argument("--base-image", metavar="IMAGE", help="base image (default $LEGION_BASE_IMAGE or python:3.11-slim)")
+    build.add_argument("--registry", metavar="HOST[:PORT][/PATH]",
+                       help="image registry (default $LEGION_IMAGE_REGISTRY)")
+    build.add_argument("--base-image", metavar="IMAGE",
+                       help="base image (default $LEGION_BASE_IMAGE or python:3.11-slim)")
     build.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     add_state_args(build)
     build.set_defaults(handler=cmd_build)

@@ -48,7 +48,7 @@ class Engine:
         self.client = client
 
     @classmethod
-    def connect(cls) -> "Engine":
+    def connect(cls) -> Engine:
         import docker
         import requests
 
@@ -100,7 +100,7 @@ class Engine:
             for line in str(chunk.get("stream", "")).splitlines():
                 if line.strip():
                     log(line.rstrip())
-                    tail = (tail + [line.rstrip()])[-TAIL:]
+                    tail = [*tail, line.rstrip()][-TAIL:]
         if image_id is None:
             image_id = str(self.client.images.get(tag).id)
         return image_id

@@ -6,6 +6,7 @@ import os
 import re
 from dataclasses import dataclass, replace
 from pathlib import Path
+from typing import Any
 
 from legion_ci.errors import ConfigError
 
@@ -23,7 +24,7 @@ ENV_CA_BUNDLE = "LEGION_BUILD_CA_BUNDLE"
 ENV_PIP_INDEX = "LEGION_PIP_INDEX_URL"
 ENV_WHEEL = "LEGION_CI_WHEEL"
 ENV_USER = "LEGION_REGISTRY_USER"
-ENV_PASSWORD = "LEGION_REGISTRY_PASSWORD"  # noqa: S105 - the variable's name, not a secret
+ENV_PASSWORD = "LEGION_REGISTRY_PASSWORD"  # the variable's name, not a secret
 
 
 @dataclass(frozen=True)
@@ -42,7 +43,7 @@ class PackageOptions:
     extra_tags: tuple[str, ...] = ()  # besides VERSION and VERSION-ARTIFACTID8, e.g. "latest"
 
     @classmethod
-    def from_env(cls, **overrides: object) -> "PackageOptions":
+    def from_env(cls, **overrides: Any) -> PackageOptions:
         """LEGION_BASE_IMAGE, LEGION_IMAGE_REGISTRY, LEGION_SOURCE_URL (else Jenkins' GIT_URL),
         LEGION_BUILD_CA_BUNDLE, LEGION_PIP_INDEX_URL (else PIP_INDEX_URL), LEGION_CI_WHEEL."""
         env = os.environ

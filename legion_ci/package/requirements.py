@@ -13,7 +13,6 @@ from email.parser import Parser
 from importlib import metadata
 from pathlib import Path
 
-from packaging.markers import default_environment
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
@@ -30,8 +29,8 @@ PIPELINE_ONLY = frozenset({"locust", "kubernetes", "docker", "ansible-core", "an
 
 
 def _applies(req: Requirement, extras: frozenset[str]) -> bool:
-    env = default_environment()
-    return req.marker is None or any(req.marker.evaluate({**env, "extra": e}) for e in ({""} | extras))
+    """Whether `req` applies on this interpreter and platform, with these extras asked for."""
+    return req.marker is None or any(req.marker.evaluate({"extra": e}) for e in ({""} | extras))
 
 
 def _parse(lines: list[str] | None) -> list[Requirement]:
@@ -58,7 +57,7 @@ def wheel_requires(wheel: Path) -> list[Requirement]:
 def pinned_closure(roots: list[Requirement]) -> dict[str, str]:
     """{name: version or requirement} of every distribution the roots need, transitively: installed
     ones pinned (`==version`), others left to pip (their requirement as written)."""
-    pinned: dict[str, str] = {}
+    pinned: dict[str, str] = {}  # canonical name -> requirement line
     seen: set[tuple[str, frozenset[str]]] = set()
     todo = [r for r in roots if _applies(r, frozenset())]
     while todo:
@@ -81,7 +80,7 @@ def requirements(art: Artifact, wheel: Path) -> str:
     """requirements.txt for the image (the legion-ci wheel itself is installed after it, without deps)."""
     roots = [r for r in wheel_requires(wheel) if canonicalize_name(r.name) not in PIPELINE_ONLY]
     pins = pinned_closure(roots)
-    recorded = {canonicalize_name(k): f"{canonicalize_name(k)}=={v}" for k, v in
+    recorded = {str(canonicalize_name(k)): f"{canonicalize_name(k)}=={v}" for k, v in
                 (art.manifest.get("packages") or {}).items() if k not in NOT_PACKAGES and canonicalize_name(k) != SELF}
     differs = sorted(k for k, v in recorded.items() if k in pins and pins[k] != v)
     pins.update(recorded)

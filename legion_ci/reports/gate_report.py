@@ -116,7 +116,7 @@ def write_gate_reports(folder: Path, head: ReportHead, checks: list[Check], evid
                        ) -> dict[str, str]:
     """Write the three reports; returns their paths by kind."""
     paths = {kind: folder / name for kind, name in FILES.items()}
-    summary = {**head.as_dict(), "passed": head.status in ("passed", "forced") and not error,
+    summary = {**head.as_dict(), "passed": head.status == "passed",
                "counts": counts(checks), "checks": [c.as_dict() for c in checks], "error": error,
                "metrics": {"candidate": evidence.candidate_metrics if evidence else None,
                            "logged": evidence.logged_metrics if evidence else None,

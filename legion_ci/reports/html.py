@@ -9,7 +9,8 @@ from html import escape
 from legion_ci.gate import Check
 from legion_ci.reports.model import ReportHead, counts
 
-WORDS = {"passed": "PASSED", "failed": "FAILED", "forced": "FORCED", "skipped": "SKIPPED", "error": "ERROR"}
+WORDS = {"passed": "PASSED", "failed": "FAILED", "forced": "FORCED", "halted": "HALTED", "skipped": "SKIPPED",
+         "error": "ERROR"}
 CSS = """
 :root{--ink:#1f2328;--muted:#59636e;--line:#d1d9e0;--soft:#f6f8fa;--pass:#1a7f37;--pass-bg:#dafbe1;
 --fail:#cf222e;--fail-bg:#ffebe9;--warn:#9a6700;--warn-bg:#fff8c5;--skip:#59636e;--skip-bg:#f6f8fa}
@@ -30,6 +31,7 @@ header.top .meta{color:var(--muted);font-size:13px}
 .s-failed,.s-error{background:var(--fail-bg);border-color:var(--fail);color:#82071e}
 .s-forced{background:var(--warn-bg);border-color:var(--warn);color:#633c01}
 .s-skipped{background:var(--skip-bg);border-color:var(--skip);color:var(--ink)}
+.s-halted{background:#ddf4ff;border-color:#0969da;color:#0a3069}
 .forced-note{background:var(--warn-bg);border:1px solid var(--warn);border-radius:8px;padding:10px 14px;margin:8px 0}
 h2{font-size:16px;margin:28px 0 10px;padding-bottom:4px;border-bottom:1px solid var(--line)}
 table{border-collapse:collapse;width:100%;font-size:13px}

@@ -9,7 +9,7 @@ from typing import Any, Literal
 
 from legion_ci.gate import Check
 
-ReportStatus = Literal["passed", "failed", "forced", "skipped", "error"]
+ReportStatus = Literal["passed", "failed", "forced", "halted", "skipped", "error"]
 
 
 @dataclass(frozen=True)

@@ -121,17 +121,18 @@ class RouterApp:
             backend = self._pick(target, tried)
             if backend is None:
                 break
-            url = backend.url + target.path_for(backend.version) + suffix
+            path = target.path_for(backend.version) + suffix
             backend.inflight += 1
             try:
-                status, answer_headers, payload = await self.upstream.send(scope["method"], url, headers, body)
+                status, answer_headers, payload = await self.upstream.send(scope["method"], backend.url, path,
+                                                                           headers, body)
             except NotSent as exc:
                 tried.add(backend.url)
                 self.down[backend.url] = time.monotonic() + DOWN_FOR
                 reasons.append(f"{backend.url}: {exc}")
                 continue
             except UpstreamFailed as exc:
-                log.warning("request %s to %s failed: %s", rid.decode(), url, exc)
+                log.warning("request %s to %s%s failed: %s", rid.decode(), backend.url, path, exc)
                 await _json(send, 502, {"error": f"model {target.model} version {backend.version} did not answer: "
                                                  f"{exc}", "status": 502, "request_id": rid.decode()}, rid)
                 return

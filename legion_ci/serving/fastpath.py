@@ -87,7 +87,7 @@ class LinearPlan:
         arrays: dict[str, np.ndarray] = {"coef": self.coef, "intercept": np.asarray(self.intercept)}
         if self.classes is not None:
             arrays["classes"] = self.classes
-        meta = {"kind": self.kind, "logistic": self.logistic, "steps": []}
+        meta: dict[str, Any] = {"kind": self.kind, "logistic": self.logistic, "steps": []}
         for i, (op, args) in enumerate(self.steps):
             meta["steps"].append([op, len(args)])
             for j, a in enumerate(args):

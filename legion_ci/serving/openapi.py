@@ -15,7 +15,7 @@ ERROR = {"$ref": "#/components/schemas/Error"}
 
 
 def _value(feature: dict[str, Any], allow_nan: bool) -> dict[str, Any]:
-    schema = dict(KIND_SCHEMA[NUMERIC.get(str(feature.get("dtype")), "s")])
+    schema: dict[str, Any] = dict(KIND_SCHEMA[NUMERIC.get(str(feature.get("dtype")), "s")])
     if allow_nan and schema["type"] == "number":
         schema["nullable"] = True
     return schema
@@ -92,7 +92,7 @@ def build_openapi(artifact: Artifact, features: list[dict[str, Any]], auth: bool
                      "properties": {"request_id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
                                     "ground_truth": {}, "payload": {}}}
     status = {"type": "object", "properties": {"status": {"type": "string"}}}
-    security = [{"bearer": []}] if auth else []
+    security: list[dict[str, list[str]]] = [{"bearer": []}] if auth else []
     proba = {"name": "proba", "in": "query", "required": False, "schema": {"type": "boolean"},
              "description": "also answer class probabilities (classifiers)"}
 

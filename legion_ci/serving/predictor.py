@@ -52,8 +52,8 @@ class Predictor:
 
     @classmethod
     def from_plan(cls, plan: LinearPlan) -> Predictor:
-        proba = (lambda r: plan.proba(r.array)) if plan.has_proba else None
-        return cls("compiled", lambda r: plan.predict(r.array), proba, plan)
+        proba = (lambda r: plan.proba(r.matrix)) if plan.has_proba else None
+        return cls("compiled", lambda r: plan.predict(r.matrix), proba, plan)
 
     @classmethod
     def for_model(cls, model: Any, features: list[dict[str, Any]], example: list[list[Any]],
@@ -80,21 +80,21 @@ class Predictor:
             log.info("probe rows rejected by the model (%s); using the DataFrame path", exc)
             return fallback
         warnings.filterwarnings("ignore", message="X does not have valid feature names")
-        array_proba = (lambda r: model.predict_proba(r.array)) if has_proba else None
+        array_proba = (lambda r: model.predict_proba(r.matrix)) if has_proba else None
         compiled = compile_model(model)
         if compiled is not None and _agrees(compiled.predict, probe, want):
             proba: Fn | None = None
             plan_ok = isinstance(compiled, LinearPlan)
             if want_proba is not None:
                 if compiled.has_proba and _agrees(compiled.proba, probe, want_proba):
-                    proba = lambda r: compiled.proba(r.array)  # noqa: E731
+                    proba = lambda r: compiled.proba(r.matrix)  # noqa: E731
                 else:
                     proba, plan_ok = array_proba, False
             plan = compiled if plan_ok and isinstance(compiled, LinearPlan) else None
-            return cls("compiled", lambda r: compiled.predict(r.array), proba, plan)
+            return cls("compiled", lambda r: compiled.predict(r.matrix), proba, plan)
         if _agrees(model.predict, probe, want):
             proba_ok = want_proba is not None and _agrees(model.predict_proba, probe, want_proba)
-            return cls("array", lambda r: model.predict(r.array), array_proba if proba_ok else fallback._proba)
+            return cls("array", lambda r: model.predict(r.matrix), array_proba if proba_ok else fallback._proba)
         return fallback
 
     def predict(self, rows: Rows) -> np.ndarray:

@@ -79,6 +79,13 @@ class Rows:
     array: np.ndarray | None
     proba: bool
 
+    @property
+    def matrix(self) -> np.ndarray:
+        """The float64 matrix (only numeric schemas have one; the predictor's tier guarantees that)."""
+        if self.array is None:
+            raise InputError("this model's features are not all numeric; it takes rows, not a matrix")
+        return self.array
+
 
 class Validator:
     """Checks rows against the schema's features (name, dtype) and the row limit."""

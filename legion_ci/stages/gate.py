@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import time
+from dataclasses import replace
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -15,6 +16,7 @@ from legion_ci.artifact import Artifact
 from legion_ci.data import load_dataset
 from legion_ci.errors import LegionError, StageFailed
 from legion_ci.gate import (
+    NO_IMPROVEMENT,
     Check,
     comparison_check,
     evaluate_both,
@@ -71,9 +73,16 @@ def run(ctx: StageContext) -> StageResult:
     for check in checks:
         ctx.log(f"{check.verdict.upper():7} {check.name}: {check.message}")
     failed = [c for c in checks if not c.passed]
-    reason = headline(checks, "checks")
     forced = ctx.options.force_reason if failed else None
-    status = "forced" if forced else "failed" if failed else "passed"
+    halt = None
+    if failed and not forced and all(c.code == NO_IMPROVEMENT for c in failed):
+        # A retrain that does not beat production is not an error: the flow ends here, nothing is deployed.
+        halt = f"{failed[0].message}; nothing to deploy"
+        checks = [replace(c, passed=True, skipped=True, message=halt) if c.code == NO_IMPROVEMENT else c
+                  for c in checks]
+        failed = []
+    reason = halt or headline(checks, "checks")
+    status = "forced" if forced else "halted" if halt else "failed" if failed else "passed"
     extra = {"flow": ctx.run.flow, "production": prod_label, "timings": watch.phases}
     facts = [*_facts(ctx, candidate, prod_label), ("time", escape(watch.line()))]
     reports = write_gate_reports(folder, head(status, reason, forced), checks, evidence, facts, extra)
@@ -88,7 +97,7 @@ def run(ctx: StageContext) -> StageResult:
     if forced:
         ctx.log(f"FORCED: the gate failed ({len(failed)} check(s)) and was overridden: {forced}")
         return StageResult("passed", f"FORCED: {forced} (the gate failed: {reason})", outputs)
-    return StageResult("passed", reason, outputs)
+    return StageResult("passed", reason, outputs, halt=halt)
 
 
 def data_checks(ctx: StageContext, candidate: Artifact, production: Artifact | None,

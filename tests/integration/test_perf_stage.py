@@ -1,4 +1,5 @@
-"""The perf stage on iris: the candidate's real server under a real headless Locust, then stopped."""
+"""examples/iris through its gate, then the perf stage: the candidate's real server under a real headless
+Locust, then stopped."""
 
 from __future__ import annotations
 
@@ -45,6 +46,7 @@ class Trained:
     run: RunRecord
     model_dir: Path
     raw: dict[str, Any]
+    gate: StageResult
 
     def perf(self, options: RunOptions | None = None, **perf: Any) -> StageResult:
         """Run the perf stage again on the same run, with legion.yaml's perf section replaced."""
@@ -59,7 +61,7 @@ class Trained:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
-    """examples/iris trained once by the real train stage; perf runs again and again on that run."""
+    """examples/iris trained and gated once by the real stages; perf runs again and again on that run."""
     root = tmp_path_factory.mktemp("perf")
     model_dir = Path(shutil.copytree(EXAMPLES / "iris", root / "iris"))
     settings = load_settings(str(root / "home"), f"sqlite:///{root / 'home' / 'registry.db'}")
@@ -67,8 +69,20 @@ def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
     run = registry.ensure_run("perf-test-run", "iris", str(model_dir), "push")
     for name in ("validate", "train"):
         run_stage(settings, registry, run, stage(name), RunOptions(), PlainReporter())
-    yield Trained(settings, registry, run, model_dir, yaml.safe_load((model_dir / "legion.yaml").read_text()))
+    gate = run_stage(settings, registry, run, stage("gate"), RunOptions(), PlainReporter())
+    yield Trained(settings, registry, run, model_dir, yaml.safe_load((model_dir / "legion.yaml").read_text()), gate)
     registry.close()
+
+
+def test_iris_passes_its_gate(trained: Trained) -> None:
+    assert trained.gate.status == "passed" and trained.gate.summary.startswith("all 7 checks passed")
+    folder = trained.settings.runs_dir / trained.run.id / "gate"
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["status"] == "passed" and summary["counts"]["failed"] == 0
+    names = {c["name"] for c in summary["checks"]}
+    assert {"accuracy", "f1", "log_loss", "tests/test_model.py::test_predicts_a_known_species"} <= names
+    assert {c.get("name") for c in ET.parse(folder / "junit.xml").getroot().iter("testcase")} == names
+    assert 'data-status="passed"' in (folder / "report.html").read_text()
 
 
 def test_iris_meets_its_sla_and_the_server_is_gone_afterwards(trained: Trained) -> None:
@@ -106,7 +120,8 @@ def test_the_models_own_locustfile_is_used_when_present(trained: Trained) -> Non
 @pytest.mark.parametrize("source, message, server", [
     ("from locust import FastHttpUser\nclass Broken(FastHttpUser)\n    pass\n",
      r"perf/locustfile.py: not valid Python: expected ':' \(line 2\)", False),
-    ("import no_such_module_here\n", r"(?s)Locust could not run .*perf/locustfile.py \(exit 1.*no_such_module_here", True),
+    ("import no_such_module_here\n",
+     r"(?s)Locust could not run .*perf/locustfile.py \(exit 1.*no_such_module_here", True),
 ])
 def test_a_broken_model_locustfile_is_an_error_naming_the_file(trained: Trained, source: str, message: str,
                                                                 server: bool) -> None:

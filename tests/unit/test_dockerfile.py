@@ -115,7 +115,8 @@ def test_labels_carry_the_lineage() -> None:
     found = metadata.labels(art, "python:3.11-slim", None, "9.9.9")
     assert found["ai.legion.model"] == "churn" and found["ai.legion.version"] == "2.1.0+build.7"
     assert found["ai.legion.artifact-id"] == "8f3e2a91c4b7d605"
-    assert found["ai.legion.git-commit"] == found["org.opencontainers.image.revision"] == data["manifest"]["git"]["commit"]
+    commit = data["manifest"]["git"]["commit"]
+    assert found["ai.legion.git-commit"] == found["org.opencontainers.image.revision"] == commit
     assert found["ai.legion.data-fingerprint"] == data["manifest"]["data_fingerprint"]
     assert json.loads(found["ai.legion.metrics"]) == data["manifest"]["metrics"]
     assert found["org.opencontainers.image.created"] == data["manifest"]["created_at"]
@@ -172,7 +173,7 @@ def test_options_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     assert (options.registry, options.base_image, options.ca_bundle) == ("127.0.0.1:5000", "legion-base:bookworm", ca)
     assert options.pip_index_url is None  # a file:// index on this host means nothing inside the build
     monkeypatch.setenv("LEGION_BUILD_CA_BUNDLE", str(tmp_path / "missing.pem"))
-    with pytest.raises(ConfigError, match="LEGION_BUILD_CA_BUNDLE.*missing.pem.*not a file"):
+    with pytest.raises(ConfigError, match=r"LEGION_BUILD_CA_BUNDLE.*missing\.pem.*not a file"):
         PackageOptions.from_env()
 
 

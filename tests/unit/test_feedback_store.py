@@ -81,3 +81,26 @@ def test_sampling_rate(settings: Settings) -> None:
     share = sum(w.sampled() for _ in range(4000)) / 4000
     w.close()
     assert 0.15 < share < 0.35
+
+
+def test_open_segments_rotate_and_read_while_written(settings: Settings) -> None:
+    folder = settings.feedback_dir / "iris"
+    w = CaptureWriter(folder, "iris", "1", ["a", "b"], "t", fsync_interval=60, segment_bytes=4096)
+    for i in range(100):
+        assert w.prediction(f"r{i}", [[float(i), 1.0]], [i % 3], None, 0.1, float(i))
+    open_size = segments(folder)[-1].stat().st_size
+    assert open_size == 4096  # preallocated; the unused tail is zeros until the segment closes
+    ids = [r["request_id"] for _, r in read_store(folder) if r["kind"] == "prediction"]
+    assert ids == [f"r{i}" for i in range(100)]  # read while the last segment is still open
+    assert len(segments(folder)) > 3
+    assert find_prediction(folder, "r99") and not find_prediction(folder, "r100")
+    w.close()
+    assert segments(folder)[-1].stat().st_size < 4096  # truncated to its data on close
+    assert len([r for _, r in read_store(folder) if r["kind"] == "prediction"]) == 100
+
+
+def test_a_record_larger_than_a_segment_is_refused_not_fatal(settings: Settings) -> None:
+    w = CaptureWriter(settings.feedback_dir / "iris", "iris", "1", ["a"], "t", segment_bytes=4096)
+    assert not w.prediction("big", [[1.0]] * 2000, [0] * 2000, None, 0.1, 1.0)
+    assert w.errors == 1 and w.prediction("small", [[1.0]], [0], None, 0.1, 1.0)
+    w.close()

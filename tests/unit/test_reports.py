@@ -142,7 +142,10 @@ def test_skipped_perf_still_writes_every_report(tmp_path: Path) -> None:
     page = Path(paths["html"]).read_text()
     assert ">SKIPPED<" in page and "load test lab down" in page
     assert "load test lab down" in Path(paths["locust"]).read_text()
-    assert ET.parse(paths["junit"]).getroot().get("tests") == "0"
+    junit = ET.parse(paths["junit"]).getroot()
+    assert junit.get("tests") == "1" and junit.get("skipped") == "1"
+    (skip,) = junit.iter("skipped")
+    assert "load test lab down" in (skip.get("message") or "")
 
 
 def test_summary_json_is_strict_even_with_nan(tmp_path: Path) -> None:

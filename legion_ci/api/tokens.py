@@ -12,11 +12,16 @@ from legion_ci.api.roles import ROLES
 from legion_ci.errors import ConfigError
 
 
+def check_role(role: str) -> str:
+    if role not in ROLES:
+        raise ConfigError(f"--role: {role!r} is not one of {', '.join(ROLES)}")
+    return role
+
+
 def create_management_token(secret: str, role: str, sub: str, ttl_seconds: int, audience: str,
                             issuer: str | None = None, models: list[str] | None = None) -> str:
     """A token for `sub` with `role`, expiring after `ttl_seconds`; `models` limits the models it covers."""
-    if role not in ROLES:
-        raise ConfigError(f"--role: {role!r} is not one of {', '.join(ROLES)}")
+    check_role(role)
     if ttl_seconds <= 0:
         raise ConfigError(f"token ttl: {ttl_seconds} is not a positive number of seconds")
     if not sub.strip():

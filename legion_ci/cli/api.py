@@ -33,14 +33,15 @@ def register(sub: Any) -> None:
 
 
 def register_token(token_actions: Any) -> None:
-    """`token create-admin`, added to `legion-ci token` by legion_ci.cli.serving."""
-    from legion_ci.api.roles import ROLES
-
+    """`token create-admin`, added to `legion-ci token` by legion_ci.cli.serving (the role is checked by the
+    core, so that every `legion-ci` start does not import the JWT library)."""
     create = token_actions.add_parser(
         "create-admin", help="print a management API token with a role (viewer, operator or admin)",
         description="The secret comes from LEGION_JWT_SECRET, LEGION_JWT_SECRET_FILE or "
                     "$LEGION_HOME/secrets/jwt-hs256.key; never from the command line.")
-    create.add_argument("--role", required=True, choices=tuple(ROLES), help="what the token may do")
+    create.add_argument("--role", required=True, metavar="viewer|operator|admin",
+                        help="what the token may do: viewer reads, operator also routes, promotes, deploys and rolls "
+                             "back, admin also undeploys")
     create.add_argument("--sub", default=None, help="who holds it, as the audit log names them (default: your "
                                                     "user name)")
     create.add_argument("--ttl", default="1h", help="lifetime: seconds or e.g. 30m, 1h, 7d (default 1h)")
@@ -53,6 +54,13 @@ def register_token(token_actions: Any) -> None:
     create.set_defaults(handler=cmd_create_admin)
 
 
+def _user() -> str:
+    try:
+        return getpass.getuser()
+    except (OSError, KeyError):  # no login name and no passwd entry (some containers)
+        return "legion-ci-admin"
+
+
 def cmd_serve(args: argparse.Namespace) -> int:
     from legion_ci.api.server import serve
 
@@ -61,14 +69,15 @@ def cmd_serve(args: argparse.Namespace) -> int:
 
 def cmd_create_admin(args: argparse.Namespace) -> int:
     from legion_ci.api.authn import audience
-    from legion_ci.api.tokens import create_management_token
+    from legion_ci.api.tokens import check_role, create_management_token
     from legion_ci.serving.auth import DEFAULT_MAX_TTL, load_or_create_secret, parse_duration
 
+    check_role(args.role)  # before the secret file is created on first use
     ttl = parse_duration(args.ttl, "--ttl")
     limit = parse_duration(os.environ.get("LEGION_JWT_MAX_TTL") or DEFAULT_MAX_TTL, "LEGION_JWT_MAX_TTL")
     if ttl > limit:
         raise ConfigError(f"--ttl: {args.ttl} is longer than the API accepts ({limit}s, LEGION_JWT_MAX_TTL)")
-    sub = args.sub if args.sub is not None else getpass.getuser()
+    sub = args.sub if args.sub is not None else _user()
     secret = load_or_create_secret(load_settings())
     print(create_management_token(secret, args.role, sub, ttl, args.audience or audience(),
                                   args.issuer or os.environ.get("LEGION_JWT_ISSUER") or None, args.models))

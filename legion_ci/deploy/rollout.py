@@ -12,7 +12,7 @@ from pathlib import Path
 from legion_ci.config import Settings
 from legion_ci.deploy import inventory, local
 from legion_ci.deploy.ansible import run_playbook
-from legion_ci.errors import DeployError
+from legion_ci.errors import DeployError, NotFoundError
 from legion_ci.registry import DeploymentRecord, Registry, VersionRecord
 from legion_ci.router import supervisor
 from legion_ci.spec import ModelSpec
@@ -158,6 +158,9 @@ def undeploy(settings: Settings, registry: Registry, model: str, version: str | 
     """Stop a model's deployments (or one version's); a rerun finds nothing left and changes nothing.
     When no local deployment of any model is left, the router of this home stops too (the next deploy
     starts it again on the same port)."""
+    known = registry.model_names()
+    if model not in known:
+        raise NotFoundError(f"no model {model!r} in the registry (models: {', '.join(known) or 'none'})")
     retired = retire(settings, registry, local.select(registry, model, version), "stopped", folder, log)
     if not any(d.target == local.TARGET for d in registry.deployments()):
         stopped = supervisor.stop(settings)

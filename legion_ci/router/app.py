@@ -84,7 +84,8 @@ class RouterApp:
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
-        target = paths.parse(path, self.table.versions)
+        raw = scope.get("raw_path")  # as the client sent it (still percent-encoded): what is forwarded
+        target = paths.parse(raw.decode("latin-1") if raw else path, self.table.versions)
         if target is not None:
             await self.proxy(scope, receive, send, target)
         elif path in ("/health/live", "/v2/health/live"):

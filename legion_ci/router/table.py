@@ -89,6 +89,7 @@ class RouteTable:
         self.routes: tuple[Route, ...] = ()
         self._models: dict[str, _ModelRoutes] = {}
         self._known: dict[tuple[int, str], Backend] = {}
+        self._versions: dict[str, list[str]] = {}
 
     def replace(self, routes: Iterable[Route]) -> bool:
         """Install a new snapshot; returns False (and keeps the WRR state) when nothing changed."""
@@ -110,6 +111,7 @@ class RouteTable:
             if key not in known and backend.inflight > 0:
                 known[key] = backend
         self.routes, self._models, self._known = snapshot, models, known
+        self._versions = {m: sorted({g.route.version for g in r.groups}) for m, r in models.items()}
         self.generation += 1
         return True
 
@@ -119,8 +121,7 @@ class RouteTable:
 
     def versions(self, model: str) -> list[str]:
         """Versions of `model` with at least one replica in the table (weight 0 included)."""
-        routes = self._models.get(model)
-        return sorted({g.route.version for g in routes.groups}) if routes else []
+        return self._versions.get(model, [])
 
     def models(self) -> list[str]:
         return sorted(self._models)

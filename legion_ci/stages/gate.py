@@ -102,9 +102,13 @@ def run(ctx: StageContext) -> StageResult:
 
 def data_checks(ctx: StageContext, candidate: Artifact, production: Artifact | None,
                 prod_label: str | None) -> list[Check]:
-    """The input schema against production's, and the training data for NaN/inf."""
+    """The input schema against production's, and the training data (what train used) for NaN/inf."""
     spec = ctx.loaded.spec
-    dataset = load_dataset(spec.train, ctx.model_dir, [Path(p) for p in ctx.options.extra_data])
+    extra = [Path(p) for p in ctx.options.extra_data]
+    feedback = ctx.run_dir / "train" / "feedback.csv"  # the ground truth a retrain added, as train exported it
+    if ctx.run.flow == "retrain" and feedback.is_file() and len(feedback.read_text().splitlines()) > 1:
+        extra.append(feedback)
+    dataset = load_dataset(spec.train, ctx.model_dir, extra)
     frame = dataset.features.assign(**{str(dataset.target.name or "target"): dataset.target})
     return [schema_check(spec.gate, candidate.schema, production.schema if production else None,
                          prod_label or "production"),

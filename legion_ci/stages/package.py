@@ -3,6 +3,8 @@ registry, its digest recorded on the version. The local demo needs no Docker: se
 
 from __future__ import annotations
 
+import time
+
 from legion_ci.errors import StageError
 from legion_ci.package.build import package
 from legion_ci.package.options import ENV_REGISTRY, PackageOptions
@@ -31,9 +33,10 @@ def run(ctx: StageContext) -> StageResult:
     version, art = ctx.candidate, ctx.candidate_artifact
     workdir = ctx.stage_dir()
     log_file = workdir / "build.log"
+    clock = time.monotonic()
     with log_file.open("w", encoding="utf-8") as build_log:
         def log(line: str) -> None:
-            build_log.write(line + "\n")
+            build_log.write(f"{time.monotonic() - clock:7.1f}s {line}\n")  # the file says where the time went
             ctx.log(line)
 
         built = package(art, options, workdir, ctx.settings.home / "cache", log, ctx.model_dir)

@@ -28,7 +28,6 @@ import yaml
 
 from legion_ci.artifact import Artifact
 from legion_ci.config import Settings, load_settings
-from legion_ci.deploy.local import undeploy
 from legion_ci.deploy.process import ours
 from legion_ci.pipeline import stage
 from legion_ci.progress import QuietReporter
@@ -141,8 +140,8 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
         world.before = {**world.snapshot(), "answers": world.answers()}
         yield world
     finally:
-        undeploy(registry, "iris")
         registry.close()
+        cli(settings.home, "undeploy", "iris")
 
 
 def failures(junit: Path) -> dict[str, str]:
@@ -215,13 +214,16 @@ def test_an_impossible_sla_fails_perf(world: World) -> None:
 def test_a_retrain_no_better_than_production_deploys_nothing(world: World) -> None:
     """Same model as production: a retrain must improve, so the flow ends at the gate without failing."""
     run_id = "candidate-retrain"
-    for name in ("train", "gate", "deploy"):
-        done = cli(world.home, name, str(world.candidate), "--run-id", run_id, "--flow", "retrain", "--json")
-        assert done.returncode == 0, (name, done.stderr)
-        result = json.loads(done.stdout)
-        if name == "gate":
-            assert "the candidate is no better" in result["summary"] and "nothing to deploy" in result["summary"]
-    assert result["status"] == "skipped" and result["summary"].startswith("not needed:")
+    registry = world.registry()
+    run = registry.ensure_run(run_id, "iris", str(world.candidate), "retrain")
+    run_stage(world.settings, registry, run, stage("train"), RunOptions(), QuietReporter())  # reuses the artifact
+    done = cli(world.home, "gate", "--run-id", run_id, "--json")
+    assert done.returncode == 0, done.stderr
+    summary_line = json.loads(done.stdout)["summary"]
+    assert "the candidate is no better" in summary_line and "nothing to deploy" in summary_line
+    deploy = run_stage(world.settings, registry, run, stage("deploy"), RunOptions(), QuietReporter())
+    registry.close()
+    assert deploy.status == "skipped" and deploy.summary.startswith("not needed:")
     summary = json.loads((world.reports("gate", run_id) / "summary.json").read_text())
     assert summary["status"] == "halted"
     assert ">HALTED<" in (world.reports("gate", run_id) / "report.html").read_text()

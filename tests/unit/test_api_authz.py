@@ -279,3 +279,14 @@ def test_openapi_describes_every_endpoint_with_its_roles() -> None:
             assert name in document["components"]["schemas"], name
     assert document["paths"]["/health/ready"]["get"]["security"] == []
     json.dumps(document)  # serializable as it is
+
+
+def test_the_docs_roles_table_matches_the_endpoints() -> None:
+    doc = (Path(__file__).resolve().parents[2] / "docs" / "management-api.md").read_text()
+    table = {}
+    for line in doc.splitlines():
+        cells = [c.strip() for c in line.strip().strip("|").split("|")]
+        if len(cells) == 4 and cells[0].startswith("`") and cells[0][1:].split(" ")[0] in ("GET", "PUT", "POST",
+                                                                                            "DELETE"):
+            table[cells[0].strip("`")] = [role for role, cell in zip(ROLES, cells[1:], strict=True) if cell == "yes"]
+    assert table == {f"{e.method} {e.full_path}": roles_with(e.permission) for e in ENDPOINTS}

@@ -1,0 +1,219 @@
+"""The local half of ansible/: deploy.yml, rollback.yml and undeploy.yml run for real by ansible-playbook
+(through legion_ci.deploy.ansible) with an inventory generated from the spec, starting and stopping real
+model-server processes; the errors a person can cause, each with a clear message."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from collections.abc import Iterator
+from dataclasses import dataclass, replace
+from pathlib import Path
+
+import pytest
+import yaml
+
+from legion_ci.artifact import Artifact
+from legion_ci.config import Settings, load_settings
+from legion_ci.deploy import inventory, local, rollout
+from legion_ci.deploy.ansible import PlaybookFailed, ansible_dir, run_playbook
+from legion_ci.deploy.process import ours, ready
+from legion_ci.errors import ConfigError, DeployError, NotFoundError
+from legion_ci.registry import Registry, VersionRecord
+from legion_ci.router import supervisor
+from legion_ci.spec import ModelSpec, load_spec
+from tests.integration.conftest import build_iris_artifact
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@dataclass
+class Place:
+    settings: Settings
+    registry: Registry
+    version: VersionRecord
+    spec: ModelSpec
+    folder: Path
+    lines: list[str]
+
+    def play(self, playbook: str, variables: dict) -> object:
+        files = inventory.write(self.folder, variables, f"test {playbook}")
+        return run_playbook(playbook, files, self.lines.append)
+
+    def deploy_vars(self, **changes: object) -> dict:
+        return {**inventory.deploy_vars(self.settings, self.spec, self.version, 20, "local"), **changes}
+
+
+def _servers_of(artifact: str) -> list[int]:
+    """PIDs of model servers running this artifact (the test's own, by its unique path)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                cmdline = (entry / "cmdline").read_bytes().split(b"\0")
+            except OSError:
+                continue
+            if artifact.encode() in cmdline and ours(int(entry.name)):
+                pids.append(int(entry.name))
+    return pids
+
+
+@pytest.fixture(scope="module")
+def place(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Place]:
+    home = tmp_path_factory.mktemp("ansible-home")
+    settings = load_settings(str(home), f"sqlite:///{home / 'registry.db'}")
+    registry = Registry.from_settings(settings)
+    folder = build_iris_artifact(tmp_path_factory.mktemp("ansible-artifacts") / "iris", version="1.0.0")
+    version = registry.register_version(Artifact.open(folder).manifest, str(folder))[0]
+    spec = load_spec(ROOT / "examples" / "iris").spec
+    spec = spec.model_copy(update={"deploy": replace_model(spec.deploy, replicas=2, auth=False)})
+    yield Place(settings, registry, version, spec, home / "run", [])
+    for d in registry.deployments():
+        local.retire(settings, registry, [d], "stopped", drain_timeout=1)
+    registry.close()
+
+
+def replace_model(model: object, **changes: object) -> object:
+    return model.model_copy(update=changes)  # type: ignore[attr-defined]
+
+
+def test_deploy_runs_replicas_records_them_and_a_rerun_starts_nothing(place: Place) -> None:
+    place.lines.clear()
+    run = place.play("deploy.yml", place.deploy_vars())
+    assert run.changed  # type: ignore[attr-defined]
+    assert "model_local : Start the model-server processes: changed" in place.lines
+    assert "model_local : Wait until every replica answers ready: ok" in place.lines
+    (deployment,) = place.registry.deployments("iris")
+    assert deployment.weight == 100  # alone: all of the traffic, whatever the spec asks for
+    assert len(deployment.endpoints) == 2 and all(ready(e["url"]) for e in deployment.endpoints)
+    assert sorted(_servers_of(place.version.path)) == sorted(int(e["pid"]) for e in deployment.endpoints)
+    vars_file = yaml.safe_load((place.folder / "vars.yml").read_text())
+    assert vars_file["legion_replicas"] == 2 and vars_file["legion_target"] == "local"
+    assert "LEGION_REGISTRY_URL" not in (place.folder / "vars.yml").read_text()
+
+    place.lines.clear()
+    again = place.play("deploy.yml", place.deploy_vars())
+    assert not again.changed, place.lines  # type: ignore[attr-defined]
+    assert [d.id for d in place.registry.deployments("iris")] == [deployment.id]
+
+
+def test_undeploy_drains_and_stops_them_and_a_rerun_changes_nothing(place: Place) -> None:
+    if not place.registry.deployments("iris"):
+        place.play("deploy.yml", place.deploy_vars())
+    (deployment,) = place.registry.deployments("iris")
+    variables = inventory.retire_vars(place.settings, "local", "iris", deployment_ids=[deployment.id])
+    assert place.play("undeploy.yml", variables).changed  # type: ignore[attr-defined]
+    assert place.registry.deployment(deployment.id).status == "stopped"
+    assert _servers_of(place.version.path) == []
+    assert not place.play("undeploy.yml", variables).changed  # type: ignore[attr-defined]
+
+
+def test_rollback_marks_the_candidate_rolled_back_and_gives_its_share_back(place: Place) -> None:
+    place.play("deploy.yml", place.deploy_vars())
+    production = place.registry.deployments("iris")[0]
+    other = build_iris_artifact(place.settings.home / "candidate", version="1.1.0")
+    manifest = {**Artifact.open(other).manifest, "artifact_id": "fedcba9876543210"}
+    candidate_version = place.registry.register_version(manifest, str(other))[0]
+    place.play("deploy.yml", inventory.deploy_vars(place.settings, place.spec, candidate_version, 20, "local"))
+    weights = {d.detail["version"]: d.weight for d in place.registry.deployments("iris")}
+    assert weights == {"1.0.0": 80, "1.1.0": 20}
+    candidate = next(d for d in place.registry.deployments("iris") if d.version_id == candidate_version.id)
+    place.play("rollback.yml", inventory.retire_vars(place.settings, "local", "iris", "1.1.0"))
+    assert place.registry.deployment(candidate.id).status == "rolled-back"
+    assert place.registry.deployment(production.id).weight == 100
+    assert _servers_of(str(other)) == []
+
+
+def test_a_missing_artifact_fails_naming_playbook_task_and_status(place: Place) -> None:
+    before = place.registry.deployments(active_only=False)
+    with pytest.raises(PlaybookFailed) as failed:
+        place.play("deploy.yml", place.deploy_vars(legion_artifact_path="/nonexistent/artifact",
+                                                   legion_version_id=999))
+    message = str(failed.value)
+    assert failed.value.playbook == "deploy.yml" and failed.value.status == 2
+    assert "task 'model_local : Fail when the artifact is missing'" in message
+    assert "No artifact at /nonexistent/artifact" in message
+    assert place.registry.deployments(active_only=False) == before
+
+
+def test_a_replica_that_cannot_start_stops_the_ones_that_did(place: Place, tmp_path: Path) -> None:
+    import socket
+
+    holder = socket.socket()
+    holder.bind(("127.0.0.1", 0))
+    holder.listen()
+    taken = holder.getsockname()[1]
+    other = build_iris_artifact(tmp_path / "busy", version="1.2.0")
+    version = place.registry.register_version({**Artifact.open(other).manifest, "artifact_id": "a1b2c3d4e5f60718"},
+                                              str(other))[0]
+    try:
+        with pytest.raises(PlaybookFailed) as failed:
+            place.play("deploy.yml", {**inventory.deploy_vars(place.settings, place.spec, version, 20, "local"),
+                                      "legion_ports": [0, taken]})
+    finally:
+        holder.close()
+    message = str(failed.value)
+    print(message, "\n".join(place.lines))
+    assert "at 'model_local : Start the model-server processes'" in message
+    assert "production is untouched" in message
+    assert _servers_of(str(other)) == []  # replica 0 did start, and was stopped again
+    assert all(d.version_id != version.id for d in place.registry.deployments())
+
+
+def test_an_unknown_target_is_refused(place: Place) -> None:
+    with pytest.raises(PlaybookFailed, match="legion_target is 'docker' .expected 'local' or 'kubernetes'"):
+        place.play("deploy.yml", place.deploy_vars(legion_target="docker"))
+
+
+@pytest.mark.parametrize("playbook", ["deploy.yml", "rollback.yml", "undeploy.yml"])
+def test_top_level_playbook_syntax(playbook: str) -> None:
+    bin_dir = Path(sys.executable).parent
+    done = subprocess.run([str(bin_dir / "ansible-playbook"), "--syntax-check", playbook], cwd=ansible_dir(),
+                          env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, capture_output=True, text=True,
+                          timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
+# --- errors a person can cause, outside the playbooks ----------------------------------------------------
+
+
+def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    env = {**os.environ, "LEGION_HOME": str(home)}
+    env.pop("LEGION_REGISTRY_URL", None)
+    return subprocess.run([sys.executable, "-m", "legion_ci", *args], capture_output=True, text=True, env=env,
+                          timeout=120)
+
+
+def test_cli_errors_name_the_bad_value(tmp_path: Path) -> None:
+    bad_endpoint = _cli(tmp_path, "deployments", "record", "--version-id", "1", "--weight", "20",
+                        "--endpoint", "http://127.0.0.1:1")
+    assert bad_endpoint.returncode == 2 and "invalid endpoint 'http://127.0.0.1:1'" in bad_endpoint.stderr
+    bad_weight = _cli(tmp_path, "deployments", "set-weight", "1", "150")
+    assert bad_weight.returncode == 2 and "invalid weight '150' (expected a whole percentage, 0-100)" in bad_weight.stderr
+    no_run = _cli(tmp_path, "rollback")
+    assert no_run.returncode == 2 and "give MODEL_DIR (its latest run), --run-id, or both" in no_run.stderr
+    unknown = _cli(tmp_path, "undeploy", "nope")
+    assert unknown.returncode == 2 and "no model 'nope' in the registry (models: none)" in unknown.stderr
+    bad_port = subprocess.run([sys.executable, "-m", "legion_ci", "router", "start"], capture_output=True, text=True,
+                              env={**os.environ, "LEGION_HOME": str(tmp_path), supervisor.ENV_PORT: "eighty"})
+    assert bad_port.returncode == 2 and "LEGION_ROUTER_PORT='eighty' is not a port" in bad_port.stderr
+
+
+def test_kubernetes_needs_the_packaged_image(place: Place) -> None:
+    with pytest.raises(DeployError, match="has no image; .* run `legion-ci package` first"):
+        inventory.deploy_vars(place.settings, place.spec, place.version, 20, "kubernetes")
+    imaged = replace(place.version, image="127.0.0.1:5000/legion/iris:1.0.0", image_digest="sha256:abc")
+    assert inventory.image_vars(imaged) == {"legion_image_repository": "127.0.0.1:5000/legion/iris",
+                                            "legion_image_tag": "1.0.0", "legion_image_digest": "sha256:abc"}
+
+
+def test_ansible_dir_must_hold_the_playbooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEGION_ANSIBLE_DIR", str(tmp_path))
+    with pytest.raises(ConfigError, match="no Ansible playbooks in .* set LEGION_ANSIBLE_DIR"):
+        ansible_dir()
+
+
+def test_undeploy_of_an_unknown_model_is_refused(place: Place) -> None:
+    with pytest.raises(NotFoundError, match="no model 'ghost'"):
+        rollout.undeploy(place.settings, place.registry, "ghost", None, place.folder, place.lines.append)

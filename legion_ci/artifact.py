@@ -57,7 +57,7 @@ def save_model(model: Any, folder: Path) -> dict[str, str]:
     try:
         sio.dump(model, folder / SKOPS_FILE)
         return {"format": "skops", "file": SKOPS_FILE, "sha256": sha256_file(folder / SKOPS_FILE)}
-    except Exception:  # noqa: BLE001 - skops refuses types it cannot represent safely
+    except Exception:
         (folder / SKOPS_FILE).unlink(missing_ok=True)
     import joblib
 
@@ -73,7 +73,7 @@ class Artifact:
     manifest: dict[str, Any]
 
     @classmethod
-    def open(cls, path: str | Path) -> "Artifact":
+    def open(cls, path: str | Path) -> Artifact:
         folder = Path(path)
         file = folder / MANIFEST
         if not file.is_file():

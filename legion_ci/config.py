@@ -3,7 +3,7 @@
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass, replace
+from dataclasses import dataclass
 from pathlib import Path
 
 
@@ -29,9 +29,6 @@ class Settings:
     @property
     def feedback_dir(self) -> Path:
         return self.home / "feedback"
-
-    def with_overrides(self, **changes: object) -> "Settings":
-        return replace(self, **{k: v for k, v in changes.items() if v is not None})
 
 
 def load_settings(home: str | None = None, registry_url: str | None = None) -> Settings:

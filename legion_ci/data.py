@@ -42,7 +42,9 @@ def _load_sklearn(name: str) -> pd.DataFrame:
 
     loader = getattr(datasets, name, None)
     if loader is None or not name.startswith("load_"):
-        raise DataError(f"train.data: sklearn:{name} is not a dataset bundled with scikit-learn (e.g. sklearn:load_iris)")
+        raise DataError(
+            f"train.data: sklearn:{name} is not a dataset bundled with scikit-learn (e.g. sklearn:load_iris)"
+        )
     bunch = loader(as_frame=True)
     frame: pd.DataFrame = bunch.frame.copy()
     frame.columns = [str(c) for c in frame.columns]

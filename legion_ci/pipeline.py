@@ -3,9 +3,10 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass, field
 from importlib import import_module
-from typing import TYPE_CHECKING, Callable
+from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
     from legion_ci.stages.base import StageContext, StageResult
@@ -22,7 +23,7 @@ class Stage:
     needs: tuple[str, ...] = ()
     reports: tuple[str, ...] = field(default=())  # files (relative to the run folder) Jenkins publishes
 
-    def load(self) -> "Callable[[StageContext], StageResult]":
+    def load(self) -> Callable[[StageContext], StageResult]:
         module, _, func = self.handler.partition(":")
         return getattr(import_module(module), func)  # type: ignore[no-any-return]
 

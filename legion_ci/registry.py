@@ -10,13 +10,24 @@ import json
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 from sqlalchemy import (
-    JSON, Column, Float, ForeignKey, Integer, MetaData, String, Table, Text, UniqueConstraint,
-    create_engine, event, select,
+    JSON,
+    Column,
+    Float,
+    ForeignKey,
+    Integer,
+    MetaData,
+    String,
+    Table,
+    Text,
+    UniqueConstraint,
+    create_engine,
+    event,
+    select,
 )
 from sqlalchemy.engine import Connection, Engine
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
@@ -92,7 +103,7 @@ locks = Table(
 
 
 def now() -> str:
-    return datetime.now(timezone.utc).isoformat(timespec="milliseconds")
+    return datetime.now(UTC).isoformat(timespec="milliseconds")
 
 
 @dataclass(frozen=True)
@@ -182,7 +193,7 @@ class Registry:
             raise RegistryError(f"cannot open registry {self._safe_url()}: {exc}") from None
 
     @classmethod
-    def from_settings(cls, settings: Settings) -> "Registry":
+    def from_settings(cls, settings: Settings) -> Registry:
         return cls(settings.registry_url)
 
     def _safe_url(self) -> str:
@@ -190,7 +201,7 @@ class Registry:
 
         try:
             return make_url(self.url).render_as_string(hide_password=True)
-        except Exception:  # noqa: BLE001 - an unparsable URL is shown without its middle
+        except Exception:
             return self.url.split("@")[-1]
 
     def _create_tables(self) -> None:

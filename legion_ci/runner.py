@@ -6,7 +6,7 @@ import secrets
 import time
 import traceback
 from dataclasses import dataclass, field
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -37,7 +37,7 @@ class RunSummary:
 
 
 def new_run_id(model: str) -> str:
-    return f"{model}-{datetime.now(timezone.utc):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
+    return f"{model}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
 def open_run(registry: Registry, model_dir: str | Path | None, run_id: str | None, flow_name: str,

@@ -31,7 +31,7 @@ class Bound(_Strict):
     max: float | None = None
 
     @model_validator(mode="after")
-    def _one_bound(self) -> "Bound":
+    def _one_bound(self) -> Bound:
         if self.min is None and self.max is None:
             raise ValueError("give at least one of min or max")
         if self.min is not None and self.max is not None and self.min > self.max:
@@ -183,7 +183,7 @@ class LoadedSpec(BaseModel):
         return self.model_dir / SPEC_FILE
 
 
-def _describe(error: dict[str, Any]) -> str:
+def _describe(error: Any) -> str:
     path = ".".join(str(p) for p in error["loc"]) or "(top level)"
     kind, value = error["type"], error.get("input")
     if kind == "extra_forbidden":

@@ -43,15 +43,36 @@ def port_free(host: str, port: int) -> bool:
 def spawn(command: list[str], log_path: Path, env: dict[str, str], timeout: float = READY_TIMEOUT) -> dict[str, Any]:
     """Start `python -m legion_ci COMMAND...` in its own session, its output appended to `log_path`;
     returns {url, pid, port, log} once it prints `listening on URL` (it need not be ready yet)."""
+    return spawn_many([(command, log_path)], env, timeout)[0]
+
+
+def spawn_many(jobs: list[tuple[list[str], Path]], env: dict[str, str],
+               timeout: float = READY_TIMEOUT) -> list[dict[str, Any]]:
+    """Start several processes at once (each COMMAND with its log) and wait until each listens; if one
+    fails, every one started here is stopped again before the error is raised."""
+    launched: list[tuple[subprocess.Popen[bytes], list[str], Path, int]] = []
+    try:
+        for command, log_path in jobs:
+            log_path.parent.mkdir(parents=True, exist_ok=True)
+            offset = log_path.stat().st_size if log_path.exists() else 0
+            with log_path.open("ab") as log:
+                proc = subprocess.Popen(
+                    [sys.executable, "-m", "legion_ci", *command], stdout=log, stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL, env={**os.environ, **env}, start_new_session=True,
+                )
+            launched.append((proc, command, log_path, offset))
+        deadline = time.monotonic() + timeout
+        return [_announced(proc, command, log_path, offset, deadline)
+                for proc, command, log_path, offset in launched]
+    except BaseException:
+        for proc, command, _, _ in launched:
+            stop_pid(proc.pid, command[0])
+        raise
+
+
+def _announced(proc: subprocess.Popen[bytes], command: list[str], log_path: Path, offset: int,
+               deadline: float) -> dict[str, Any]:
     kind = LABELS.get(command[0], command[0])
-    log_path.parent.mkdir(parents=True, exist_ok=True)
-    offset = log_path.stat().st_size if log_path.exists() else 0
-    with log_path.open("ab") as log:
-        proc = subprocess.Popen(
-            [sys.executable, "-m", "legion_ci", *command], stdout=log, stderr=subprocess.STDOUT,
-            stdin=subprocess.DEVNULL, env={**os.environ, **env}, start_new_session=True,
-        )
-    deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
         text = _read_from(log_path, offset)
         found = ANNOUNCE.search(text)
@@ -63,8 +84,7 @@ def spawn(command: list[str], log_path: Path, env: dict[str, str], timeout: floa
             raise DeployError(f"{kind} exited with status {proc.returncode} before it listened "
                               f"(log {log_path}):\n{tail}")
         time.sleep(0.05)
-    stop_pid(proc.pid, command[0])
-    raise DeployError(f"{kind} did not start listening within {timeout:.0f}s (log {log_path})")
+    raise DeployError(f"{kind} did not start listening in time (log {log_path})")
 
 
 def _read_from(path: Path, offset: int) -> str:

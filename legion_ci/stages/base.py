@@ -31,7 +31,7 @@ class RunOptions:
     lock_wait: float = 0.0
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> "RunOptions":
+    def from_env(cls, **overrides: Any) -> RunOptions:
         """Read LEGION_TARGET, LEGION_TRAFFIC_WEIGHT, LEGION_SKIP_PERF_REASON, LEGION_FORCE_REASON."""
         weight = os.environ.get("LEGION_TRAFFIC_WEIGHT") or None
         values: dict[str, Any] = {

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 import json
 import time
-from dataclasses import replace
+from dataclasses import dataclass, replace
 from html import escape
 from pathlib import Path
 from typing import Any
@@ -72,32 +72,51 @@ def run(ctx: StageContext) -> StageResult:
 
     for check in checks:
         ctx.log(f"{check.verdict.upper():7} {check.name}: {check.message}")
-    failed = [c for c in checks if not c.passed]
-    forced = ctx.options.force_reason if failed else None
-    halt = None
-    if failed and not forced and all(c.code == NO_IMPROVEMENT for c in failed):
-        # A retrain that does not beat production is not an error: the flow ends here, nothing is deployed.
-        halt = f"{failed[0].message}; nothing to deploy"
-        checks = [replace(c, passed=True, skipped=True, message=halt) if c.code == NO_IMPROVEMENT else c
-                  for c in checks]
-        failed = []
-    reason = halt or headline(checks, "checks")
-    status = "forced" if forced else "halted" if halt else "failed" if failed else "passed"
+    v = verdict(checks, ctx.options.force_reason)
     extra = {"flow": ctx.run.flow, "production": prod_label, "timings": watch.phases}
     facts = [*_facts(ctx, candidate, prod_label), ("time", escape(watch.line()))]
-    reports = write_gate_reports(folder, head(status, reason, forced), checks, evidence, facts, extra)
+    reports = write_gate_reports(folder, head(v.status, v.reason, v.forced), v.checks, evidence, facts, extra)
     watch.lap("reports")
     ctx.log(f"time: {watch.line()}")
-    outputs: dict[str, Any] = {"checks": len(checks), "failed": [c.as_dict() for c in failed], "reports": reports,
-                               "forced": forced is not None, "force_reason": forced, "candidate": candidate.id}
     for name, path in reports.items():
         ctx.log(f"{name}: {path}")
-    if failed and not forced:
-        raise StageFailed("gate", reason, {"checks": [c.as_dict() for c in checks], "reports": reports})
-    if forced:
-        ctx.log(f"FORCED: the gate failed ({len(failed)} check(s)) and was overridden: {forced}")
-        return StageResult("passed", f"FORCED: {forced} (the gate failed: {reason})", outputs)
-    return StageResult("passed", reason, outputs, halt=halt)
+    outputs: dict[str, Any] = {"checks": len(v.checks), "failed": [c.as_dict() for c in v.failed],
+                               "reports": reports, "forced": v.forced is not None, "force_reason": v.forced,
+                               "candidate": candidate.id}
+    if v.status == "failed":
+        raise StageFailed("gate", v.reason, {"checks": [c.as_dict() for c in v.checks], "reports": reports})
+    if v.forced:
+        ctx.log(f"FORCED: the gate failed ({len(v.failed)} check(s)) and was overridden: {v.forced}")
+        return StageResult("passed", f"FORCED: {v.forced} (the gate failed: {v.reason})", outputs)
+    return StageResult("passed", v.reason, outputs, halt=v.halt)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the gate decides from its checks and a person's --force."""
+
+    status: str  # passed, failed, forced, halted
+    reason: str
+    checks: list[Check]
+    failed: list[Check]
+    forced: str | None = None
+    halt: str | None = None
+
+
+def verdict(checks: list[Check], force_reason: str | None) -> Verdict:
+    """Failed checks fail the gate, unless forced (recorded, never silent). A retrain that merely does not
+    beat production halts the flow instead: not an error, nothing is deployed."""
+    failed = [c for c in checks if not c.passed]
+    if not failed:
+        return Verdict("passed", headline(checks, "checks"), checks, [])
+    if force_reason:
+        return Verdict("forced", headline(checks, "checks"), checks, failed, forced=force_reason)
+    if all(c.code == NO_IMPROVEMENT for c in failed):
+        halt = f"{failed[0].message}; nothing to deploy"
+        kept = [replace(c, passed=True, skipped=True, message=halt) if c.code == NO_IMPROVEMENT else c
+                for c in checks]
+        return Verdict("halted", halt, kept, [], halt=halt)
+    return Verdict("failed", headline(checks, "checks"), checks, failed)
 
 
 def data_checks(ctx: StageContext, candidate: Artifact, production: Artifact | None,

@@ -8,7 +8,7 @@ import shutil
 import subprocess
 import sys
 import tempfile
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
@@ -135,7 +135,7 @@ def _train(ctx: StageContext, staging: Path, extra: list[Path]) -> None:
         in_traceback = False
         for line in proc.stdout:
             log.write(line)
-            tail = (tail + [line.rstrip()])[-30:]
+            tail = [*tail, line.rstrip()][-30:]
             # The full traceback stays in train.log; the console gets the error line and the log's path.
             if line.startswith("Traceback (most recent call last)"):
                 in_traceback = True
@@ -164,7 +164,7 @@ def _manifest(ctx: StageContext, staging: Path, ident: dict[str, Any], aid: str,
         "name": spec.name,
         "version": spec.version,
         "artifact_id": aid,
-        "created_at": datetime.now(timezone.utc).isoformat(timespec="seconds"),
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "git": lineage.git_info(ctx.model_dir),
         "source_fingerprint": ident["source"],
         "data": {"source": source, "fingerprint": fingerprint, "extra": [str(p) for p in extra]},

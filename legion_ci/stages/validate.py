@@ -7,4 +7,6 @@ from legion_ci.stages.base import StageContext, StageResult
 
 def run(ctx: StageContext) -> StageResult:
     spec = ctx.loaded.spec  # load_spec raises SpecError naming every bad field
-    return StageResult("passed", f"{spec.name} {spec.version}: spec valid", {"name": spec.name, "version": spec.version})
+    return StageResult(
+        "passed", f"{spec.name} {spec.version}: spec valid", {"name": spec.name, "version": spec.version}
+    )

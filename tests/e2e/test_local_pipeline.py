@@ -13,17 +13,18 @@ import httpx
 import pytest
 import yaml
 
+from legion_ci.artifact import Artifact
 from legion_ci.config import load_settings
 from legion_ci.registry import Registry
 from legion_ci.smoke import auth_headers
-from legion_ci.artifact import Artifact
 
 
 def cli(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LEGION_HOME": str(home)}
     env.pop("LEGION_REGISTRY_URL", None)
-    return subprocess.run([sys.executable, "-m", "legion_ci", *args], capture_output=True, text=True, env=env,
-                          timeout=timeout)
+    return subprocess.run(
+        [sys.executable, "-m", "legion_ci", *args], capture_output=True, text=True, env=env, timeout=timeout
+    )
 
 
 @pytest.fixture
@@ -50,8 +51,12 @@ def production_answers(home: Path, model: str) -> tuple[str, list]:
     art = Artifact.open(prod.path)
     deployment = next(d for d in registry.deployments(model) if d.version_id == prod.id)
     url = deployment.endpoints[0]["url"]
-    answer = httpx.post(f"{url}/api/model/{model}/{art.version}/invoke", json={"instances": art.schema["example"]},
-                        headers=auth_headers(settings, art, True), timeout=10)
+    answer = httpx.post(
+        f"{url}/api/model/{model}/{art.version}/invoke",
+        json={"instances": art.schema["example"]},
+        headers=auth_headers(settings, art, True),
+        timeout=10,
+    )
     assert answer.status_code == 200, answer.text
     return answer.headers["x-model-version"], answer.json()["predictions"]
 
@@ -91,7 +96,9 @@ def test_impossible_threshold_fails_the_gate_and_production_keeps_serving(home: 
     assert code == 1
     gate = next(s for s in summary["stages"] if s["stage"] == "gate")
     assert gate["status"] == "failed" and "below the minimum 0.999 by" in gate["summary"]
-    assert all(s["status"] == "pending" for s in summary["stages"][[s["stage"] for s in summary["stages"]].index("gate") + 1:])
+    assert all(
+        s["status"] == "pending" for s in summary["stages"][[s["stage"] for s in summary["stages"]].index("gate") + 1 :]
+    )
     version, _ = production_answers(home, "iris")
     assert version == "1.0.0"
 

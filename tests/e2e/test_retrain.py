@@ -17,7 +17,7 @@ from legion_ci.config import load_settings
 from legion_ci.locking import model_lock
 from legion_ci.registry import Registry
 from legion_ci.smoke import auth_headers
-from tests.e2e.test_local_pipeline import cli, home, run_json  # noqa: F401 - `home` is a fixture
+from tests.e2e.test_local_pipeline import cli, home, run_json
 
 _ = home
 

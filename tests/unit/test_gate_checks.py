@@ -142,3 +142,23 @@ def test_a_missing_holdout_is_an_artifact_error(good: Artifact, tmp_path: Path) 
     broken = Artifact(tmp_path, good.manifest)
     with pytest.raises(ArtifactError, match=r"holdout\.csv"):
         load_holdout(broken)
+
+
+def test_verdict_fails_forces_and_halts() -> None:
+    from legion_ci.gate import NO_IMPROVEMENT, Check
+    from legion_ci.stages.gate import verdict
+
+    ok = Check("threshold", "f1", True, "f1 0.95 within min 0.9")
+    low = Check("threshold", "accuracy", False, "accuracy 0.8 is below the minimum 0.9 by 0.1")
+    same = Check("comparison", "no regression vs production (accuracy)", False,
+                 "candidate accuracy 0.95 vs production 0.95: the candidate is no better", code=NO_IMPROVEMENT)
+    assert verdict([ok], None).status == "passed"
+    failed = verdict([ok, low], None)
+    assert failed.status == "failed" and failed.reason == low.message and failed.failed == [low]
+    forced = verdict([ok, low], "hotfix")
+    assert forced.status == "forced" and forced.forced == "hotfix" and forced.failed == [low]
+    halted = verdict([ok, same], None)
+    assert halted.status == "halted" and halted.halt == f"{same.message}; nothing to deploy"
+    assert halted.checks[1].skipped and not halted.failed
+    assert verdict([low, same], None).status == "failed"  # a real failure is never hidden behind a halt
+    assert verdict([same], "deploy anyway").status == "forced"

@@ -10,7 +10,6 @@ import yaml
 from legion_ci.cli import main
 from legion_ci.errors import SpecError
 from legion_ci.spec import load_spec
-
 from tests.conftest import EXAMPLES
 
 
@@ -31,7 +30,9 @@ def test_examples_are_valid() -> None:
 
 def test_defaults_fill_the_minimal_spec(tmp_path: Path) -> None:
     (tmp_path / "train.py").write_text("")
-    spec = load_spec(write_spec(tmp_path, {"name": "m", "version": "0.1.0", "train": {"data": "sklearn:load_iris"}})).spec
+    spec = load_spec(
+        write_spec(tmp_path, {"name": "m", "version": "0.1.0", "train": {"data": "sklearn:load_iris"}})
+    ).spec
     assert spec.deploy.target == "local" and spec.deploy.auth is True
     assert spec.train.seed == 42 and spec.train.test_size == 0.2
     assert spec.perf.sla.p95_ms == 100 and spec.schedule.retrain is None
@@ -60,7 +61,10 @@ MALFORMED = {
     "bad dataset name": (lambda d: d["train"].update(data="sklearn:iris"), "train.data: 'sklearn:iris'"),
     "bad name": (lambda d: d.update(name="My Model"), "name: 'My Model' is not a model name"),
     "bad duration": (lambda d: d["perf"].update(duration="soon"), "perf.duration: 'soon' is not a duration"),
-    "missing data file": (lambda d: d["train"].update(data="data/train.csv"), "train.data: file 'data/train.csv' not found"),
+    "missing data file": (
+        lambda d: d["train"].update(data="data/train.csv"),
+        "train.data: file 'data/train.csv' not found",
+    ),
     "missing train.py": (lambda d: d["train"].update(entrypoint="fit.py"), "train.entrypoint: file 'fit.py' not found"),
 }
 

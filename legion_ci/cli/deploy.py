@@ -14,7 +14,6 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from legion_ci.artifact import Artifact
 from legion_ci.cli.common import add_state_args, open_state, print_json
 from legion_ci.deploy import local, rollout
 from legion_ci.deploy.process import stop_pid
@@ -79,11 +78,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_state_args(s)
     s.set_defaults(handler=cmd_show)
 
-    s = steps.add_parser("spawn", help="start one model-server replica detached; prints its endpoint (JSON)")
+    s = steps.add_parser("spawn", help="start a version's replicas detached; prints their endpoints (JSON list)")
     s.add_argument("artifact", metavar="ARTIFACT_DIR")
-    s.add_argument("--replica", type=int, default=0, help="replica number (names the log file)")
-    s.add_argument("--port", type=int, default=0, help="port (default 0: any free one)")
-    s.add_argument("--log", type=Path, help="log file (default $LEGION_HOME/deployments/MODEL/ARTIFACT-REPLICA.log)")
+    s.add_argument("--replicas", type=int, default=1, help="how many model servers (default 1)")
+    s.add_argument("--port", type=int, action="append", default=[], dest="ports",
+                   help="port of the next replica (repeat; default 0: any free one)")
     s.add_argument("--no-auth", action="store_true")
     s.add_argument("--no-capture", action="store_true")
     s.add_argument("--capture-rate", type=float, default=1.0)
@@ -171,10 +170,8 @@ def cmd_show(args: argparse.Namespace) -> int:
 
 def cmd_spawn(args: argparse.Namespace) -> int:
     settings, _ = open_state(args)
-    art = Artifact.open(args.artifact)
-    log = args.log or settings.deployments_dir / art.name / f"{art.id}-{args.replica}.log"
     flags = local.ServerFlags(auth=not args.no_auth, capture=not args.no_capture, capture_rate=args.capture_rate)
-    print_json(local.spawn_replica(str(Path(args.artifact).resolve()), log, flags, args.port, settings))
+    print_json(local.spawn_replicas(settings, str(Path(args.artifact).resolve()), args.replicas, flags, args.ports))
     return 0
 
 

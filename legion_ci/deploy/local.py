@@ -4,14 +4,14 @@ through `legion-ci deployments ...`: find, spawn a replica, record it with its t
 from __future__ import annotations
 
 from dataclasses import dataclass
-from pathlib import Path
 from typing import Any
 
+from legion_ci.artifact import Artifact
 from legion_ci.config import Settings
 from legion_ci.deploy import weights
 from legion_ci.deploy.drain import wait_drained
-from legion_ci.deploy.process import alive, spawn, stop_pid
-from legion_ci.errors import DeployError, NotFoundError
+from legion_ci.deploy.process import alive, spawn_many, stop_pid
+from legion_ci.errors import DeployError
 from legion_ci.registry import DeploymentRecord, Registry, VersionRecord
 from legion_ci.router import supervisor
 
@@ -41,14 +41,21 @@ def find_serving(registry: Registry, version_id: int, target: str = TARGET) -> D
     return None
 
 
-def spawn_replica(artifact_path: str, log: Path, flags: ServerFlags, port: int = 0,
-                  settings: Settings | None = None) -> dict[str, Any]:
-    """Start one model server detached (it outlives the caller); returns {url, pid, port, log} once it
-    listens. Readiness is the caller's to check (the Ansible role polls /health/ready)."""
-    if not (Path(artifact_path) / "manifest.json").is_file():
-        raise NotFoundError(f"artifact {artifact_path!r} does not exist (no manifest.json there)")
-    env = {"LEGION_HOME": str(settings.home)} if settings else {}
-    return spawn(["serve", artifact_path, "--host", "127.0.0.1", "--port", str(port), *flags.args()], log, env)
+def spawn_replicas(settings: Settings, artifact_path: str, replicas: int, flags: ServerFlags,
+                   ports: list[int] | None = None) -> list[dict[str, Any]]:
+    """Start `replicas` model servers at once, detached (they outlive the caller); returns their
+    {url, pid, port, log} once each listens, or stops them all if one fails. Readiness is the caller's
+    to check (the Ansible role polls /health/ready)."""
+    art = Artifact.open(artifact_path)
+    if replicas < 1:
+        raise DeployError(f"replicas: {replicas} (expected 1 or more)")
+    ports = list(ports or [])
+    jobs = []
+    for i in range(replicas):
+        port = ports[i] if i < len(ports) else 0
+        log = settings.deployments_dir / art.name / f"{art.id}-{i}.log"
+        jobs.append((["serve", str(art.path), "--host", "127.0.0.1", "--port", str(port), *flags.args()], log))
+    return spawn_many(jobs, {"LEGION_HOME": str(settings.home)})
 
 
 def record(registry: Registry, version: VersionRecord, endpoints: list[dict[str, Any]], weight: int,

@@ -12,6 +12,7 @@ Every answer carries X-Model-Name, X-Model-Version and X-Request-ID.
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import os
 import time
@@ -121,6 +122,8 @@ class ModelApp:
             target = str(self.artifact.manifest.get("target") or "target")
             self.writer = CaptureWriter(self.store, self.name, self.version, self.validator.names, target,
                                         self.options.capture_rate, self.options.fsync_interval)
+        gc.collect()
+        gc.freeze()  # the model and tables live for the process: keep them out of every GC pass
         self.ready = True
 
     def shutdown(self) -> None:

@@ -110,12 +110,13 @@ def test_undeploy_drains_and_stops_them_and_a_rerun_changes_nothing(place: Place
 
 
 def test_rollback_marks_the_candidate_rolled_back_and_gives_its_share_back(place: Place) -> None:
-    place.play("deploy.yml", place.deploy_vars())
+    place.play("deploy.yml", place.deploy_vars(legion_replicas=1))
     production = place.registry.deployments("iris")[0]
     other = build_iris_artifact(place.settings.home / "candidate", version="1.1.0")
     manifest = {**Artifact.open(other).manifest, "artifact_id": "fedcba9876543210"}
     candidate_version = place.registry.register_version(manifest, str(other))[0]
-    place.play("deploy.yml", inventory.deploy_vars(place.settings, place.spec, candidate_version, 20, "local"))
+    place.play("deploy.yml", {**inventory.deploy_vars(place.settings, place.spec, candidate_version, 20, "local"),
+                              "legion_replicas": 1})
     weights = {d.detail["version"]: d.weight for d in place.registry.deployments("iris")}
     assert weights == {"1.0.0": 80, "1.1.0": 20}
     candidate = next(d for d in place.registry.deployments("iris") if d.version_id == candidate_version.id)
@@ -154,15 +155,15 @@ def test_a_replica_that_cannot_start_stops_the_ones_that_did(place: Place, tmp_p
     finally:
         holder.close()
     message = str(failed.value)
-    print(message, "\n".join(place.lines))
-    assert "at 'model_local : Start the model-server processes'" in message
+    assert "failed at 'Start the model-server processes'" in message
+    assert "Address already in use" in message
     assert "production is untouched" in message
     assert _servers_of(str(other)) == []  # replica 0 did start, and was stopped again
     assert all(d.version_id != version.id for d in place.registry.deployments())
 
 
 def test_an_unknown_target_is_refused(place: Place) -> None:
-    with pytest.raises(PlaybookFailed, match="legion_target is 'docker' .expected 'local' or 'kubernetes'"):
+    with pytest.raises(PlaybookFailed, match=r"legion_target is 'docker' .expected 'local' or 'kubernetes'"):
         place.play("deploy.yml", place.deploy_vars(legion_target="docker"))
 
 
@@ -190,7 +191,8 @@ def test_cli_errors_name_the_bad_value(tmp_path: Path) -> None:
                         "--endpoint", "http://127.0.0.1:1")
     assert bad_endpoint.returncode == 2 and "invalid endpoint 'http://127.0.0.1:1'" in bad_endpoint.stderr
     bad_weight = _cli(tmp_path, "deployments", "set-weight", "1", "150")
-    assert bad_weight.returncode == 2 and "invalid weight '150' (expected a whole percentage, 0-100)" in bad_weight.stderr
+    assert bad_weight.returncode == 2
+    assert "invalid weight '150' (expected a whole percentage, 0-100)" in bad_weight.stderr
     no_run = _cli(tmp_path, "rollback")
     assert no_run.returncode == 2 and "give MODEL_DIR (its latest run), --run-id, or both" in no_run.stderr
     unknown = _cli(tmp_path, "undeploy", "nope")
@@ -201,7 +203,7 @@ def test_cli_errors_name_the_bad_value(tmp_path: Path) -> None:
 
 
 def test_kubernetes_needs_the_packaged_image(place: Place) -> None:
-    with pytest.raises(DeployError, match="has no image; .* run `legion-ci package` first"):
+    with pytest.raises(DeployError, match=r"has no image; .* run `legion-ci package` first"):
         inventory.deploy_vars(place.settings, place.spec, place.version, 20, "kubernetes")
     imaged = replace(place.version, image="127.0.0.1:5000/legion/iris:1.0.0", image_digest="sha256:abc")
     assert inventory.image_vars(imaged) == {"legion_image_repository": "127.0.0.1:5000/legion/iris",
@@ -210,7 +212,7 @@ def test_kubernetes_needs_the_packaged_image(place: Place) -> None:
 
 def test_ansible_dir_must_hold_the_playbooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEGION_ANSIBLE_DIR", str(tmp_path))
-    with pytest.raises(ConfigError, match="no Ansible playbooks in .* set LEGION_ANSIBLE_DIR"):
+    with pytest.raises(ConfigError, match=r"no Ansible playbooks in .* set LEGION_ANSIBLE_DIR"):
         ansible_dir()
 
 

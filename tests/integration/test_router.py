@@ -66,7 +66,8 @@ def test_paths_pin_a_version_or_share_by_weight() -> None:
     target = paths.parse("/api/model/iris/invoke", lambda m: known(m) or [])
     assert target is not None and target.version is None and target.path_for("2.0.0") == "/api/model/iris/2.0.0/invoke"
     pinned = paths.parse("/api/model/iris/1.0.0/invoke", lambda m: known(m) or [])
-    assert pinned is not None and pinned.version == "1.0.0" and pinned.path_for("1.0.0") == "/api/model/iris/1.0.0/invoke"
+    assert pinned is not None and pinned.version == "1.0.0"
+    assert pinned.path_for("1.0.0") == "/api/model/iris/1.0.0/invoke"
     v2 = paths.parse("/v2/models/iris/versions/2.0.0/infer", lambda m: [])
     assert v2 is not None and (v2.model, v2.version) == ("iris", "2.0.0")
     assert paths.parse("/v2/models/iris/infer", lambda m: []).version is None  # type: ignore[union-attr]

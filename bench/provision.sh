@@ -2,7 +2,7 @@
 # The model-server tests need no system package (they start real `legion-ci serve` processes and use
 # httpx, PyJWT, cryptography and schemathesis from the venv). The serving benchmark (`make bench`,
 # bench/serving/run.py) drives the servers with wrk and hey, both Debian packages; they are installed
-# here so the benchmark runs on a fresh machine. Idempotent: apt runs only when one of them is missing.
+# here (by bench/run.sh, not by the tests) so the benchmark runs on a fresh machine. Idempotent: apt runs only when one of them is missing.
 set -euo pipefail
 
 missing=()

@@ -37,7 +37,11 @@ ca_bundle=/etc/ssl/certs/ca-certificates.crt
 command -v debootstrap >/dev/null || { echo "build-base-image: debootstrap is missing (scripts/provision/docker.sh)" >&2; exit 1; }
 
 root="$(mktemp -d "${TMPDIR:-/tmp}/legion-base.XXXXXX")"
-trap 'rm -rf "$root"' EXIT
+cleanup() {  # debootstrap mounts proc and sys in the target: unmount before removing, never cross a mount
+  awk -v r="$root" 'index($2, r) == 1 {print $2}' /proc/mounts | sort -r | while read -r m; do umount -l "$m" || true; done
+  rm -rf --one-file-system "$root"
+}
+trap cleanup EXIT
 start=$(date +%s)
 echo "build-base-image: debootstrap $SUITE from $mirror"
 debootstrap --variant=minbase --include=python3,python3-venv,python3-pip,ca-certificates \

@@ -51,6 +51,8 @@ def spawn_many(jobs: list[tuple[list[str], Path]], env: dict[str, str],
     """Start several processes at once (each COMMAND with its log) and wait until each listens; if one
     fails, every one started here is stopped again before the error is raised."""
     launched: list[tuple[subprocess.Popen[bytes], list[str], Path, int]] = []
+    if "JENKINS_URL" in os.environ:  # Jenkins kills what a build leaves running, unless told not to
+        env = {**env, "BUILD_ID": "dontKillMe", "JENKINS_NODE_COOKIE": "dontKillMe"}
     try:
         for command, log_path in jobs:
             log_path.parent.mkdir(parents=True, exist_ok=True)

@@ -36,7 +36,15 @@ def home(tmp_path: Path) -> Iterator[Path]:
         cli(home, "undeploy", model)
 
 
+def short_perf(model_dir: Path) -> None:
+    """Keep the real performance test, but short: these tests are about the pipeline, not the SLA."""
+    spec = yaml.safe_load((model_dir / "legion.yaml").read_text())
+    spec["perf"] = {**spec.get("perf", {}), "users": 4, "spawn_rate": 4, "duration": 2}
+    (model_dir / "legion.yaml").write_text(yaml.safe_dump(spec))
+
+
 def run_json(home: Path, model_dir: Path, *extra: str) -> tuple[int, dict]:
+    short_perf(model_dir)
     done = cli(home, "run", str(model_dir), "--json", *extra)
     assert done.stdout.strip(), done.stderr
     return done.returncode, json.loads(done.stdout)
@@ -64,7 +72,9 @@ def production_answers(home: Path, model: str) -> tuple[str, list]:
 def test_iris_end_to_end_then_rerun_promotes_nothing(home: Path, iris_dir: Path) -> None:
     code, summary = run_json(home, iris_dir)
     assert code == 0, summary
-    assert [s["status"] for s in summary["stages"]] == ["passed"] * len(summary["stages"])
+    statuses = {s["stage"]: s["status"] for s in summary["stages"]}
+    assert statuses.pop("package") == "skipped"  # local target, no image registry configured
+    assert set(statuses.values()) == {"passed"}
     version, predictions = production_answers(home, "iris")
     art = Artifact.open(Registry(load_settings(str(home)).registry_url).alias("iris", "production").path)
     assert version == "1.0.0" and predictions == art.schema["example_predictions"]

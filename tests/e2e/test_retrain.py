@@ -17,7 +17,7 @@ from legion_ci.config import load_settings
 from legion_ci.locking import model_lock
 from legion_ci.registry import Registry
 from legion_ci.smoke import auth_headers
-from tests.e2e.test_local_pipeline import cli, home, run_json
+from tests.e2e.test_local_pipeline import cli, home, run_json, short_perf
 
 _ = home
 
@@ -65,6 +65,7 @@ def test_retrain_trains_on_feedback_and_deploys_a_better_candidate_at_its_weight
     assert run_json(home, iris_dir)[0] == 0
     send_feedback(home, 12)
     set_params(iris_dir, C=1.0)  # the data scientist's fix lands; the nightly retrain picks it up
+    short_perf(iris_dir)
     done = cli(home, "retrain", str(iris_dir), "--json")
     assert done.returncode == 0, done.stdout + done.stderr
     registry = Registry(load_settings(str(home)).registry_url)

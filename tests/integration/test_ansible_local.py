@@ -98,20 +98,10 @@ def test_deploy_runs_replicas_records_them_and_a_rerun_starts_nothing(place: Pla
     assert [d.id for d in place.registry.deployments("iris")] == [deployment.id]
 
 
-def test_undeploy_drains_and_stops_them_and_a_rerun_changes_nothing(place: Place) -> None:
+def test_rollback_marks_the_candidate_rolled_back_and_gives_its_share_back(place: Place) -> None:
     if not place.registry.deployments("iris"):
         place.play("deploy.yml", place.deploy_vars())
-    (deployment,) = place.registry.deployments("iris")
-    variables = inventory.retire_vars(place.settings, "local", "iris", deployment_ids=[deployment.id])
-    assert place.play("undeploy.yml", variables).changed  # type: ignore[attr-defined]
-    assert place.registry.deployment(deployment.id).status == "stopped"
-    assert _servers_of(place.version.path) == []
-    assert not place.play("undeploy.yml", variables).changed  # type: ignore[attr-defined]
-
-
-def test_rollback_marks_the_candidate_rolled_back_and_gives_its_share_back(place: Place) -> None:
-    place.play("deploy.yml", place.deploy_vars(legion_replicas=1))
-    production = place.registry.deployments("iris")[0]
+    (production,) = place.registry.deployments("iris")
     other = build_iris_artifact(place.settings.home / "candidate", version="1.1.0")
     manifest = {**Artifact.open(other).manifest, "artifact_id": "fedcba9876543210"}
     candidate_version = place.registry.register_version(manifest, str(other))[0]
@@ -124,6 +114,17 @@ def test_rollback_marks_the_candidate_rolled_back_and_gives_its_share_back(place
     assert place.registry.deployment(candidate.id).status == "rolled-back"
     assert place.registry.deployment(production.id).weight == 100
     assert _servers_of(str(other)) == []
+
+
+def test_undeploy_drains_and_stops_them_and_a_rerun_changes_nothing(place: Place) -> None:
+    if not place.registry.deployments("iris"):
+        place.play("deploy.yml", place.deploy_vars())
+    (deployment,) = place.registry.deployments("iris")
+    variables = inventory.retire_vars(place.settings, "local", "iris", deployment_ids=[deployment.id])
+    assert place.play("undeploy.yml", variables).changed  # type: ignore[attr-defined]
+    assert place.registry.deployment(deployment.id).status == "stopped"
+    assert _servers_of(place.version.path) == []
+    assert not place.play("undeploy.yml", variables).changed  # type: ignore[attr-defined]
 
 
 def test_a_missing_artifact_fails_naming_playbook_task_and_status(place: Place) -> None:

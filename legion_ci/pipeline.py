@@ -39,7 +39,7 @@ STAGES: tuple[Stage, ...] = (
           "error rate against the SLA", "legion_ci.stages.perf:run", needs=("gate",),
           reports=("perf/junit.xml", "perf/report.html", "perf/summary.json", "perf/locust.html")),
     Stage("package", "Package", "Docker image with the lineage in its labels; push it, record its digest",
-          "legion_ci.stages.package:run", needs=("gate",)),
+          "legion_ci.stages.package:run", needs=("gate", "perf")),
     Stage("deploy", "Deploy", "start the candidate beside production at the spec's traffic weight",
           "legion_ci.stages.deploy:run", needs=("gate", "perf")),
     Stage("smoke", "Smoke test", "send the example rows; answers must equal the artifact's own predictions",

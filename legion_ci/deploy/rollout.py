@@ -121,8 +121,13 @@ def promote(settings: Settings, registry: Registry, candidate: VersionRecord, fo
         registry.set_weights({deployment.id: 100, **{d.id: 0 for d in others}})
         log(f"traffic: {candidate.label} 100%, {len(others)} other deployment(s) 0%")
     previous = registry.set_alias(candidate.model, "production", candidate.id)
+    alias_moved = previous != candidate.id
+    if alias_moved and previous is not None:  # remembered where a rollback finds it, whatever reruns follow
+        registry.update_deployment(deployment.id, detail={**deployment.detail, "replaces_version_id": previous})
+    else:
+        previous = deployment.detail.get("replaces_version_id")
     retired = retire(settings, registry, others, "stopped", folder, log)
-    return previous, retired, changed or bool(retired) or previous != candidate.id
+    return previous, retired, changed or bool(retired) or alias_moved
 
 
 def _target_of(registry: Registry, version: VersionRecord) -> str:
@@ -137,14 +142,20 @@ def rollback(settings: Settings, registry: Registry, candidate: VersionRecord, s
     """Take the candidate out of service. When it was promoted already, the version it replaced
     (`previous_id`) is deployed again at 100% and made production first. Returns what was done."""
     production = registry.alias(candidate.model, "production")
+    mine = [d for d in registry.deployments(candidate.model) if d.version_id == candidate.id]
+    previous_id = previous_id or next((d.detail.get("replaces_version_id") for d in mine
+                                       if d.detail.get("replaces_version_id")), None)
     restored = ""
-    if production is not None and production.id == candidate.id and previous_id and previous_id != candidate.id:
-        before = registry.version_by_id(previous_id)
+    if production is not None and production.id == candidate.id and mine:
+        if not previous_id or previous_id == candidate.id:
+            raise DeployError(f"{candidate.label} is production and no earlier version is recorded to go back to; "
+                              f"deploy and promote another version, or stop it with `legion-ci undeploy "
+                              f"{candidate.model} --version {candidate.version}`")
+        before = registry.version_by_id(int(previous_id))
         target = _target_of(registry, candidate)
         deploy(settings, registry, before, spec, 100, target, folder / "restore", log)
         registry.set_alias(candidate.model, "production", before.id)
         restored = f"; production is {before.label} again"
-    mine = [d for d in registry.deployments(candidate.model) if d.version_id == candidate.id]
     retired = retire(settings, registry, mine, "rolled-back", folder, log)
     if not retired and not restored:
         return f"nothing to roll back: {candidate.label} has no active deployment"

@@ -5,7 +5,7 @@ from __future__ import annotations
 import os
 import tempfile
 import time
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 from legion_ci.artifact import Artifact
@@ -29,7 +29,6 @@ class PackagedImage:
     digest: str | None
     size_bytes: int
     seconds: float
-    files: list[str] = field(default_factory=list)  # the build context's contents
 
     @property
     def pinned(self) -> str | None:
@@ -78,7 +77,7 @@ def package(art: Artifact, options: PackageOptions, workdir: Path, cache_dir: Pa
             log(f"pushing {name.repository}:{tag}")
             digest = engine.push(name.repository, tag, auth, log)
     return PackagedImage(name.unique, name.references, image_id, digest, engine.image_size(image_id),
-                         time.monotonic() - clock, context.names())
+                         time.monotonic() - clock)
 
 
 def _write(path: Path, text: str) -> None:

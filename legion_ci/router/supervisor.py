@@ -123,8 +123,9 @@ def stop(settings: Settings) -> RouterInfo | None:
         info = read_state(settings)
         if info is None:
             return None
-        stopped = stop_pid(info.pid, "router")
-        state_file(settings).unlink(missing_ok=True)
+        stopped = stop_pid(info.pid, "router") if info.pid else False
+        # Keep the port (the next start reuses it: the URL callers know stays the same); pid 0 is "not running".
+        write_json_atomic(state_file(settings), {**asdict(info), "pid": 0})
         return info if stopped else None
 
 

@@ -3,11 +3,14 @@
 A client thread calls the router's stable URL for the whole test. v1 is deployed and promoted; v2 is
 deployed at 20% (about a fifth of the answers come from it), smoke-tested and promoted (then all answers
 come from it); v3, whose artifact's example predictions were altered so its smoke test fails, is deployed
-and rolled back by the failed smoke test while v2 keeps serving. Not one request fails."""
+and rolled back by the failed smoke test while v2 keeps serving; finally `legion-ci rollback` of v2's run
+puts v1 back. Not one request fails."""
 
 from __future__ import annotations
 
 import json
+import subprocess
+import sys
 import threading
 import time
 from collections.abc import Iterator
@@ -161,9 +164,20 @@ def test_deploy_at_20_percent_promote_and_failed_smoke_rollback_under_load(
         assert statuses == {"1.0.0": "stopped", "2.0.0": "serving", "3.0.0": "rolled-back"}
         assert registry.alias("iris", "production").version == "2.0.0"  # type: ignore[union-attr]
         assert Artifact.open(v3.path).version == "3.0.0"
+
+        # Rolling back the promoted v2 (as Jenkins would, by run id) brings v1 back, still without a failure.
+        done = subprocess.run([sys.executable, "-m", "legion_ci", "rollback", "--run-id", "r2", "--json"],
+                              capture_output=True, text=True, timeout=300)
+        assert done.returncode == 0, done.stderr
+        assert "production is iris 1.0.0" in json.loads(done.stdout)["summary"]
+        assert set(load.next(100)) == {"1.0.0"}
+        assert registry.alias("iris", "production").version == "1.0.0"  # type: ignore[union-attr]
+        assert [(d.detail["version"], d.weight) for d in registry.deployments("iris")] == [("1.0.0", 100)]
     finally:
         load.stop.set()
         thread.join(timeout=30)
 
     assert load.failures == [], load.failures[:10]
     assert len(load.answers) >= 1000, f"only {len(load.answers)} requests during the test"
+    print(f"\nrollout under load: {len(load.answers)} answers, {len(load.failures)} failed; "
+          f"v2 answered {share:.1%} of {len(window)} requests while deployed at 20%")

@@ -21,8 +21,7 @@ import statistics
 import subprocess
 import sys
 import tempfile
-import time
-from datetime import datetime, timezone
+from datetime import UTC, datetime
 from pathlib import Path
 
 HERE = Path(__file__).resolve().parent
@@ -135,7 +134,7 @@ def summarize(runs: dict[str, dict[int, list[dict[str, float]]]], connections: l
                      "added_p50_ms": med["router"]["p50"] - med["direct"]["p50"],
                      "added_p99_ms": med["router"]["p99"] - med["direct"]["p99"],
                      "throughput_ratio": med["router"]["rps"] / med["direct"]["rps"] if med["direct"]["rps"] else 0.0})
-    return {"when": datetime.now(timezone.utc).strftime("%Y-%m-%dT%H%M%S"), "cpus": os.cpu_count(),
+    return {"when": datetime.now(UTC).strftime("%Y-%m-%dT%H%M%S"), "cpus": os.cpu_count(),
             "command": "python bench/router/run.py " + " ".join(sys.argv[1:]), "rounds": args.rounds,
             "duration_s": args.duration, "auth": args.auth, "load_average": os.getloadavg()[0], "rows": rows,
             "raw": runs}

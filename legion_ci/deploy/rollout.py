@@ -12,6 +12,7 @@ from pathlib import Path
 from legion_ci.config import Settings
 from legion_ci.deploy import inventory, local
 from legion_ci.deploy.ansible import run_playbook
+from legion_ci.deploy.weights import rebalance
 from legion_ci.errors import DeployError, NotFoundError
 from legion_ci.registry import DeploymentRecord, Registry, VersionRecord
 from legion_ci.router import supervisor
@@ -51,6 +52,11 @@ def deploy(settings: Settings, registry: Registry, version: VersionRecord, spec:
         router, started_router = supervisor.ensure(settings)
         log(f"router {'started' if started_router else 'running'} on {router.url}")
     already = local.find_serving(registry, version.id, target)
+    stale = [d for d in registry.deployments(version.model) if d.version_id == version.id
+             and d.target == local.TARGET == target and (already is None or d.id != already.id)]
+    if stale:  # some replica of it died: replace the whole deployment rather than route around the gap
+        log(f"deployment(s) {[d.id for d in stale]} of {version.label} lost a replica; retiring them first")
+        retire(settings, registry, stale, "stopped", folder / "stale", log)
     variables = inventory.deploy_vars(settings, spec, version, weight, target)
     files = inventory.write(folder, variables, f"deploy {version.label} to {target}")
     run_playbook("deploy.yml", files, log)
@@ -101,8 +107,6 @@ def retire(settings: Settings, registry: Registry, deployments: list[DeploymentR
 
 
 def _without(registry: Registry, gone: DeploymentRecord) -> dict[int, int]:
-    from legion_ci.deploy.weights import rebalance
-
     current = {d.id: d.weight for d in registry.deployments(gone.model)}
     return rebalance(current, {gone.id: 0})
 

@@ -3,6 +3,7 @@
   /api/model/NAME/..., /v2/models/NAME/...   proxied (see paths.py for version pinning)
   GET /health/live, /health/ready            the router itself
   GET /routes                                the table it routes by, with in-flight counts (JSON)
+  GET /metrics                               Prometheus metrics (metrics.py)
 
 A request that could not reach its backend (connection refused: a replica that is stopping or gone) is
 sent to another backend of the same model; one that reached a backend and failed there is answered 502,
@@ -22,6 +23,7 @@ from typing import Any
 import orjson
 
 from legion_ci.router import paths
+from legion_ci.router.metrics import CONTENT_TYPE, RouterMetrics
 from legion_ci.router.source import RegistryPoller
 from legion_ci.router.table import Backend, RouteTable
 from legion_ci.router.upstream import HOP_BY_HOP, NotSent, Upstream, UpstreamFailed
@@ -54,6 +56,7 @@ class RouterApp:
         self.started_at = time.time()
         self.ready = False
         self.down: dict[str, float] = {}
+        self.metrics = RouterMetrics()
 
     async def __call__(self, scope: Scope, receive: Receive, send: Send) -> None:
         if scope["type"] == "http":
@@ -96,6 +99,8 @@ class RouterApp:
                                                    "generation": self.table.generation})
         elif path == "/routes":
             await _json(send, 200, self.routes())
+        elif path == "/metrics":
+            await _send(send, 200, [(b"content-type", CONTENT_TYPE)], self.metrics.render(self.table))
         else:
             await _json(send, 404, {"error": f"no endpoint {path} (model paths start /api/model/NAME/ or "
                                              "/v2/models/NAME; see /routes)", "status": 404})
@@ -106,6 +111,7 @@ class RouterApp:
                 "loaded_at": poller.loaded_at if poller else None, "registry_error": poller.error if poller else None}
 
     async def proxy(self, scope: Scope, receive: Receive, send: Send, target: paths.Target) -> None:
+        start = time.perf_counter()
         try:
             body = await _read_body(receive)
         except _TooLarge:
@@ -130,30 +136,40 @@ class RouterApp:
             except NotSent as exc:
                 tried.add(backend.url)
                 self.down[backend.url] = time.monotonic() + DOWN_FOR
-                reasons.append(f"{backend.url}: {exc}")
+                self.metrics.refused[target.model] += 1
+                log.warning("request %s: %s refused (%s); trying another replica", rid.decode(), backend.url, exc)
+                reasons.append(str(exc))
                 continue
             except UpstreamFailed as exc:
                 log.warning("request %s to %s%s failed: %s", rid.decode(), backend.url, path, exc)
                 await _json(send, 502, {"error": f"model {target.model} version {backend.version} did not answer: "
                                                  f"{exc}", "status": 502, "request_id": rid.decode()}, rid)
+                self.metrics.observe(target.model, backend.version, 502, time.perf_counter() - start)
                 return
             finally:
                 backend.inflight -= 1
             backend.served += 1
             self.down.pop(backend.url, None)
             await _send(send, status, _answer_headers(answer_headers, rid, backend), payload)
+            self.metrics.observe(target.model, backend.version, status, time.perf_counter() - start)
             return
-        await self._no_backend(send, target, reasons, rid)
+        status = await self._no_backend(send, target, reasons, rid)
+        self.metrics.observe(target.model, target.version or "-", status, time.perf_counter() - start)
 
     def _pick(self, target: paths.Target, tried: set[str]) -> Backend | None:
-        now = time.monotonic()
-        down = {url for url, until in self.down.items() if until > now} if self.down else set()
-        backend = self.table.pick(target.model, target.version, tried | down) if down else None
-        return backend or self.table.pick(target.model, target.version, tried)
+        """By weight, avoiding replicas that refused a connection lately unless nothing else is left."""
+        if self.down:
+            now = time.monotonic()
+            self.down = {url: until for url, until in self.down.items() if until > now}
+            backend = self.table.pick(target.model, target.version, tried | set(self.down))
+            if backend is not None:
+                return backend
+        return self.table.pick(target.model, target.version, tried)
 
-    async def _no_backend(self, send: Send, target: paths.Target, reasons: list[str], rid: bytes) -> None:
+    async def _no_backend(self, send: Send, target: paths.Target, reasons: list[str], rid: bytes) -> int:
         if reasons:
-            status, message = 502, f"no replica of model {target.model} could be reached: {'; '.join(reasons)}"
+            status, message = 502, (f"no replica of model {target.model} could be reached "
+                                    f"({len(reasons)} refused the connection)")
         elif target.model not in self.table.models():
             status, message = 404, (f"model {target.model!r} has no deployment serving through this router "
                                     f"(serving: {', '.join(self.table.models()) or 'none'})")
@@ -163,6 +179,7 @@ class RouterApp:
         else:
             status, message = 503, f"model {target.model!r} has no deployment with a traffic weight above 0"
         await _json(send, status, {"error": message, "status": status, "request_id": rid.decode()}, rid)
+        return status
 
 
 def _forward_headers(scope: Scope) -> tuple[bytes, Headers]:

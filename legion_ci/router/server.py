@@ -18,19 +18,20 @@ from legion_ci.router.table import RouteTable
 from legion_ci.router.upstream import Upstream
 
 
-def _watch_state(path: Path, interval: float = 1.0) -> None:
-    """A router started for a LEGION_HOME stops (gracefully) once its state file stops naming it: the home
-    was deleted, or `legion-ci router stop` lost track of it. No orphan outlives its home."""
-    me, seen = os.getpid(), False
+def _watch_state(path: Path, interval: float = 1.0, grace: float = 120.0) -> None:
+    """A router started for a LEGION_HOME stops (gracefully) once its state file stops naming it (after
+    naming it once, or `grace` seconds after start): its home was deleted, or another router took over.
+    No orphan outlives its home."""
+    me, seen, deadline = os.getpid(), False, time.monotonic() + grace
     while True:
         time.sleep(interval)
         try:
             named = json.loads(path.read_text()).get("pid") == me
         except (OSError, ValueError, AttributeError):
             named = False
-        if named:
-            seen = True
-        elif seen:
+        seen = seen or named
+        home_gone = not path.parent.parent.exists()
+        if home_gone or (not named and (seen or time.monotonic() > deadline)):
             os.kill(me, signal.SIGTERM)
             return
 

@@ -58,7 +58,7 @@ class Load:
                     self.answers.append(answer.headers["x-model-version"])
                 else:
                     self.failures.append(f"HTTP {answer.status_code}: {answer.text[:200]}")
-                time.sleep(0.004)  # ~150 requests a second: steady load that leaves the CPUs to the deploys
+                time.sleep(0.008)  # ~100 requests a second: steady load that leaves the CPUs to the deploys
 
     def next(self, count: int, timeout: float = 120.0) -> list[str]:
         """The versions of the next `count` answers from now."""

@@ -71,6 +71,7 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Place]:
     yield Place(settings, registry, version, spec, home / "run", [])
     for d in registry.deployments():
         local.retire(settings, registry, [d], "stopped", drain_timeout=1)
+    supervisor.stop(settings)
     registry.close()
 
 
@@ -114,6 +115,23 @@ def test_rollback_marks_the_candidate_rolled_back_and_gives_its_share_back(place
     assert place.registry.deployment(candidate.id).status == "rolled-back"
     assert place.registry.deployment(production.id).weight == 100
     assert _servers_of(str(other)) == []
+
+
+def test_redeploy_replaces_a_deployment_that_lost_a_replica(place: Place, monkeypatch: pytest.MonkeyPatch) -> None:
+    import signal
+
+    monkeypatch.setenv(supervisor.ENV_PORT, "0")
+    if not place.registry.deployments("iris"):
+        place.play("deploy.yml", place.deploy_vars())
+    (broken,) = place.registry.deployments("iris")
+    os.kill(int(broken.endpoints[0]["pid"]), signal.SIGKILL)
+    deployed = rollout.deploy(place.settings, place.registry, place.version, place.spec, 20, "local",
+                              place.folder, place.lines.append)
+    assert deployed.started and deployed.router_url
+    assert place.registry.deployment(broken.id).status == "stopped"
+    assert not ours(int(broken.endpoints[1]["pid"]))  # the surviving replica was stopped with it
+    (fresh,) = place.registry.deployments("iris")
+    assert fresh.id == deployed.deployment.id and fresh.weight == 100 and len(fresh.endpoints) == 2
 
 
 def test_undeploy_drains_and_stops_them_and_a_rerun_changes_nothing(place: Place) -> None:

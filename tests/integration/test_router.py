@@ -19,7 +19,8 @@ import pytest
 from legion_ci.config import Settings, load_settings
 from legion_ci.deploy import weights
 from legion_ci.deploy.drain import busy
-from legion_ci.deploy.process import spawn, stop_pid, wait_ready
+from legion_ci.deploy.process import ours, spawn, stop_pid, wait_ready
+from legion_ci.errors import ConfigError
 from legion_ci.registry import DeploymentRecord, Registry, VersionRecord
 from legion_ci.router import paths, supervisor
 from legion_ci.router.table import Route, RouteTable
@@ -233,3 +234,39 @@ def test_a_replica_that_is_down_costs_no_request(fleet: Fleet) -> None:
         t.join()
     assert failures == []
     assert answered == {"1.0.0": 90, "2.0.0": 90}  # the surviving v1 replica took the dead one's share
+
+
+def test_metrics_count_answers_and_refusals(fleet: Fleet) -> None:
+    from prometheus_client.parser import text_string_to_metric_families
+
+    answer = httpx.get(f"{fleet.router}/metrics")
+    assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
+    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
+               for family in text_string_to_metric_families(answer.text) for s in family.samples}
+    ok = samples[("legion_router_requests_total", (("code", "200"), ("model", "iris"), ("version", "2.0.0")))]
+    assert ok >= 40
+    assert samples[("legion_router_requests_total", (("code", "404"), ("model", "nope"), ("version", "-")))] >= 1
+    assert samples[("legion_router_backend_refused_total", (("model", "iris"),))] >= 1
+    assert samples[("legion_router_weight", (("deployment", str(fleet.v2.id)), ("model", "iris"),
+                                             ("version", "2.0.0")))] == 50
+
+
+def test_a_started_router_is_reused_and_exits_once_its_home_is_gone(tmp_path: Path) -> None:
+    import shutil
+
+    home = tmp_path / "home"
+    settings = load_settings(str(home), f"sqlite:///{home / 'registry.db'}")
+    Registry.from_settings(settings).close()
+    info, started = supervisor.ensure(settings, port=0)
+    try:
+        again, started_again = supervisor.ensure(settings)
+        assert started and not started_again and again.pid == info.pid
+        with pytest.raises(ConfigError, match="already listens on"):
+            supervisor.ensure(settings, port=1)
+        shutil.rmtree(home)
+        deadline = time.monotonic() + 15
+        while ours(info.pid, "router") and time.monotonic() < deadline:
+            time.sleep(0.1)
+        assert not ours(info.pid, "router"), "the router outlived its LEGION_HOME"
+    finally:
+        stop_pid(info.pid, "router")

@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import signal
 import subprocess
-import sys
-import threading
-import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
 import pytest
+
+from tests.processes import launch
 
 ROOT = Path(__file__).resolve().parents[2]
 JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
@@ -86,51 +84,8 @@ def start_server(artifact: Path, home: Path, *args: str, env: dict[str, str] | N
     for key in ("LEGION_AUTH", "LEGION_JWKS", "LEGION_JWT_ISSUER", "LEGION_JWT_REVOKED", "LEGION_JWT_MAX_TTL"):
         if env is None or key not in env:
             full_env.pop(key, None)
-    proc = subprocess.Popen(
-        [sys.executable, "-m", "legion_ci", "serve", str(artifact), "--port", "0", *args],
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=full_env, cwd=ROOT,
-    )
-    lines: queue.Queue[str | None] = queue.Queue()
-    seen: list[str] = []
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            seen.append(line.rstrip("\n"))
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        if line is None:
-            proc.wait(timeout=5)
-            raise RuntimeError(f"server exited with {proc.returncode}:\n" + "\n".join(seen))
-        if line.startswith("listening on "):
-            server = Server(proc, line.split()[-1].strip(), home, seen)
-            _wait_ready(server)
-            return server
-    proc.kill()
-    raise RuntimeError("server did not print 'listening on' in time:\n" + "\n".join(seen))
-
-
-def _wait_ready(server: Server) -> None:
-    import httpx
-
-    for _ in range(600):
-        if server.proc.poll() is not None:
-            raise RuntimeError(f"server exited with {server.proc.returncode}:\n" + "\n".join(server.lines))
-        try:
-            if httpx.get(f"{server.url}/health/ready", timeout=2).status_code == 200:
-                return
-        except httpx.HTTPError:
-            pass
-        time.sleep(0.05)
-    raise RuntimeError(f"{server.url} never became ready")
+    proc, url, seen = launch(["serve", str(artifact), "--port", "0", *args], full_env, "server", timeout)
+    return Server(proc, url, home, seen)
 
 
 @pytest.fixture(scope="session")

@@ -9,11 +9,8 @@ from __future__ import annotations
 
 import json
 import os
-import queue
 import shutil
 import subprocess
-import sys
-import threading
 import time
 from collections.abc import Iterator
 from dataclasses import dataclass, field
@@ -31,6 +28,7 @@ from legion_ci.cli import main
 from legion_ci.config import load_settings
 from legion_ci.registry import Registry
 from legion_ci.serving.auth import create_token
+from tests.processes import launch
 
 from .conftest import JWT_SECRET, ROOT
 
@@ -83,40 +81,8 @@ def api_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
 
 def start_api(home: Path, env: dict[str, str], timeout: float = 60.0) -> Api:
     """`legion-ci api serve --port 0`, once it printed `listening on` and answers ready."""
-    proc = subprocess.Popen([sys.executable, "-m", "legion_ci", "api", "serve", "--port", "0"],
-                            stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
-    lines: queue.Queue[str | None] = queue.Queue()
-    seen: list[str] = []
-
-    def pump() -> None:
-        assert proc.stdout is not None
-        for line in proc.stdout:
-            seen.append(line.rstrip("\n"))
-            lines.put(line)
-        lines.put(None)
-
-    threading.Thread(target=pump, daemon=True).start()
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        try:
-            line = lines.get(timeout=0.5)
-        except queue.Empty:
-            continue
-        if line is None:
-            proc.wait(timeout=5)
-            raise RuntimeError(f"api exited with {proc.returncode}:\n" + "\n".join(seen))
-        if line.startswith("listening on "):
-            api = Api(proc, line.split()[-1].strip(), home, env, seen)
-            while time.monotonic() < deadline:
-                try:
-                    if httpx.get(f"{api.url}/health/ready", timeout=2).status_code == 200:
-                        return api
-                except httpx.HTTPError:
-                    pass
-                time.sleep(0.05)
-            break
-    proc.kill()
-    raise RuntimeError("api did not become ready:\n" + "\n".join(seen))
+    proc, url, seen = launch(["api", "serve", "--port", "0"], env, "api", timeout)
+    return Api(proc, url, home, env, seen)
 
 
 def token(role: Any, sub: str = "alice", ttl: int = 600, **claims: Any) -> str:

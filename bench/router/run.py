@@ -37,6 +37,9 @@ from legion_ci.router import supervisor  # noqa: E402
 UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
 
+POST_SCRIPT = HERE.parent / "serving" / "post.lua"  # the same request the serving benchmark sends
+
+
 def log(message: str) -> None:
     print(message, file=sys.stderr, flush=True)
 
@@ -55,7 +58,7 @@ def wrk(url: str, connections: int, duration: float, token: str | None) -> dict[
     threads = min(connections, 2)
     env = {**os.environ, "WRK_TOKEN": token or ""}
     out = subprocess.run(["wrk", f"-t{threads}", f"-c{connections}", f"-d{max(1, round(duration))}s", "--latency",
-                          "-s", str(HERE / "post.lua"), url], capture_output=True, text=True, env=env,
+                          "-s", str(POST_SCRIPT), url], capture_output=True, text=True, env=env,
                          check=True).stdout
     figures: dict[str, float] = {"errors": 0.0}
     for pct in ("50", "99"):

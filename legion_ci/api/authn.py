@@ -11,7 +11,7 @@ import time
 from legion_ci.api.roles import Principal
 from legion_ci.config import Settings
 from legion_ci.errors import ConfigError
-from legion_ci.serving.auth import AuthConfig, Authenticator, AuthError, NeedsRefresh
+from legion_ci.serving.auth import AuthConfig, Authenticator, NeedsRefresh, bearer_token
 
 ENV_AUDIENCE = "LEGION_API_AUDIENCE"
 DEFAULT_AUDIENCE = "legion-ci-management"
@@ -33,14 +33,7 @@ def auth_config(settings: Settings) -> AuthConfig:
 
 
 def bearer(authorization: str | None) -> str:
-    if not authorization:
-        raise AuthError("missing bearer token (send 'Authorization: Bearer <JWT>'; "
-                        "`legion-ci token create-admin --role viewer` issues one)")
-    scheme, _, token = authorization.partition(" ")
-    token = token.strip()
-    if scheme.lower() != "bearer" or not token:
-        raise AuthError("the Authorization header must be 'Bearer <JWT>'")
-    return token
+    return bearer_token(authorization, "`legion-ci token create-admin --role viewer` issues one")
 
 
 class ManagementAuth:

@@ -292,6 +292,17 @@ def _when(ts: Any) -> str:
         return repr(ts)
 
 
+def bearer_token(authorization: str | None, how_to_get_one: str) -> str:
+    """The JWT of an `Authorization: Bearer <JWT>` header; AuthError (saying how to get one) otherwise."""
+    if not authorization:
+        raise AuthError(f"missing bearer token (send 'Authorization: Bearer <JWT>'; {how_to_get_one})")
+    scheme, _, token = authorization.partition(" ")
+    token = token.strip()
+    if scheme.lower() != "bearer" or not token:
+        raise AuthError("the Authorization header must be 'Bearer <JWT>'")
+    return token
+
+
 class Authenticator:
     """Checks bearer tokens for one model version; verified tokens are cached until they expire."""
 
@@ -307,13 +318,7 @@ class Authenticator:
         """Raise AuthError unless the Authorization header holds a valid token for this model version.
 
         Raises NeedsRefresh when the JWKS must be fetched first (only if `may_refresh`)."""
-        if not authorization:
-            raise AuthError("missing bearer token (send 'Authorization: Bearer <JWT>'; "
-                            "`legion-ci token create --model NAME` issues one)")
-        scheme, _, token = authorization.partition(" ")
-        token = token.strip()
-        if scheme.lower() != "bearer" or not token:
-            raise AuthError("the Authorization header must be 'Bearer <JWT>'")
+        token = bearer_token(authorization, "`legion-ci token create --model NAME` issues one")
         now = time.time()
         hit = self._cache.get(token)
         if hit is not None:

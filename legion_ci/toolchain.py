@@ -18,10 +18,10 @@ from typing import Any
 import numpy as np
 import pandas as pd
 
-from legion_ci.artifact import save_model, write_json_atomic
-from legion_ci.data import Split, load_dataset, split
-from legion_ci.errors import LegionError
-from legion_ci.spec import ModelSpec, load_spec
+from legion_ci.core.artifact import save_model, write_json_atomic
+from legion_ci.core.errors import LegionError
+from legion_ci.core.spec import ModelSpec, load_spec
+from legion_ci.training.data import Split, load_dataset, split
 
 ENV_MODEL_DIR = "LEGION_MODEL_DIR"
 ENV_OUTPUT_DIR = "LEGION_TRAIN_OUTPUT"

@@ -8,8 +8,8 @@ from pathlib import Path
 
 import pytest
 
-from legion_ci.config import Settings, load_settings
-from legion_ci.registry import Registry
+from legion_ci.core.registry import Registry
+from legion_ci.core.settings import Settings, load_settings
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"

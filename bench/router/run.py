@@ -29,9 +29,9 @@ ROOT = HERE.parents[1]
 RESULTS = HERE / "results"
 sys.path.insert(0, str(ROOT))
 
-from legion_ci.config import load_settings  # noqa: E402
-from legion_ci.deploy.process import start_server, stop_pid  # noqa: E402
-from legion_ci.registry import Registry  # noqa: E402
+from legion_ci.core.processes import start_server, stop_pid  # noqa: E402
+from legion_ci.core.registry import Registry  # noqa: E402
+from legion_ci.core.settings import load_settings  # noqa: E402
 from legion_ci.router import supervisor  # noqa: E402
 
 UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
@@ -100,7 +100,7 @@ def main() -> int:
         router, _ = supervisor.ensure(settings, port=0)
         token = None
         if args.auth:
-            from legion_ci.serving.auth import create_token, load_or_create_secret
+            from legion_ci.auth.jwt import create_token, load_or_create_secret
 
             token = create_token(load_or_create_secret(settings), "iris", None, ttl_seconds=3600)
         targets = {"direct": f"{server['url']}/api/model/iris/{version.version}/invoke",

@@ -15,7 +15,7 @@ from starlette.requests import Request
 from starlette.responses import Response
 from starlette.routing import Route
 
-from legion_ci.artifact import Artifact
+from legion_ci.core.artifact import Artifact
 
 
 def build(path: str) -> Starlette:

@@ -89,7 +89,7 @@ def build_models(work: Path, bench_python: Path | None) -> dict[str, Path]:
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
-    from legion_ci.artifact import save_model, write_json_atomic
+    from legion_ci.core.artifact import save_model, write_json_atomic
 
     frame = load_iris(as_frame=True).frame
     x, y = frame.drop(columns=["target"]), frame["target"]
@@ -129,7 +129,7 @@ def peers(models: dict[str, Path], work: Path, bench_bin: Path, include_peers: b
     py = sys.executable
     home = work / "legion-home"
     env = {"LEGION_HOME": str(home), "LEGION_JWT_SECRET": hashlib.sha256(os.urandom(32)).hexdigest()}
-    from legion_ci.serving.auth import create_token
+    from legion_ci.auth.jwt import create_token
 
     token = create_token(env["LEGION_JWT_SECRET"], "iris", "1.0.0", ttl_seconds=6 * 3600)
     os.environ["LEGION_JWT_MAX_TTL"] = "7h"

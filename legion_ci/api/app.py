@@ -18,9 +18,9 @@ from legion_ci.api.dispatch import Dispatcher
 from legion_ci.api.endpoints import ENDPOINTS, PREFIX
 from legion_ci.api.jsonio import Reply, error_body, response
 from legion_ci.api.openapi import build_openapi
-from legion_ci.config import Settings
-from legion_ci.errors import LegionError
-from legion_ci.registry import Registry
+from legion_ci.core.errors import LegionError
+from legion_ci.core.registry import Registry
+from legion_ci.core.settings import Settings
 
 
 def create_app(settings: Settings) -> Starlette:

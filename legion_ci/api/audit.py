@@ -12,7 +12,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from legion_ci.errors import ConfigError
+from legion_ci.core.errors import ConfigError
 
 log = logging.getLogger(__name__)
 FILE = "audit.log"

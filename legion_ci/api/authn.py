@@ -9,9 +9,9 @@ import os
 import time
 
 from legion_ci.api.roles import Principal
-from legion_ci.config import Settings
-from legion_ci.errors import ConfigError
-from legion_ci.serving.auth import AuthConfig, Authenticator, NeedsRefresh, bearer_token
+from legion_ci.auth.jwt import AuthConfig, Authenticator, NeedsRefresh, bearer_token
+from legion_ci.core.errors import ConfigError
+from legion_ci.core.settings import Settings
 
 ENV_AUDIENCE = "LEGION_API_AUDIENCE"
 DEFAULT_AUDIENCE = "legion-ci-management"

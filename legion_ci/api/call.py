@@ -10,9 +10,9 @@ from typing import Any
 
 from legion_ci.api.errors import ApiError
 from legion_ci.api.roles import Principal
-from legion_ci.config import Settings
-from legion_ci.locking import model_lock
-from legion_ci.registry import Registry
+from legion_ci.core.locking import model_lock
+from legion_ci.core.registry import Registry
+from legion_ci.core.settings import Settings
 
 LOCK_WAIT = 5.0  # seconds a change waits for a model's lock before answering 409
 

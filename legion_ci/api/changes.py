@@ -9,8 +9,8 @@ from legion_ci.api.call import Call
 from legion_ci.api.errors import conflict, invalid
 from legion_ci.api.jsonio import Reply
 from legion_ci.api.reads import resolve
+from legion_ci.core.registry import DeploymentRecord
 from legion_ci.deploy.weights import TOTAL
-from legion_ci.registry import DeploymentRecord
 
 
 def put_alias(call: Call) -> Reply:

@@ -18,9 +18,9 @@ from legion_ci.api.endpoints import Endpoint
 from legion_ci.api.errors import status_of
 from legion_ci.api.jsonio import Reply, error_body, read_object, response
 from legion_ci.api.roles import Principal
-from legion_ci.config import Settings
-from legion_ci.errors import LegionError
-from legion_ci.registry import Registry
+from legion_ci.core.errors import LegionError
+from legion_ci.core.registry import Registry
+from legion_ci.core.settings import Settings
 
 log = logging.getLogger(__name__)
 READS = ("GET", "HEAD", "OPTIONS")

@@ -2,7 +2,8 @@
 
 from __future__ import annotations
 
-from legion_ci.errors import (
+from legion_ci.auth.jwt import AuthError
+from legion_ci.core.errors import (
     LegionError,
     LockedError,
     NotFoundError,
@@ -10,7 +11,6 @@ from legion_ci.errors import (
     SpecError,
     StageFailed,
 )
-from legion_ci.serving.auth import AuthError
 
 
 class ApiError(LegionError):

@@ -9,7 +9,7 @@ from legion_ci import __version__
 from legion_ci.api.endpoints import ENDPOINTS, Endpoint
 from legion_ci.api.fields import ALIAS
 from legion_ci.api.roles import roles_with
-from legion_ci.spec import NAME
+from legion_ci.core.spec import NAME
 
 ERRORS = {400: "Malformed body (not JSON, not an object)", 401: "Missing, invalid, expired or revoked token",
           403: "The token's role or models claim does not allow this", 404: "No such model, version or run",

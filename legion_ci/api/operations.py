@@ -10,12 +10,12 @@ from legion_ci.api import fields
 from legion_ci.api.call import LOCK_WAIT, Call
 from legion_ci.api.errors import ApiError, conflict
 from legion_ci.api.jsonio import Reply
+from legion_ci.core.registry import RunRecord, VersionRecord
 from legion_ci.deploy import rollout
-from legion_ci.pipeline import Stage, stage
-from legion_ci.registry import RunRecord, VersionRecord
-from legion_ci.runner import single_stage
-from legion_ci.stages import rollback
-from legion_ci.stages.base import RunOptions
+from legion_ci.pipeline.graph import Stage, stage
+from legion_ci.pipeline.runner import single_stage
+from legion_ci.pipeline.stages import rollback
+from legion_ci.pipeline.stages.base import RunOptions
 
 TARGETS = ("local", "kubernetes")
 LOG_LINES = 50

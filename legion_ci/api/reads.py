@@ -6,11 +6,11 @@ from legion_ci.api import fields, views
 from legion_ci.api.call import Call
 from legion_ci.api.errors import ApiError
 from legion_ci.api.jsonio import Reply
-from legion_ci.config import Settings
+from legion_ci.core.errors import NotFoundError
+from legion_ci.core.processes import ours
+from legion_ci.core.registry import VersionRecord
+from legion_ci.core.settings import Settings
 from legion_ci.deploy import rollout
-from legion_ci.deploy.process import ours
-from legion_ci.errors import NotFoundError
-from legion_ci.registry import VersionRecord
 from legion_ci.router import supervisor
 
 

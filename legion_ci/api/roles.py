@@ -13,7 +13,7 @@ from enum import StrEnum
 from typing import Any
 
 from legion_ci.api.errors import ApiError
-from legion_ci.serving.auth import in_scope
+from legion_ci.auth.jwt import in_scope
 
 
 class Permission(StrEnum):

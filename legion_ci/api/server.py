@@ -3,8 +3,8 @@
 from __future__ import annotations
 
 from legion_ci.api.app import create_app
-from legion_ci.config import Settings
-from legion_ci.errors import ConfigError
+from legion_ci.core.errors import ConfigError
+from legion_ci.core.settings import Settings
 
 DEFAULT_PORT = 8090
 

@@ -9,7 +9,7 @@ from typing import Any
 import jwt
 
 from legion_ci.api.roles import ROLES
-from legion_ci.errors import ConfigError
+from legion_ci.core.errors import ConfigError
 
 
 def check_role(role: str) -> str:

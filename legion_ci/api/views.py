@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
-from legion_ci.pipeline import STAGES
-from legion_ci.registry import DeploymentRecord, Registry, RunRecord, StageRecord, VersionRecord
+from legion_ci.core.registry import DeploymentRecord, Registry, RunRecord, StageRecord, VersionRecord
+from legion_ci.pipeline.graph import STAGES
 
 STAGE_ORDER = {s.name: i for i, s in enumerate(STAGES)}
 

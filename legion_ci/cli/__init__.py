@@ -12,7 +12,7 @@ import sys
 from importlib import import_module
 
 from legion_ci import __version__
-from legion_ci.errors import EXIT_ERROR, LegionError
+from legion_ci.core.errors import EXIT_ERROR, LegionError
 
 COMMAND_MODULES = [
     "legion_ci.cli.pipeline",

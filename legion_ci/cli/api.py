@@ -8,8 +8,8 @@ import os
 from typing import Any
 
 from legion_ci.cli.common import add_state_args
-from legion_ci.config import load_settings
-from legion_ci.errors import ConfigError
+from legion_ci.core.errors import ConfigError
+from legion_ci.core.settings import load_settings
 
 
 def _port(value: str) -> int:
@@ -70,7 +70,7 @@ def cmd_serve(args: argparse.Namespace) -> int:
 def cmd_create_admin(args: argparse.Namespace) -> int:
     from legion_ci.api.authn import audience
     from legion_ci.api.tokens import check_role, create_management_token
-    from legion_ci.serving.auth import DEFAULT_MAX_TTL, load_or_create_secret, parse_duration
+    from legion_ci.auth.jwt import DEFAULT_MAX_TTL, load_or_create_secret, parse_duration
 
     check_role(args.role)  # before the secret file is created on first use
     ttl = parse_duration(args.ttl, "--ttl")

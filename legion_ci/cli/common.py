@@ -7,8 +7,8 @@ import json
 import sys
 from typing import Any
 
-from legion_ci.config import Settings, load_settings
-from legion_ci.registry import Registry
+from legion_ci.core.registry import Registry
+from legion_ci.core.settings import Settings, load_settings
 
 
 def add_state_args(parser: argparse.ArgumentParser) -> None:

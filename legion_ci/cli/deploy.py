@@ -15,14 +15,14 @@ from rich.console import Console
 from rich.table import Table
 
 from legion_ci.cli.common import add_state_args, open_state, print_json
+from legion_ci.core.errors import ConfigError
+from legion_ci.core.processes import stop_pid
+from legion_ci.core.registry import DeploymentRecord
 from legion_ci.deploy import local, rollout
-from legion_ci.deploy.process import stop_pid
-from legion_ci.errors import ConfigError
-from legion_ci.progress import PlainReporter
-from legion_ci.registry import DeploymentRecord
-from legion_ci.runner import open_run
-from legion_ci.stages import rollback
-from legion_ci.stages.base import RunOptions
+from legion_ci.pipeline.progress import PlainReporter
+from legion_ci.pipeline.runner import open_run
+from legion_ci.pipeline.stages import rollback
+from legion_ci.pipeline.stages.base import RunOptions
 
 
 def _endpoint(value: str) -> dict[str, Any]:

@@ -5,9 +5,9 @@ from __future__ import annotations
 import argparse
 import sys
 
-from legion_ci.artifact import Artifact
 from legion_ci.cli.common import add_state_args, open_state, print_json
-from legion_ci.errors import NotFoundError
+from legion_ci.core.artifact import Artifact
+from legion_ci.core.errors import NotFoundError
 from legion_ci.package.build import package
 from legion_ci.package.options import PackageOptions
 

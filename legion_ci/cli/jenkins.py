@@ -9,11 +9,11 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from legion_ci.errors import ConfigError
+from legion_ci.core.errors import ConfigError
+from legion_ci.core.spec import SPEC_FILE, load_spec
 from legion_ci.jenkins import builds, jobs, render, schedule, sync
 from legion_ci.jenkins.client import JenkinsClient
 from legion_ci.jenkins.credentials import load_credentials
-from legion_ci.spec import SPEC_FILE, load_spec
 
 
 def _render_args(p: argparse.ArgumentParser) -> None:

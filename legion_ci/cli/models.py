@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from legion_ci.cli.common import add_state_args, open_state, print_json
-from legion_ci.errors import NotFoundError
+from legion_ci.core.errors import NotFoundError
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]

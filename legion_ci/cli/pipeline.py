@@ -10,12 +10,12 @@ from rich.markup import escape
 from rich.table import Table
 
 from legion_ci.cli.common import add_state_args, open_state, print_json
-from legion_ci.errors import EXIT_FAILED
-from legion_ci.pipeline import FLOWS, STAGES
-from legion_ci.progress import STYLES, reporter_for
-from legion_ci.runner import RunSummary, run_flow, single_stage
-from legion_ci.spec import load_spec
-from legion_ci.stages.base import RunOptions
+from legion_ci.core.errors import EXIT_FAILED
+from legion_ci.core.spec import load_spec
+from legion_ci.pipeline.graph import FLOWS, STAGES
+from legion_ci.pipeline.progress import STYLES, reporter_for
+from legion_ci.pipeline.runner import RunSummary, run_flow, single_stage
+from legion_ci.pipeline.stages.base import RunOptions
 
 
 def _options_args(parser: argparse.ArgumentParser) -> None:

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from legion_ci.cli.common import add_state_args, print_json
-from legion_ci.config import load_settings
+from legion_ci.core.settings import load_settings
 from legion_ci.router import supervisor
 
 

@@ -8,8 +8,8 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
-from legion_ci.config import load_settings
-from legion_ci.errors import ConfigError
+from legion_ci.core.errors import ConfigError
+from legion_ci.core.settings import load_settings
 
 
 def _rate(value: str) -> float:
@@ -97,7 +97,7 @@ def _serve(args: argparse.Namespace) -> int:
 
 
 def _token_create(args: argparse.Namespace) -> int:
-    from legion_ci.serving.auth import (
+    from legion_ci.auth.jwt import (
         DEFAULT_AUDIENCE,
         DEFAULT_MAX_TTL,
         create_token,
@@ -127,7 +127,7 @@ def parse_since(value: str | None) -> datetime | None:
 
 
 def _feedback_export(args: argparse.Namespace) -> int:
-    from legion_ci.feedback import export_feedback
+    from legion_ci.feedback.export import export_feedback
 
     out = Path(args.out) if args.out else Path(f"{args.model}-feedback.csv")
     rows = export_feedback(load_settings(), args.model, parse_since(args.since), out)

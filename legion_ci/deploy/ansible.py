@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from legion_ci.core.errors import ConfigError, ExternalToolError
 from legion_ci.deploy.inventory import PlaybookFiles
-from legion_ci.errors import ConfigError, ExternalToolError
 
 Log = Callable[[str], None]
 

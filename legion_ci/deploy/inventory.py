@@ -15,10 +15,10 @@ from typing import Any
 
 import yaml
 
-from legion_ci.config import Settings
-from legion_ci.errors import DeployError
-from legion_ci.registry import VersionRecord
-from legion_ci.spec import ModelSpec
+from legion_ci.core.errors import DeployError
+from legion_ci.core.registry import VersionRecord
+from legion_ci.core.settings import Settings
+from legion_ci.core.spec import ModelSpec
 
 
 @dataclass(frozen=True)

@@ -6,13 +6,13 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Any
 
-from legion_ci.artifact import Artifact
-from legion_ci.config import Settings
+from legion_ci.core.artifact import Artifact
+from legion_ci.core.errors import DeployError
+from legion_ci.core.processes import alive, spawn_many, stop_pid
+from legion_ci.core.registry import DeploymentRecord, Registry, VersionRecord
+from legion_ci.core.settings import Settings
 from legion_ci.deploy import weights
 from legion_ci.deploy.drain import wait_drained
-from legion_ci.deploy.process import alive, spawn_many, stop_pid
-from legion_ci.errors import DeployError
-from legion_ci.registry import DeploymentRecord, Registry, VersionRecord
 from legion_ci.router import supervisor
 
 TARGET = "local"

@@ -9,14 +9,14 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
-from legion_ci.config import Settings
+from legion_ci.core.errors import DeployError, NotFoundError
+from legion_ci.core.registry import DeploymentRecord, Registry, VersionRecord
+from legion_ci.core.settings import Settings
+from legion_ci.core.spec import ModelSpec
 from legion_ci.deploy import inventory, local
 from legion_ci.deploy.ansible import run_playbook
 from legion_ci.deploy.weights import rebalance
-from legion_ci.errors import DeployError, NotFoundError
-from legion_ci.registry import DeploymentRecord, Registry, VersionRecord
 from legion_ci.router import supervisor
-from legion_ci.spec import ModelSpec
 
 Log = Callable[[str], None]
 ACTIVE = ("starting", "serving")

@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from datetime import UTC, datetime
 from typing import Any
 
-from legion_ci.errors import EXIT_FAILED, ConfigError, LegionError
+from legion_ci.core.errors import EXIT_FAILED, ConfigError, LegionError
 from legion_ci.jenkins import jobs
 from legion_ci.jenkins.client import JenkinsClient
 

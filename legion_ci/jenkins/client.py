@@ -11,7 +11,7 @@ from typing import Any, TypeVar
 
 import requests
 
-from legion_ci.errors import ConfigError, ExternalToolError, NotFoundError
+from legion_ci.core.errors import ConfigError, ExternalToolError, NotFoundError
 from legion_ci.jenkins.credentials import ENV_TOKEN, ENV_USER, JenkinsCredentials
 
 # python-jenkins, loaded by name: the repository's own jenkins/ folder (JCasC, templates) would otherwise

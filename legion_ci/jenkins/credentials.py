@@ -15,7 +15,7 @@ from typing import Any
 
 import yaml
 
-from legion_ci.errors import ConfigError
+from legion_ci.core.errors import ConfigError
 
 ENV_URL, ENV_USER, ENV_TOKEN = "JENKINS_URL", "JENKINS_USER", "JENKINS_TOKEN"
 

@@ -9,8 +9,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
-from legion_ci.pipeline import FLOWS, Stage, flow
-from legion_ci.spec import ModelSpec
+from legion_ci.core.spec import ModelSpec
+from legion_ci.pipeline.graph import FLOWS, Stage, flow
 
 TARGETS = ("local", "kubernetes")
 PLATFORM_JOB = "legion-platform"

@@ -20,10 +20,10 @@ from typing import Any, Literal
 
 import jinja2
 
-from legion_ci.errors import ConfigError, LegionError
+from legion_ci.core.errors import ConfigError, LegionError
+from legion_ci.core.spec import SPEC_FILE, LoadedSpec
 from legion_ci.jenkins import jobs
-from legion_ci.pipeline import Stage
-from legion_ci.spec import SPEC_FILE, LoadedSpec
+from legion_ci.pipeline.graph import Stage
 
 ROOT = Path(__file__).resolve().parents[2]
 TEMPLATE_DIRS = (ROOT / "pipelines", ROOT / "jenkins" / "jobs")

@@ -5,10 +5,10 @@ from __future__ import annotations
 from dataclasses import dataclass
 from datetime import datetime, tzinfo
 
-from legion_ci import cron
-from legion_ci.errors import ConfigError
+from legion_ci.core import cron
+from legion_ci.core.errors import ConfigError
+from legion_ci.core.spec import LoadedSpec
 from legion_ci.jenkins import jobs
-from legion_ci.spec import LoadedSpec
 
 
 @dataclass(frozen=True)

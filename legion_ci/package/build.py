@@ -8,8 +8,8 @@ import time
 from dataclasses import dataclass
 from pathlib import Path
 
-from legion_ci.artifact import Artifact
-from legion_ci.errors import ConfigError
+from legion_ci.core.artifact import Artifact
+from legion_ci.core.errors import ConfigError
 from legion_ci.package import metadata
 from legion_ci.package.context import BuildContext, assemble
 from legion_ci.package.dockerfile import DockerfileInputs, render

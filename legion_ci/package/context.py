@@ -10,8 +10,8 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import IO
 
-from legion_ci.artifact import MANIFEST, Artifact
-from legion_ci.errors import ArtifactError
+from legion_ci.core.artifact import MANIFEST, Artifact
+from legion_ci.core.errors import ArtifactError
 
 SPOOL_BYTES = 64 << 20  # contexts up to this size stay in memory
 

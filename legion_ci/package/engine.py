@@ -9,7 +9,7 @@ import os
 from collections.abc import Callable, Iterable
 from typing import IO, Any
 
-from legion_ci.errors import ConfigError, DeployError, ExternalToolError
+from legion_ci.core.errors import ConfigError, DeployError, ExternalToolError
 
 CONNECT_TIMEOUT = 15.0
 WORK_TIMEOUT = 1800  # a pip step may be silent for minutes; the SDK's 60 s read timeout would cut it off

@@ -10,7 +10,7 @@ from pathlib import Path
 from urllib.parse import urlsplit, urlunsplit
 
 from legion_ci import __version__
-from legion_ci.artifact import Artifact
+from legion_ci.core.artifact import Artifact
 
 TAG_UNSAFE = re.compile(r"[^A-Za-z0-9_.-]")
 

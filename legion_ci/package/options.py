@@ -8,7 +8,7 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
-from legion_ci.errors import ConfigError
+from legion_ci.core.errors import ConfigError
 
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 DEFAULT_NAMESPACE = "legion"

@@ -16,8 +16,8 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from legion_ci.artifact import Artifact
-from legion_ci.errors import ConfigError
+from legion_ci.core.artifact import Artifact
+from legion_ci.core.errors import ConfigError
 
 SELF = "legion-ci"
 NOT_PACKAGES = {"python"}  # lineage keys that are not distributions

@@ -10,7 +10,7 @@ import sys
 import tempfile
 from pathlib import Path
 
-from legion_ci.errors import ConfigError, ExternalToolError
+from legion_ci.core.errors import ConfigError, ExternalToolError
 
 SOURCE_FILES = ("pyproject.toml", "README.md", "LICENSE", "setup.cfg", "setup.py", "MANIFEST.in")
 PACKAGE = "legion_ci"

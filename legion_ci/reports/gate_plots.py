@@ -7,9 +7,9 @@ from collections.abc import Mapping, Sequence
 import numpy as np
 from sklearn import metrics as skm
 
-from legion_ci.evaluate import CLASSIFIER, LOWER_IS_BETTER, REGRESSOR
+from legion_ci.core.spec import Bound
+from legion_ci.quality.metrics import CLASSIFIER, LOWER_IS_BETTER, REGRESSOR
 from legion_ci.reports.svg import GRID, INK, MUTED, PALETTE, figure, to_svg
-from legion_ci.spec import Bound
 
 CANDIDATE, PRODUCTION, BOUND = PALETTE[0], "#8c959f", "#cf222e"
 

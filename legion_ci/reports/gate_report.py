@@ -11,13 +11,13 @@ from typing import Any
 
 import numpy as np
 
-from legion_ci.evaluate import CLASSIFIER, LOWER_IS_BETTER, REGRESSOR, better
-from legion_ci.gate import Check
+from legion_ci.core.spec import Bound
+from legion_ci.quality.gate import Check
+from legion_ci.quality.metrics import CLASSIFIER, LOWER_IS_BETTER, REGRESSOR, better
 from legion_ci.reports import gate_plots, html
 from legion_ci.reports.files import write_json, write_text_atomic
 from legion_ci.reports.junit import write_junit
 from legion_ci.reports.model import ReportHead, counts
-from legion_ci.spec import Bound
 
 log = logging.getLogger(__name__)
 FILES = {"html": "report.html", "junit": "junit.xml", "summary": "summary.json"}

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 from collections.abc import Sequence
 
-from legion_ci.perf.results import HistoryPoint
+from legion_ci.quality.perf.results import HistoryPoint
 from legion_ci.reports.svg import MUTED, PALETTE, figure, to_svg
 
 BOUND = "#cf222e"

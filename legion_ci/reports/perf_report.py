@@ -9,13 +9,13 @@ from html import escape
 from pathlib import Path
 from typing import Any
 
-from legion_ci.gate import Check
-from legion_ci.perf.results import HistoryPoint, RequestStats
+from legion_ci.core.spec import SlaSpec
+from legion_ci.quality.gate import Check
+from legion_ci.quality.perf.results import HistoryPoint, RequestStats
 from legion_ci.reports import html, perf_plots
 from legion_ci.reports.files import write_json, write_text_atomic
 from legion_ci.reports.junit import write_junit
 from legion_ci.reports.model import ReportHead, counts
-from legion_ci.spec import SlaSpec
 
 FILES = {"html": "report.html", "junit": "junit.xml", "summary": "summary.json", "locust": "locust.html"}
 

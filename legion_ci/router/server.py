@@ -9,8 +9,8 @@ import threading
 import time
 from pathlib import Path
 
-from legion_ci.config import Settings
-from legion_ci.registry import Registry
+from legion_ci.core.registry import Registry
+from legion_ci.core.settings import Settings
 from legion_ci.router.app import RouterApp
 from legion_ci.router.source import POLL_INTERVAL, RegistryPoller
 from legion_ci.router.supervisor import ENV_STATE

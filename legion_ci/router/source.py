@@ -6,7 +6,7 @@ import asyncio
 import logging
 import time
 
-from legion_ci.registry import Registry
+from legion_ci.core.registry import Registry
 from legion_ci.router.table import Route, RouteTable
 
 log = logging.getLogger(__name__)

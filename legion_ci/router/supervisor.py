@@ -16,10 +16,10 @@ from dataclasses import asdict, dataclass
 from pathlib import Path
 from typing import Any
 
-from legion_ci.artifact import write_json_atomic
-from legion_ci.config import Settings
-from legion_ci.deploy.process import ours, port_free, ready, spawn, stop_pid, wait_ready
-from legion_ci.errors import ConfigError, DeployError
+from legion_ci.core.artifact import write_json_atomic
+from legion_ci.core.errors import ConfigError, DeployError
+from legion_ci.core.processes import ours, port_free, ready, spawn, stop_pid, wait_ready
+from legion_ci.core.settings import Settings
 
 DEFAULT_PORT = 8000
 ENV_PORT = "LEGION_ROUTER_PORT"

@@ -21,12 +21,12 @@ from dataclasses import dataclass
 from typing import Any
 
 from legion_ci import __version__
-from legion_ci.artifact import Artifact
-from legion_ci.config import Settings, load_settings
+from legion_ci.asgi.http import ClientGone, Receive, Scope, Send, dumps, header, read_body, respond
+from legion_ci.auth.jwt import AuthConfig, Authenticator, AuthError, NeedsRefresh
+from legion_ci.core.artifact import Artifact
+from legion_ci.core.settings import Settings, load_settings
+from legion_ci.feedback.capture import REQUEST_ID, CaptureWriter, store_dir
 from legion_ci.serving import v2
-from legion_ci.serving.auth import AuthConfig, Authenticator, AuthError, NeedsRefresh
-from legion_ci.serving.capture import REQUEST_ID, CaptureWriter, store_dir
-from legion_ci.serving.http import ClientGone, Receive, Scope, Send, dumps, header, read_body, respond
 from legion_ci.serving.metrics import CONTENT_TYPE, Metrics
 from legion_ci.serving.openapi import build_openapi
 from legion_ci.serving.options import ServeOptions

@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from legion_ci import __version__
-from legion_ci.artifact import Artifact
+from legion_ci.core.artifact import Artifact
 from legion_ci.serving.options import ServeOptions
 from legion_ci.serving.v2 import DATATYPES
 from legion_ci.serving.validation import NUMERIC

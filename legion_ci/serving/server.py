@@ -18,9 +18,9 @@ from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
-from legion_ci.artifact import Artifact
-from legion_ci.config import Settings, load_settings
-from legion_ci.errors import ArtifactError, ConfigError
+from legion_ci.core.artifact import Artifact
+from legion_ci.core.errors import ArtifactError, ConfigError
+from legion_ci.core.settings import Settings, load_settings
 from legion_ci.serving.options import ServeOptions
 
 ENV_ARTIFACT = "LEGION_SERVE_ARTIFACT"

@@ -10,7 +10,7 @@ from typing import Any
 import numpy as np
 import orjson
 
-from legion_ci.errors import LegionError
+from legion_ci.core.errors import LegionError
 
 NUMERIC = {"float64": "f", "float32": "f", "float": "f", "int64": "i", "int32": "i", "int": "i", "bool": "b"}
 INVOKE_KEYS = ("instances", "columns", "data", "return_probabilities")

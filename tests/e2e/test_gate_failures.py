@@ -26,15 +26,15 @@ import httpx
 import pytest
 import yaml
 
-from legion_ci.artifact import Artifact
-from legion_ci.config import Settings, load_settings
-from legion_ci.deploy.process import ours
-from legion_ci.pipeline import stage
-from legion_ci.progress import QuietReporter
-from legion_ci.registry import Registry
-from legion_ci.runner import run_flow, run_stage
-from legion_ci.smoke import auth_headers
-from legion_ci.stages.base import RunOptions
+from legion_ci.core.artifact import Artifact
+from legion_ci.core.processes import ours
+from legion_ci.core.registry import Registry
+from legion_ci.core.settings import Settings, load_settings
+from legion_ci.pipeline.graph import stage
+from legion_ci.pipeline.progress import QuietReporter
+from legion_ci.pipeline.runner import run_flow, run_stage
+from legion_ci.pipeline.stages.base import RunOptions
+from legion_ci.quality.smoke import auth_headers
 from tests.conftest import EXAMPLES
 from tests.integration.test_report_browser import rendered_dom
 

@@ -13,10 +13,10 @@ import httpx
 import pytest
 import yaml
 
-from legion_ci.artifact import Artifact
-from legion_ci.config import load_settings
-from legion_ci.registry import Registry
-from legion_ci.smoke import auth_headers
+from legion_ci.core.artifact import Artifact
+from legion_ci.core.registry import Registry
+from legion_ci.core.settings import load_settings
+from legion_ci.quality.smoke import auth_headers
 
 
 def cli(home: Path, *args: str, timeout: float = 300) -> subprocess.CompletedProcess[str]:

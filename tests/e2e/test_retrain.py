@@ -12,11 +12,11 @@ from pathlib import Path
 import httpx
 import yaml
 
-from legion_ci.artifact import Artifact
-from legion_ci.config import load_settings
-from legion_ci.locking import model_lock
-from legion_ci.registry import Registry
-from legion_ci.smoke import auth_headers
+from legion_ci.core.artifact import Artifact
+from legion_ci.core.locking import model_lock
+from legion_ci.core.registry import Registry
+from legion_ci.core.settings import load_settings
+from legion_ci.quality.smoke import auth_headers
 from tests.e2e.test_local_pipeline import cli, home, run_json, short_perf
 
 _ = home

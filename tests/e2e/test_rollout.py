@@ -21,16 +21,16 @@ import httpx
 import pytest
 import yaml
 
-from legion_ci.artifact import Artifact
-from legion_ci.config import Settings, load_settings
+from legion_ci.auth.jwt import create_token, load_or_create_secret
+from legion_ci.core.artifact import Artifact
+from legion_ci.core.errors import StageFailed
+from legion_ci.core.registry import Registry
+from legion_ci.core.settings import Settings, load_settings
 from legion_ci.deploy import rollout
-from legion_ci.errors import StageFailed
-from legion_ci.progress import PlainReporter
-from legion_ci.registry import Registry
+from legion_ci.pipeline.progress import PlainReporter
+from legion_ci.pipeline.runner import single_stage
+from legion_ci.pipeline.stages.base import RunOptions
 from legion_ci.router import supervisor
-from legion_ci.runner import single_stage
-from legion_ci.serving.auth import create_token, load_or_create_secret
-from legion_ci.stages.base import RunOptions
 
 pytestmark = pytest.mark.slow
 

@@ -25,7 +25,7 @@ def build_iris_artifact(folder: Path, name: str = "iris", version: str = "1.0.0"
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
 
-    from legion_ci.artifact import save_model, write_json_atomic
+    from legion_ci.core.artifact import save_model, write_json_atomic
 
     frame = load_iris(as_frame=True).frame
     x, y = frame.drop(columns=["target"]), frame["target"]
@@ -136,7 +136,7 @@ def open_server(iris_artifact: Path, tmp_path_factory: pytest.TempPathFactory) -
 
 @pytest.fixture(scope="session")
 def token() -> str:
-    from legion_ci.serving.auth import create_token
+    from legion_ci.auth.jwt import create_token
 
     return create_token(JWT_SECRET, "iris", "1.0.0", ttl_seconds=3600, issuer="https://issuer.test")
 

@@ -14,15 +14,15 @@ from pathlib import Path
 import pytest
 import yaml
 
-from legion_ci.artifact import Artifact
-from legion_ci.config import Settings, load_settings
+from legion_ci.core.artifact import Artifact
+from legion_ci.core.errors import ConfigError, DeployError, NotFoundError
+from legion_ci.core.processes import ours, ready
+from legion_ci.core.registry import Registry, VersionRecord
+from legion_ci.core.settings import Settings, load_settings
+from legion_ci.core.spec import ModelSpec, load_spec
 from legion_ci.deploy import inventory, local, rollout
 from legion_ci.deploy.ansible import PlaybookFailed, ansible_dir, run_playbook
-from legion_ci.deploy.process import ours, ready
-from legion_ci.errors import ConfigError, DeployError, NotFoundError
-from legion_ci.registry import Registry, VersionRecord
 from legion_ci.router import supervisor
-from legion_ci.spec import ModelSpec, load_spec
 from tests.integration.conftest import build_iris_artifact
 
 ROOT = Path(__file__).resolve().parents[2]

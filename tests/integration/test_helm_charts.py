@@ -15,8 +15,8 @@ import kubernetes_validate
 import pytest
 import yaml
 
-from legion_ci.errors import DeployError
-from legion_ci.helm import ChartError, lint_chart, render_chart
+from legion_ci.core.errors import DeployError
+from tests.helm_sdk import ChartError, lint_chart, render_chart
 
 REPO = Path(__file__).resolve().parents[2]
 CHARTS = {"model": REPO / "helm" / "legion-model", "platform": REPO / "helm" / "legion-platform"}

@@ -1,5 +1,5 @@
 """`H` as the JVM computes it: hudson.scheduler.Hash.from's MD5 fold fed to the real java.util.Random
-(Java 17, single-file source launch), against legion_ci.cron for job names like ours; and
+(Java 17, single-file source launch), against legion_ci.core.cron for job names like ours; and
 `legion-ci schedule` printing the next five run times."""
 
 from __future__ import annotations
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
-from legion_ci import cron
 from legion_ci.cli import main
+from legion_ci.core import cron
 
 ROOT = Path(__file__).resolve().parents[2]
 

@@ -17,8 +17,8 @@ from typing import Any
 import pytest
 import yaml
 
+from legion_ci.core.spec import LoadedSpec, load_spec
 from legion_ci.jenkins import jobs, render
-from legion_ci.spec import LoadedSpec, load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"

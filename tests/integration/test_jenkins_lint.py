@@ -16,8 +16,8 @@ from typing import Any
 
 import pytest
 
+from legion_ci.core.spec import load_spec
 from legion_ci.jenkins import render
-from legion_ci.spec import load_spec
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"

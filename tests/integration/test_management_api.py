@@ -24,10 +24,10 @@ import yaml
 
 from legion_ci.api.endpoints import ENDPOINTS
 from legion_ci.api.tokens import create_management_token
+from legion_ci.auth.jwt import create_token
 from legion_ci.cli import main
-from legion_ci.config import load_settings
-from legion_ci.registry import Registry
-from legion_ci.serving.auth import create_token
+from legion_ci.core.registry import Registry
+from legion_ci.core.settings import load_settings
 from tests.processes import launch
 
 from .conftest import JWT_SECRET, ROOT

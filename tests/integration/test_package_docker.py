@@ -21,16 +21,16 @@ from typing import Any
 import httpx
 import pytest
 
-from legion_ci.artifact import Artifact
-from legion_ci.config import Settings, load_settings
-from legion_ci.errors import DeployError, StageError
+from legion_ci.core.artifact import Artifact
+from legion_ci.core.errors import DeployError, StageError
+from legion_ci.core.registry import Registry
+from legion_ci.core.settings import Settings, load_settings
 from legion_ci.package.engine import DockerUnavailable, Engine
 from legion_ci.package.wheel import source_tree, tree_hash
-from legion_ci.progress import PlainReporter
-from legion_ci.registry import Registry
-from legion_ci.runner import single_stage
-from legion_ci.smoke import check_endpoint
-from legion_ci.stages.base import RunOptions, StageResult
+from legion_ci.pipeline.progress import PlainReporter
+from legion_ci.pipeline.runner import single_stage
+from legion_ci.pipeline.stages.base import RunOptions, StageResult
+from legion_ci.quality.smoke import check_endpoint
 
 ROOT = Path(__file__).resolve().parents[2]
 IRIS = ROOT / "examples" / "iris"
@@ -214,7 +214,7 @@ def test_labels_read_back_from_the_registry(trained: Trained, packaged: Packaged
 @pytest.mark.docker
 def test_container_answers_with_the_artifacts_predictions(trained: Trained, packaged: Packaged,
                                                            engine: Engine) -> None:
-    from legion_ci.deploy.process import free_port
+    from legion_ci.core.processes import free_port
 
     art = trained.artifact
     port = free_port()

@@ -14,14 +14,14 @@ from typing import Any
 import pytest
 import yaml
 
-from legion_ci.config import Settings, load_settings
-from legion_ci.deploy.process import ours
-from legion_ci.errors import StageError
-from legion_ci.pipeline import stage
-from legion_ci.progress import PlainReporter
-from legion_ci.registry import Registry, RunRecord
-from legion_ci.runner import run_stage
-from legion_ci.stages.base import RunOptions, StageResult
+from legion_ci.core.errors import StageError
+from legion_ci.core.processes import ours
+from legion_ci.core.registry import Registry, RunRecord
+from legion_ci.core.settings import Settings, load_settings
+from legion_ci.pipeline.graph import stage
+from legion_ci.pipeline.progress import PlainReporter
+from legion_ci.pipeline.runner import run_stage
+from legion_ci.pipeline.stages.base import RunOptions, StageResult
 from tests.conftest import EXAMPLES
 
 FAST = {"users": 3, "spawn_rate": 3, "duration": 3}

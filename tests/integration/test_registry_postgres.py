@@ -14,8 +14,8 @@ from pathlib import Path
 
 import pytest
 
-from legion_ci.deploy.process import free_port
-from legion_ci.registry import Registry
+from legion_ci.core.processes import free_port
+from legion_ci.core.registry import Registry
 
 
 def _as_postgres(cmd: list[str]) -> list[str]:
@@ -65,7 +65,7 @@ def test_registry_works_on_postgres(pg_url: str) -> None:
 
 WRITER = textwrap.dedent("""
     import sys
-    from legion_ci.registry import Registry
+    from legion_ci.core.registry import Registry
     reg = Registry(sys.argv[1])
     for i in range(25):
         reg.register_version({"name": "cc", "version": "1.0.0", "artifact_id": f"{sys.argv[2]}-{i}"}, "/p")

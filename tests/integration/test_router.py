@@ -16,12 +16,12 @@ from pathlib import Path
 import httpx
 import pytest
 
-from legion_ci.config import Settings, load_settings
+from legion_ci.core.errors import ConfigError
+from legion_ci.core.processes import ours, spawn, stop_pid, wait_ready
+from legion_ci.core.registry import DeploymentRecord, Registry, VersionRecord
+from legion_ci.core.settings import Settings, load_settings
 from legion_ci.deploy import weights
 from legion_ci.deploy.drain import busy
-from legion_ci.deploy.process import ours, spawn, stop_pid, wait_ready
-from legion_ci.errors import ConfigError
-from legion_ci.registry import DeploymentRecord, Registry, VersionRecord
 from legion_ci.router import paths, supervisor
 from legion_ci.router.table import Route, RouteTable
 from tests.integration.conftest import build_iris_artifact
@@ -112,7 +112,7 @@ def _weights(routes: dict) -> dict[int, int]:
 
 
 def _register(registry: Registry, folder: Path) -> VersionRecord:
-    from legion_ci.artifact import Artifact
+    from legion_ci.core.artifact import Artifact
 
     art = Artifact.open(folder)
     manifest = {**art.manifest, "artifact_id": f"{art.version.replace('.', '')}abcdef0123"}

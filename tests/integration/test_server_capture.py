@@ -12,7 +12,7 @@ from pathlib import Path
 import httpx
 import pandas as pd
 
-from legion_ci.serving.capture import read_store
+from legion_ci.feedback.capture import read_store
 
 from .conftest import ROOT, Server, start_server
 

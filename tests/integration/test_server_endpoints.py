@@ -9,7 +9,7 @@ import numpy as np
 import pandas as pd
 import pytest
 
-from legion_ci.artifact import Artifact
+from legion_ci.core.artifact import Artifact
 
 from .conftest import Server
 

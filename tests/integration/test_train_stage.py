@@ -11,12 +11,12 @@ import pytest
 import yaml
 
 from legion_ci.cli import main
-from legion_ci.config import Settings
-from legion_ci.errors import StageFailed
-from legion_ci.progress import PlainReporter
-from legion_ci.registry import Registry
-from legion_ci.runner import single_stage
-from legion_ci.stages.base import RunOptions
+from legion_ci.core.errors import StageFailed
+from legion_ci.core.registry import Registry
+from legion_ci.core.settings import Settings
+from legion_ci.pipeline.progress import PlainReporter
+from legion_ci.pipeline.runner import single_stage
+from legion_ci.pipeline.stages.base import RunOptions
 
 
 def train(settings: Settings, registry: Registry, model_dir: Path, run_id: str = "r1"):

@@ -22,10 +22,10 @@ from legion_ci.api.fields import alias_name, limit, percent, unknown_keys
 from legion_ci.api.openapi import build_openapi
 from legion_ci.api.roles import ROLES, Permission, Principal, roles_with
 from legion_ci.api.tokens import create_management_token
-from legion_ci.config import Settings
-from legion_ci.errors import ConfigError, DeployError, LockedError, NotFoundError, RegistryError, StageFailed
-from legion_ci.registry import DeploymentRecord
-from legion_ci.serving.auth import AuthError
+from legion_ci.auth.jwt import AuthError
+from legion_ci.core.errors import ConfigError, DeployError, LockedError, NotFoundError, RegistryError, StageFailed
+from legion_ci.core.registry import DeploymentRecord
+from legion_ci.core.settings import Settings
 
 SECRET = "unit-secret-0123456789abcdef0123456789abcdef"
 

@@ -10,8 +10,8 @@ import pytest
 from sklearn.datasets import load_iris
 from sklearn.linear_model import LogisticRegression
 
-from legion_ci.artifact import Artifact, artifact_id, publish, save_model, unpack, write_json_atomic
-from legion_ci.errors import ArtifactError
+from legion_ci.core.artifact import Artifact, artifact_id, publish, save_model, unpack, write_json_atomic
+from legion_ci.core.errors import ArtifactError
 
 
 def make_artifact(folder: Path, aid: str = "abc123") -> Path:

@@ -15,9 +15,7 @@ import pytest
 from cryptography.hazmat.primitives import serialization
 from cryptography.hazmat.primitives.asymmetric import ec, rsa
 
-from legion_ci.config import Settings
-from legion_ci.errors import ConfigError
-from legion_ci.serving.auth import (
+from legion_ci.auth.jwt import (
     AuthConfig,
     Authenticator,
     AuthError,
@@ -27,6 +25,8 @@ from legion_ci.serving.auth import (
     load_or_create_secret,
     parse_duration,
 )
+from legion_ci.core.errors import ConfigError
+from legion_ci.core.settings import Settings
 
 SECRET = "unit-secret-0123456789abcdef0123456789abcdef"
 AUD = "legion-ci"

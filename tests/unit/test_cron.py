@@ -1,4 +1,4 @@
-"""legion_ci.cron against Jenkins' own test vectors (core/src/test/java/hudson/scheduler/CronTabTest.java).
+"""legion_ci.core.cron against Jenkins' own test vectors (core/src/test/java/hudson/scheduler/CronTabTest.java).
 
 The expected times below are the ones Jenkins' CronTabTest asserts for Hash.from("stuff"), "junk" and
 "seed"; matching them shows the MD5 -> java.util.Random -> H chain is Jenkins' bit for bit.
@@ -11,7 +11,7 @@ from zoneinfo import ZoneInfo
 
 import pytest
 
-from legion_ci import cron
+from legion_ci.core import cron
 
 
 def ceil(expression: str, seed: str | None, t: datetime) -> datetime:

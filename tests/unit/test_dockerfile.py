@@ -18,15 +18,15 @@ from typing import Any
 import pytest
 import yaml
 
-from legion_ci.artifact import Artifact
-from legion_ci.errors import ArtifactError, ConfigError
+from legion_ci.core.artifact import Artifact
+from legion_ci.core.errors import ArtifactError, ConfigError
 from legion_ci.package import metadata
 from legion_ci.package.context import assemble
 from legion_ci.package.dockerfile import DockerfileInputs, dockerfile_string, render
 from legion_ci.package.engine import DockerUnavailable, Engine
 from legion_ci.package.options import PackageOptions, registry_auth
 from legion_ci.package.requirements import PIPELINE_ONLY, requirements
-from legion_ci.stages.package import skip_reason
+from legion_ci.pipeline.stages.package import skip_reason
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -8,10 +8,10 @@ from pathlib import Path
 import pandas as pd
 import pytest
 
-from legion_ci.config import Settings
-from legion_ci.errors import ConfigError, NotFoundError
-from legion_ci.feedback import export_feedback, join
-from legion_ci.serving.capture import CaptureWriter, find_prediction, read_store, segments
+from legion_ci.core.errors import ConfigError, NotFoundError
+from legion_ci.core.settings import Settings
+from legion_ci.feedback.capture import CaptureWriter, find_prediction, read_store, segments
+from legion_ci.feedback.export import export_feedback, join
 
 
 @pytest.fixture

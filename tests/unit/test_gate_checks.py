@@ -12,9 +12,10 @@ from sklearn.datasets import load_iris
 from sklearn.dummy import DummyClassifier
 from sklearn.linear_model import LogisticRegression
 
-from legion_ci.artifact import Artifact, save_model, write_json_atomic
-from legion_ci.errors import ArtifactError
-from legion_ci.gate import (
+from legion_ci.core.artifact import Artifact, save_model, write_json_atomic
+from legion_ci.core.errors import ArtifactError
+from legion_ci.core.spec import GateSpec
+from legion_ci.quality.gate import (
     bound_check,
     comparison_check,
     evaluate_both,
@@ -23,7 +24,6 @@ from legion_ci.gate import (
     schema_check,
     threshold_checks,
 )
-from legion_ci.spec import GateSpec
 
 FEATURES = [{"name": n, "dtype": "float64"} for n in ("a", "b", "c")]
 
@@ -145,8 +145,8 @@ def test_a_missing_holdout_is_an_artifact_error(good: Artifact, tmp_path: Path) 
 
 
 def test_verdict_fails_forces_and_halts() -> None:
-    from legion_ci.gate import NO_IMPROVEMENT, Check
-    from legion_ci.stages.gate import verdict
+    from legion_ci.pipeline.stages.gate import verdict
+    from legion_ci.quality.gate import NO_IMPROVEMENT, Check
 
     ok = Check("threshold", "f1", True, "f1 0.95 within min 0.9")
     low = Check("threshold", "accuracy", False, "accuracy 0.8 is below the minimum 0.9 by 0.1")

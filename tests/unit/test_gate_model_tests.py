@@ -8,8 +8,8 @@ from pathlib import Path
 import pytest
 from sklearn.linear_model import LogisticRegression
 
-from legion_ci.artifact import Artifact
-from legion_ci.testing.runner import run_model_tests
+from legion_ci.core.artifact import Artifact
+from legion_ci.quality.modeltests.runner import run_model_tests
 from tests.unit.test_gate_checks import make_artifact
 
 TESTS = {

@@ -10,9 +10,9 @@ from pathlib import Path
 
 import pytest
 
-from legion_ci.errors import LockedError, NotFoundError, RegistryError
-from legion_ci.locking import model_lock
-from legion_ci.registry import Registry
+from legion_ci.core.errors import LockedError, NotFoundError, RegistryError
+from legion_ci.core.locking import model_lock
+from legion_ci.core.registry import Registry
 
 
 def manifest(aid: str, version: str = "1.0.0", name: str = "m") -> dict:
@@ -99,7 +99,7 @@ def test_stale_lock_of_a_dead_process_is_cleared(registry: Registry) -> None:
 
 WRITER = textwrap.dedent("""
     import sys
-    from legion_ci.registry import Registry
+    from legion_ci.core.registry import Registry
     reg = Registry(sys.argv[1])
     who = sys.argv[2]
     reg.ensure_run(f"run-{who}", "m", "/d", "push")

@@ -16,10 +16,10 @@ import pytest
 import yaml
 
 from legion_ci.cli import main
-from legion_ci.errors import ConfigError, SpecError
+from legion_ci.core.errors import ConfigError, SpecError
+from legion_ci.core.spec import load_spec
 from legion_ci.jenkins import jobs, render
-from legion_ci.pipeline import FLOWS, STAGES
-from legion_ci.spec import load_spec
+from legion_ci.pipeline.graph import FLOWS, STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"

@@ -12,13 +12,13 @@ import pytest
 from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import LogisticRegression, Ridge
 
-from legion_ci.gate import Check
-from legion_ci.perf.results import HistoryPoint, RequestStats
+from legion_ci.core.spec import Bound, SlaSpec
+from legion_ci.quality.gate import Check
+from legion_ci.quality.perf.results import HistoryPoint, RequestStats
 from legion_ci.reports.gate_report import GateEvidence, write_gate_reports
 from legion_ci.reports.junit import junit_xml
 from legion_ci.reports.model import ReportHead, headline
 from legion_ci.reports.perf_report import PerfEvidence, write_perf_reports
-from legion_ci.spec import Bound, SlaSpec
 
 CHECKS = [
     Check("threshold", "accuracy", False, "accuracy 0.91 is below the minimum 0.99 by 0.08", 0.91, 0.99, margin=-0.08),

@@ -4,13 +4,13 @@ from __future__ import annotations
 
 import pytest
 
-from legion_ci.config import Settings
-from legion_ci.errors import StageError, StageFailed
-from legion_ci.pipeline import FLOWS, STAGES, Stage, check_graph, flow, stage
-from legion_ci.progress import PlainReporter
-from legion_ci.registry import Registry
-from legion_ci.runner import run_stage
-from legion_ci.stages.base import RunOptions, StageContext, StageResult
+from legion_ci.core.errors import StageError, StageFailed
+from legion_ci.core.registry import Registry
+from legion_ci.core.settings import Settings
+from legion_ci.pipeline.graph import FLOWS, STAGES, Stage, check_graph, flow, stage
+from legion_ci.pipeline.progress import PlainReporter
+from legion_ci.pipeline.runner import run_stage
+from legion_ci.pipeline.stages.base import RunOptions, StageContext, StageResult
 
 CALLS: list[str] = []
 
@@ -52,7 +52,7 @@ def test_unknown_stage_lists_the_valid_ones() -> None:
 
 
 def test_graph_with_a_need_out_of_order_is_refused(monkeypatch: pytest.MonkeyPatch) -> None:
-    import legion_ci.pipeline as pipeline
+    import legion_ci.pipeline.graph as pipeline
 
     monkeypatch.setattr(pipeline, "STAGES", (Stage("a", "A", "", "x:y", needs=("b",)), Stage("b", "B", "", "x:y")))
     with pytest.raises(ValueError, match="stage 'a' needs"):

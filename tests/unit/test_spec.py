@@ -8,8 +8,8 @@ import pytest
 import yaml
 
 from legion_ci.cli import main
-from legion_ci.errors import SpecError
-from legion_ci.spec import load_spec
+from legion_ci.core.errors import SpecError
+from legion_ci.core.spec import load_spec
 from tests.conftest import EXAMPLES
 
 

@@ -1,0 +1,236 @@
+"""legion.yaml, the model's spec: schema, defaults and validation with errors that name the field."""
+
+from __future__ import annotations
+
+import re
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator, model_validator
+
+from legion_ci.core import cron
+from legion_ci.core.errors import SpecError
+
+SPEC_FILE = "legion.yaml"
+SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
+NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
+DURATION = re.compile(r"^(\d+)\s*(s|m|h)?$")
+CLASSIFIER_METRICS = ("accuracy", "f1", "roc_auc", "precision", "recall", "log_loss")
+REGRESSOR_METRICS = ("r2", "rmse", "mae")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class Bound(_Strict):
+    """A metric threshold: the metric must be at least `min` and at most `max`."""
+
+    min: float | None = None
+    max: float | None = None
+
+    @model_validator(mode="after")
+    def _one_bound(self) -> Bound:
+        if self.min is None and self.max is None:
+            raise ValueError("give at least one of min or max")
+        if self.min is not None and self.max is not None and self.min > self.max:
+            raise ValueError(f"min {self.min} is greater than max {self.max}")
+        return self
+
+
+class TrainSpec(_Strict):
+    entrypoint: str = "train.py"
+    data: str = Field(description="a CSV path relative to the model folder, or sklearn:load_<name>")
+    target: str = Field("target", description="the label column of a CSV")
+    params: dict[str, Any] = Field(default_factory=dict)
+    seed: int = 42
+    test_size: float = Field(0.2, gt=0, lt=1)
+    stratify: bool = True
+
+    @field_validator("data")
+    @classmethod
+    def _data_form(cls, v: str) -> str:
+        if v.startswith("sklearn:") and not re.fullmatch(r"sklearn:load_[a-z_]+", v):
+            raise ValueError(f"{v!r} is not a bundled scikit-learn dataset (expected e.g. sklearn:load_iris)")
+        return v
+
+
+class CompareSpec(_Strict):
+    """Champion/challenger: the candidate may not lose more than `max_regression` on `metric`."""
+
+    enabled: bool = True
+    metric: str | None = None
+    max_regression: float = Field(0.0, ge=0)
+
+
+class GateSpec(_Strict):
+    thresholds: dict[str, Bound] = Field(default_factory=dict)
+    compare_to_production: CompareSpec = Field(default_factory=CompareSpec)
+    tests: str = "tests"
+    allow_schema_change: bool = False
+    allow_nan: bool = False
+
+
+class SlaSpec(_Strict):
+    p95_ms: float | None = Field(100.0, gt=0)
+    p99_ms: float | None = Field(None, gt=0)
+    min_rps: float | None = Field(None, ge=0)
+    max_error_rate: float = Field(0.0, ge=0, le=1)
+
+
+class PerfSpec(_Strict):
+    enabled: bool = True
+    users: int = Field(10, ge=1)
+    spawn_rate: float = Field(10, gt=0)
+    duration: int = Field(10, ge=1, description="seconds; '30s', '2m' accepted")
+    sla: SlaSpec = Field(default_factory=SlaSpec)
+
+    @field_validator("duration", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            m = DURATION.match(v.strip())
+            if not m:
+                raise ValueError(f"{v!r} is not a duration (expected seconds, or e.g. '30s', '2m', '1h')")
+            return int(m[1]) * {"s": 1, "m": 60, "h": 3600, None: 1}[m[2]]
+        return v
+
+
+class DeploySpec(_Strict):
+    target: Literal["local", "kubernetes"] = "local"
+    replicas: int = Field(1, ge=1, le=64)
+    traffic_weight: int = Field(20, ge=1, le=100, description="percent of traffic a new version gets first")
+    auth: bool = True
+    namespace: str = "legion"
+
+
+class CaptureSpec(_Strict):
+    enabled: bool = True
+    sample_rate: float = Field(1.0, ge=0, le=1)
+
+
+class ServingSpec(_Strict):
+    capture: CaptureSpec = Field(default_factory=CaptureSpec)
+    max_rows: int = Field(1000, ge=1)
+    max_body_bytes: int = Field(1_048_576, ge=1024)
+
+
+class ScheduleSpec(_Strict):
+    retrain: str | None = Field(None, description="Jenkins cron syntax, e.g. 'H 3 * * *'")
+
+    @field_validator("retrain")
+    @classmethod
+    def _cron(cls, v: str | None) -> str | None:
+        if v is not None:
+            try:
+                cron.parse(v)
+            except cron.CronSyntaxError as exc:
+                raise ValueError(str(exc)) from None
+        return v
+
+
+class NotifySpec(_Strict):
+    email: list[str] = Field(default_factory=list)
+    slack: str | None = None
+
+
+class AgentSpec(_Strict):
+    """Where Jenkins runs the pipeline: a node label, or a pod on the Kubernetes plugin."""
+
+    label: str | None = None
+    kubernetes_image: str | None = None
+
+
+class ModelSpec(_Strict):
+    name: str
+    version: str
+    description: str = ""
+    train: TrainSpec
+    gate: GateSpec = Field(default_factory=GateSpec)
+    perf: PerfSpec = Field(default_factory=PerfSpec)
+    deploy: DeploySpec = Field(default_factory=DeploySpec)
+    serving: ServingSpec = Field(default_factory=ServingSpec)
+    schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
+    notify: NotifySpec = Field(default_factory=NotifySpec)
+    agent: AgentSpec = Field(default_factory=AgentSpec)
+
+    @field_validator("name")
+    @classmethod
+    def _name(cls, v: str) -> str:
+        if not NAME.match(v):
+            raise ValueError(f"{v!r} is not a model name (expected lowercase letters, digits and '-', 1-40 chars)")
+        return v
+
+    @field_validator("version", mode="before")
+    @classmethod
+    def _version(cls, v: Any) -> Any:
+        if not isinstance(v, str) or not SEMVER.match(v):
+            raise ValueError(f"{v!r} is not a semantic version (expected MAJOR.MINOR.PATCH, e.g. 1.2.0, as a string)")
+        return v
+
+
+class LoadedSpec(BaseModel):
+    """A validated spec and the folder it came from."""
+
+    model_config = ConfigDict(arbitrary_types_allowed=True, frozen=True)
+    spec: ModelSpec
+    model_dir: Path
+    raw: dict[str, Any]
+
+    @property
+    def file(self) -> Path:
+        return self.model_dir / SPEC_FILE
+
+
+def _describe(error: Any) -> str:
+    path = ".".join(str(p) for p in error["loc"]) or "(top level)"
+    kind, value = error["type"], error.get("input")
+    if kind == "extra_forbidden":
+        return f"{path}: unknown field (value {value!r}); check the spelling against the schema in docs/spec.md"
+    if kind == "missing":
+        return f"{path}: required field is missing"
+    msg = error["msg"].removeprefix("Value error, ")
+    return f"{path}: {msg} (got {value!r})"
+
+
+def parse_spec(data: Any, file: str) -> ModelSpec:
+    """Validate already-loaded YAML data; raise SpecError naming every bad field."""
+    if not isinstance(data, dict):
+        raise SpecError(file, [f"(top level): expected a mapping of fields, got {type(data).__name__}"])
+    try:
+        return ModelSpec.model_validate(data)
+    except ValidationError as exc:
+        raise SpecError(file, [_describe(e) for e in exc.errors()]) from None
+
+
+def load_spec(model_dir: str | Path) -> LoadedSpec:
+    """Read and validate MODEL_DIR/legion.yaml, then check that the files it names exist."""
+    folder = Path(model_dir).resolve()
+    file = folder / SPEC_FILE
+    if not folder.is_dir():
+        raise SpecError(str(file), [f"model folder {str(folder)!r} does not exist"])
+    if not file.is_file():
+        raise SpecError(str(file), [f"no {SPEC_FILE} in {str(folder)!r} (expected the model's spec there)"])
+    try:
+        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+    except yaml.YAMLError as exc:
+        raise SpecError(str(file), [f"not valid YAML: {exc}"]) from None
+    spec = parse_spec(raw, str(file))
+    problems = check_files(spec, folder)
+    if problems:
+        raise SpecError(str(file), problems)
+    return LoadedSpec(spec=spec, model_dir=folder, raw=raw)
+
+
+def check_files(spec: ModelSpec, folder: Path) -> list[str]:
+    """Files the spec points at must exist inside the model folder."""
+    problems = []
+    entry = folder / spec.train.entrypoint
+    if not entry.is_file():
+        problems.append(f"train.entrypoint: file {spec.train.entrypoint!r} not found in {str(folder)!r}")
+    if not spec.train.data.startswith("sklearn:"):
+        data = folder / spec.train.data
+        if not data.is_file():
+            problems.append(f"train.data: file {spec.train.data!r} not found in {str(folder)!r} (expected a CSV)")
+    return problems

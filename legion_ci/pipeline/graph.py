@@ -1,0 +1,78 @@
+"""The stage graph: every stage once, as data. The local runner, the rendered Jenkinsfiles and
+`legion-ci <stage>` all read this list, so they cannot drift apart."""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from importlib import import_module
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from legion_ci.pipeline.stages.base import StageContext, StageResult
+
+
+@dataclass(frozen=True)
+class Stage:
+    """One step of the pipeline: `legion-ci <name> MODEL_DIR --run-id ID` runs it."""
+
+    name: str
+    title: str
+    summary: str
+    handler: str  # "module:function" taking a StageContext and returning a StageResult
+    needs: tuple[str, ...] = ()
+    reports: tuple[str, ...] = field(default=())  # files (relative to the run folder) Jenkins publishes
+
+    def load(self) -> Callable[[StageContext], StageResult]:
+        module, _, func = self.handler.partition(":")
+        return getattr(import_module(module), func)  # type: ignore[no-any-return]
+
+
+STAGES: tuple[Stage, ...] = (
+    Stage("validate", "Validate", "check legion.yaml and the files it names", "legion_ci.pipeline.stages.validate:run"),
+    Stage("train", "Train", "run train.py; register the artifact with its lineage",
+          "legion_ci.pipeline.stages.train:run", needs=("validate",)),
+    Stage("gate", "Quality gate", "metric thresholds on the held-out split; no regression against production",
+          "legion_ci.pipeline.stages.gate:run", needs=("train",),
+          reports=("gate/junit.xml", "gate/report.html", "gate/summary.json")),
+    Stage("perf", "Performance test", "load the candidate's server with Locust; p95/p99 latency, throughput and "
+          "error rate against the SLA", "legion_ci.pipeline.stages.perf:run", needs=("gate",),
+          reports=("perf/junit.xml", "perf/report.html", "perf/summary.json", "perf/locust.html")),
+    Stage("package", "Package", "Docker image with the lineage in its labels; push it, record its digest",
+          "legion_ci.pipeline.stages.package:run", needs=("gate", "perf")),
+    Stage("deploy", "Deploy", "start the candidate beside production at the spec's traffic weight",
+          "legion_ci.pipeline.stages.deploy:run", needs=("gate", "perf")),
+    Stage("smoke", "Smoke test", "send the example rows; answers must equal the artifact's own predictions",
+          "legion_ci.pipeline.stages.smoke:run", needs=("deploy",)),
+    Stage("promote", "Promote", "move production to the candidate and retire the old version",
+          "legion_ci.pipeline.stages.promote:run", needs=("smoke",)),
+)
+
+# A flow is the ordered subset of stages one kind of job runs.
+FLOWS: dict[str, tuple[str, ...]] = {
+    "push": tuple(s.name for s in STAGES),
+    "retrain": ("validate", "train", "gate", "perf", "package", "deploy", "smoke"),
+}
+
+
+def stage(name: str) -> Stage:
+    """The stage called `name`; KeyError lists the valid names."""
+    for s in STAGES:
+        if s.name == name:
+            return s
+    raise KeyError(f"no stage {name!r} (stages: {', '.join(s.name for s in STAGES)})")
+
+
+def flow(name: str) -> tuple[Stage, ...]:
+    """The stages of a flow, in the graph's order."""
+    return tuple(stage(n) for n in FLOWS[name])
+
+
+def check_graph() -> None:
+    """Every stage's needs come earlier in the graph (so the order is a valid plan)."""
+    seen: set[str] = set()
+    for s in STAGES:
+        missing = [n for n in s.needs if n not in seen]
+        if missing:
+            raise ValueError(f"stage {s.name!r} needs {missing} which do not come before it")
+        seen.add(s.name)

@@ -1,0 +1,112 @@
+"""What every stage receives (StageContext) and returns (StageResult)."""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from functools import cached_property
+from pathlib import Path
+from typing import Any, Literal
+
+from legion_ci.core.artifact import Artifact
+from legion_ci.core.errors import StageError
+from legion_ci.core.registry import Registry, RunRecord, VersionRecord
+from legion_ci.core.settings import Settings
+from legion_ci.core.spec import LoadedSpec, load_spec
+
+Status = Literal["passed", "failed", "skipped"]
+
+
+@dataclass(frozen=True)
+class RunOptions:
+    """Choices a person makes for one run; in Jenkins they come from the build parameters (env)."""
+
+    target: str | None = None
+    traffic_weight: int | None = None
+    skip_perf_reason: str | None = None
+    force_reason: str | None = None
+    retrain_from_scratch: bool = False
+    extra_data: tuple[str, ...] = ()
+    lock_wait: float = 0.0
+
+    @classmethod
+    def from_env(cls, **overrides: Any) -> RunOptions:
+        """Read LEGION_TARGET, LEGION_TRAFFIC_WEIGHT, LEGION_SKIP_PERF_REASON, LEGION_FORCE_REASON."""
+        weight = os.environ.get("LEGION_TRAFFIC_WEIGHT") or None
+        values: dict[str, Any] = {
+            "target": os.environ.get("LEGION_TARGET") or None,
+            "traffic_weight": int(weight) if weight and weight.isdigit() else None,
+            "skip_perf_reason": os.environ.get("LEGION_SKIP_PERF_REASON") or None,
+            "force_reason": os.environ.get("LEGION_FORCE_REASON") or None,
+        }
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+
+@dataclass
+class StageResult:
+    """A stage's verdict. `halt` ends the flow here without failing it (e.g. a retrain that found
+    nothing better than production): later stages of the run are skipped with that reason."""
+
+    status: Status
+    summary: str
+    outputs: dict[str, Any] = field(default_factory=dict)
+    halt: str | None = None
+
+
+@dataclass
+class StageContext:
+    """One stage's view of its run: the spec, the registry, earlier stages' outputs, a log."""
+
+    settings: Settings
+    registry: Registry
+    run: RunRecord
+    stage: str
+    options: RunOptions
+    log: Callable[[str], None]
+
+    @cached_property
+    def loaded(self) -> LoadedSpec:
+        return load_spec(self.run.model_dir)
+
+    @property
+    def model_dir(self) -> Path:
+        return Path(self.run.model_dir)
+
+    @property
+    def run_dir(self) -> Path:
+        path = self.settings.runs_dir / self.run.id
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def stage_dir(self) -> Path:
+        path = self.run_dir / self.stage
+        path.mkdir(parents=True, exist_ok=True)
+        return path
+
+    def output(self, stage: str) -> dict[str, Any]:
+        """What an earlier stage of this run produced; it must have passed."""
+        record = self.registry.stages(self.run.id).get(stage)
+        if record is None or record.status not in ("passed", "skipped"):
+            state = record.status if record else "not run"
+            raise StageError(self.stage, f"needs stage {stage!r} of run {self.run.id!r} to have passed ({state}); "
+                                         f"run `legion-ci {stage} {self.run.model_dir} --run-id {self.run.id}` first")
+        return record.outputs or {}
+
+    @cached_property
+    def candidate(self) -> VersionRecord:
+        """The version the train stage of this run produced."""
+        return self.registry.version_by_id(int(self.output("train")["version_id"]))
+
+    @cached_property
+    def candidate_artifact(self) -> Artifact:
+        return Artifact.open(self.candidate.path)
+
+    @property
+    def target(self) -> str:
+        return self.options.target or self.loaded.spec.deploy.target
+
+    @property
+    def traffic_weight(self) -> int:
+        return self.options.traffic_weight or self.loaded.spec.deploy.traffic_weight

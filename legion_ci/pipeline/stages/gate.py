@@ -1,0 +1,173 @@
+"""Stage gate: nothing is deployed that misses a threshold, fails its own tests, regresses against
+production or changes its input schema unannounced. Reports land in the run's gate/ folder either way."""
+
+from __future__ import annotations
+
+import json
+import time
+from dataclasses import dataclass, replace
+from html import escape
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+from legion_ci.core.artifact import Artifact
+from legion_ci.core.errors import LegionError, StageFailed
+from legion_ci.pipeline.stages.base import StageContext, StageResult
+from legion_ci.quality.gate import (
+    NO_IMPROVEMENT,
+    Check,
+    comparison_check,
+    evaluate_both,
+    load_holdout,
+    nan_check,
+    schema_check,
+    threshold_checks,
+)
+from legion_ci.quality.modeltests.runner import run_model_tests
+from legion_ci.reports.gate_report import GateEvidence, write_gate_reports
+from legion_ci.reports.model import ReportHead, Stopwatch, headline
+from legion_ci.training.data import load_dataset
+
+TITLE = "Quality gate"
+
+
+def run(ctx: StageContext) -> StageResult:
+    spec = ctx.loaded.spec
+    clock = time.monotonic()
+    candidate = ctx.candidate_artifact
+    production_record = ctx.registry.alias(spec.name, "production")
+    production = Artifact.open(production_record.path) if production_record else None
+    prod_label = f"production {production.version} ({production.id[:8]})" if production else None
+    folder = ctx.stage_dir()
+    checks: list[Check] = []
+    evidence: GateEvidence | None = None
+    watch = Stopwatch()
+
+    def head(status: str, line: str, forced: str | None = None) -> ReportHead:
+        return ReportHead("gate", TITLE, candidate.name, candidate.version, candidate.id, ctx.run.id, status,  # type: ignore[arg-type]
+                          line, forced, time.monotonic() - clock)
+
+    try:
+        checks += data_checks(ctx, candidate, production, prod_label)
+        watch.lap("data checks")
+        cand_metrics, prod_metrics = evaluate_both(candidate, production)
+        checks += threshold_checks(spec.gate, {**candidate.metrics, **cand_metrics})
+        watch.lap("evaluation")
+        tests = run_model_tests(ctx.model_dir, spec.gate.tests, candidate.path,
+                                production.path if production else None, folder,
+                                required="tests" in (ctx.loaded.raw.get("gate") or {}))
+        checks += tests.checks
+        watch.lap("model tests")
+        comparison, _ = comparison_check(spec.gate, candidate, production, ctx.run.flow == "retrain",
+                                         metrics=(cand_metrics, prod_metrics))
+        checks.append(comparison)
+        evidence = _evidence(candidate, cand_metrics, prod_metrics, prod_label, spec.gate.thresholds)
+        watch.lap("comparison")
+    except LegionError as exc:
+        write_gate_reports(folder, head("error", exc.message), checks, evidence, _facts(ctx, candidate, prod_label),
+                           {"flow": ctx.run.flow, "timings": watch.phases}, error=exc.message)
+        raise
+
+    for check in checks:
+        ctx.log(f"{check.verdict.upper():7} {check.name}: {check.message}")
+    v = verdict(checks, ctx.options.force_reason)
+    extra = {"flow": ctx.run.flow, "production": prod_label, "timings": watch.phases}
+    facts = [*_facts(ctx, candidate, prod_label), ("time", escape(watch.line()))]
+    reports = write_gate_reports(folder, head(v.status, v.reason, v.forced), v.checks, evidence, facts, extra)
+    watch.lap("reports")
+    ctx.log(f"time: {watch.line()}")
+    for name, path in reports.items():
+        ctx.log(f"{name}: {path}")
+    outputs: dict[str, Any] = {"checks": len(v.checks), "failed": [c.as_dict() for c in v.failed],
+                               "reports": reports, "forced": v.forced is not None, "force_reason": v.forced,
+                               "candidate": candidate.id}
+    if v.status == "failed":
+        raise StageFailed("gate", v.reason, {"checks": [c.as_dict() for c in v.checks], "reports": reports})
+    if v.forced:
+        ctx.log(f"FORCED: the gate failed ({len(v.failed)} check(s)) and was overridden: {v.forced}")
+        return StageResult("passed", f"FORCED: {v.forced} (the gate failed: {v.reason})", outputs)
+    return StageResult("passed", v.reason, outputs, halt=v.halt)
+
+
+@dataclass(frozen=True)
+class Verdict:
+    """What the gate decides from its checks and a person's --force."""
+
+    status: str  # passed, failed, forced, halted
+    reason: str
+    checks: list[Check]
+    failed: list[Check]
+    forced: str | None = None
+    halt: str | None = None
+
+
+def verdict(checks: list[Check], force_reason: str | None) -> Verdict:
+    """Failed checks fail the gate, unless forced (recorded, never silent). A retrain that merely does not
+    beat production halts the flow instead: not an error, nothing is deployed."""
+    failed = [c for c in checks if not c.passed]
+    if not failed:
+        return Verdict("passed", headline(checks, "checks"), checks, [])
+    if force_reason:
+        return Verdict("forced", headline(checks, "checks"), checks, failed, forced=force_reason)
+    if all(c.code == NO_IMPROVEMENT for c in failed):
+        halt = f"{failed[0].message}; nothing to deploy"
+        kept = [replace(c, passed=True, skipped=True, message=halt) if c.code == NO_IMPROVEMENT else c
+                for c in checks]
+        return Verdict("halted", halt, kept, [], halt=halt)
+    return Verdict("failed", headline(checks, "checks"), checks, failed)
+
+
+def data_checks(ctx: StageContext, candidate: Artifact, production: Artifact | None,
+                prod_label: str | None) -> list[Check]:
+    """The input schema against production's, and the training data (what train used) for NaN/inf."""
+    spec = ctx.loaded.spec
+    extra = [Path(p) for p in ctx.options.extra_data]
+    feedback = ctx.run_dir / "train" / "feedback.csv"  # the ground truth a retrain added, as train exported it
+    if ctx.run.flow == "retrain" and feedback.is_file() and len(feedback.read_text().splitlines()) > 1:
+        extra.append(feedback)
+    dataset = load_dataset(spec.train, ctx.model_dir, extra)
+    frame = dataset.features.assign(**{str(dataset.target.name or "target"): dataset.target})
+    return [schema_check(spec.gate, candidate.schema, production.schema if production else None,
+                         prod_label or "production"),
+            nan_check(spec.gate, frame, dataset.source)]
+
+
+def _evidence(candidate: Artifact, cand_metrics: dict[str, float], prod_metrics: dict[str, float] | None,
+              prod_label: str | None, thresholds: Any) -> GateEvidence:
+    x, y = load_holdout(candidate)
+    model = candidate.model
+    predicted = model.predict(x)
+    proba = model.predict_proba(x) if candidate.task == "classification" and hasattr(model, "predict_proba") else None
+    classes: list[Any] = []
+    if candidate.task == "classification":
+        known = list(getattr(model, "classes_", []))
+        classes = known + [c for c in np.unique(np.asarray(y)).tolist() if c not in known]
+    logged = {k: v for k, v in candidate.metrics.items() if k in candidate.manifest.get("logged_metrics", [])}
+    return GateEvidence(candidate.task, np.asarray(y).tolist(), np.asarray(predicted).tolist(),
+                        proba if proba is not None and len(classes) == proba.shape[1] else None,
+                        [c.item() if hasattr(c, "item") else c for c in classes], cand_metrics, logged,
+                        prod_metrics, prod_label, dict(thresholds))
+
+
+def _facts(ctx: StageContext, art: Artifact, prod_label: str | None) -> list[tuple[str, str]]:
+    m = art.manifest
+    git = m.get("git") or {}
+    commit = git.get("commit") or "not in git"
+    if git.get("dirty"):
+        commit += " (uncommitted changes)"
+    return [
+        ("model", escape(f"{art.name} {art.version}")),
+        ("artifact", escape(f"{art.id} · {art.path}")),
+        ("estimator", escape(str(m.get("estimator", "?")))),
+        ("task", escape(art.task)),
+        ("trained", escape(str(m.get("created_at", "?")))),
+        ("commit", escape(commit)),
+        ("data", escape(f"{(m.get('data') or {}).get('source', '?')} · sha256 {str(m.get('data_fingerprint'))[:16]}")),
+        ("params", escape(json.dumps(m.get("params", {}), sort_keys=True))),
+        ("production", escape(prod_label or "none yet")),
+        ("run", escape(f"{ctx.run.id} ({ctx.run.flow} flow)")),
+        ("model tests", '<a href="model-tests.log">model-tests.log</a> · <a href="model-tests.xml">pytest JUnit</a>'
+         if (ctx.stage_dir() / "model-tests.log").is_file() else "none run"),
+    ]

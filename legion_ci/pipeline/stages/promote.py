@@ -1,0 +1,20 @@
+"""Stage promote: all traffic moves to the candidate, it becomes production, and the versions it replaces
+are drained and stopped (through ansible/undeploy.yml). A second promote changes nothing."""
+
+from __future__ import annotations
+
+from legion_ci.deploy import rollout
+from legion_ci.pipeline.stages.base import StageContext, StageResult
+
+
+def run(ctx: StageContext) -> StageResult:
+    candidate = ctx.candidate
+    ctx.output("smoke")
+    previous, retired, changed = rollout.promote(ctx.settings, ctx.registry, candidate, ctx.stage_dir(), ctx.log)
+    outputs = {"version_id": candidate.id, "previous_version_id": previous, "changed": changed, "retired": retired}
+    if not changed:
+        return StageResult("passed", f"{candidate.label} is already production with all the traffic; "
+                                     "nothing to promote", outputs)
+    before = ctx.registry.version_by_id(previous).label if previous and previous != candidate.id else "none"
+    return StageResult("passed", f"production: {before} -> {candidate.label} at 100%; "
+                                 f"retired {len(retired)} deployment(s)", outputs)

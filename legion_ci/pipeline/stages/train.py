@@ -1,0 +1,180 @@
+"""Stage train: run train.py in its own process, evaluate on the held-out split, publish and register
+the artifact. Same commit, source, data, params and seed reuse the artifact instead of training again."""
+
+from __future__ import annotations
+
+import json
+import shutil
+import subprocess
+import sys
+import tempfile
+from datetime import UTC, datetime
+from pathlib import Path
+from typing import Any
+
+from legion_ci.core import lineage
+from legion_ci.core.artifact import MANIFEST, Artifact, artifact_id, publish, write_json_atomic
+from legion_ci.core.errors import ArtifactError, NotFoundError, StageFailed
+from legion_ci.core.registry import VersionRecord
+from legion_ci.pipeline.stages.base import StageContext, StageResult
+from legion_ci.quality.metrics import evaluate
+from legion_ci.toolchain import ENV_EXTRA_DATA, ENV_MODEL_DIR, ENV_OUTPUT_DIR, EXPORT_FILE, METRICS_FILE
+from legion_ci.training.data import load_dataset, split
+
+HOLDOUT = "holdout.csv"
+
+
+def identity(ctx: StageContext, data_fingerprint: str) -> dict[str, Any]:
+    """The inputs that decide an artifact: a change to any of them is a new artifact."""
+    spec = ctx.loaded.spec
+    return {
+        "name": spec.name,
+        "version": spec.version,
+        "commit": lineage.git_info(ctx.model_dir)["commit"],
+        "source": lineage.source_fingerprint(ctx.model_dir),
+        "data": data_fingerprint,
+        "params": spec.train.params,
+        "seed": spec.train.seed,
+        "test_size": spec.train.test_size,
+        "stratify": spec.train.stratify,
+    }
+
+
+def run(ctx: StageContext) -> StageResult:
+    spec = ctx.loaded.spec
+    extra = [Path(p) for p in ctx.options.extra_data]
+    if ctx.run.flow == "retrain":
+        extra += feedback_data(ctx)
+    dataset = load_dataset(spec.train, ctx.model_dir, extra)
+    ident = identity(ctx, dataset.fingerprint)
+    aid = artifact_id(ident)
+    existing = _reusable(ctx, spec.name, aid)
+    if existing is not None:
+        production = ctx.registry.alias(spec.name, "production")
+        halt = None
+        if ctx.run.flow == "retrain" and production is not None and production.id == existing.id:
+            halt = "no new data or code since production was trained; nothing to retrain"
+        shutil.copyfile(Path(existing.path) / MANIFEST, ctx.stage_dir() / MANIFEST)
+        return StageResult("passed", f"reused artifact {aid} (same commit, source, data, params and seed)",
+                           {"version_id": existing.id, "artifact_id": aid, "path": existing.path, "reused": True},
+                           halt=halt)
+
+    staging = Path(tempfile.mkdtemp(prefix=f".staging-{aid}-", dir=_store(ctx, spec.name)))
+    try:
+        _train(ctx, staging, extra)
+        manifest = _manifest(ctx, staging, ident, aid, dataset.fingerprint, dataset.source, extra)
+        parts = split(dataset, spec.train)
+        holdout = parts.x_test.copy()
+        holdout["target"] = parts.y_test.to_numpy()
+        holdout.to_csv(staging / HOLDOUT, index=False)
+        write_json_atomic(staging / MANIFEST, manifest)
+        art = Artifact.open(staging)
+        manifest["metrics"] = {**manifest["metrics"], **evaluate(art.model, parts.x_test, parts.y_test, art.task)}
+        write_json_atomic(staging / MANIFEST, manifest)
+        art = publish(staging, ctx.settings.artifacts_dir)
+    finally:
+        shutil.rmtree(staging, ignore_errors=True)
+    version, created = ctx.registry.register_version(art.manifest, str(art.path))
+    shutil.copyfile(art.path / MANIFEST, ctx.stage_dir() / MANIFEST)  # archived by Jenkins with the run folder
+    metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(art.metrics.items()))
+    verb = "registered" if created else "already registered"
+    return StageResult("passed", f"{verb} {spec.name} {spec.version} artifact {aid}: {metrics}",
+                       {"version_id": version.id, "artifact_id": aid, "path": str(art.path), "reused": not created})
+
+
+def feedback_data(ctx: StageContext) -> list[Path]:
+    """Ground truth captured since the model's newest version, exported once per run (a rerun of the
+    stage reads the same file, so it trains on the same rows)."""
+    from legion_ci.feedback.export import export_feedback
+
+    out = ctx.stage_dir() / "feedback.csv"
+    if not out.is_file():
+        versions = ctx.registry.versions(ctx.loaded.spec.name)
+        since = datetime.fromisoformat(versions[-1].created_at) if versions else None
+        try:
+            rows = export_feedback(ctx.settings, ctx.loaded.spec.name, since, out)
+        except NotFoundError:
+            rows = 0
+            out.write_text("")
+        ctx.log(f"feedback since {since.isoformat() if since else 'the start'}: {rows} labelled row(s)")
+    has_rows = out.stat().st_size > 0 and len(out.read_text().splitlines()) > 1
+    return [out] if has_rows else []
+
+
+def _store(ctx: StageContext, name: str) -> Path:
+    folder = ctx.settings.artifacts_dir / name
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def _reusable(ctx: StageContext, name: str, aid: str) -> VersionRecord | None:
+    if ctx.options.retrain_from_scratch:
+        return None
+    try:
+        version = ctx.registry.version_by_artifact(name, aid)
+        Artifact.open(version.path).verify()
+        return version
+    except (NotFoundError, ArtifactError):  # unknown, or damaged on disk: train again
+        return None
+
+
+def _train(ctx: StageContext, staging: Path, extra: list[Path]) -> None:
+    """Run train.py; its output streams to the log and to train.log in the run folder."""
+    import os
+
+    spec = ctx.loaded.spec
+    env = {**os.environ, ENV_MODEL_DIR: str(ctx.model_dir), ENV_OUTPUT_DIR: str(staging),
+           ENV_EXTRA_DATA: os.pathsep.join(str(p) for p in extra), "PYTHONUNBUFFERED": "1"}
+    log_file = ctx.stage_dir() / "train.log"
+    tail: list[str] = []
+    with log_file.open("w", encoding="utf-8") as log, subprocess.Popen(
+        [sys.executable, spec.train.entrypoint], cwd=ctx.model_dir, env=env,
+        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
+    ) as proc:
+        assert proc.stdout is not None
+        in_traceback = False
+        for line in proc.stdout:
+            log.write(line)
+            tail = [*tail, line.rstrip()][-30:]
+            # The full traceback stays in train.log; the console gets the error line and the log's path.
+            if line.startswith("Traceback (most recent call last)"):
+                in_traceback = True
+            elif in_traceback and not line[:1].isspace():
+                in_traceback = False
+            if not in_traceback:
+                ctx.log(line.rstrip())
+    if proc.returncode != 0:
+        last = next((t for t in reversed(tail) if t.strip()), "(no output)")
+        raise StageFailed("train", f"{spec.train.entrypoint} exited with status {proc.returncode}: {last.strip()} "
+                                   f"(full output: {log_file})")
+    if not (staging / EXPORT_FILE).is_file():
+        raise StageFailed("train", f"{spec.train.entrypoint} finished without exporting a model; call "
+                                   f"legion_ci.toolchain.export(model) after fitting it (output: {log_file})")
+
+
+def _manifest(ctx: StageContext, staging: Path, ident: dict[str, Any], aid: str, fingerprint: str,
+              source: str, extra: list[Path]) -> dict[str, Any]:
+    spec = ctx.loaded.spec
+    exported = json.loads((staging / EXPORT_FILE).read_text())
+    logged_file = staging / METRICS_FILE
+    logged = json.loads(logged_file.read_text()) if logged_file.is_file() else {}
+    (staging / EXPORT_FILE).unlink()
+    logged_file.unlink(missing_ok=True)
+    return {
+        "name": spec.name,
+        "version": spec.version,
+        "artifact_id": aid,
+        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "git": lineage.git_info(ctx.model_dir),
+        "source_fingerprint": ident["source"],
+        "data": {"source": source, "fingerprint": fingerprint, "extra": [str(p) for p in extra]},
+        "data_fingerprint": fingerprint,
+        "params": spec.train.params,
+        "seed": spec.train.seed,
+        "metrics": logged,
+        "logged_metrics": sorted(logged),
+        "packages": lineage.package_versions(),
+        "jenkins": lineage.jenkins_build(),
+        "run_id": ctx.run.id,
+        **exported,
+    }

@@ -14,12 +14,19 @@ import httpx
 ROOT = Path(__file__).resolve().parent.parent
 
 
-def launch(args: list[str], env: dict[str, str], what: str,
-           timeout: float = 60.0) -> tuple[subprocess.Popen[str], str, list[str]]:
+def launch(
+    args: list[str], env: dict[str, str], what: str, timeout: float = 60.0
+) -> tuple[subprocess.Popen[str], str, list[str]]:
     """`python -m legion_ci ARGS`; returns the process, the URL from its `listening on URL` line and the
     list its output keeps streaming into, once GET URL/health/ready answers 200."""
-    proc = subprocess.Popen([sys.executable, "-m", "legion_ci", *args], stdout=subprocess.PIPE,
-                            stderr=subprocess.STDOUT, text=True, env=env, cwd=ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "legion_ci", *args],
+        stdout=subprocess.PIPE,
+        stderr=subprocess.STDOUT,
+        text=True,
+        env=env,
+        cwd=ROOT,
+    )
     lines: queue.Queue[str | None] = queue.Queue()
     seen: list[str] = []
 

@@ -97,14 +97,24 @@ def build_models(work: Path, bench_python: Path | None) -> dict[str, Path]:
     art = work / "artifact"
     art.mkdir(parents=True)
     example = x.iloc[[0, 50, 100]]
-    write_json_atomic(art / "manifest.json", {
-        "name": "iris", "version": "1.0.0", "artifact_id": "bench0000000000", "model": save_model(model, art),
-        "task": "classification", "classes": [0, 1, 2], "target": "target",
-        "estimator": "sklearn.linear_model.LogisticRegression",
-        "input_schema": {"features": [{"name": n, "dtype": "float64"} for n in FEATURES],
-                         "example": example.to_numpy().tolist(),
-                         "example_predictions": model.predict(example).tolist()},
-    })
+    write_json_atomic(
+        art / "manifest.json",
+        {
+            "name": "iris",
+            "version": "1.0.0",
+            "artifact_id": "bench0000000000",
+            "model": save_model(model, art),
+            "task": "classification",
+            "classes": [0, 1, 2],
+            "target": "target",
+            "estimator": "sklearn.linear_model.LogisticRegression",
+            "input_schema": {
+                "features": [{"name": n, "dtype": "float64"} for n in FEATURES],
+                "example": example.to_numpy().tolist(),
+                "example_predictions": model.predict(example).tolist(),
+            },
+        },
+    )
     import joblib
 
     joblib.dump(model, work / "model.joblib")
@@ -116,12 +126,22 @@ def build_models(work: Path, bench_python: Path | None) -> dict[str, Path]:
         "mlflow.sklearn.save_model(model, sys.argv[2])\n"
     )
     if bench_python is not None:
-        subprocess.run([str(bench_python), "-c", script, str(work / "model.joblib"), str(mlflow_dir)], check=True,
-                       cwd=work, env={**os.environ, "MLFLOW_TRACKING_URI": f"file://{work / 'mlruns'}"})
+        subprocess.run(
+            [str(bench_python), "-c", script, str(work / "model.joblib"), str(mlflow_dir)],
+            check=True,
+            cwd=work,
+            env={**os.environ, "MLFLOW_TRACKING_URI": f"file://{work / 'mlruns'}"},
+        )
     shutil.copy(work / "model.joblib", mlserver_dir / "model.joblib")
-    (mlserver_dir / "model-settings.json").write_text(json.dumps({
-        "name": "iris", "implementation": "mlserver_sklearn.SKLearnModel",
-        "parameters": {"uri": "./model.joblib", "version": "1.0.0"}}))
+    (mlserver_dir / "model-settings.json").write_text(
+        json.dumps(
+            {
+                "name": "iris",
+                "implementation": "mlserver_sklearn.SKLearnModel",
+                "parameters": {"uri": "./model.joblib", "version": "1.0.0"},
+            }
+        )
+    )
     return {"artifact": art, "mlflow": mlflow_dir, "mlserver": mlserver_dir}
 
 
@@ -139,29 +159,78 @@ def peers(models: dict[str, Path], work: Path, bench_bin: Path, include_peers: b
     out: list[Peer] = []
     for name, extra in (("legion (capture on)", []), ("legion (capture off)", ["--no-capture"])):
         port = free_port()
-        out.append(Peer(name, [py, "-m", "legion_ci", "serve", str(models["artifact"]), "--port", str(port), *extra],
-                        f"http://127.0.0.1:{port}/api/model/iris/1.0.0/invoke", instances,
-                        f"http://127.0.0.1:{port}/health/ready", auth, env))
+        out.append(
+            Peer(
+                name,
+                [py, "-m", "legion_ci", "serve", str(models["artifact"]), "--port", str(port), *extra],
+                f"http://127.0.0.1:{port}/api/model/iris/1.0.0/invoke",
+                instances,
+                f"http://127.0.0.1:{port}/health/ready",
+                auth,
+                env,
+            )
+        )
     port = free_port()
-    out.append(Peer("bare starlette (floor)", [py, str(HERE / "floor_app.py"), str(models["artifact"]), str(port)],
-                    f"http://127.0.0.1:{port}/api/model/iris/1.0.0/invoke", instances, ""))
+    out.append(
+        Peer(
+            "bare starlette (floor)",
+            [py, str(HERE / "floor_app.py"), str(models["artifact"]), str(port)],
+            f"http://127.0.0.1:{port}/api/model/iris/1.0.0/invoke",
+            instances,
+            "",
+        )
+    )
     if include_peers:
         venv_env = {"PATH": f"{bench_bin}{os.pathsep}{os.environ.get('PATH', '')}", "VIRTUAL_ENV": str(BENCH_VENV)}
         port = free_port()
-        out.append(Peer("mlflow models serve", [str(bench_bin / "mlflow"), "models", "serve", "-m",
-                                                str(models["mlflow"]), "--env-manager", "local", "-h", "127.0.0.1",
-                                                "-p", str(port), "-w", "1"],
-                        f"http://127.0.0.1:{port}/invocations",
-                        json.dumps({"dataframe_split": {"columns": FEATURES, "data": [ROW]}}),
-                        f"http://127.0.0.1:{port}/ping", env=venv_env))
+        out.append(
+            Peer(
+                "mlflow models serve",
+                [
+                    str(bench_bin / "mlflow"),
+                    "models",
+                    "serve",
+                    "-m",
+                    str(models["mlflow"]),
+                    "--env-manager",
+                    "local",
+                    "-h",
+                    "127.0.0.1",
+                    "-p",
+                    str(port),
+                    "-w",
+                    "1",
+                ],
+                f"http://127.0.0.1:{port}/invocations",
+                json.dumps({"dataframe_split": {"columns": FEATURES, "data": [ROW]}}),
+                f"http://127.0.0.1:{port}/ping",
+                env=venv_env,
+            )
+        )
         port, grpc, metrics = free_port(), free_port(), free_port()
-        (models["mlserver"] / "settings.json").write_text(json.dumps({
-            "http_port": port, "grpc_port": grpc, "metrics_port": metrics, "parallel_workers": 0,
-            "host": "127.0.0.1", "debug": False}))
+        (models["mlserver"] / "settings.json").write_text(
+            json.dumps(
+                {
+                    "http_port": port,
+                    "grpc_port": grpc,
+                    "metrics_port": metrics,
+                    "parallel_workers": 0,
+                    "host": "127.0.0.1",
+                    "debug": False,
+                }
+            )
+        )
         v2 = json.dumps({"inputs": [{"name": "predict", "shape": [1, 4], "datatype": "FP64", "data": ROW}]})
-        out.append(Peer("mlserver (sklearn)", [str(bench_bin / "mlserver"), "start", str(models["mlserver"])],
-                        f"http://127.0.0.1:{port}/v2/models/iris/infer", v2,
-                        f"http://127.0.0.1:{port}/v2/health/ready", env=venv_env))
+        out.append(
+            Peer(
+                "mlserver (sklearn)",
+                [str(bench_bin / "mlserver"), "start", str(models["mlserver"])],
+                f"http://127.0.0.1:{port}/v2/models/iris/infer",
+                v2,
+                f"http://127.0.0.1:{port}/v2/health/ready",
+                env=venv_env,
+            )
+        )
     return out
 
 
@@ -172,8 +241,12 @@ def http_ok(peer: Peer) -> bool:
     try:
         if peer.ready:
             return httpx.get(peer.ready, timeout=2).status_code == 200
-        return httpx.post(peer.url, content=peer.body, headers={"Content-Type": "application/json", **peer.headers},
-                          timeout=2).status_code == 200
+        return (
+            httpx.post(
+                peer.url, content=peer.body, headers={"Content-Type": "application/json", **peer.headers}, timeout=2
+            ).status_code
+            == 200
+        )
     except httpx.HTTPError:
         return False
 
@@ -181,8 +254,14 @@ def http_ok(peer: Peer) -> bool:
 def start(peer: Peer, logs: Path) -> None:
     log(f"starting {peer.name}")
     handle = (logs / f"{re.sub(r'[^a-z0-9]+', '-', peer.name.lower())}.log").open("wb")
-    peer.proc = subprocess.Popen(peer.command, stdout=handle, stderr=subprocess.STDOUT, cwd=logs,
-                                 env={**os.environ, "PYTHONPATH": str(ROOT), **peer.env}, start_new_session=True)
+    peer.proc = subprocess.Popen(
+        peer.command,
+        stdout=handle,
+        stderr=subprocess.STDOUT,
+        cwd=logs,
+        env={**os.environ, "PYTHONPATH": str(ROOT), **peer.env},
+        start_new_session=True,
+    )
     deadline = time.monotonic() + 180
     while time.monotonic() < deadline:
         if peer.proc.poll() is not None:
@@ -231,8 +310,11 @@ def rss_mb(pid: int) -> float:
 
 def lua_script(peer: Peer, folder: Path) -> Path:
     path = folder / f"{abs(hash(peer.name))}.lua"
-    lines = ['wrk.method = "POST"', f"wrk.body = {json.dumps(peer.body)}",
-             'wrk.headers["Content-Type"] = "application/json"']
+    lines = [
+        'wrk.method = "POST"',
+        f"wrk.body = {json.dumps(peer.body)}",
+        'wrk.headers["Content-Type"] = "application/json"',
+    ]
     lines += [f"wrk.headers[{json.dumps(k)}] = {json.dumps(v)}" for k, v in peer.headers.items()]
     path.write_text("\n".join(lines) + "\n")
     return path
@@ -246,21 +328,42 @@ def _ms(value: str) -> float:
 
 
 def run_wrk(peer: Peer, script: Path, connections: int, duration: int) -> dict[str, float]:
-    done = subprocess.run(["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration}s", "--latency",
-                           "-s", str(script), peer.url], capture_output=True, text=True, check=True)
+    done = subprocess.run(
+        ["wrk", "-t", "1", "-c", str(connections), "-d", f"{duration}s", "--latency", "-s", str(script), peer.url],
+        capture_output=True,
+        text=True,
+        check=True,
+    )
     text = done.stdout
     rps = float(re.search(r"Requests/sec:\s+([\d.]+)", text)[1])  # type: ignore[index]
     errors = re.search(r"Non-2xx or 3xx responses:\s+(\d+)", text)
     socket_errors = re.search(r"Socket errors:.*", text)
-    return {"rps": rps, "p50": _ms(re.search(r"50%\s+(\S+)", text)[1]),  # type: ignore[index]
-            "p99": _ms(re.search(r"99%\s+(\S+)", text)[1]),  # type: ignore[index]
-            "errors": float(errors[1]) if errors else 0.0, "socket_errors": 1.0 if socket_errors else 0.0}
+    return {
+        "rps": rps,
+        "p50": _ms(re.search(r"50%\s+(\S+)", text)[1]),  # type: ignore[index]
+        "p99": _ms(re.search(r"99%\s+(\S+)", text)[1]),  # type: ignore[index]
+        "errors": float(errors[1]) if errors else 0.0,
+        "socket_errors": 1.0 if socket_errors else 0.0,
+    }
 
 
 def run_hey(peer: Peer, duration: int) -> dict[str, float]:
     per_worker = HEY_RATE // HEY_CONNECTIONS
-    command = ["hey", "-z", f"{duration}s", "-c", str(HEY_CONNECTIONS), "-q", str(per_worker), "-m", "POST",
-               "-T", "application/json", "-d", peer.body]
+    command = [
+        "hey",
+        "-z",
+        f"{duration}s",
+        "-c",
+        str(HEY_CONNECTIONS),
+        "-q",
+        str(per_worker),
+        "-m",
+        "POST",
+        "-T",
+        "application/json",
+        "-d",
+        peer.body,
+    ]
     for key, value in peer.headers.items():
         command += ["-H", f"{key}: {value}"]
     text = subprocess.run([*command, peer.url], capture_output=True, text=True, check=True).stdout
@@ -272,8 +375,12 @@ def run_hey(peer: Peer, duration: int) -> dict[str, float]:
     codes = dict(re.findall(r"\[(\d+)\]\s+(\d+) responses", text))
     ok = int(codes.get("200", 0))
     total = sum(int(v) for v in codes.values())
-    return {"rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text)[1]),  # type: ignore[index]
-            "p50": pct("50"), "p99": pct("99"), "errors": float(total - ok)}
+    return {
+        "rps": float(re.search(r"Requests/sec:\s+([\d.]+)", text)[1]),  # type: ignore[index]
+        "p50": pct("50"),
+        "p99": pct("99"),
+        "errors": float(total - ok),
+    }
 
 
 def measure(peer: Peer, work: Path, duration: int) -> dict[str, float]:
@@ -283,11 +390,22 @@ def measure(peer: Peer, work: Path, duration: int) -> dict[str, float]:
     c16 = run_wrk(peer, script, 16, duration)
     c64 = run_wrk(peer, script, 64, duration)
     fixed = run_hey(peer, duration)
-    result = {"c16_rps": c16["rps"], "c16_p50": c16["p50"], "c16_p99": c16["p99"], "c64_rps": c64["rps"],
-              "c64_p99": c64["p99"], "q500_rps": fixed["rps"], "q500_p50": fixed["p50"], "q500_p99": fixed["p99"],
-              "errors": c16["errors"] + c64["errors"] + fixed["errors"], "rss_mb": rss_mb(peer.proc.pid)}
-    log(f"  {peer.name}: c16 {c16['rps']:.0f} req/s p99 {c16['p99']:.2f} ms | c64 {c64['rps']:.0f} req/s | "
-        f"500/s p50 {fixed['p50']:.2f} p99 {fixed['p99']:.2f} ms | RSS {result['rss_mb']:.0f} MB")
+    result = {
+        "c16_rps": c16["rps"],
+        "c16_p50": c16["p50"],
+        "c16_p99": c16["p99"],
+        "c64_rps": c64["rps"],
+        "c64_p99": c64["p99"],
+        "q500_rps": fixed["rps"],
+        "q500_p50": fixed["p50"],
+        "q500_p99": fixed["p99"],
+        "errors": c16["errors"] + c64["errors"] + fixed["errors"],
+        "rss_mb": rss_mb(peer.proc.pid),
+    }
+    log(
+        f"  {peer.name}: c16 {c16['rps']:.0f} req/s p99 {c16['p99']:.2f} ms | c64 {c64['rps']:.0f} req/s | "
+        f"500/s p50 {fixed['p50']:.2f} p99 {fixed['p99']:.2f} ms | RSS {result['rss_mb']:.0f} MB"
+    )
     return result
 
 
@@ -298,24 +416,33 @@ def median(peer: Peer, key: str) -> float:
 
 
 def table(all_peers: list[Peer]) -> str:
-    head = ("| server | c16 req/s | c16 p50 ms | c16 p99 ms | c64 req/s | c64 p99 ms | 500/s p50 ms | 500/s p99 ms "
-            "| RSS MB | errors |")
+    head = (
+        "| server | c16 req/s | c16 p50 ms | c16 p99 ms | c64 req/s | c64 p99 ms | 500/s p50 ms | 500/s p99 ms "
+        "| RSS MB | errors |"
+    )
     lines = [head, "|" + "---|" * 10]
     for p in all_peers:
-        lines.append(f"| {p.name} | {median(p, 'c16_rps'):.0f} | {median(p, 'c16_p50'):.2f} | "
-                     f"{median(p, 'c16_p99'):.2f} | {median(p, 'c64_rps'):.0f} | {median(p, 'c64_p99'):.2f} | "
-                     f"{median(p, 'q500_p50'):.2f} | {median(p, 'q500_p99'):.2f} | {median(p, 'rss_mb'):.0f} | "
-                     f"{sum(r['errors'] for r in p.runs):.0f} |")
+        lines.append(
+            f"| {p.name} | {median(p, 'c16_rps'):.0f} | {median(p, 'c16_p50'):.2f} | "
+            f"{median(p, 'c16_p99'):.2f} | {median(p, 'c64_rps'):.0f} | {median(p, 'c64_p99'):.2f} | "
+            f"{median(p, 'q500_p50'):.2f} | {median(p, 'q500_p99'):.2f} | {median(p, 'rss_mb'):.0f} | "
+            f"{sum(r['errors'] for r in p.runs):.0f} |"
+        )
     ours = next(p for p in all_peers if p.name == "legion (capture on)")
-    lines += ["", "| legion (capture on) against | c16 throughput | c64 throughput | 500/s p99 | RSS |",
-              "|---|---|---|---|---|"]
+    lines += [
+        "",
+        "| legion (capture on) against | c16 throughput | c64 throughput | 500/s p99 | RSS |",
+        "|---|---|---|---|---|",
+    ]
     for p in all_peers:
         if p is ours:
             continue
-        lines.append(f"| {p.name} | {median(ours, 'c16_rps') / median(p, 'c16_rps'):.2f}x | "
-                     f"{median(ours, 'c64_rps') / median(p, 'c64_rps'):.2f}x | "
-                     f"{median(ours, 'q500_p99') / median(p, 'q500_p99'):.2f}x | "
-                     f"{median(ours, 'rss_mb') / median(p, 'rss_mb'):.2f}x |")
+        lines.append(
+            f"| {p.name} | {median(ours, 'c16_rps') / median(p, 'c16_rps'):.2f}x | "
+            f"{median(ours, 'c64_rps') / median(p, 'c64_rps'):.2f}x | "
+            f"{median(ours, 'q500_p99') / median(p, 'q500_p99'):.2f}x | "
+            f"{median(ours, 'rss_mb') / median(p, 'rss_mb'):.2f}x |"
+        )
     off = next((p for p in all_peers if p.name == "legion (capture off)"), None)
     if off is not None:
         cost = 1 - median(ours, "c16_rps") / median(off, "c16_rps")
@@ -351,13 +478,20 @@ def main() -> int:
     report = table(all_peers)
     stamp = time.strftime("%Y-%m-%dT%H%M%S")
     RESULTS.mkdir(exist_ok=True)
-    meta = {"when": stamp, "cpus": os.cpu_count(), "duration_s": args.duration, "rounds": args.rounds,
-            "command": "python bench/serving/run.py " + " ".join(sys.argv[1:]),
-            "peers": {p.name: p.runs for p in all_peers}}
+    meta = {
+        "when": stamp,
+        "cpus": os.cpu_count(),
+        "duration_s": args.duration,
+        "rounds": args.rounds,
+        "command": "python bench/serving/run.py " + " ".join(sys.argv[1:]),
+        "peers": {p.name: p.runs for p in all_peers},
+    }
     (RESULTS / f"{stamp}.json").write_text(json.dumps(meta, indent=2) + "\n")
-    (RESULTS / f"{stamp}.md").write_text(f"# Serving benchmark {stamp}\n\n`{meta['command']}`, "
-                                         f"{meta['cpus']} CPUs, {args.rounds} rounds of {args.duration} s\n\n"
-                                         f"{report}\n")
+    (RESULTS / f"{stamp}.md").write_text(
+        f"# Serving benchmark {stamp}\n\n`{meta['command']}`, "
+        f"{meta['cpus']} CPUs, {args.rounds} rounds of {args.duration} s\n\n"
+        f"{report}\n"
+    )
     print(report)
     shutil.rmtree(work, ignore_errors=True)
     return 0

@@ -48,8 +48,10 @@ def create_app(settings: Settings) -> Starlette:
     async def http_error(request: Request, exc: Exception) -> Response:
         """Unknown paths (404) and methods (405) answer JSON too; mutating ones are audited."""
         status = exc.status_code if isinstance(exc, HTTPException) else 500
-        message = {404: f"no endpoint {request.url.path} (see {PREFIX}/openapi.json)",
-                   405: f"{request.method} is not allowed on {request.url.path}"}.get(status, str(exc))
+        message = {
+            404: f"no endpoint {request.url.path} (see {PREFIX}/openapi.json)",
+            405: f"{request.method} is not allowed on {request.url.path}",
+        }.get(status, str(exc))
         reply = Reply(status, error_body(message), headers=dict(getattr(exc, "headers", None) or {}))
         dispatcher.record(request, None, reply)
         return response(reply)

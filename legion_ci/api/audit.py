@@ -41,8 +41,14 @@ class AuditLog:
 
     def record(self, entry: dict[str, Any]) -> None:
         """Write one entry; a write that fails is logged (the answer has been decided already)."""
-        line = json.dumps({"time": datetime.now(UTC).isoformat(timespec="milliseconds"), **entry},
-                          default=str, separators=(",", ":")) + "\n"
+        line = (
+            json.dumps(
+                {"time": datetime.now(UTC).isoformat(timespec="milliseconds"), **entry},
+                default=str,
+                separators=(",", ":"),
+            )
+            + "\n"
+        )
         with self._lock:
             try:
                 fd = os.open(self.path, os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o600)

@@ -27,8 +27,10 @@ def auth_config(settings: Settings) -> AuthConfig:
     """The model servers' settings from the environment, with the management audience; always enabled."""
     config = AuthConfig.from_env(settings)
     if not config.enabled:
-        raise ConfigError("LEGION_AUTH=off: the management API never runs without token checks; "
-                          "unset LEGION_AUTH for `legion-ci api serve` (it is meant for model servers)")
+        raise ConfigError(
+            "LEGION_AUTH=off: the management API never runs without token checks; "
+            "unset LEGION_AUTH for `legion-ci api serve` (it is meant for model servers)"
+        )
     return dataclasses.replace(config, audience=audience())
 
 

@@ -26,11 +26,20 @@ def put_alias(call: Call) -> Reply:
         previous_id = call.registry.set_alias(name, alias, target.id)
     previous = call.registry.version_by_id(previous_id) if previous_id is not None else None
     aliases = views.aliases_by_version(call.registry, name).get(target.id, [])
-    body = {"model": name, "alias": alias, "version": views.version(target, aliases),
-            "previous": {"id": previous.id, "version": previous.version} if previous else None,
-            "changed": previous_id != target.id}
-    audit = {"model": name, "alias": alias, "version": target.version, "artifact_id": target.artifact_id,
-             "previous_version": previous.version if previous else None}
+    body = {
+        "model": name,
+        "alias": alias,
+        "version": views.version(target, aliases),
+        "previous": {"id": previous.id, "version": previous.version} if previous else None,
+        "changed": previous_id != target.id,
+    }
+    audit = {
+        "model": name,
+        "alias": alias,
+        "version": target.version,
+        "artifact_id": target.artifact_id,
+        "previous_version": previous.version if previous else None,
+    }
     return Reply(200, body, audit)
 
 
@@ -54,16 +63,22 @@ def check_weights(model: str, wanted: dict[int, int], active: list[DeploymentRec
     listing = ", ".join(f"{d.id} ({d.detail.get('version')}, {d.weight}%)" for d in active)
     unknown = sorted(set(wanted) - set(ids))
     if unknown:
-        raise invalid(f"deployment {unknown[0]} is not an active deployment of model {model!r} "
-                      f"(active: {listing})", f"weights.{unknown[0]}")
+        raise invalid(
+            f"deployment {unknown[0]} is not an active deployment of model {model!r} (active: {listing})",
+            f"weights.{unknown[0]}",
+        )
     missing = sorted(set(ids) - set(wanted))
     if missing:
-        raise invalid(f"weights must name every active deployment of {model!r}; missing: "
-                      f"{', '.join(map(str, missing))} (active: {listing})", "weights")
+        raise invalid(
+            f"weights must name every active deployment of {model!r}; missing: "
+            f"{', '.join(map(str, missing))} (active: {listing})",
+            "weights",
+        )
     total = sum(wanted.values())
     if total != TOTAL:
-        raise invalid(f"weights add up to {total}, not {TOTAL} ({', '.join(f'{k}: {v}' for k, v in wanted.items())})",
-                      "weights")
+        raise invalid(
+            f"weights add up to {total}, not {TOTAL} ({', '.join(f'{k}: {v}' for k, v in wanted.items())})", "weights"
+        )
 
 
 def put_routes(call: Call) -> Reply:
@@ -80,8 +95,14 @@ def put_routes(call: Call) -> Reply:
         call.registry.set_weights(wanted)
         after = call.registry.deployments(name)
     previous = {d.id: d.weight for d in active}
-    body = {"model": name, "deployments": [views.deployment(d) for d in after],
-            "previous": {str(k): v for k, v in previous.items()}}
-    audit = {"model": name, "weights": {str(k): v for k, v in wanted.items()},
-             "previous": {str(k): v for k, v in previous.items()}}
+    body = {
+        "model": name,
+        "deployments": [views.deployment(d) for d in after],
+        "previous": {str(k): v for k, v in previous.items()},
+    }
+    audit = {
+        "model": name,
+        "weights": {str(k): v for k, v in wanted.items()},
+        "previous": {str(k): v for k, v in previous.items()},
+    }
     return Reply(200, body, audit)

@@ -61,8 +61,9 @@ class Dispatcher:
             body: dict[str, Any] = {}
             if endpoint.body != "none":
                 body = await read_object(request, required=endpoint.body == "required")
-            call = Call(self.settings, self.registry, principal, dict(request.path_params),
-                        dict(request.query_params), body)
+            call = Call(
+                self.settings, self.registry, principal, dict(request.path_params), dict(request.query_params), body
+            )
             reply = await run_in_threadpool(endpoint.handler, call)
         except Exception as exc:
             reply = failure(exc)
@@ -74,9 +75,13 @@ class Dispatcher:
         if request.method in READS:
             return
         entry: dict[str, Any] = {
-            "sub": principal.sub if principal else None, "role": principal.role if principal else None,
-            "method": request.method, "path": request.url.path, "status": reply.status,
-            "outcome": outcome(reply.status), "client": request.client.host if request.client else None,
+            "sub": principal.sub if principal else None,
+            "role": principal.role if principal else None,
+            "method": request.method,
+            "path": request.url.path,
+            "status": reply.status,
+            "outcome": outcome(reply.status),
+            "client": request.client.host if request.client else None,
         }
         if request.url.query:
             entry["query"] = request.url.query

@@ -35,7 +35,11 @@ def conflict(message: str) -> ApiError:
 # A run's legion.yaml is not the caller's input: 409 says "fix the run's state first". Deploy failures and a
 # broken environment are the server's (500), never blamed on the caller.
 STATUS: tuple[tuple[type[LegionError], int], ...] = (
-    (NotFoundError, 404), (LockedError, 409), (StageFailed, 409), (SpecError, 409), (RegistryError, 503),
+    (NotFoundError, 404),
+    (LockedError, 409),
+    (StageFailed, 409),
+    (SpecError, 409),
+    (RegistryError, 503),
 )
 
 

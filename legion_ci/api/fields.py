@@ -47,8 +47,11 @@ def percent(value: Any, key: str, low: int = 0) -> int:
 
 def alias_name(value: str) -> str:
     if not ALIAS.fullmatch(value):
-        raise invalid(f"alias {value!r} is not a name (expected lowercase letters, digits, '-' or '_', "
-                      "starting with a letter, at most 63 characters)", "alias")
+        raise invalid(
+            f"alias {value!r} is not a name (expected lowercase letters, digits, '-' or '_', "
+            "starting with a letter, at most 63 characters)",
+            "alias",
+        )
     return value
 
 

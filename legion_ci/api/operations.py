@@ -44,8 +44,9 @@ def _run_and_candidate(call: Call) -> tuple[RunRecord, VersionRecord]:
     train = call.registry.stages(run.id).get("train")
     version_id = (train.outputs or {}).get("version_id") if train and train.status == "passed" else None
     if version_id is None:
-        raise conflict(f"run {run.id!r} has no candidate: its train stage has not passed "
-                       f"({train.status if train else 'not run'})")
+        raise conflict(
+            f"run {run.id!r} has no candidate: its train stage has not passed ({train.status if train else 'not run'})"
+        )
     return run, call.registry.version_by_id(int(version_id))
 
 
@@ -53,8 +54,10 @@ def _needs_done(call: Call, run: RunRecord, st: Stage) -> None:
     records = call.registry.stages(run.id)
     state = {n: records[n].status if n in records else "not run" for n in st.needs}
     if any(s not in DONE for s in state.values()):
-        raise conflict(f"run {run.id!r}: {st.name} needs {' and '.join(st.needs)} to have passed "
-                       f"({', '.join(f'{k}: {v}' for k, v in state.items())}); nothing reaches production unchecked")
+        raise conflict(
+            f"run {run.id!r}: {st.name} needs {' and '.join(st.needs)} to have passed "
+            f"({', '.join(f'{k}: {v}' for k, v in state.items())}); nothing reaches production unchecked"
+        )
 
 
 def deploy_run(call: Call) -> Reply:
@@ -68,8 +71,14 @@ def deploy_run(call: Call) -> Reply:
     collector = Collector()
     options = RunOptions(target=target, traffic_weight=weight, lock_wait=LOCK_WAIT)
     _, result = single_stage(call.settings, call.registry, "deploy", None, run.id, run.flow, options, collector)
-    audit = {"model": run.model, "run_id": run.id, "version": candidate.version, "status": result.status,
-             "deployment_id": result.outputs.get("deployment_id"), "weight": result.outputs.get("weight")}
+    audit = {
+        "model": run.model,
+        "run_id": run.id,
+        "version": candidate.version,
+        "status": result.status,
+        "deployment_id": result.outputs.get("deployment_id"),
+        "weight": result.outputs.get("weight"),
+    }
     return Reply(200, _stage_answer(run, "deploy", result.status, result.summary, result.outputs, collector), audit)
 
 
@@ -83,8 +92,9 @@ def rollback_run(call: Call) -> Reply:
     collector = Collector()
     result = rollback.run_recorded(call.settings, call.registry, run, RunOptions(lock_wait=LOCK_WAIT), collector.log)
     audit = {"model": run.model, "run_id": run.id, "version": candidate.version, "status": result.status}
-    return Reply(200, _stage_answer(run, rollback.NAME, result.status, result.summary, result.outputs, collector),
-                 audit)
+    return Reply(
+        200, _stage_answer(run, rollback.NAME, result.status, result.summary, result.outputs, collector), audit
+    )
 
 
 def undeploy(call: Call) -> Reply:
@@ -98,13 +108,27 @@ def undeploy(call: Call) -> Reply:
     call.principal.require_model(name, [str(d.detail.get("version")) for d in active] + ([version] if version else []))
     collector = Collector()
     with call.locked(name):
-        retired = rollout.undeploy(call.settings, call.registry, name, version,
-                                   call.settings.deployments_dir / name / "undeploy", collector.log)
+        retired = rollout.undeploy(
+            call.settings,
+            call.registry,
+            name,
+            version,
+            call.settings.deployments_dir / name / "undeploy",
+            collector.log,
+        )
     body = {"model": name, "version": version, "retired": retired, "log": list(collector.lines)}
     return Reply(200, body, {"model": name, "version": version, "retired": retired})
 
 
-def _stage_answer(run: RunRecord, name: str, status: str, summary: str, outputs: dict[str, Any],
-                  collector: Collector) -> dict[str, Any]:
-    return {"run_id": run.id, "model": run.model, "stage": name, "status": status, "summary": summary,
-            "outputs": outputs, "log": list(collector.lines)}
+def _stage_answer(
+    run: RunRecord, name: str, status: str, summary: str, outputs: dict[str, Any], collector: Collector
+) -> dict[str, Any]:
+    return {
+        "run_id": run.id,
+        "model": run.model,
+        "stage": name,
+        "status": status,
+        "summary": summary,
+        "outputs": outputs,
+        "log": list(collector.lines),
+    }

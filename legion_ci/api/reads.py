@@ -21,10 +21,16 @@ def list_models(call: Call) -> Reply:
         if not call.principal.covers(name):
             continue
         production = call.registry.alias(name, "production")
-        out.append({"name": name, "production": production.version if production else None,
-                    "production_artifact_id": production.artifact_id if production else None,
-                    "aliases": sorted(call.registry.aliases_of(name)), "versions": len(call.registry.versions(name)),
-                    "active_deployments": len(call.registry.deployments(name))})
+        out.append(
+            {
+                "name": name,
+                "production": production.version if production else None,
+                "production_artifact_id": production.artifact_id if production else None,
+                "aliases": sorted(call.registry.aliases_of(name)),
+                "versions": len(call.registry.versions(name)),
+                "active_deployments": len(call.registry.deployments(name)),
+            }
+        )
     return Reply(200, {"models": out})
 
 
@@ -33,14 +39,19 @@ def get_model(call: Call) -> Reply:
     registry = call.registry
     by_version = views.aliases_by_version(registry, name)
     versions = {v.id: v for v in registry.versions(name)}
-    return Reply(200, {
-        "name": name,
-        "aliases": {alias: {"version_id": vid, "version": versions[vid].version if vid in versions else None}
-                    for alias, vid in sorted(registry.aliases_of(name).items())},
-        "versions": [views.version(v, by_version.get(v.id, [])) for v in versions.values()],
-        "deployments": [views.deployment(d) for d in registry.deployments(name)],
-        "stable_url": rollout.stable_url(router_url(call.settings), name),
-    })
+    return Reply(
+        200,
+        {
+            "name": name,
+            "aliases": {
+                alias: {"version_id": vid, "version": versions[vid].version if vid in versions else None}
+                for alias, vid in sorted(registry.aliases_of(name).items())
+            },
+            "versions": [views.version(v, by_version.get(v.id, [])) for v in versions.values()],
+            "deployments": [views.deployment(d) for d in registry.deployments(name)],
+            "stable_url": rollout.stable_url(router_url(call.settings), name),
+        },
+    )
 
 
 def router_url(settings: Settings) -> str | None:
@@ -68,8 +79,9 @@ def model_runs(call: Call) -> Reply:
     runs = call.registry.runs(call.model, fields.limit(call.query))
     if not runs:
         call.known_model()
-    return Reply(200, {"model": call.model,
-                       "runs": [views.run(r, call.registry.stages(r.id), full=False) for r in runs]})
+    return Reply(
+        200, {"model": call.model, "runs": [views.run(r, call.registry.stages(r.id), full=False) for r in runs]}
+    )
 
 
 def get_run(call: Call) -> Reply:

@@ -52,17 +52,17 @@ class Principal:
             raise ApiError(403, f"token's role {role!r} is not one of {', '.join(ROLES)}")
         models = claims.get("models")
         if models is not None and (not isinstance(models, list) or not all(isinstance(m, str) for m in models)):
-            raise ApiError(403, "token's 'models' claim is not a list of patterns like \"iris\" or \"iris:1.*\"")
-        return cls(str(sub) if sub is not None else None, str(role),
-                   tuple(models) if models is not None else None)
+            raise ApiError(403, 'token\'s \'models\' claim is not a list of patterns like "iris" or "iris:1.*"')
+        return cls(str(sub) if sub is not None else None, str(role), tuple(models) if models is not None else None)
 
     def may(self, permission: Permission) -> bool:
         return permission in ROLES[self.role]
 
     def require(self, permission: Permission, method: str, path: str) -> None:
         if not self.may(permission):
-            raise ApiError(403, f"role {self.role!r} may not {method} {path} "
-                                f"(needs role {' or '.join(roles_with(permission))})")
+            raise ApiError(
+                403, f"role {self.role!r} may not {method} {path} (needs role {' or '.join(roles_with(permission))})"
+            )
 
     def covers(self, model: str, version: str | None = None) -> bool:
         if self.models is None:
@@ -77,5 +77,8 @@ class Principal:
             raise ApiError(403, f"token does not cover model {model!r} (its 'models' claim: {list(self.models or [])})")
         outside = sorted({v for v in versions if not self.covers(model, v)})
         if outside:
-            raise ApiError(403, f"token does not cover version(s) {', '.join(outside)} of model {model!r} "
-                                f"(its 'models' claim: {list(self.models or [])})")
+            raise ApiError(
+                403,
+                f"token does not cover version(s) {', '.join(outside)} of model {model!r} "
+                f"(its 'models' claim: {list(self.models or [])})",
+            )

@@ -14,9 +14,18 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = DEFAULT_PORT)
     import uvicorn
 
     app = create_app(settings)  # configuration errors surface before the port is bound
-    config = uvicorn.Config(app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
-                            access_log=False, log_level="warning", server_header=False,
-                            timeout_graceful_shutdown=30)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        timeout_graceful_shutdown=30,
+    )
     try:
         sock = config.bind_socket()
     except SystemExit:  # uvicorn exits when the address is taken

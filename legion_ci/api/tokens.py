@@ -18,8 +18,15 @@ def check_role(role: str) -> str:
     return role
 
 
-def create_management_token(secret: str, role: str, sub: str, ttl_seconds: int, audience: str,
-                            issuer: str | None = None, models: list[str] | None = None) -> str:
+def create_management_token(
+    secret: str,
+    role: str,
+    sub: str,
+    ttl_seconds: int,
+    audience: str,
+    issuer: str | None = None,
+    models: list[str] | None = None,
+) -> str:
     """A token for `sub` with `role`, expiring after `ttl_seconds`; `models` limits the models it covers."""
     check_role(role)
     if ttl_seconds <= 0:
@@ -27,8 +34,15 @@ def create_management_token(secret: str, role: str, sub: str, ttl_seconds: int, 
     if not sub.strip():
         raise ConfigError("--sub: the subject must not be empty (it names the caller in the audit log)")
     now = int(time.time())
-    claims: dict[str, Any] = {"sub": sub, "role": role, "aud": audience, "iat": now, "nbf": now,
-                              "exp": now + ttl_seconds, "jti": uuid.uuid4().hex}
+    claims: dict[str, Any] = {
+        "sub": sub,
+        "role": role,
+        "aud": audience,
+        "iat": now,
+        "nbf": now,
+        "exp": now + ttl_seconds,
+        "jti": uuid.uuid4().hex,
+    }
     if models:
         claims["models"] = list(models)
     if issuer:

@@ -15,7 +15,9 @@ def lineage(manifest: dict[str, Any]) -> dict[str, Any]:
     git = manifest.get("git") or {}
     jenkins = manifest.get("jenkins") or {}
     return {
-        "git_commit": git.get("commit"), "git_branch": git.get("branch"), "git_dirty": git.get("dirty"),
+        "git_commit": git.get("commit"),
+        "git_branch": git.get("branch"),
+        "git_dirty": git.get("dirty"),
         "data_fingerprint": manifest.get("data_fingerprint"),
         "source_fingerprint": manifest.get("source_fingerprint"),
         "run_id": manifest.get("run_id"),
@@ -25,21 +27,42 @@ def lineage(manifest: dict[str, Any]) -> dict[str, Any]:
 
 
 def version(v: VersionRecord, aliases: list[str]) -> dict[str, Any]:
-    return {"id": v.id, "version": v.version, "artifact_id": v.artifact_id, "created_at": v.created_at,
-            "aliases": sorted(aliases), "metrics": v.manifest.get("metrics") or {}, "lineage": lineage(v.manifest),
-            "image": v.image, "image_digest": v.image_digest}
+    return {
+        "id": v.id,
+        "version": v.version,
+        "artifact_id": v.artifact_id,
+        "created_at": v.created_at,
+        "aliases": sorted(aliases),
+        "metrics": v.manifest.get("metrics") or {},
+        "lineage": lineage(v.manifest),
+        "image": v.image,
+        "image_digest": v.image_digest,
+    }
 
 
 def version_full(v: VersionRecord, aliases: list[str], deployments: list[DeploymentRecord]) -> dict[str, Any]:
-    return {**version(v, aliases), "path": v.path, "manifest": v.manifest,
-            "deployments": [deployment(d) for d in deployments if d.version_id == v.id]}
+    return {
+        **version(v, aliases),
+        "path": v.path,
+        "manifest": v.manifest,
+        "deployments": [deployment(d) for d in deployments if d.version_id == v.id],
+    }
 
 
 def deployment(d: DeploymentRecord) -> dict[str, Any]:
     endpoints = [{"url": e.get("url")} for e in d.endpoints or [] if isinstance(e, dict)]
-    return {"id": d.id, "version_id": d.version_id, "version": d.detail.get("version"), "target": d.target,
-            "status": d.status, "weight": d.weight, "replicas": len(endpoints), "endpoints": endpoints,
-            "created_at": d.created_at, "updated_at": d.updated_at}
+    return {
+        "id": d.id,
+        "version_id": d.version_id,
+        "version": d.detail.get("version"),
+        "target": d.target,
+        "status": d.status,
+        "weight": d.weight,
+        "replicas": len(endpoints),
+        "endpoints": endpoints,
+        "created_at": d.created_at,
+        "updated_at": d.updated_at,
+    }
 
 
 def aliases_by_version(registry: Registry, model: str) -> dict[int, list[str]]:
@@ -50,8 +73,16 @@ def aliases_by_version(registry: Registry, model: str) -> dict[int, list[str]]:
 
 
 def stage(s: StageRecord) -> dict[str, Any]:
-    return {"stage": s.stage, "status": s.status, "summary": s.summary, "outputs": s.outputs or {},
-            "attempts": s.attempts, "started_at": s.started_at, "finished_at": s.finished_at, "seconds": s.seconds}
+    return {
+        "stage": s.stage,
+        "status": s.status,
+        "summary": s.summary,
+        "outputs": s.outputs or {},
+        "attempts": s.attempts,
+        "started_at": s.started_at,
+        "finished_at": s.finished_at,
+        "seconds": s.seconds,
+    }
 
 
 def ordered(stages: dict[str, StageRecord]) -> list[StageRecord]:
@@ -60,8 +91,14 @@ def ordered(stages: dict[str, StageRecord]) -> list[StageRecord]:
 
 
 def run(r: RunRecord, stages: dict[str, StageRecord], full: bool) -> dict[str, Any]:
-    out: dict[str, Any] = {"id": r.id, "model": r.model, "flow": r.flow, "status": r.status,
-                           "created_at": r.created_at, "updated_at": r.updated_at}
+    out: dict[str, Any] = {
+        "id": r.id,
+        "model": r.model,
+        "flow": r.flow,
+        "status": r.status,
+        "created_at": r.created_at,
+        "updated_at": r.updated_at,
+    }
     if full:
         out["model_dir"] = r.model_dir
         out["stages"] = [stage(s) for s in ordered(stages)]

@@ -37,8 +37,15 @@ log = logging.getLogger(__name__)
 DEFAULT_AUDIENCE = "legion-ci"
 DEFAULT_MAX_TTL = 86400
 SECRET_FILE = "jwt-hs256.key"
-ASYMMETRIC = {"RS256": "RSA", "RS384": "RSA", "RS512": "RSA", "PS256": "RSA", "PS384": "RSA", "ES256": "EC",
-              "ES384": "EC"}
+ASYMMETRIC = {
+    "RS256": "RSA",
+    "RS384": "RSA",
+    "RS512": "RSA",
+    "PS256": "RSA",
+    "PS384": "RSA",
+    "ES256": "EC",
+    "ES384": "EC",
+}
 CURVES = {"ES256": "P-256", "ES384": "P-384"}
 CACHE_SIZE = 10_000
 RECHECK_SECONDS = 1.0  # how often the revocation list and a JWKS file are checked for changes
@@ -94,8 +101,14 @@ def load_or_create_secret(settings: Settings) -> str:
     return path.read_text(encoding="utf-8").strip()
 
 
-def create_token(secret: str, model: str, version: str | None = None, ttl_seconds: int = 3600,
-                 audience: str = DEFAULT_AUDIENCE, issuer: str | None = None) -> str:
+def create_token(
+    secret: str,
+    model: str,
+    version: str | None = None,
+    ttl_seconds: int = 3600,
+    audience: str = DEFAULT_AUDIENCE,
+    issuer: str | None = None,
+) -> str:
     """An HS256 token for one model (and version, when given) that expires after `ttl_seconds`."""
     if ttl_seconds <= 0:
         raise ConfigError(f"token ttl: {ttl_seconds} is not a positive number of seconds")
@@ -374,8 +387,9 @@ class Authenticator:
                     raise
                 raise AuthError(f"no key with kid {kid!r} in the JWKS") from None
         else:
-            raise AuthError(f"algorithm {alg!r} is not accepted (expected HS256, or one of "
-                            f"{', '.join(ASYMMETRIC)} with a JWKS)")
+            raise AuthError(
+                f"algorithm {alg!r} is not accepted (expected HS256, or one of {', '.join(ASYMMETRIC)} with a JWKS)"
+            )
         claims = self._decode(token, key, alg)
         exp = float(claims["exp"])
         start = claims.get("iat", claims.get("nbf", now))
@@ -391,10 +405,16 @@ class Authenticator:
     def _decode(self, token: str, key: Any, alg: str) -> dict[str, Any]:
         cfg = self.config
         try:
-            return dict(jwt.decode(
-                token, key, algorithms=[alg], audience=cfg.audience, issuer=cfg.issuer,
-                options={"require": ["exp"] + (["iss"] if cfg.issuer else []) + ["aud"]},
-            ))
+            return dict(
+                jwt.decode(
+                    token,
+                    key,
+                    algorithms=[alg],
+                    audience=cfg.audience,
+                    issuer=cfg.issuer,
+                    options={"require": ["exp"] + (["iss"] if cfg.issuer else []) + ["aud"]},
+                )
+            )
         except jwt.ExpiredSignatureError:
             raise AuthError(f"token expired at {_when(self._claim(token, 'exp'))}") from None
         except jwt.ImmatureSignatureError:

@@ -22,10 +22,12 @@ def register(sub: Any) -> None:
     api = sub.add_parser("api", help="the management REST API (inspect, route, promote, deploy, roll back)")
     actions = api.add_subparsers(dest="api_command", metavar="ACTION", required=True)
     serve = actions.add_parser(
-        "serve", help="serve the management API over HTTP",
+        "serve",
+        help="serve the management API over HTTP",
         description="Every request needs a JWT with audience LEGION_API_AUDIENCE (default legion-ci-management) "
-                    "and a role claim; `legion-ci token create-admin` issues one. Mutating calls are written to "
-                    "$LEGION_HOME/audit.log. Prints 'listening on http://HOST:PORT' when ready.")
+        "and a role claim; `legion-ci token create-admin` issues one. Mutating calls are written to "
+        "$LEGION_HOME/audit.log. Prints 'listening on http://HOST:PORT' when ready.",
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8090, help="port (default 8090; 0 picks a free port)")
     add_state_args(serve)
@@ -36,20 +38,33 @@ def register_token(token_actions: Any) -> None:
     """`token create-admin`, added to `legion-ci token` by legion_ci.cli.serving (the role is checked by the
     core, so that every `legion-ci` start does not import the JWT library)."""
     create = token_actions.add_parser(
-        "create-admin", help="print a management API token with a role (viewer, operator or admin)",
+        "create-admin",
+        help="print a management API token with a role (viewer, operator or admin)",
         description="The secret comes from LEGION_JWT_SECRET, LEGION_JWT_SECRET_FILE or "
-                    "$LEGION_HOME/secrets/jwt-hs256.key; never from the command line.")
-    create.add_argument("--role", required=True, metavar="viewer|operator|admin",
-                        help="what the token may do: viewer reads, operator also routes, promotes, deploys and rolls "
-                             "back, admin also undeploys")
-    create.add_argument("--sub", default=None, help="who holds it, as the audit log names them (default: your "
-                                                    "user name)")
+        "$LEGION_HOME/secrets/jwt-hs256.key; never from the command line.",
+    )
+    create.add_argument(
+        "--role",
+        required=True,
+        metavar="viewer|operator|admin",
+        help="what the token may do: viewer reads, operator also routes, promotes, deploys and rolls "
+        "back, admin also undeploys",
+    )
+    create.add_argument(
+        "--sub", default=None, help="who holds it, as the audit log names them (default: your user name)"
+    )
     create.add_argument("--ttl", default="1h", help="lifetime: seconds or e.g. 30m, 1h, 7d (default 1h)")
-    create.add_argument("--model", dest="models", action="append", metavar="PATTERN",
-                        help='limit the token to models matching PATTERN ("iris", "iris:1.*", "fraud-*"); '
-                             "repeat for several (default: every model)")
-    create.add_argument("--audience", default=None, help="aud claim (default LEGION_API_AUDIENCE or "
-                                                         "legion-ci-management)")
+    create.add_argument(
+        "--model",
+        dest="models",
+        action="append",
+        metavar="PATTERN",
+        help='limit the token to models matching PATTERN ("iris", "iris:1.*", "fraud-*"); '
+        "repeat for several (default: every model)",
+    )
+    create.add_argument(
+        "--audience", default=None, help="aud claim (default LEGION_API_AUDIENCE or legion-ci-management)"
+    )
     create.add_argument("--issuer", default=None, help="iss claim (default LEGION_JWT_ISSUER, if set)")
     create.set_defaults(handler=cmd_create_admin)
 
@@ -79,6 +94,15 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
         raise ConfigError(f"--ttl: {args.ttl} is longer than the API accepts ({limit}s, LEGION_JWT_MAX_TTL)")
     sub = args.sub if args.sub is not None else _user()
     secret = load_or_create_secret(load_settings())
-    print(create_management_token(secret, args.role, sub, ttl, args.audience or audience(),
-                                  args.issuer or os.environ.get("LEGION_JWT_ISSUER") or None, args.models))
+    print(
+        create_management_token(
+            secret,
+            args.role,
+            sub,
+            ttl,
+            args.audience or audience(),
+            args.issuer or os.environ.get("LEGION_JWT_ISSUER") or None,
+            args.models,
+        )
+    )
     return 0

@@ -14,8 +14,11 @@ from legion_ci.core.settings import Settings, load_settings
 def add_state_args(parser: argparse.ArgumentParser) -> None:
     group = parser.add_argument_group("state")
     group.add_argument("--home", metavar="DIR", help="state folder (default: $LEGION_HOME or ~/.legion)")
-    group.add_argument("--registry-url", metavar="URL",
-                       help="SQLAlchemy URL of the registry (default: $LEGION_REGISTRY_URL or SQLite in the home)")
+    group.add_argument(
+        "--registry-url",
+        metavar="URL",
+        help="SQLAlchemy URL of the registry (default: $LEGION_REGISTRY_URL or SQLite in the home)",
+    )
 
 
 def open_state(args: argparse.Namespace) -> tuple[Settings, Registry]:

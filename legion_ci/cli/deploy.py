@@ -31,8 +31,9 @@ def _endpoint(value: str) -> dict[str, Any]:
     except ValueError:
         data = None
     if not isinstance(data, dict) or not isinstance(data.get("url"), str) or not isinstance(data.get("pid"), int):
-        raise argparse.ArgumentTypeError(f"invalid endpoint {value!r} (expected JSON like "
-                                         '{"url": "http://127.0.0.1:8081", "pid": 1234})')
+        raise argparse.ArgumentTypeError(
+            f'invalid endpoint {value!r} (expected JSON like {{"url": "http://127.0.0.1:8081", "pid": 1234}})'
+        )
     return data
 
 
@@ -43,10 +44,13 @@ def _percent(value: str) -> int:
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("rollback", help="take a run's candidate out of service (production keeps the traffic)",
-                       description="Roll back the candidate of a run through ansible/rollback.yml: weight 0, drained "
-                                   "by the router, stopped, marked rolled-back. After a promote, the version it "
-                                   "replaced is deployed again and made production first. Safe to rerun.")
+    p = sub.add_parser(
+        "rollback",
+        help="take a run's candidate out of service (production keeps the traffic)",
+        description="Roll back the candidate of a run through ansible/rollback.yml: weight 0, drained "
+        "by the router, stopped, marked rolled-back. After a promote, the version it "
+        "replaced is deployed again and made production first. Safe to rerun.",
+    )
     p.add_argument("model_dir", metavar="MODEL_DIR", nargs="?", help="model folder (default run: its latest)")
     p.add_argument("--run-id", help="the run whose candidate to roll back")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for the model's lock")
@@ -54,8 +58,11 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_state_args(p)
     p.set_defaults(handler=cmd_rollback)
 
-    p = sub.add_parser("undeploy", help="stop a model's deployments (or one version's) without failing a request",
-                       description="Through ansible/undeploy.yml: weight 0, drained by the router, stopped.")
+    p = sub.add_parser(
+        "undeploy",
+        help="stop a model's deployments (or one version's) without failing a request",
+        description="Through ansible/undeploy.yml: weight 0, drained by the router, stopped.",
+    )
     p.add_argument("model")
     p.add_argument("--version", help="only this version (default: every version of the model)")
     add_state_args(p)
@@ -81,8 +88,14 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s = steps.add_parser("spawn", help="start a version's replicas detached; prints their endpoints (JSON list)")
     s.add_argument("artifact", metavar="ARTIFACT_DIR")
     s.add_argument("--replicas", type=int, default=1, help="how many model servers (default 1)")
-    s.add_argument("--port", type=int, action="append", default=[], dest="ports",
-                   help="port of the next replica (repeat; default 0: any free one)")
+    s.add_argument(
+        "--port",
+        type=int,
+        action="append",
+        default=[],
+        dest="ports",
+        help="port of the next replica (repeat; default 0: any free one)",
+    )
     s.add_argument("--no-auth", action="store_true")
     s.add_argument("--no-capture", action="store_true")
     s.add_argument("--capture-rate", type=float, default=1.0)
@@ -92,15 +105,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     s = steps.add_parser("record", help="record started replicas as a deployment with a traffic weight (JSON)")
     s.add_argument("--version-id", type=int, required=True)
     s.add_argument("--weight", type=_percent, required=True, help="percent of the model's traffic (0-100)")
-    s.add_argument("--endpoint", type=_endpoint, action="append", required=True,
-                   help='one replica as JSON {"url": ..., "pid": ...} (what `spawn` prints); repeat per replica')
+    s.add_argument(
+        "--endpoint",
+        type=_endpoint,
+        action="append",
+        required=True,
+        help='one replica as JSON {"url": ..., "pid": ...} (what `spawn` prints); repeat per replica',
+    )
     s.add_argument("--target", default=local.TARGET, choices=("local", "kubernetes"))
     s.add_argument("--json", action="store_true", help="(the output is always JSON)")
     add_state_args(s)
     s.set_defaults(handler=cmd_record)
 
-    s = steps.add_parser("set-weight", help="give a deployment a share of its model's traffic; the others share "
-                                            "the rest")
+    s = steps.add_parser(
+        "set-weight", help="give a deployment a share of its model's traffic; the others share the rest"
+    )
     s.add_argument("deployment_id", type=int)
     s.add_argument("weight", type=_percent)
     add_state_args(s)
@@ -156,8 +175,15 @@ def cmd_list(args: argparse.Namespace) -> int:
         return 0
     table = Table("id", "model", "version", "target", "status", "weight", "replicas")
     for d in rows:
-        table.add_row(str(d.id), d.model, str(d.detail.get("version")), d.target, d.status, f"{d.weight}%",
-                      ", ".join(str(e.get("url")) for e in d.endpoints or []))
+        table.add_row(
+            str(d.id),
+            d.model,
+            str(d.detail.get("version")),
+            d.target,
+            d.status,
+            f"{d.weight}%",
+            ", ".join(str(e.get("url")) for e in d.endpoints or []),
+        )
     Console().print(table)
     return 0
 

@@ -13,20 +13,28 @@ from legion_ci.package.options import PackageOptions
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    image = sub.add_parser("image", help="Docker images of artifacts",
-                           description="Build an artifact's image the way the package stage does.")
+    image = sub.add_parser(
+        "image",
+        help="Docker images of artifacts",
+        description="Build an artifact's image the way the package stage does.",
+    )
     actions = image.add_subparsers(dest="image_action", metavar="ACTION", required=True)
-    build = actions.add_parser("build", help="build an artifact folder's image; push it with --push",
-                               description="Render the Dockerfile, build it with the Docker engine, tag it "
-                                           "REGISTRY/legion/NAME:VERSION and :VERSION-ARTIFACTID8; with --push, "
-                                           "push both and record the digest when the artifact is registered.")
+    build = actions.add_parser(
+        "build",
+        help="build an artifact folder's image; push it with --push",
+        description="Render the Dockerfile, build it with the Docker engine, tag it "
+        "REGISTRY/legion/NAME:VERSION and :VERSION-ARTIFACTID8; with --push, "
+        "push both and record the digest when the artifact is registered.",
+    )
     build.add_argument("artifact", metavar="ARTIFACT_DIR", help="an artifact folder (with manifest.json)")
     build.add_argument("--tag", action="append", default=[], metavar="TAG", help="another tag (repeatable)")
     build.add_argument("--push", action="store_true", help="push to the image registry ($LEGION_IMAGE_REGISTRY)")
-    build.add_argument("--registry", metavar="HOST[:PORT][/PATH]",
-                       help="image registry (default $LEGION_IMAGE_REGISTRY)")
-    build.add_argument("--base-image", metavar="IMAGE",
-                       help="base image (default $LEGION_BASE_IMAGE or python:3.11-slim)")
+    build.add_argument(
+        "--registry", metavar="HOST[:PORT][/PATH]", help="image registry (default $LEGION_IMAGE_REGISTRY)"
+    )
+    build.add_argument(
+        "--base-image", metavar="IMAGE", help="base image (default $LEGION_BASE_IMAGE or python:3.11-slim)"
+    )
     build.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     add_state_args(build)
     build.set_defaults(handler=cmd_build)
@@ -35,8 +43,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 def cmd_build(args: argparse.Namespace) -> int:
     settings, registry = open_state(args)
     art = Artifact.open(args.artifact)
-    options = PackageOptions.from_env(registry=args.registry, base_image=args.base_image, push=args.push,
-                                      extra_tags=tuple(args.tag))
+    options = PackageOptions.from_env(
+        registry=args.registry, base_image=args.base_image, push=args.push, extra_tags=tuple(args.tag)
+    )
     workdir = settings.home / "images" / f"{art.name}-{art.id}"
     built = package(art, options, workdir, settings.home / "cache", lambda line: print(line, file=sys.stderr))
     if built.digest:
@@ -44,8 +53,15 @@ def cmd_build(args: argparse.Namespace) -> int:
             registry.set_image(registry.version_by_artifact(art.name, art.id).id, built.image, built.digest)
         except NotFoundError:
             pass  # an artifact folder the registry does not know: nothing to record
-    result = {"image": built.image, "references": built.references, "digest": built.digest, "pinned": built.pinned,
-              "image_id": built.image_id, "size_bytes": built.size_bytes, "dockerfile": str(workdir / "Dockerfile")}
+    result = {
+        "image": built.image,
+        "references": built.references,
+        "digest": built.digest,
+        "pinned": built.pinned,
+        "image_id": built.image_id,
+        "size_bytes": built.size_bytes,
+        "dockerfile": str(workdir / "Dockerfile"),
+    }
     if args.json:
         print_json(result)
     else:

@@ -18,47 +18,67 @@ from legion_ci.jenkins.credentials import load_credentials
 
 def _render_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("where the jobs read their Jenkinsfiles (git)")
-    g.add_argument("--scm-url", help="git URL of the model repository (default: $LEGION_SCM_URL, else the "
-                                     "repository's 'origin' remote, else a file:// URL of it)")
+    g.add_argument(
+        "--scm-url",
+        help="git URL of the model repository (default: $LEGION_SCM_URL, else the "
+        "repository's 'origin' remote, else a file:// URL of it)",
+    )
     g.add_argument("--scm-branch", help="branch the jobs build (default: $LEGION_SCM_BRANCH or main)")
     g.add_argument("--scm-credentials-id", help=f"Jenkins credentials id for git (default: {jobs.SCM_CREDENTIALS_ID})")
-    g.add_argument("--repo-root", type=Path, help="root of the git work tree holding the models "
-                                                  "(default: found upward from each MODEL_DIR)")
+    g.add_argument(
+        "--repo-root",
+        type=Path,
+        help="root of the git work tree holding the models (default: found upward from each MODEL_DIR)",
+    )
     g.add_argument("--platform", action="store_true", help="also render the legion-platform job")
 
 
 def _creds_args(p: argparse.ArgumentParser) -> None:
     g = p.add_argument_group("Jenkins server (login from the environment or a file, never the command line)")
     g.add_argument("--url", help="Jenkins URL (default: $JENKINS_URL or url= in the credentials file)")
-    g.add_argument("--credentials-file", metavar="FILE",
-                   help="INI ([jenkins] url/user/token) or YAML file; $JENKINS_USER/$JENKINS_TOKEN override it")
+    g.add_argument(
+        "--credentials-file",
+        metavar="FILE",
+        help="INI ([jenkins] url/user/token) or YAML file; $JENKINS_USER/$JENKINS_TOKEN override it",
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("render", help="write the Jenkinsfiles and job config.xml of models",
-                       description="Render each model's Jenkinsfiles and Jenkins job config.xml into --out "
-                                   "(same input, same bytes). Commit DIR/<model>/*Jenkinsfile beside legion.yaml.")
+    p = sub.add_parser(
+        "render",
+        help="write the Jenkinsfiles and job config.xml of models",
+        description="Render each model's Jenkinsfiles and Jenkins job config.xml into --out "
+        "(same input, same bytes). Commit DIR/<model>/*Jenkinsfile beside legion.yaml.",
+    )
     p.add_argument("model_dirs", nargs="*", metavar="MODEL_DIR", help="folders holding legion.yaml")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     _render_args(p)
     p.set_defaults(handler=cmd_render)
 
-    p = sub.add_parser("schedule", help="print the next times Jenkins runs a model's retrain job",
-                       description="The next run times of the retrain job, with Jenkins' hash for H seeded "
-                                   "by the job's full name <model>/<model>-retrain.")
+    p = sub.add_parser(
+        "schedule",
+        help="print the next times Jenkins runs a model's retrain job",
+        description="The next run times of the retrain job, with Jenkins' hash for H seeded "
+        "by the job's full name <model>/<model>-retrain.",
+    )
     p.add_argument("model_dir", metavar="MODEL_DIR")
     p.add_argument("-n", "--count", type=int, default=5, help="how many times to print (default: 5)")
     p.add_argument("--after", help="start from this ISO time (default: now)")
-    p.add_argument("--tz", help="the Jenkins controller's time zone, e.g. Europe/Berlin (default: UTC; "
-                                "a TZ= line in the spec wins)")
+    p.add_argument(
+        "--tz",
+        help="the Jenkins controller's time zone, e.g. Europe/Berlin (default: UTC; a TZ= line in the spec wins)",
+    )
     p.set_defaults(handler=cmd_schedule)
 
     jp = sub.add_parser("jenkins", help="sync jobs to a Jenkins server, start and follow builds")
     jsub = jp.add_subparsers(dest="jenkins_command", metavar="ACTION", required=True)
 
-    p = jsub.add_parser("sync", help="create or update each model's folder and jobs",
-                        description="Print a plan, then create or update the folder and jobs of each model. "
-                                    "Stale jobs of models not given are deleted only with --prune.")
+    p = jsub.add_parser(
+        "sync",
+        help="create or update each model's folder and jobs",
+        description="Print a plan, then create or update the folder and jobs of each model. "
+        "Stale jobs of models not given are deleted only with --prune.",
+    )
     p.add_argument("model_dirs", nargs="*", metavar="MODEL_DIR")
     p.add_argument("--dry-run", action="store_true", help="print the plan only")
     p.add_argument("--prune", action="store_true", help="delete managed jobs of models that are gone")
@@ -69,8 +89,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = jsub.add_parser("build", help="start a model's job and follow it to the end")
     p.add_argument("model", metavar="MODEL", help="model name, or a folder holding legion.yaml")
     p.add_argument("--job", default="pipeline", help="pipeline (default) or retrain")
-    p.add_argument("--param", action="append", default=[], metavar="KEY=VALUE",
-                   help=f"a build parameter ({', '.join(jobs.PARAM_NAMES)}); repeatable")
+    p.add_argument(
+        "--param",
+        action="append",
+        default=[],
+        metavar="KEY=VALUE",
+        help=f"a build parameter ({', '.join(jobs.PARAM_NAMES)}); repeatable",
+    )
     p.add_argument("--poll", type=float, default=2.0, metavar="SECONDS", help="how often to poll (default: 2)")
     _creds_args(p)
     p.set_defaults(handler=cmd_build)
@@ -85,8 +110,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 
 def _options(args: argparse.Namespace) -> render.RenderOptions:
-    return render.RenderOptions.from_env(scm_url=args.scm_url, scm_branch=args.scm_branch,
-                                         scm_credentials_id=args.scm_credentials_id, repo_root=args.repo_root)
+    return render.RenderOptions.from_env(
+        scm_url=args.scm_url,
+        scm_branch=args.scm_branch,
+        scm_credentials_id=args.scm_credentials_id,
+        repo_root=args.repo_root,
+    )
 
 
 def _render(args: argparse.Namespace) -> render.Rendered:
@@ -181,8 +210,10 @@ def cmd_schedule(args: argparse.Namespace) -> int:
     sched = schedule.next_runs(load_spec(args.model_dir), after, args.count, tz=zone)
     print(f"retrain schedule {sched.expression.strip()!r}")
     print(f"H is hashed from the job's full name {sched.job!r}, as Jenkins does")
-    print(f"times in {sched.timezone or 'UTC'}"
-          + ("" if args.tz or "TZ=" in sched.expression else " (the Jenkins controller's zone; pass --tz if not UTC)"))
+    print(
+        f"times in {sched.timezone or 'UTC'}"
+        + ("" if args.tz or "TZ=" in sched.expression else " (the Jenkins controller's zone; pass --tz if not UTC)")
+    )
     if not sched.times:
         print(f"  never fires in the next {schedule.cron.SEARCH_YEARS} years")
     for t in sched.times:

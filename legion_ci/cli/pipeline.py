@@ -24,18 +24,31 @@ def _options_args(parser: argparse.ArgumentParser) -> None:
     group.add_argument("--traffic-weight", type=int, metavar="PCT", help="override deploy.traffic_weight")
     group.add_argument("--skip-perf", metavar="REASON", help="skip the performance test, recording why")
     group.add_argument("--force", metavar="REASON", help="deploy despite a failed gate, recording why")
-    group.add_argument("--wait", type=float, default=0.0, metavar="SECONDS",
-                       help="wait this long for the model's lock held by another run (default: fail at once)")
+    group.add_argument(
+        "--wait",
+        type=float,
+        default=0.0,
+        metavar="SECONDS",
+        help="wait this long for the model's lock held by another run (default: fail at once)",
+    )
 
 
 def _options(args: argparse.Namespace) -> RunOptions:
-    return RunOptions.from_env(target=args.target, traffic_weight=args.traffic_weight,
-                               skip_perf_reason=args.skip_perf, force_reason=args.force, lock_wait=args.wait)
+    return RunOptions.from_env(
+        target=args.target,
+        traffic_weight=args.traffic_weight,
+        skip_perf_reason=args.skip_perf,
+        force_reason=args.force,
+        lock_wait=args.wait,
+    )
 
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    run = sub.add_parser("run", help="run the whole pipeline on one machine",
-                         description="Run every stage of the flow here, in order, with a live progress display.")
+    run = sub.add_parser(
+        "run",
+        help="run the whole pipeline on one machine",
+        description="Run every stage of the flow here, in order, with a live progress display.",
+    )
     run.add_argument("model_dir", metavar="MODEL_DIR", help="folder holding legion.yaml and train.py")
     run.add_argument("--flow", choices=sorted(FLOWS), default="push", help="which stages to run (default: push)")
     run.add_argument("--run-id", help="reuse or name the run (default: a new id)")
@@ -45,11 +58,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     run.set_defaults(handler=cmd_run)
 
     retrain = sub.add_parser(
-        "retrain", help="what the cron job runs: train on fresh data plus feedback, gate, perf, deploy as candidate",
+        "retrain",
+        help="what the cron job runs: train on fresh data plus feedback, gate, perf, deploy as candidate",
         description="Run the retrain flow: train on the spec's data plus the ground truth captured since the "
-                    "newest version, then the same gate (the candidate must beat production) and perf, then "
-                    "deploy it beside production at the spec's traffic weight. A candidate no better than "
-                    "production deploys nothing. One pipeline per model at a time: see --wait.")
+        "newest version, then the same gate (the candidate must beat production) and perf, then "
+        "deploy it beside production at the spec's traffic weight. A candidate no better than "
+        "production deploys nothing. One pipeline per model at a time: see --wait.",
+    )
     retrain.add_argument("model_dir", metavar="MODEL_DIR")
     retrain.add_argument("--run-id", help="reuse or name the run (default: a new id)")
     retrain.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
@@ -58,9 +73,12 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     retrain.set_defaults(handler=cmd_run, flow="retrain")
 
     for st in STAGES:
-        p = sub.add_parser(st.name, help=f"stage: {st.summary}",
-                           description=f"{st.title}: {st.summary}. Reads earlier stages' outputs from the run record, "
-                                       "so it can run alone in a fresh process (Jenkins 'Restart from Stage').")
+        p = sub.add_parser(
+            st.name,
+            help=f"stage: {st.summary}",
+            description=f"{st.title}: {st.summary}. Reads earlier stages' outputs from the run record, "
+            "so it can run alone in a fresh process (Jenkins 'Restart from Stage').",
+        )
         p.add_argument("model_dir", metavar="MODEL_DIR", nargs="?", help="model folder (needed to start a new run)")
         p.add_argument("--run-id", help="the run this stage belongs to (created if new; default: the latest run)")
         p.add_argument("--flow", choices=sorted(FLOWS), default="push", help="flow of a new run (default: push)")
@@ -72,8 +90,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
 
 def cmd_run(args: argparse.Namespace) -> int:
     settings, registry = open_state(args)
-    summary = run_flow(settings, registry, args.model_dir, args.flow, _options(args),
-                       reporter_for(args.json), run_id=args.run_id)
+    summary = run_flow(
+        settings, registry, args.model_dir, args.flow, _options(args), reporter_for(args.json), run_id=args.run_id
+    )
     if args.json:
         print_json(summary.as_dict())
     else:
@@ -90,11 +109,26 @@ def cmd_stage(args: argparse.Namespace) -> int:
         print(f"{loaded.file}: valid ({spec.name} {spec.version}, target {spec.deploy.target})")
         return 0
     settings, registry = open_state(args)
-    run, result = single_stage(settings, registry, args.stage, args.model_dir, args.run_id, args.flow,
-                               _options(args), reporter_for(args.json, stream_is_tty=False))
+    run, result = single_stage(
+        settings,
+        registry,
+        args.stage,
+        args.model_dir,
+        args.run_id,
+        args.flow,
+        _options(args),
+        reporter_for(args.json, stream_is_tty=False),
+    )
     if args.json:
-        print_json({"run_id": run.id, "stage": args.stage, "status": result.status, "summary": result.summary,
-                    "outputs": result.outputs})
+        print_json(
+            {
+                "run_id": run.id,
+                "stage": args.stage,
+                "status": result.status,
+                "summary": result.summary,
+                "outputs": result.outputs,
+            }
+        )
     return 0 if result.status in ("passed", "skipped") else EXIT_FAILED
 
 
@@ -105,6 +139,7 @@ def _print_summary(summary: RunSummary) -> None:
         table.add_column(col)
     for row in summary.stages:
         seconds = f"{row['seconds']:.1f}s" if row.get("seconds") is not None else ""
-        table.add_row(row["stage"], f"[{STYLES.get(row['status'], '')}]{row['status']}[/]", seconds,
-                      escape(row["summary"] or ""))
+        table.add_row(
+            row["stage"], f"[{STYLES.get(row['status'], '')}]{row['status']}[/]", seconds, escape(row["summary"] or "")
+        )
     console.print(table)

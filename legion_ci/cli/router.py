@@ -11,17 +11,27 @@ from legion_ci.router import supervisor
 
 def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     p = sub.add_parser(
-        "router", help="the A/B router: one stable URL in front of every deployed model version",
+        "router",
+        help="the A/B router: one stable URL in front of every deployed model version",
         description="serve (default) runs the router in the foreground; start runs it detached for this "
-                    "LEGION_HOME, or reuses the running one (what `legion-ci deploy` does); stop and status "
-                    "act on that one. Routes are the registry's active deployments, read every 0.5 s.")
+        "LEGION_HOME, or reuses the running one (what `legion-ci deploy` does); stop and status "
+        "act on that one. Routes are the registry's active deployments, read every 0.5 s.",
+    )
     p.add_argument("action", nargs="?", choices=("serve", "start", "stop", "status"), default="serve")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
-    p.add_argument("--port", type=int, default=None,
-                   help=f"port (serve default {supervisor.DEFAULT_PORT}; start default: $"
-                        f"{supervisor.ENV_PORT}, the last port used, {supervisor.DEFAULT_PORT}, or any free one)")
-    p.add_argument("--target", choices=("local", "kubernetes"), default=None,
-                   help="route only the deployments of this target (default: every active deployment)")
+    p.add_argument(
+        "--port",
+        type=int,
+        default=None,
+        help=f"port (serve default {supervisor.DEFAULT_PORT}; start default: $"
+        f"{supervisor.ENV_PORT}, the last port used, {supervisor.DEFAULT_PORT}, or any free one)",
+    )
+    p.add_argument(
+        "--target",
+        choices=("local", "kubernetes"),
+        default=None,
+        help="route only the deployments of this target (default: every active deployment)",
+    )
     p.add_argument("--timeout", type=float, default=60.0, help="seconds a backend may take to answer")
     add_state_args(p)
     p.set_defaults(handler=cmd_router)
@@ -33,8 +43,7 @@ def cmd_router(args: argparse.Namespace) -> int:
         from legion_ci.router.server import serve
 
         port = supervisor.requested_port(args.port)
-        return serve(settings, args.host, supervisor.DEFAULT_PORT if port is None else port, args.target,
-                     args.timeout)
+        return serve(settings, args.host, supervisor.DEFAULT_PORT if port is None else port, args.target, args.timeout)
     if args.action == "start":
         info, started = supervisor.ensure(settings, args.host, args.port)
         print(f"router {'started' if started else 'already running'} on {info.url} (pid {info.pid})")

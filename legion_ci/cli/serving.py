@@ -43,27 +43,38 @@ def _port(value: str) -> int:
 
 
 def register(sub: Any) -> None:
-    serve = sub.add_parser("serve", help="serve an artifact over HTTP (JWT auth, validation, capture, metrics)",
-                           description="Serve ARTIFACT_DIR. Prints 'listening on http://HOST:PORT' when ready.")
+    serve = sub.add_parser(
+        "serve",
+        help="serve an artifact over HTTP (JWT auth, validation, capture, metrics)",
+        description="Serve ARTIFACT_DIR. Prints 'listening on http://HOST:PORT' when ready.",
+    )
     serve.add_argument("artifact", metavar="ARTIFACT_DIR", help="an artifact folder (with manifest.json)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 picks a free port)")
     serve.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
     serve.add_argument("--no-auth", action="store_true", help="accept requests without a JWT (also LEGION_AUTH=off)")
     serve.add_argument("--no-capture", action="store_true", help="do not capture predictions for the feedback loop")
-    serve.add_argument("--capture-rate", type=_rate, default=1.0,
-                       help="share of predictions captured, 0-1 (spec serving.capture.sample_rate; default 1)")
+    serve.add_argument(
+        "--capture-rate",
+        type=_rate,
+        default=1.0,
+        help="share of predictions captured, 0-1 (spec serving.capture.sample_rate; default 1)",
+    )
     serve.add_argument("--max-rows", type=_positive, default=1000, help="rows per request (default 1000)")
-    serve.add_argument("--max-body-bytes", type=_positive, default=1_048_576,
-                       help="request body limit in bytes (default 1048576)")
+    serve.add_argument(
+        "--max-body-bytes", type=_positive, default=1_048_576, help="request body limit in bytes (default 1048576)"
+    )
     serve.add_argument("--plan", type=Path, default=None, help=argparse.SUPPRESS)  # set by the slim re-exec
     serve.set_defaults(handler=_serve)
 
     token = sub.add_parser("token", help="issue JWTs for model servers")
     token_sub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
-    create = token_sub.add_parser("create", help="print an HS256 token scoped to a model (and version)",
-                                  description="The secret comes from LEGION_JWT_SECRET, LEGION_JWT_SECRET_FILE "
-                                              "or $LEGION_HOME/secrets/jwt-hs256.key; never from the command line.")
+    create = token_sub.add_parser(
+        "create",
+        help="print an HS256 token scoped to a model (and version)",
+        description="The secret comes from LEGION_JWT_SECRET, LEGION_JWT_SECRET_FILE "
+        "or $LEGION_HOME/secrets/jwt-hs256.key; never from the command line.",
+    )
     create.add_argument("--model", required=True, help="model name, or a glob pattern")
     create.add_argument("--version", dest="model_version", help="model version, or a glob pattern")
     create.add_argument("--ttl", default="1h", help="lifetime: seconds or e.g. 30m, 1h, 7d (default 1h)")
@@ -89,8 +100,13 @@ def _serve(args: argparse.Namespace) -> int:
 
     configure_logging()
     options = ServeOptions(
-        host=args.host, port=args.port, workers=args.workers, auth=not args.no_auth,
-        capture=not args.no_capture, capture_rate=args.capture_rate, max_rows=args.max_rows,
+        host=args.host,
+        port=args.port,
+        workers=args.workers,
+        auth=not args.no_auth,
+        capture=not args.no_capture,
+        capture_rate=args.capture_rate,
+        max_rows=args.max_rows,
         max_body_bytes=args.max_body_bytes,
     )
     return serve(args.artifact, options, load_settings(), args.plan)

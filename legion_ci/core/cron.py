@@ -275,9 +275,7 @@ def _check_possible(tab: CronTab, where: str) -> None:
     if not any(d <= longest[m] for m in tab.months for d in tab.days):
         days = ",".join(str(d) for d in sorted(tab.days))
         months = ",".join(str(m) for m in sorted(tab.months))
-        raise CronSyntaxError(
-            f"{where}{tab.line!r} never fires: day(s) {days} do not occur in month(s) {months}"
-        )
+        raise CronSyntaxError(f"{where}{tab.line!r} never fires: day(s) {days} do not occur in month(s) {months}")
 
 
 def parse(expression: str, job_name: str | None = None, hash: Hash | None = None) -> CronTabList:

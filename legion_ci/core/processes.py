@@ -46,8 +46,9 @@ def spawn(command: list[str], log_path: Path, env: dict[str, str], timeout: floa
     return spawn_many([(command, log_path)], env, timeout)[0]
 
 
-def spawn_many(jobs: list[tuple[list[str], Path]], env: dict[str, str],
-               timeout: float = READY_TIMEOUT) -> list[dict[str, Any]]:
+def spawn_many(
+    jobs: list[tuple[list[str], Path]], env: dict[str, str], timeout: float = READY_TIMEOUT
+) -> list[dict[str, Any]]:
     """Start several processes at once (each COMMAND with its log) and wait until each listens; if one
     fails, every one started here is stopped again before the error is raised."""
     launched: list[tuple[subprocess.Popen[bytes], list[str], Path, int]] = []
@@ -59,21 +60,25 @@ def spawn_many(jobs: list[tuple[list[str], Path]], env: dict[str, str],
             offset = log_path.stat().st_size if log_path.exists() else 0
             with log_path.open("ab") as log:
                 proc = subprocess.Popen(
-                    [sys.executable, "-m", "legion_ci", *command], stdout=log, stderr=subprocess.STDOUT,
-                    stdin=subprocess.DEVNULL, env={**os.environ, **env}, start_new_session=True,
+                    [sys.executable, "-m", "legion_ci", *command],
+                    stdout=log,
+                    stderr=subprocess.STDOUT,
+                    stdin=subprocess.DEVNULL,
+                    env={**os.environ, **env},
+                    start_new_session=True,
                 )
             launched.append((proc, command, log_path, offset))
         deadline = time.monotonic() + timeout
-        return [_announced(proc, command, log_path, offset, deadline)
-                for proc, command, log_path, offset in launched]
+        return [_announced(proc, command, log_path, offset, deadline) for proc, command, log_path, offset in launched]
     except BaseException:
         for proc, command, _, _ in launched:
             stop_pid(proc.pid, command[0])
         raise
 
 
-def _announced(proc: subprocess.Popen[bytes], command: list[str], log_path: Path, offset: int,
-               deadline: float) -> dict[str, Any]:
+def _announced(
+    proc: subprocess.Popen[bytes], command: list[str], log_path: Path, offset: int, deadline: float
+) -> dict[str, Any]:
     kind = LABELS.get(command[0], command[0])
     while time.monotonic() < deadline:
         text = _read_from(log_path, offset)
@@ -83,8 +88,9 @@ def _announced(proc: subprocess.Popen[bytes], command: list[str], log_path: Path
             return {"url": url, "pid": proc.pid, "port": int(url.rsplit(":", 1)[1]), "log": str(log_path)}
         if proc.poll() is not None:
             tail = "\n".join(text.splitlines()[-10:])
-            raise DeployError(f"{kind} exited with status {proc.returncode} before it listened "
-                              f"(log {log_path}):\n{tail}")
+            raise DeployError(
+                f"{kind} exited with status {proc.returncode} before it listened (log {log_path}):\n{tail}"
+            )
         time.sleep(0.05)
     raise DeployError(f"{kind} did not start listening in time (log {log_path})")
 
@@ -95,11 +101,13 @@ def _read_from(path: Path, offset: int) -> str:
         return fh.read().decode(errors="replace")
 
 
-def start_server(artifact_path: str, log_path: Path, env: dict[str, str], extra_args: list[str],
-                 port: int = 0) -> dict[str, Any]:
+def start_server(
+    artifact_path: str, log_path: Path, env: dict[str, str], extra_args: list[str], port: int = 0
+) -> dict[str, Any]:
     """Start `legion-ci serve` on 127.0.0.1 (port 0: any free one) and wait until it answers ready."""
-    endpoint = spawn(["serve", str(artifact_path), "--host", "127.0.0.1", "--port", str(port), *extra_args],
-                     log_path, env)
+    endpoint = spawn(
+        ["serve", str(artifact_path), "--host", "127.0.0.1", "--port", str(port), *extra_args], log_path, env
+    )
     wait_ready(endpoint)
     return endpoint
 
@@ -135,7 +143,7 @@ def ours(pid: int, command: str = "serve") -> bool:
     if state == "Z" or b"legion_ci" not in cmdline:
         return False
     at = cmdline.index(b"legion_ci")
-    return cmdline[at + 1:at + 2] == [command.encode()]
+    return cmdline[at + 1 : at + 2] == [command.encode()]
 
 
 def alive(endpoint: dict[str, Any]) -> bool:

@@ -38,7 +38,8 @@ from legion_ci.core.settings import Settings
 metadata = MetaData()
 models = Table("models", metadata, Column("name", String(64), primary_key=True), Column("created_at", String(40)))
 versions = Table(
-    "versions", metadata,
+    "versions",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("model", String(64), ForeignKey("models.name"), nullable=False),
     Column("version", String(64), nullable=False),
@@ -51,14 +52,16 @@ versions = Table(
     UniqueConstraint("model", "artifact_id", name="uq_version_artifact"),
 )
 aliases = Table(
-    "aliases", metadata,
+    "aliases",
+    metadata,
     Column("model", String(64), primary_key=True),
     Column("alias", String(64), primary_key=True),
     Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
     Column("updated_at", String(40)),
 )
 runs = Table(
-    "runs", metadata,
+    "runs",
+    metadata,
     Column("id", String(200), primary_key=True),
     Column("model", String(64), nullable=False),
     Column("model_dir", Text, nullable=False),
@@ -68,7 +71,8 @@ runs = Table(
     Column("updated_at", String(40)),
 )
 stage_results = Table(
-    "stage_results", metadata,
+    "stage_results",
+    metadata,
     Column("run_id", String(200), ForeignKey("runs.id"), primary_key=True),
     Column("stage", String(32), primary_key=True),
     Column("status", String(16), nullable=False),
@@ -80,7 +84,8 @@ stage_results = Table(
     Column("seconds", Float),
 )
 deployments = Table(
-    "deployments", metadata,
+    "deployments",
+    metadata,
     Column("id", Integer, primary_key=True, autoincrement=True),
     Column("model", String(64), nullable=False),
     Column("version_id", Integer, ForeignKey("versions.id"), nullable=False),
@@ -93,7 +98,8 @@ deployments = Table(
     Column("updated_at", String(40)),
 )
 locks = Table(
-    "locks", metadata,
+    "locks",
+    metadata,
     Column("name", String(200), primary_key=True),
     Column("owner", Text, nullable=False),
     Column("host", String(255)),
@@ -240,10 +246,16 @@ class Registry:
                 ).first()
                 if existing is not None:
                     return VersionRecord(**existing._mapping), False
-                conn.execute(versions.insert().values(
-                    model=name, version=manifest["version"], artifact_id=aid, path=path,
-                    manifest=json.loads(json.dumps(manifest, default=str)), created_at=now(),
-                ))
+                conn.execute(
+                    versions.insert().values(
+                        model=name,
+                        version=manifest["version"],
+                        artifact_id=aid,
+                        path=path,
+                        manifest=json.loads(json.dumps(manifest, default=str)),
+                        created_at=now(),
+                    )
+                )
         except IntegrityError:
             pass  # a concurrent writer registered the same artifact first: read theirs below
         return self.version_by_artifact(name, aid), True
@@ -292,7 +304,8 @@ class Registry:
     def alias(self, model: str, alias: str) -> VersionRecord | None:
         with self.tx() as conn:
             row = conn.execute(
-                select(versions).join(aliases, aliases.c.version_id == versions.c.id)
+                select(versions)
+                .join(aliases, aliases.c.version_id == versions.c.id)
                 .where(aliases.c.model == model, aliases.c.alias == alias)
             ).first()
         return VersionRecord(**row._mapping) if row else None
@@ -306,8 +319,11 @@ class Registry:
             if row is None:
                 conn.execute(aliases.insert().values(model=model, alias=alias, version_id=version_id, updated_at=now()))
                 return None
-            conn.execute(aliases.update().where(aliases.c.model == model, aliases.c.alias == alias)
-                         .values(version_id=version_id, updated_at=now()))
+            conn.execute(
+                aliases.update()
+                .where(aliases.c.model == model, aliases.c.alias == alias)
+                .values(version_id=version_id, updated_at=now())
+            )
             return int(row[0])
 
     def aliases_of(self, model: str) -> dict[str, int]:
@@ -321,10 +337,17 @@ class Registry:
         try:
             with self.tx() as conn:
                 if conn.execute(select(runs.c.id).where(runs.c.id == run_id)).first() is None:
-                    conn.execute(runs.insert().values(
-                        id=run_id, model=model, model_dir=model_dir, flow=flow, status="running",
-                        created_at=now(), updated_at=now(),
-                    ))
+                    conn.execute(
+                        runs.insert().values(
+                            id=run_id,
+                            model=model,
+                            model_dir=model_dir,
+                            flow=flow,
+                            status="running",
+                            created_at=now(),
+                            updated_at=now(),
+                        )
+                    )
         except IntegrityError:
             pass
         run = self.run(run_id)
@@ -350,22 +373,38 @@ class Registry:
         with self.tx() as conn:
             conn.execute(runs.update().where(runs.c.id == run_id).values(status=status, updated_at=now()))
 
-    def record_stage(self, run_id: str, stage: str, status: str, summary: str = "",
-                     outputs: dict[str, Any] | None = None, started_at: str | None = None,
-                     seconds: float | None = None) -> None:
+    def record_stage(
+        self,
+        run_id: str,
+        stage: str,
+        status: str,
+        summary: str = "",
+        outputs: dict[str, Any] | None = None,
+        started_at: str | None = None,
+        seconds: float | None = None,
+    ) -> None:
         """Insert or update one stage's result; attempts counts the reruns."""
-        values = dict(status=status, summary=summary, outputs=json.loads(json.dumps(outputs or {}, default=str)),
-                      started_at=started_at, finished_at=now() if status != "running" else None, seconds=seconds)
+        values = dict(
+            status=status,
+            summary=summary,
+            outputs=json.loads(json.dumps(outputs or {}, default=str)),
+            started_at=started_at,
+            finished_at=now() if status != "running" else None,
+            seconds=seconds,
+        )
         with self.tx() as conn:
-            row = conn.execute(select(stage_results.c.attempts).where(
-                stage_results.c.run_id == run_id, stage_results.c.stage == stage)).first()
+            row = conn.execute(
+                select(stage_results.c.attempts).where(stage_results.c.run_id == run_id, stage_results.c.stage == stage)
+            ).first()
             if row is None:
                 conn.execute(stage_results.insert().values(run_id=run_id, stage=stage, attempts=1, **values))
             else:
                 attempts = row[0] + (1 if status == "running" else 0)
-                conn.execute(stage_results.update().where(
-                    stage_results.c.run_id == run_id, stage_results.c.stage == stage
-                ).values(attempts=attempts, **values))
+                conn.execute(
+                    stage_results.update()
+                    .where(stage_results.c.run_id == run_id, stage_results.c.stage == stage)
+                    .values(attempts=attempts, **values)
+                )
             conn.execute(runs.update().where(runs.c.id == run_id).values(updated_at=now()))
 
     def stages(self, run_id: str) -> dict[str, StageRecord]:
@@ -374,14 +413,30 @@ class Registry:
         return {r.stage: StageRecord(**r._mapping) for r in rows}
 
     # -- deployments -----------------------------------------------------------------------
-    def add_deployment(self, model: str, version_id: int, target: str, weight: int,
-                       endpoints: list[dict[str, Any]], detail: dict[str, Any] | None = None,
-                       status: str = "serving") -> DeploymentRecord:
+    def add_deployment(
+        self,
+        model: str,
+        version_id: int,
+        target: str,
+        weight: int,
+        endpoints: list[dict[str, Any]],
+        detail: dict[str, Any] | None = None,
+        status: str = "serving",
+    ) -> DeploymentRecord:
         with self.tx() as conn:
-            result = conn.execute(deployments.insert().values(
-                model=model, version_id=version_id, target=target, status=status, weight=weight,
-                endpoints=endpoints, detail=detail or {}, created_at=now(), updated_at=now(),
-            ))
+            result = conn.execute(
+                deployments.insert().values(
+                    model=model,
+                    version_id=version_id,
+                    target=target,
+                    status=status,
+                    weight=weight,
+                    endpoints=endpoints,
+                    detail=detail or {},
+                    created_at=now(),
+                    updated_at=now(),
+                )
+            )
             new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
         return self.deployment(new_id)
 
@@ -394,8 +449,9 @@ class Registry:
 
     def update_deployment(self, deployment_id: int, **fields: Any) -> None:
         with self.tx() as conn:
-            conn.execute(deployments.update().where(deployments.c.id == deployment_id)
-                         .values(updated_at=now(), **fields))
+            conn.execute(
+                deployments.update().where(deployments.c.id == deployment_id).values(updated_at=now(), **fields)
+            )
 
     def set_weights(self, weights: dict[int, int], **fields: Any) -> None:
         """Set several deployments' weights in one transaction (a router sees all or none of the change);
@@ -403,8 +459,11 @@ class Registry:
         with self.tx() as conn:
             for deployment_id, weight in weights.items():
                 extra = fields if weight == 0 else {}
-                conn.execute(deployments.update().where(deployments.c.id == deployment_id)
-                             .values(weight=weight, updated_at=now(), **extra))
+                conn.execute(
+                    deployments.update()
+                    .where(deployments.c.id == deployment_id)
+                    .values(weight=weight, updated_at=now(), **extra)
+                )
 
     def deployments(self, model: str | None = None, active_only: bool = True) -> list[DeploymentRecord]:
         query = select(deployments).order_by(deployments.c.id)

@@ -27,8 +27,10 @@ def ansible_dir() -> Path:
     configured = os.environ.get("LEGION_ANSIBLE_DIR")
     folder = Path(configured) if configured else Path(__file__).resolve().parents[2] / "ansible"
     if not (folder / "deploy.yml").is_file():
-        raise ConfigError(f"no Ansible playbooks in {folder} (expected deploy.yml there); "
-                          "set LEGION_ANSIBLE_DIR to the ansible/ folder of legion-ci")
+        raise ConfigError(
+            f"no Ansible playbooks in {folder} (expected deploy.yml there); "
+            "set LEGION_ANSIBLE_DIR to the ansible/ folder of legion-ci"
+        )
     return folder
 
 
@@ -64,8 +66,9 @@ class PlaybookRun:
 class PlaybookFailed(ExternalToolError):
     """A playbook run failed; names the playbook, the task that failed and why."""
 
-    def __init__(self, playbook: str, command: str, status: int | str, task: str | None, message: str,
-                 output: str = "") -> None:
+    def __init__(
+        self, playbook: str, command: str, status: int | str, task: str | None, message: str, output: str = ""
+    ) -> None:
         where = f"task {task!r}: {message}" if task else message
         super().__init__("ansible", command, status, f"{playbook} failed at {where}\n{output}".strip())
         self.playbook, self.task = playbook, task
@@ -101,8 +104,9 @@ def run_playbook(playbook: str, files: PlaybookFiles, log: Log, timeout: float =
     log(f"ansible-playbook {playbook} ({files.vars})")
     try:
         with stderr_path.open("w") as stderr:
-            proc = subprocess.Popen(command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True,
-                                    stdin=subprocess.DEVNULL)
+            proc = subprocess.Popen(
+                command, cwd=folder, env=env, stdout=subprocess.PIPE, stderr=stderr, text=True, stdin=subprocess.DEVNULL
+            )
             assert proc.stdout is not None
             for line in proc.stdout:
                 for result in _results(line, run):
@@ -113,8 +117,10 @@ def run_playbook(playbook: str, files: PlaybookFiles, log: Log, timeout: float =
                         log(f"{result.task}: {result.status}" + (f": {result.message}" if result.message else ""))
             run.returncode = proc.wait(timeout=timeout)
     except FileNotFoundError:
-        raise ConfigError(f"ansible-playbook not found ({command[0]}); install ansible-core in legion-ci's "
-                          "environment (pip install ansible)") from None
+        raise ConfigError(
+            f"ansible-playbook not found ({command[0]}); install ansible-core in legion-ci's "
+            "environment (pip install ansible)"
+        ) from None
     except subprocess.TimeoutExpired:
         proc.kill()
         raise PlaybookFailed(playbook, shown, "timeout", None, f"still running after {timeout:.0f}s") from None

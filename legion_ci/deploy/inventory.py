@@ -31,8 +31,14 @@ def common_vars(settings: Settings, target: str) -> dict[str, Any]:
     return {"legion_target": target, "legion_home": str(settings.home), "legion_python": sys.executable}
 
 
-def deploy_vars(settings: Settings, spec: ModelSpec, version: VersionRecord, weight: int, target: str,
-                ports: list[int] | None = None) -> dict[str, Any]:
+def deploy_vars(
+    settings: Settings,
+    spec: ModelSpec,
+    version: VersionRecord,
+    weight: int,
+    target: str,
+    ports: list[int] | None = None,
+) -> dict[str, Any]:
     """Variables of deploy.yml for one version of `spec`'s model."""
     out = {
         **common_vars(settings, target),
@@ -60,23 +66,38 @@ def deploy_vars(settings: Settings, spec: ModelSpec, version: VersionRecord, wei
 def image_vars(version: VersionRecord) -> dict[str, Any]:
     """legion_image_repository/tag/digest from the image the package stage recorded."""
     if not version.image:
-        raise DeployError(f"{version.label} has no image; the kubernetes target deploys the image the package "
-                          "stage builds: run `legion-ci package` first")
+        raise DeployError(
+            f"{version.label} has no image; the kubernetes target deploys the image the package "
+            "stage builds: run `legion-ci package` first"
+        )
     repository, tag = version.image, version.version
     head, _, last = version.image.rpartition(":")
     if head and "/" not in last:
         repository, tag = head, last
-    return {"legion_image_repository": repository, "legion_image_tag": tag,
-            "legion_image_digest": version.image_digest or ""}
+    return {
+        "legion_image_repository": repository,
+        "legion_image_tag": tag,
+        "legion_image_digest": version.image_digest or "",
+    }
 
 
-def retire_vars(settings: Settings, target: str, model: str, version: str | None = None,
-                deployment_ids: list[int] | None = None, drain_timeout: float = 30.0,
-                namespace: str = "legion") -> dict[str, Any]:
+def retire_vars(
+    settings: Settings,
+    target: str,
+    model: str,
+    version: str | None = None,
+    deployment_ids: list[int] | None = None,
+    drain_timeout: float = 30.0,
+    namespace: str = "legion",
+) -> dict[str, Any]:
     """Variables of rollback.yml and undeploy.yml."""
-    out: dict[str, Any] = {**common_vars(settings, target), "legion_model_name": model,
-                           "legion_deployment_ids": list(deployment_ids or []),
-                           "legion_drain_timeout": int(drain_timeout), "legion_namespace": namespace}
+    out: dict[str, Any] = {
+        **common_vars(settings, target),
+        "legion_model_name": model,
+        "legion_deployment_ids": list(deployment_ids or []),
+        "legion_drain_timeout": int(drain_timeout),
+        "legion_namespace": namespace,
+    }
     if version:
         out["legion_model_version"] = version
     return out

@@ -41,8 +41,9 @@ def find_serving(registry: Registry, version_id: int, target: str = TARGET) -> D
     return None
 
 
-def spawn_replicas(settings: Settings, artifact_path: str, replicas: int, flags: ServerFlags,
-                   ports: list[int] | None = None) -> list[dict[str, Any]]:
+def spawn_replicas(
+    settings: Settings, artifact_path: str, replicas: int, flags: ServerFlags, ports: list[int] | None = None
+) -> list[dict[str, Any]]:
     """Start `replicas` model servers at once, detached (they outlive the caller); returns their
     {url, pid, port, log} once each listens, or stops them all if one fails. Readiness is the caller's
     to check (the Ansible role polls /health/ready)."""
@@ -58,8 +59,9 @@ def spawn_replicas(settings: Settings, artifact_path: str, replicas: int, flags:
     return spawn_many(jobs, {"LEGION_HOME": str(settings.home)})
 
 
-def record(registry: Registry, version: VersionRecord, endpoints: list[dict[str, Any]], weight: int,
-           target: str = TARGET) -> DeploymentRecord:
+def record(
+    registry: Registry, version: VersionRecord, endpoints: list[dict[str, Any]], weight: int, target: str = TARGET
+) -> DeploymentRecord:
     """Record a started deployment and give it `weight` percent of its model's traffic, the others
     sharing the rest (all of it when nothing else serves); the router sees both changes at once."""
     if not 0 <= weight <= weights.TOTAL:
@@ -82,8 +84,13 @@ def set_weight(registry: Registry, deployment_id: int, weight: int) -> dict[int,
     return new
 
 
-def retire(settings: Settings, registry: Registry, deployments: list[DeploymentRecord], status: str = "stopped",
-           drain_timeout: float = 30.0) -> list[DeploymentRecord]:
+def retire(
+    settings: Settings,
+    registry: Registry,
+    deployments: list[DeploymentRecord],
+    status: str = "stopped",
+    drain_timeout: float = 30.0,
+) -> list[DeploymentRecord]:
     """Take deployments out of service without failing a request: weight 0 (the others take their
     share), wait for the router to drain them, stop their processes, mark them `status`."""
     if not deployments:
@@ -102,13 +109,21 @@ def retire(settings: Settings, registry: Registry, deployments: list[DeploymentR
     return [registry.deployment(d.id) for d in deployments]
 
 
-def select(registry: Registry, model: str | None = None, version: str | None = None,
-           ids: list[int] | None = None, target: str | None = None) -> list[DeploymentRecord]:
+def select(
+    registry: Registry,
+    model: str | None = None,
+    version: str | None = None,
+    ids: list[int] | None = None,
+    target: str | None = None,
+) -> list[DeploymentRecord]:
     """Active deployments by id, or of a model (and version string); raises when ids are unknown."""
     if ids:
         found = [registry.deployment(i) for i in ids]
         return [d for d in found if d.status in ("starting", "serving")]
     if not model:
         raise DeployError("name deployments by id, or a model (and optionally a version)")
-    return [d for d in registry.deployments(model)
-            if (version is None or d.detail.get("version") == version) and (target is None or d.target == target)]
+    return [
+        d
+        for d in registry.deployments(model)
+        if (version is None or d.detail.get("version") == version) and (target is None or d.target == target)
+    ]

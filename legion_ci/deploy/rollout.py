@@ -43,8 +43,16 @@ def release_name(model: str, version: str) -> str:
     return re.sub(r"[^a-z0-9-]", "-", f"legion-{model}-{version}".lower())
 
 
-def deploy(settings: Settings, registry: Registry, version: VersionRecord, spec: ModelSpec, weight: int,
-           target: str, folder: Path, log: Log) -> Deployed:
+def deploy(
+    settings: Settings,
+    registry: Registry,
+    version: VersionRecord,
+    spec: ModelSpec,
+    weight: int,
+    target: str,
+    folder: Path,
+    log: Log,
+) -> Deployed:
     """Run deploy.yml for `version` at `weight` percent (all of it when nothing else serves). A version
     already serving is left as it is (the playbook finds it and starts nothing)."""
     router = None
@@ -52,8 +60,11 @@ def deploy(settings: Settings, registry: Registry, version: VersionRecord, spec:
         router, started_router = supervisor.ensure(settings)
         log(f"router {'started' if started_router else 'running'} on {router.url}")
     already = local.find_serving(registry, version.id, target)
-    stale = [d for d in registry.deployments(version.model) if d.version_id == version.id
-             and d.target == local.TARGET == target and (already is None or d.id != already.id)]
+    stale = [
+        d
+        for d in registry.deployments(version.model)
+        if d.version_id == version.id and d.target == local.TARGET == target and (already is None or d.id != already.id)
+    ]
     if stale:  # some replica of it died: replace the whole deployment rather than route around the gap
         log(f"deployment(s) {[d.id for d in stale]} of {version.label} lost a replica; retiring them first")
         retire(settings, registry, stale, "stopped", folder / "stale", log)
@@ -64,8 +75,9 @@ def deploy(settings: Settings, registry: Registry, version: VersionRecord, spec:
         _record_kubernetes(registry, version, spec, weight)
     record = local.find_serving(registry, version.id, target)
     if record is None:
-        raise DeployError(f"deploy.yml finished but no serving deployment of {version.label} is recorded "
-                          f"(see {files.vars.parent})")
+        raise DeployError(
+            f"deploy.yml finished but no serving deployment of {version.label} is recorded (see {files.vars.parent})"
+        )
     return Deployed(record, already is None, router.url if router else None)
 
 
@@ -73,12 +85,20 @@ def _record_kubernetes(registry: Registry, version: VersionRecord, spec: ModelSp
     release = release_name(version.model, version.version)
     url = f"http://{release}.{spec.deploy.namespace}.svc.cluster.local"
     record = local.record(registry, version, [{"url": url, "release": release}], weight, target="kubernetes")
-    registry.update_deployment(record.id, detail={**record.detail, "release": release,
-                                                  "namespace": spec.deploy.namespace})
+    registry.update_deployment(
+        record.id, detail={**record.detail, "release": release, "namespace": spec.deploy.namespace}
+    )
 
 
-def retire(settings: Settings, registry: Registry, deployments: list[DeploymentRecord], status: str,
-           folder: Path, log: Log, drain_timeout: float = 30.0) -> list[int]:
+def retire(
+    settings: Settings,
+    registry: Registry,
+    deployments: list[DeploymentRecord],
+    status: str,
+    folder: Path,
+    log: Log,
+    drain_timeout: float = 30.0,
+) -> list[int]:
     """Take deployments out of service through rollback.yml (status rolled-back) or undeploy.yml; returns
     the ids retired. Local ones drain through the router first; Kubernetes releases are uninstalled."""
     active = [d for d in deployments if d.status in ACTIVE]
@@ -87,17 +107,28 @@ def retire(settings: Settings, registry: Registry, deployments: list[DeploymentR
     playbook = "rollback.yml" if status == "rolled-back" else "undeploy.yml"
     local_ones = [d for d in active if d.target == local.TARGET]
     if local_ones:
-        variables = inventory.retire_vars(settings, local.TARGET, local_ones[0].model,
-                                          deployment_ids=[d.id for d in local_ones], drain_timeout=drain_timeout)
-        run_playbook(playbook, inventory.write(folder, variables, f"{status} deployments "
-                                               f"{[d.id for d in local_ones]}"), log)
+        variables = inventory.retire_vars(
+            settings,
+            local.TARGET,
+            local_ones[0].model,
+            deployment_ids=[d.id for d in local_ones],
+            drain_timeout=drain_timeout,
+        )
+        run_playbook(
+            playbook, inventory.write(folder, variables, f"{status} deployments {[d.id for d in local_ones]}"), log
+        )
     for d in active:
         if d.target == local.TARGET:
             continue
         # Each version is its own Helm release: taking a version out means uninstalling its release.
         registry.set_weights(_without(registry, d))
-        variables = inventory.retire_vars(settings, d.target, d.model, str(d.detail.get("version")),
-                                          namespace=str(d.detail.get("namespace", "legion")))
+        variables = inventory.retire_vars(
+            settings,
+            d.target,
+            d.model,
+            str(d.detail.get("version")),
+            namespace=str(d.detail.get("namespace", "legion")),
+        )
         run_playbook("undeploy.yml", inventory.write(folder, variables, f"{status} {d.model} deployment {d.id}"), log)
         registry.update_deployment(d.id, status=status, weight=0)
     still = [d.id for d in active if registry.deployment(d.id).status in ACTIVE]
@@ -111,14 +142,17 @@ def _without(registry: Registry, gone: DeploymentRecord) -> dict[int, int]:
     return rebalance(current, {gone.id: 0})
 
 
-def promote(settings: Settings, registry: Registry, candidate: VersionRecord, folder: Path,
-            log: Log) -> tuple[int | None, list[int], bool]:
+def promote(
+    settings: Settings, registry: Registry, candidate: VersionRecord, folder: Path, log: Log
+) -> tuple[int | None, list[int], bool]:
     """Move all traffic to the candidate in one registry transaction, make it production, then retire every
     other deployment of the model (drained, stopped). Returns (previous production id, retired, changed)."""
     deployment = local.find_serving(registry, candidate.id, _target_of(registry, candidate))
     if deployment is None:
-        raise DeployError(f"{candidate.label} is not serving (no active deployment with every replica ready); "
-                          "run the deploy stage again before promoting it")
+        raise DeployError(
+            f"{candidate.label} is not serving (no active deployment with every replica ready); "
+            "run the deploy stage again before promoting it"
+        )
     others = [d for d in registry.deployments(candidate.model) if d.id != deployment.id]
     changed = deployment.weight != 100 or any(d.weight for d in others)
     if changed:
@@ -141,20 +175,30 @@ def _target_of(registry: Registry, version: VersionRecord) -> str:
     return local.TARGET
 
 
-def rollback(settings: Settings, registry: Registry, candidate: VersionRecord, spec: ModelSpec,
-             previous_id: int | None, folder: Path, log: Log) -> str:
+def rollback(
+    settings: Settings,
+    registry: Registry,
+    candidate: VersionRecord,
+    spec: ModelSpec,
+    previous_id: int | None,
+    folder: Path,
+    log: Log,
+) -> str:
     """Take the candidate out of service. When it was promoted already, the version it replaced
     (`previous_id`) is deployed again at 100% and made production first. Returns what was done."""
     production = registry.alias(candidate.model, "production")
     mine = [d for d in registry.deployments(candidate.model) if d.version_id == candidate.id]
-    previous_id = previous_id or next((d.detail.get("replaces_version_id") for d in mine
-                                       if d.detail.get("replaces_version_id")), None)
+    previous_id = previous_id or next(
+        (d.detail.get("replaces_version_id") for d in mine if d.detail.get("replaces_version_id")), None
+    )
     restored = ""
     if production is not None and production.id == candidate.id and mine:
         if not previous_id or previous_id == candidate.id:
-            raise DeployError(f"{candidate.label} is production and no earlier version is recorded to go back to; "
-                              f"deploy and promote another version, or stop it with `legion-ci undeploy "
-                              f"{candidate.model} --version {candidate.version}`")
+            raise DeployError(
+                f"{candidate.label} is production and no earlier version is recorded to go back to; "
+                f"deploy and promote another version, or stop it with `legion-ci undeploy "
+                f"{candidate.model} --version {candidate.version}`"
+            )
         before = registry.version_by_id(int(previous_id))
         target = _target_of(registry, candidate)
         deploy(settings, registry, before, spec, 100, target, folder / "restore", log)
@@ -164,12 +208,15 @@ def rollback(settings: Settings, registry: Registry, candidate: VersionRecord, s
     if not retired and not restored:
         return f"nothing to roll back: {candidate.label} has no active deployment"
     serving = [f"{d.detail.get('version')} ({d.weight}%)" for d in registry.deployments(candidate.model)]
-    return (f"rolled back {candidate.label} ({len(retired)} deployment(s)){restored}; serving now: "
-            f"{', '.join(serving) or 'nothing'}")
+    return (
+        f"rolled back {candidate.label} ({len(retired)} deployment(s)){restored}; serving now: "
+        f"{', '.join(serving) or 'nothing'}"
+    )
 
 
-def undeploy(settings: Settings, registry: Registry, model: str, version: str | None, folder: Path,
-             log: Log) -> list[int]:
+def undeploy(
+    settings: Settings, registry: Registry, model: str, version: str | None, folder: Path, log: Log
+) -> list[int]:
     """Stop a model's deployments (or one version's); a rerun finds nothing left and changes nothing.
     When no local deployment of any model is left, the router of this home stops too (the next deploy
     starts it again on the same port)."""

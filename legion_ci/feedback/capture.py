@@ -41,12 +41,27 @@ def store_dir(feedback_dir: Path, model: str) -> Path:
 class CaptureWriter:
     """Appends prediction and feedback records for one model version to this process's segment."""
 
-    def __init__(self, folder: Path, model: str, version: str, features: list[str], target: str,
-                 rate: float = 1.0, fsync_interval: float = 1.0, segment_bytes: int = SEGMENT_BYTES) -> None:
+    def __init__(
+        self,
+        folder: Path,
+        model: str,
+        version: str,
+        features: list[str],
+        target: str,
+        rate: float = 1.0,
+        fsync_interval: float = 1.0,
+        segment_bytes: int = SEGMENT_BYTES,
+    ) -> None:
         self.folder = folder
         self.model, self.version = model, version
-        self.header = {"kind": "segment", "model": model, "version": version, "features": features,
-                       "target": target, "pid": os.getpid()}
+        self.header = {
+            "kind": "segment",
+            "model": model,
+            "version": version,
+            "features": features,
+            "target": target,
+            "pid": os.getpid(),
+        }
         self.rate = rate
         self.fsync_interval = fsync_interval
         self.segment_bytes = segment_bytes
@@ -136,7 +151,7 @@ class CaptureWriter:
                     raise OSError(f"a {len(line)}-byte record does not fit a {self.segment_bytes}-byte segment")
                 self._rotate()
                 end = self._pos + len(line)
-            self._map[self._pos:end] = line  # type: ignore[index]
+            self._map[self._pos : end] = line  # type: ignore[index]
         except (OSError, ValueError, orjson.JSONEncodeError) as exc:
             self.errors += 1
             if self.errors in (1, 10, 100) or self.errors % 1000 == 0:
@@ -147,11 +162,20 @@ class CaptureWriter:
         self.written += 1
         return True
 
-    def prediction(self, request_id: str, inputs: list[list[Any]], outputs: Any, probabilities: Any,
-                   latency_ms: float, ts: float) -> bool:
+    def prediction(
+        self, request_id: str, inputs: list[list[Any]], outputs: Any, probabilities: Any, latency_ms: float, ts: float
+    ) -> bool:
         """Record one answered invoke; True once it is in the store (written before the answer goes out)."""
-        record = {"kind": "prediction", "request_id": request_id, "ts": ts, "model": self.model,
-                  "version": self.version, "inputs": inputs, "outputs": outputs, "latency_ms": latency_ms}
+        record = {
+            "kind": "prediction",
+            "request_id": request_id,
+            "ts": ts,
+            "model": self.model,
+            "version": self.version,
+            "inputs": inputs,
+            "outputs": outputs,
+            "latency_ms": latency_ms,
+        }
         if probabilities is not None:
             record["probabilities"] = probabilities
         ok = self._append(record)
@@ -163,9 +187,18 @@ class CaptureWriter:
         return ok
 
     def feedback(self, request_id: str, ground_truth: Any, payload: Any, matched: bool) -> bool:
-        return self._append({"kind": "feedback", "request_id": request_id, "ts": time.time(),
-                             "model": self.model, "version": self.version, "ground_truth": ground_truth,
-                             "payload": payload, "matched": matched})
+        return self._append(
+            {
+                "kind": "feedback",
+                "request_id": request_id,
+                "ts": time.time(),
+                "model": self.model,
+                "version": self.version,
+                "ground_truth": ground_truth,
+                "payload": payload,
+                "matched": matched,
+            }
+        )
 
     def known(self, request_id: str) -> bool:
         """Was this request id captured (by this process recently, or by any process in the store)?"""

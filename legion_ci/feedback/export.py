@@ -81,11 +81,16 @@ def export_feedback(settings: Settings, model: str, since: datetime | None, out:
         raise ConfigError(f"--out: {str(out)!r} must end in .csv or .parquet")
     folder = store_dir(settings.feedback_dir, model)
     if not folder.is_dir():
-        raise NotFoundError(f"no feedback store for model {model!r} (expected {folder}); "
-                            "serve it with capture on and post feedback first")
+        raise NotFoundError(
+            f"no feedback store for model {model!r} (expected {folder}); "
+            "serve it with capture on and post feedback first"
+        )
     joined = join(folder, since)
-    frame = pd.DataFrame(joined.rows, columns=[*joined.columns, joined.target]) if joined.columns else \
-        pd.DataFrame(columns=[joined.target])
+    frame = (
+        pd.DataFrame(joined.rows, columns=[*joined.columns, joined.target])
+        if joined.columns
+        else pd.DataFrame(columns=[joined.target])
+    )
     out.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(dir=out.parent, prefix=f".{out.name}.", suffix=suffix)
     os.close(fd)

@@ -49,8 +49,14 @@ def parse_params(pairs: list[str], allowed: tuple[str, ...]) -> dict[str, str]:
     return params
 
 
-def follow(client: JenkinsClient, job: str, params: dict[str, str], out: Callable[[str], None],
-           poll: float = 2.0, timeout: float = 4 * 3600) -> BuildResult:
+def follow(
+    client: JenkinsClient,
+    job: str,
+    params: dict[str, str],
+    out: Callable[[str], None],
+    poll: float = 2.0,
+    timeout: float = 4 * 3600,
+) -> BuildResult:
     """Queue a build of `job`, wait for it to start, stream its console, and return how it ended."""
     queue_id = client.build(job, params)
     out(f"queued {job} (queue item {queue_id})")
@@ -96,11 +102,13 @@ def last_builds(client: JenkinsClient, job: str, count: int = 5) -> list[dict[st
     for entry in (info.get("builds") or [])[:count]:
         b = client.build_info(job, int(entry["number"]))
         started = datetime.fromtimestamp(b.get("timestamp", 0) / 1000, tz=UTC)
-        rows.append({
-            "number": b.get("number"),
-            "result": "RUNNING" if b.get("building") else (b.get("result") or "?"),
-            "started": started.strftime("%Y-%m-%d %H:%M:%S UTC"),
-            "duration_s": round((b.get("duration") or 0) / 1000, 1),
-            "url": b.get("url", ""),
-        })
+        rows.append(
+            {
+                "number": b.get("number"),
+                "result": "RUNNING" if b.get("building") else (b.get("result") or "?"),
+                "started": started.strftime("%Y-%m-%d %H:%M:%S UTC"),
+                "duration_s": round((b.get("duration") or 0) / 1000, 1),
+                "url": b.get("url", ""),
+            }
+        )
     return rows

@@ -27,8 +27,7 @@ class JenkinsClient:
     def __init__(self, credentials: JenkinsCredentials, timeout: float = 30.0) -> None:
         self.url = credentials.url.rstrip("/") + "/"
         self._secret = credentials.token or ""
-        self._server = jenkins.Jenkins(self.url, username=credentials.user, password=credentials.token,
-                                       timeout=timeout)
+        self._server = jenkins.Jenkins(self.url, username=credentials.user, password=credentials.token, timeout=timeout)
 
     def _call(self, what: str, fn: Callable[[], T]) -> T:
         try:
@@ -88,8 +87,7 @@ class JenkinsClient:
 
     def build(self, name: str, params: dict[str, str]) -> int:
         """Queue a build; returns the queue item number."""
-        return self._call(f"start a build of {name!r}",
-                          lambda: self._server.build_job(name, parameters=params or None))
+        return self._call(f"start a build of {name!r}", lambda: self._server.build_job(name, parameters=params or None))
 
     def queue_item(self, number: int) -> dict[str, Any]:
         return self._call(f"read queue item {number}", lambda: self._server.get_queue_item(number))
@@ -98,8 +96,9 @@ class JenkinsClient:
         return self._call(f"read build {name} #{number}", lambda: self._server.get_build_info(name, number))
 
     def console(self, name: str, number: int) -> str:
-        return self._call(f"read the console of {name} #{number}",
-                          lambda: self._server.get_build_console_output(name, number))
+        return self._call(
+            f"read the console of {name} #{number}", lambda: self._server.get_build_console_output(name, number)
+        )
 
 
 def description_of(xml: str) -> str:

@@ -74,9 +74,7 @@ def load_credentials(file: str | Path | None = None, url: str | None = None) -> 
         values["url"] = url
     final_url = values.get("url", "").strip()
     if not final_url:
-        raise ConfigError(
-            f"no Jenkins URL: set {ENV_URL}, pass --url, or give --credentials-file with url= in it"
-        )
+        raise ConfigError(f"no Jenkins URL: set {ENV_URL}, pass --url, or give --credentials-file with url= in it")
     if not final_url.startswith(("http://", "https://")):
         raise ConfigError(
             f"Jenkins URL {final_url!r} is not an http(s) URL (expected e.g. https://jenkins.example.com/)"

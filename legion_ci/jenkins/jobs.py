@@ -74,23 +74,44 @@ def parameters(spec: ModelSpec) -> tuple[Param, ...]:
     """The UI parameters of a model's jobs; empty or default values mean 'as the spec says'."""
     target = spec.deploy.target
     return (
-        Param("LEGION_TARGET", "choice", target,
-              f"Where to deploy (the spec says {target}).",
-              (target, *(t for t in TARGETS if t != target))),
-        Param("LEGION_TRAFFIC_WEIGHT", "string", str(spec.deploy.traffic_weight),
-              "Percent of traffic the new version gets first (1-100)."),
-        Param("LEGION_SKIP_PERF_REASON", "string", "",
-              "Skip the performance test: say why (recorded with the run). Empty runs it."),
-        Param("LEGION_FORCE_REASON", "string", "",
-              "Deploy even if the quality gate fails: say why (recorded with the run). Empty never forces."),
+        Param(
+            "LEGION_TARGET",
+            "choice",
+            target,
+            f"Where to deploy (the spec says {target}).",
+            (target, *(t for t in TARGETS if t != target)),
+        ),
+        Param(
+            "LEGION_TRAFFIC_WEIGHT",
+            "string",
+            str(spec.deploy.traffic_weight),
+            "Percent of traffic the new version gets first (1-100).",
+        ),
+        Param(
+            "LEGION_SKIP_PERF_REASON",
+            "string",
+            "",
+            "Skip the performance test: say why (recorded with the run). Empty runs it.",
+        ),
+        Param(
+            "LEGION_FORCE_REASON",
+            "string",
+            "",
+            "Deploy even if the quality gate fails: say why (recorded with the run). Empty never forces.",
+        ),
     )
 
 
 def platform_parameters() -> tuple[Param, ...]:
     """The UI parameters of the platform job."""
     return (
-        Param("LEGION_TARGET", "choice", "kubernetes", "Install the platform on Kubernetes (Helm) or this agent.",
-              ("kubernetes", "local")),
+        Param(
+            "LEGION_TARGET",
+            "choice",
+            "kubernetes",
+            "Install the platform on Kubernetes (Helm) or this agent.",
+            ("kubernetes", "local"),
+        ),
         Param("LEGION_NAMESPACE", "string", "legion", "Kubernetes namespace of the platform."),
     )
 
@@ -106,16 +127,29 @@ class Credential:
 
 
 CREDENTIALS: tuple[Credential, ...] = (
-    Credential("legion-registry-url", "LEGION_REGISTRY_URL", "string",
-               "SQLAlchemy URL of the shared model registry (push and retrain jobs must see the same one)"),
-    Credential("legion-jwt-secret", "LEGION_JWT_SECRET", "string",
-               "HMAC secret the model servers check request tokens with"),
-    Credential("legion-image-registry", "LEGION_IMAGE_REGISTRY_AUTH", "usernamePassword",
-               "login to the Docker image registry (bound as LEGION_IMAGE_REGISTRY_AUTH_USR / _PSW)"),
+    Credential(
+        "legion-registry-url",
+        "LEGION_REGISTRY_URL",
+        "string",
+        "SQLAlchemy URL of the shared model registry (push and retrain jobs must see the same one)",
+    ),
+    Credential(
+        "legion-jwt-secret", "LEGION_JWT_SECRET", "string", "HMAC secret the model servers check request tokens with"
+    ),
+    Credential(
+        "legion-image-registry",
+        "LEGION_IMAGE_REGISTRY_AUTH",
+        "usernamePassword",
+        "login to the Docker image registry (bound as LEGION_IMAGE_REGISTRY_AUTH_USR / _PSW)",
+    ),
 )
 PLATFORM_CREDENTIALS: tuple[Credential, ...] = (
-    Credential("legion-kubeconfig", "KUBECONFIG", "file",
-               "kubeconfig of the cluster the platform (and kubernetes-target models) are installed in"),
+    Credential(
+        "legion-kubeconfig",
+        "KUBECONFIG",
+        "file",
+        "kubeconfig of the cluster the platform (and kubernetes-target models) are installed in",
+    ),
     CREDENTIALS[1],
 )
 SCM_CREDENTIALS_ID = "legion-git"

@@ -161,8 +161,13 @@ def _scm_url(options: RenderOptions, repo_root: Path) -> str:
     if options.scm_url:
         return options.scm_url
     try:
-        out = subprocess.run(["git", "-C", str(repo_root), "remote", "get-url", "origin"],
-                             capture_output=True, text=True, timeout=10, check=False)
+        out = subprocess.run(
+            ["git", "-C", str(repo_root), "remote", "get-url", "origin"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+            check=False,
+        )
     except (OSError, subprocess.TimeoutExpired):
         out = None
     if out is not None and out.returncode == 0 and out.stdout.strip():
@@ -216,14 +221,27 @@ def render_model(loaded: LoadedSpec, options: RenderOptions, env: jinja2.Environ
     repo_root = _repo_root(loaded.model_dir, options.repo_root)
     model_path = _model_path(loaded.model_dir, repo_root)
     source = f"{model_path}/{SPEC_FILE}" if model_path != "." else SPEC_FILE
-    scm = {"url": _scm_url(options, repo_root), "branch": options.scm_branch,
-           "credentials_id": options.scm_credentials_id}
+    scm = {
+        "url": _scm_url(options, repo_root),
+        "branch": options.scm_branch,
+        "credentials_id": options.scm_credentials_id,
+    }
     params = jobs.parameters(spec)
     out = Rendered()
     folder = jobs.folder_name(spec.name)
-    out.add_item(JobConfig(folder, "folder", _stamp(env.get_template("folder.xml.j2").render(
-        description=_description(f"Model {spec.name}: {spec.description or 'no description'} (from {source})"),
-    ))))
+    out.add_item(
+        JobConfig(
+            folder,
+            "folder",
+            _stamp(
+                env.get_template("folder.xml.j2").render(
+                    description=_description(
+                        f"Model {spec.name}: {spec.description or 'no description'} (from {source})"
+                    ),
+                )
+            ),
+        )
+    )
     for kind in jobs.kinds_for(spec):
         stages: list[dict[str, Any]] = [
             {"name": st.name, "title": st.title, "command": jobs.stage_command(st, kind.flow), "reports": _reports(st)}
@@ -232,15 +250,27 @@ def render_model(loaded: LoadedSpec, options: RenderOptions, env: jinja2.Environ
         script_path = f"{model_path}/{kind.jenkinsfile}" if model_path != "." else kind.jenkinsfile
         cron = spec.schedule.retrain if kind.trigger == "cron" else None
         out.files[f"{spec.name}/{kind.jenkinsfile}"] = env.get_template(kind.template).render(
-            source=source, spec=spec, flow=kind.flow, stages=stages, params=params, model_path=model_path,
-            run_id=_run_id(spec.name, kind), credentials=jobs.CREDENTIALS, cron=cron,
-            run_dir=_run_dir(), timeout_minutes=TIMEOUT_MINUTES,
+            source=source,
+            spec=spec,
+            flow=kind.flow,
+            stages=stages,
+            params=params,
+            model_path=model_path,
+            run_id=_run_id(spec.name, kind),
+            credentials=jobs.CREDENTIALS,
+            cron=cron,
+            run_dir=_run_dir(),
+            timeout_minutes=TIMEOUT_MINUTES,
         )
         xml = env.get_template("pipeline.xml.j2").render(
             description=_description(
                 f"Model {spec.name}, flow {kind.flow}: {' -> '.join(str(s['name']) for s in stages)}."
             ),
-            params=params, scm=scm, script_path=script_path, trigger=kind.trigger, cron=cron,
+            params=params,
+            scm=scm,
+            script_path=script_path,
+            trigger=kind.trigger,
+            cron=cron,
         )
         out.add_item(JobConfig(jobs.full_name(spec.name, kind), "job", _stamp(xml)))
     return out
@@ -252,13 +282,22 @@ def render_platform(options: RenderOptions, repo_root: Path, env: jinja2.Environ
     out = Rendered()
     params = jobs.platform_parameters()
     out.files[f"{jobs.PLATFORM_JOB}/platform.Jenkinsfile"] = env.get_template("platform.Jenkinsfile.j2").render(
-        params=params, credentials=jobs.PLATFORM_CREDENTIALS, timeout_minutes=TIMEOUT_MINUTES,
+        params=params,
+        credentials=jobs.PLATFORM_CREDENTIALS,
+        timeout_minutes=TIMEOUT_MINUTES,
     )
-    scm = {"url": _scm_url(options, repo_root), "branch": options.scm_branch,
-           "credentials_id": options.scm_credentials_id}
+    scm = {
+        "url": _scm_url(options, repo_root),
+        "branch": options.scm_branch,
+        "credentials_id": options.scm_credentials_id,
+    }
     xml = env.get_template("pipeline.xml.j2").render(
         description=_description("The legion platform: management API and router, installed by Ansible and Helm."),
-        params=params, scm=scm, script_path=PLATFORM_SCRIPT, trigger="manual", cron=None,
+        params=params,
+        scm=scm,
+        script_path=PLATFORM_SCRIPT,
+        trigger="manual",
+        cron=None,
     )
     out.add_item(JobConfig(jobs.PLATFORM_JOB, "job", _stamp(xml)))
     return out
@@ -283,9 +322,7 @@ def render_all(specs: list[LoadedSpec], options: RenderOptions, platform: bool =
         total.files.update(part.files)
         total.items.extend(part.items)
     if platform:
-        root = options.repo_root or (
-            _repo_root(specs[0].model_dir, None) if specs else Path.cwd()
-        )
+        root = options.repo_root or (_repo_root(specs[0].model_dir, None) if specs else Path.cwd())
         part = render_platform(options, root, env)
         total.files.update(part.files)
         total.items.extend(part.items)

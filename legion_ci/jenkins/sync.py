@@ -44,9 +44,11 @@ class Plan:
 
     def render(self, url: str) -> str:
         counts = {v: sum(1 for a in self.actions if a.verb == v) for v in SYMBOL}
-        head = (f"Plan for {url}: {counts['create']} to create, {counts['update']} to update, "
-                f"{counts['delete']} to delete, {counts['unchanged']} unchanged"
-                + (f", {counts['stale']} stale (kept; --prune deletes them)" if counts["stale"] else ""))
+        head = (
+            f"Plan for {url}: {counts['create']} to create, {counts['update']} to update, "
+            f"{counts['delete']} to delete, {counts['unchanged']} unchanged"
+            + (f", {counts['stale']} stale (kept; --prune deletes them)" if counts["stale"] else "")
+        )
         return "\n".join([head, *(a.line() for a in self.actions)])
 
 
@@ -69,8 +71,11 @@ def plan(client: JenkinsClient, items: list[JobConfig], prune: bool) -> Plan:
         elif digest == item.digest:
             actions.append(Action("unchanged", item.full_name, item.kind, f"digest {item.digest}", item))
         elif digest == "":
-            actions.append(Action("update", item.full_name, item.kind, "exists but is not managed by legion-ci: "
-                                  "taking it over", item))
+            actions.append(
+                Action(
+                    "update", item.full_name, item.kind, "exists but is not managed by legion-ci: taking it over", item
+                )
+            )
         else:
             actions.append(Action("update", item.full_name, item.kind, f"digest {digest} -> {item.digest}", item))
     actions.extend(_stale(client, wanted, prune))

@@ -36,14 +36,20 @@ class PackagedImage:
         return f"{self.image.rsplit(':', 1)[0]}@{self.digest}" if self.digest else None
 
 
-def prepare(art: Artifact, options: PackageOptions, cache_dir: Path, model_dir: Path | None = None
-            ) -> tuple[str, str, BuildContext]:
+def prepare(
+    art: Artifact, options: PackageOptions, cache_dir: Path, model_dir: Path | None = None
+) -> tuple[str, str, BuildContext]:
     """(Dockerfile, requirements.txt, context) for the artifact; touches no Docker engine."""
     source = options.source_url or (metadata.git_remote(model_dir) if model_dir else None)
     wheel = options.wheel or build_wheel(cache_dir / "wheels")
     inputs = DockerfileInputs(
-        name=art.name, version=art.version, artifact_id=art.id, base_image=options.base_image, wheel=wheel.name,
-        labels=metadata.labels(art, options.base_image, source), ca_bundle=options.ca_bundle is not None,
+        name=art.name,
+        version=art.version,
+        artifact_id=art.id,
+        base_image=options.base_image,
+        wheel=wheel.name,
+        labels=metadata.labels(art, options.base_image, source),
+        ca_bundle=options.ca_bundle is not None,
         pip_conf=options.pip_index_url is not None,
     )
     dockerfile, reqs = render(inputs), requirements(art, wheel)
@@ -51,8 +57,9 @@ def prepare(art: Artifact, options: PackageOptions, cache_dir: Path, model_dir: 
     return dockerfile, reqs, assemble(art, dockerfile, reqs, wheel, options.ca_bundle, pip_conf)
 
 
-def package(art: Artifact, options: PackageOptions, workdir: Path, cache_dir: Path, log: Log,
-            model_dir: Path | None = None) -> PackagedImage:
+def package(
+    art: Artifact, options: PackageOptions, workdir: Path, cache_dir: Path, log: Log, model_dir: Path | None = None
+) -> PackagedImage:
     """Build the artifact's image, tag it VERSION and VERSION-ARTIFACTID8, push both when asked.
     The rendered Dockerfile, requirements.txt and the context's file list are kept in `workdir`."""
     if options.push and not options.registry:
@@ -76,8 +83,9 @@ def package(art: Artifact, options: PackageOptions, workdir: Path, cache_dir: Pa
         for tag in name.tags:
             log(f"pushing {name.repository}:{tag}")
             digest = engine.push(name.repository, tag, auth, log)
-    return PackagedImage(name.unique, name.references, image_id, digest, engine.image_size(image_id),
-                         time.monotonic() - clock)
+    return PackagedImage(
+        name.unique, name.references, image_id, digest, engine.image_size(image_id), time.monotonic() - clock
+    )
 
 
 def _write(path: Path, text: str) -> None:

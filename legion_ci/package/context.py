@@ -60,8 +60,14 @@ def model_files(art: Artifact) -> dict[str, Path]:
     return {f"model/{MANIFEST}": art.path / MANIFEST, f"model/{name}": art.verify()}
 
 
-def assemble(art: Artifact, dockerfile: str, requirements: str, wheel: Path, ca_bundle: Path | None = None,
-             pip_conf: str | None = None) -> BuildContext:
+def assemble(
+    art: Artifact,
+    dockerfile: str,
+    requirements: str,
+    wheel: Path,
+    ca_bundle: Path | None = None,
+    pip_conf: str | None = None,
+) -> BuildContext:
     """Dockerfile, requirements.txt, wheels/<legion-ci wheel>, model/<manifest and model file>, and the
     deps stage's optional build/ca.pem and build/pip.conf."""
     context = BuildContext()

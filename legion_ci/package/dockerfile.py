@@ -31,8 +31,12 @@ def dockerfile_string(value: object) -> str:
 
 
 def _environment() -> Environment:
-    env = Environment(loader=PackageLoader("legion_ci", "templates"), undefined=StrictUndefined,
-                      keep_trailing_newline=True, autoescape=False)  # a Dockerfile, not HTML
+    env = Environment(
+        loader=PackageLoader("legion_ci", "templates"),
+        undefined=StrictUndefined,
+        keep_trailing_newline=True,
+        autoescape=False,
+    )  # a Dockerfile, not HTML
     env.filters["dockerfile_string"] = dockerfile_string
     return env
 

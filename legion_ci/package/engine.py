@@ -28,9 +28,11 @@ class DockerUnavailable(DeployError):
     def __init__(self, detail: str) -> None:
         where = engine_address()
         hint = "DOCKER_HOST" if os.environ.get("DOCKER_HOST") else "the socket (DOCKER_HOST is not set)"
-        super().__init__(f"cannot reach the Docker engine at {where} ({hint}): {detail}. Start dockerd "
-                         "(`bash scripts/services.sh start` starts one on this machine) or set DOCKER_HOST "
-                         "to a running engine")
+        super().__init__(
+            f"cannot reach the Docker engine at {where} ({hint}): {detail}. Start dockerd "
+            "(`bash scripts/services.sh start` starts one on this machine) or set DOCKER_HOST "
+            "to a running engine"
+        )
 
 
 class ImageBuildFailed(ExternalToolError):
@@ -79,22 +81,34 @@ class Engine:
         try:
             self.client.images.pull(ref)
         except docker.errors.DockerException as exc:
-            raise ConfigError(f"base image {ref} is not on the Docker engine and cannot be pulled ({_short(exc)}); "
-                              "set LEGION_BASE_IMAGE to an image the engine has (scripts/build-base-image.sh "
-                              "builds legion-base:bookworm locally)") from None
+            raise ConfigError(
+                f"base image {ref} is not on the Docker engine and cannot be pulled ({_short(exc)}); "
+                "set LEGION_BASE_IMAGE to an image the engine has (scripts/build-base-image.sh "
+                "builds legion-base:bookworm locally)"
+            ) from None
 
     def build(self, context: IO[bytes], tag: str, log: Log) -> str:
         """Build the context's Dockerfile (legacy builder), streaming each output line to `log`; the image id."""
+
         def start() -> Iterable[dict[str, Any]]:
-            return self.client.api.build(fileobj=context, custom_context=True, tag=tag, rm=True, forcerm=True,
-                                         pull=False, decode=True, timeout=WORK_TIMEOUT)
+            return self.client.api.build(
+                fileobj=context,
+                custom_context=True,
+                tag=tag,
+                rm=True,
+                forcerm=True,
+                pull=False,
+                decode=True,
+                timeout=WORK_TIMEOUT,
+            )
 
         tail: list[str] = []
         image_id = None
         for chunk in self._guard(start, "build"):
             if "error" in chunk:
-                raise ImageBuildFailed("docker", f"build {tag} (legacy builder, Docker API)",
-                                       str(chunk["error"]).strip(), "\n".join(tail))
+                raise ImageBuildFailed(
+                    "docker", f"build {tag} (legacy builder, Docker API)", str(chunk["error"]).strip(), "\n".join(tail)
+                )
             if "aux" in chunk and "ID" in chunk["aux"]:
                 image_id = str(chunk["aux"]["ID"])
             for line in str(chunk.get("stream", "")).splitlines():
@@ -110,6 +124,7 @@ class Engine:
 
     def push(self, repository: str, tag: str, auth: dict[str, str] | None, log: Log) -> str:
         """Push REPOSITORY:TAG, logging each layer's state once; the manifest digest the registry stored."""
+
         def start() -> Iterable[dict[str, Any]]:
             return self.client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth)
 
@@ -125,8 +140,12 @@ class Engine:
                 said.add((status, layer))
                 log(f"{layer}: {status}" if layer else str(status))
         if digest is None:
-            raise ImagePushFailed("docker", f"push {repository}:{tag}", "no digest",
-                                  "the engine finished the push without reporting the manifest digest")
+            raise ImagePushFailed(
+                "docker",
+                f"push {repository}:{tag}",
+                "no digest",
+                "the engine finished the push without reporting the manifest digest",
+            )
         return digest
 
     def image_size(self, ref: str) -> int:

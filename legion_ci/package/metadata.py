@@ -53,15 +53,18 @@ def public_url(url: str | None) -> str | None:
 
 def git_remote(folder: Path) -> str | None:
     try:
-        done = subprocess.run(["git", "-C", str(folder), "config", "--get", "remote.origin.url"],
-                              capture_output=True, text=True, timeout=10)
+        done = subprocess.run(
+            ["git", "-C", str(folder), "config", "--get", "remote.origin.url"],
+            capture_output=True,
+            text=True,
+            timeout=10,
+        )
     except (OSError, subprocess.TimeoutExpired):
         return None
     return done.stdout.strip() or None if done.returncode == 0 else None
 
 
-def labels(art: Artifact, base_image: str, source_url: str | None, legion_version: str = __version__
-           ) -> dict[str, str]:
+def labels(art: Artifact, base_image: str, source_url: str | None, legion_version: str = __version__) -> dict[str, str]:
     """OCI annotations (org.opencontainers.image.*) and the artifact's lineage (ai.legion.*).
 
     `created` is the artifact's creation time, not the build's: rebuilding the same artifact gives the

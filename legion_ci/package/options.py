@@ -64,17 +64,23 @@ class PackageOptions:
     def check(self) -> None:
         """Refuse values Docker would refuse later, naming the variable and what is expected."""
         if self.registry is not None and not REGISTRY.match(self.registry):
-            raise ConfigError(f"{ENV_REGISTRY}={self.registry!r} is not a registry address "
-                              "(expected host[:port][/path] without a scheme or credentials, e.g. 127.0.0.1:5000)")
+            raise ConfigError(
+                f"{ENV_REGISTRY}={self.registry!r} is not a registry address "
+                "(expected host[:port][/path] without a scheme or credentials, e.g. 127.0.0.1:5000)"
+            )
         if not IMAGE_REF.match(self.base_image):
-            raise ConfigError(f"{ENV_BASE_IMAGE}={self.base_image!r} is not an image reference "
-                              "(expected e.g. python:3.11-slim or registry.example.com/base/python:3.11)")
+            raise ConfigError(
+                f"{ENV_BASE_IMAGE}={self.base_image!r} is not an image reference "
+                "(expected e.g. python:3.11-slim or registry.example.com/base/python:3.11)"
+            )
         if self.ca_bundle is not None and not self.ca_bundle.is_file():
             raise ConfigError(f"{ENV_CA_BUNDLE}: {str(self.ca_bundle)!r} is not a file (expected a PEM CA bundle)")
         for tag in self.extra_tags:
             if not TAG.match(tag):
-                raise ConfigError(f"--tag {tag!r} is not an image tag (expected letters, digits, '_', '.', '-'; "
-                                  "at most 128, not starting with '.' or '-')")
+                raise ConfigError(
+                    f"--tag {tag!r} is not an image tag (expected letters, digits, '_', '.', '-'; "
+                    "at most 128, not starting with '.' or '-')"
+                )
         if self.wheel is not None and not (self.wheel.is_file() and self.wheel.suffix == ".whl"):
             raise ConfigError(f"{ENV_WHEEL}: {str(self.wheel)!r} is not a wheel file (expected legion_ci-*.whl)")
 

@@ -23,15 +23,18 @@ def source_tree() -> Path:
     """The folder holding pyproject.toml and the legion_ci package this process runs from."""
     root = Path(__file__).resolve().parents[2]
     if not ((root / "pyproject.toml").is_file() and (root / PACKAGE).is_dir()):
-        raise ConfigError(f"legion-ci runs from {root}, which is not a source tree (no pyproject.toml): "
-                          "set LEGION_CI_WHEEL to a legion_ci-*.whl to install in images")
+        raise ConfigError(
+            f"legion-ci runs from {root}, which is not a source tree (no pyproject.toml): "
+            "set LEGION_CI_WHEEL to a legion_ci-*.whl to install in images"
+        )
     return root
 
 
 def _files(root: Path) -> list[Path]:
     found = [root / name for name in SOURCE_FILES if (root / name).is_file()]
-    found += sorted(p for p in (root / PACKAGE).rglob("*")
-                    if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc")
+    found += sorted(
+        p for p in (root / PACKAGE).rglob("*") if p.is_file() and "__pycache__" not in p.parts and p.suffix != ".pyc"
+    )
     return found
 
 
@@ -58,11 +61,13 @@ def build_wheel(cache_dir: Path, root: Path | None = None) -> Path:
             dest.parent.mkdir(parents=True, exist_ok=True)
             shutil.copy2(path, dest)
         command = [sys.executable, "-m", "pip", "wheel", "--no-deps", "--quiet", "--wheel-dir", str(out), str(src)]
-        done = subprocess.run(command, capture_output=True, text=True,
-                              env={**os.environ, "SOURCE_DATE_EPOCH": EPOCH}, timeout=600)
+        done = subprocess.run(
+            command, capture_output=True, text=True, env={**os.environ, "SOURCE_DATE_EPOCH": EPOCH}, timeout=600
+        )
         if done.returncode != 0:
-            raise ExternalToolError("pip", "pip wheel --no-deps " + str(root), done.returncode,
-                                    done.stdout + done.stderr)
+            raise ExternalToolError(
+                "pip", "pip wheel --no-deps " + str(root), done.returncode, done.stdout + done.stderr
+            )
         wheel = next(out.glob("legion_ci-*.whl"))
         staged = Path(tmp) / "done"
         staged.mkdir()
@@ -77,7 +82,10 @@ def build_wheel(cache_dir: Path, root: Path | None = None) -> Path:
 
 
 def _prune(cache_dir: Path, keep: Path) -> None:
-    entries = sorted((p for p in cache_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
-                     key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in [p for p in entries if p != keep][KEEP - 1:]:
+    entries = sorted(
+        (p for p in cache_dir.iterdir() if p.is_dir() and not p.name.startswith(".")),
+        key=lambda p: p.stat().st_mtime,
+        reverse=True,
+    )
+    for old in [p for p in entries if p != keep][KEEP - 1 :]:
         shutil.rmtree(old, ignore_errors=True)

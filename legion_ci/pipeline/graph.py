@@ -30,22 +30,57 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     Stage("validate", "Validate", "check legion.yaml and the files it names", "legion_ci.pipeline.stages.validate:run"),
-    Stage("train", "Train", "run train.py; register the artifact with its lineage",
-          "legion_ci.pipeline.stages.train:run", needs=("validate",)),
-    Stage("gate", "Quality gate", "metric thresholds on the held-out split; no regression against production",
-          "legion_ci.pipeline.stages.gate:run", needs=("train",),
-          reports=("gate/junit.xml", "gate/report.html", "gate/summary.json")),
-    Stage("perf", "Performance test", "load the candidate's server with Locust; p95/p99 latency, throughput and "
-          "error rate against the SLA", "legion_ci.pipeline.stages.perf:run", needs=("gate",),
-          reports=("perf/junit.xml", "perf/report.html", "perf/summary.json", "perf/locust.html")),
-    Stage("package", "Package", "Docker image with the lineage in its labels; push it, record its digest",
-          "legion_ci.pipeline.stages.package:run", needs=("gate", "perf")),
-    Stage("deploy", "Deploy", "start the candidate beside production at the spec's traffic weight",
-          "legion_ci.pipeline.stages.deploy:run", needs=("gate", "perf")),
-    Stage("smoke", "Smoke test", "send the example rows; answers must equal the artifact's own predictions",
-          "legion_ci.pipeline.stages.smoke:run", needs=("deploy",)),
-    Stage("promote", "Promote", "move production to the candidate and retire the old version",
-          "legion_ci.pipeline.stages.promote:run", needs=("smoke",)),
+    Stage(
+        "train",
+        "Train",
+        "run train.py; register the artifact with its lineage",
+        "legion_ci.pipeline.stages.train:run",
+        needs=("validate",),
+    ),
+    Stage(
+        "gate",
+        "Quality gate",
+        "metric thresholds on the held-out split; no regression against production",
+        "legion_ci.pipeline.stages.gate:run",
+        needs=("train",),
+        reports=("gate/junit.xml", "gate/report.html", "gate/summary.json"),
+    ),
+    Stage(
+        "perf",
+        "Performance test",
+        "load the candidate's server with Locust; p95/p99 latency, throughput and error rate against the SLA",
+        "legion_ci.pipeline.stages.perf:run",
+        needs=("gate",),
+        reports=("perf/junit.xml", "perf/report.html", "perf/summary.json", "perf/locust.html"),
+    ),
+    Stage(
+        "package",
+        "Package",
+        "Docker image with the lineage in its labels; push it, record its digest",
+        "legion_ci.pipeline.stages.package:run",
+        needs=("gate", "perf"),
+    ),
+    Stage(
+        "deploy",
+        "Deploy",
+        "start the candidate beside production at the spec's traffic weight",
+        "legion_ci.pipeline.stages.deploy:run",
+        needs=("gate", "perf"),
+    ),
+    Stage(
+        "smoke",
+        "Smoke test",
+        "send the example rows; answers must equal the artifact's own predictions",
+        "legion_ci.pipeline.stages.smoke:run",
+        needs=("deploy",),
+    ),
+    Stage(
+        "promote",
+        "Promote",
+        "move production to the candidate and retire the old version",
+        "legion_ci.pipeline.stages.promote:run",
+        needs=("smoke",),
+    ),
 )
 
 # A flow is the ordered subset of stages one kind of job runs.

@@ -13,8 +13,14 @@ from rich.text import Text
 
 from legion_ci.pipeline.graph import Stage
 
-STYLES = {"passed": "green", "failed": "bold red", "error": "bold red", "skipped": "yellow", "running": "cyan",
-          "pending": "dim"}
+STYLES = {
+    "passed": "green",
+    "failed": "bold red",
+    "error": "bold red",
+    "skipped": "yellow",
+    "running": "cyan",
+    "pending": "dim",
+}
 ICONS = {"passed": "✔", "failed": "✘", "error": "✘", "skipped": "↷", "running": "…", "pending": "·"}
 
 
@@ -40,8 +46,9 @@ class PlainReporter:
         self.console.print(f"[{stage.name}] {stage.title}: {stage.summary}", markup=False)
 
     def finished(self, stage: Stage, status: str, summary: str, seconds: float) -> None:
-        self.console.print(f"[{stage.name}] {status.upper()} in {seconds:.1f}s: {summary}",
-                           style=STYLES.get(status), markup=False)
+        self.console.print(
+            f"[{stage.name}] {status.upper()} in {seconds:.1f}s: {summary}", style=STYLES.get(status), markup=False
+        )
 
     def log(self, line: str) -> None:
         if self.verbose_logs:
@@ -83,9 +90,12 @@ class LiveReporter:
             if self.current and self.current[0] == stage.name:
                 seconds = time.monotonic() - self.current[1]
             style = STYLES[str(status)]
-            table.add_row(Text(ICONS[str(status)], style=style), Text(stage.title, style=style),
-                          f"{seconds:.1f}s" if seconds is not None else "", Text(str(summary), style="dim" if
-                          status == "pending" else ""))
+            table.add_row(
+                Text(ICONS[str(status)], style=style),
+                Text(stage.title, style=style),
+                f"{seconds:.1f}s" if seconds is not None else "",
+                Text(str(summary), style="dim" if status == "pending" else ""),
+            )
         return table
 
     def begin(self, title: str, stages: tuple[Stage, ...]) -> None:

@@ -32,16 +32,24 @@ class RunSummary:
     exit_code: int = 0
 
     def as_dict(self) -> dict[str, Any]:
-        return {"run_id": self.run_id, "model": self.model, "flow": self.flow, "status": self.status,
-                "seconds": round(self.seconds, 3), "error": self.error, "stages": self.stages}
+        return {
+            "run_id": self.run_id,
+            "model": self.model,
+            "flow": self.flow,
+            "status": self.status,
+            "seconds": round(self.seconds, 3),
+            "error": self.error,
+            "stages": self.stages,
+        }
 
 
 def new_run_id(model: str) -> str:
     return f"{model}-{datetime.now(UTC):%Y%m%d-%H%M%S}-{secrets.token_hex(2)}"
 
 
-def open_run(registry: Registry, model_dir: str | Path | None, run_id: str | None, flow_name: str,
-             first_stage: bool) -> RunRecord:
+def open_run(
+    registry: Registry, model_dir: str | Path | None, run_id: str | None, flow_name: str, first_stage: bool
+) -> RunRecord:
     """The run a stage command works on: the given id (created if new), or a fresh run for a first
     stage, or the model's latest run."""
     if run_id and model_dir is None:
@@ -58,8 +66,9 @@ def open_run(registry: Registry, model_dir: str | Path | None, run_id: str | Non
     return registry.ensure_run(run_id or new_run_id(name), name, str(loaded.model_dir), flow_name)
 
 
-def run_stage(settings: Settings, registry: Registry, run: RunRecord, st: Stage, options: RunOptions,
-              reporter: Reporter) -> StageResult:
+def run_stage(
+    settings: Settings, registry: Registry, run: RunRecord, st: Stage, options: RunOptions, reporter: Reporter
+) -> StageResult:
     """Run one stage and record its result; StageFailed / LegionError propagate after recording."""
     reporter.started(st)
     started, clock = now(), time.monotonic()
@@ -106,16 +115,31 @@ def halted_by(registry: Registry, run: RunRecord, st: Stage) -> str | None:
     return None
 
 
-def _record_failure(registry: Registry, run: RunRecord, st: Stage, status: str, message: str, started: str,
-                    clock: float, reporter: Reporter) -> None:
+def _record_failure(
+    registry: Registry,
+    run: RunRecord,
+    st: Stage,
+    status: str,
+    message: str,
+    started: str,
+    clock: float,
+    reporter: Reporter,
+) -> None:
     seconds = time.monotonic() - clock
     registry.record_stage(run.id, st.name, status, message, {}, started, seconds)
     registry.set_run_status(run.id, "failed")
     reporter.finished(st, status, message, seconds)
 
 
-def run_flow(settings: Settings, registry: Registry, model_dir: str | Path, flow_name: str, options: RunOptions,
-             reporter: Reporter, run_id: str | None = None) -> RunSummary:
+def run_flow(
+    settings: Settings,
+    registry: Registry,
+    model_dir: str | Path,
+    flow_name: str,
+    options: RunOptions,
+    reporter: Reporter,
+    run_id: str | None = None,
+) -> RunSummary:
     """Every stage of a flow in order; stops at the first that does not pass (see summary.exit_code)."""
     run = open_run(registry, model_dir, run_id, flow_name, first_stage=True)
     stages = flow(flow_name)
@@ -135,15 +159,29 @@ def run_flow(settings: Settings, registry: Registry, model_dir: str | Path, flow
         reporter.end()
         summary.seconds = time.monotonic() - clock
         records = registry.stages(run.id)
-        summary.stages = [{"stage": s.name, "status": records[s.name].status if s.name in records else "pending",
-                           "summary": records[s.name].summary if s.name in records else "",
-                           "seconds": records[s.name].seconds if s.name in records else None} for s in stages]
+        summary.stages = [
+            {
+                "stage": s.name,
+                "status": records[s.name].status if s.name in records else "pending",
+                "summary": records[s.name].summary if s.name in records else "",
+                "seconds": records[s.name].seconds if s.name in records else None,
+            }
+            for s in stages
+        ]
         registry.set_run_status(run.id, summary.status)
     return summary
 
 
-def single_stage(settings: Settings, registry: Registry, name: str, model_dir: str | None, run_id: str | None,
-                 flow_name: str, options: RunOptions, reporter: Reporter) -> tuple[RunRecord, StageResult]:
+def single_stage(
+    settings: Settings,
+    registry: Registry,
+    name: str,
+    model_dir: str | None,
+    run_id: str | None,
+    flow_name: str,
+    options: RunOptions,
+    reporter: Reporter,
+) -> tuple[RunRecord, StageResult]:
     """`legion-ci <stage>`: one stage in its own process, reading earlier stages from the run record."""
     st = stage(name)
     run = open_run(registry, model_dir, run_id, flow_name, first_stage=name in ("validate", "train"))

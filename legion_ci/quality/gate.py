@@ -46,24 +46,42 @@ def _fmt(value: float) -> str:
     return f"{value:.4f}".rstrip("0").rstrip(".") if math.isfinite(value) else str(value)
 
 
-def bound_check(kind: str, name: str, label: str, value: float, low: float | None, high: float | None,
-                unit: str = "") -> Check:
+def bound_check(
+    kind: str, name: str, label: str, value: float, low: float | None, high: float | None, unit: str = ""
+) -> Check:
     """`value` against [low, high]; the message says which bound missed and by how much."""
     shown = f"{label} {_fmt(value)}{unit}"
     if low is not None and value < low:
-        return Check(kind, name, False, f"{shown} is below the minimum {_fmt(low)}{unit} by {_fmt(low - value)}{unit}",
-                     value, low, margin=value - low)
+        return Check(
+            kind,
+            name,
+            False,
+            f"{shown} is below the minimum {_fmt(low)}{unit} by {_fmt(low - value)}{unit}",
+            value,
+            low,
+            margin=value - low,
+        )
     if high is not None and value > high:
-        return Check(kind, name, False,
-                     f"{shown} is above the maximum {_fmt(high)}{unit} by {_fmt(value - high)}{unit}",
-                     value, high, margin=high - value)
+        return Check(
+            kind,
+            name,
+            False,
+            f"{shown} is above the maximum {_fmt(high)}{unit} by {_fmt(value - high)}{unit}",
+            value,
+            high,
+            margin=high - value,
+        )
     limits = " and ".join(f"{word} {_fmt(v)}{unit}" for word, v in (("min", low), ("max", high)) if v is not None)
-    margins = [m for m in ((value - low) if low is not None else None, (high - value) if high is not None else None)
-               if m is not None]
+    margins = [
+        m
+        for m in ((value - low) if low is not None else None, (high - value) if high is not None else None)
+        if m is not None
+    ]
     margin = min(margins) if margins else None
     spare = f" ({_fmt(margin)}{unit} to spare)" if margin is not None else ""
-    return Check(kind, name, True, f"{shown} within {limits}{spare}", value, low if low is not None else high,
-                 margin=margin)
+    return Check(
+        kind, name, True, f"{shown} within {limits}{spare}", value, low if low is not None else high, margin=margin
+    )
 
 
 def threshold_checks(gate: GateSpec, metrics: dict[str, float]) -> list[Check]:
@@ -72,8 +90,14 @@ def threshold_checks(gate: GateSpec, metrics: dict[str, float]) -> list[Check]:
     for metric, bound in sorted(gate.thresholds.items()):
         if metric not in metrics:
             known = ", ".join(sorted(metrics)) or "none"
-            checks.append(Check("threshold", metric, False,
-                                f"gate.thresholds.{metric}: metric {metric!r} was not measured (measured: {known})"))
+            checks.append(
+                Check(
+                    "threshold",
+                    metric,
+                    False,
+                    f"gate.thresholds.{metric}: metric {metric!r} was not measured (measured: {known})",
+                )
+            )
             continue
         checks.append(bound_check("threshold", metric, metric, float(metrics[metric]), bound.min, bound.max))
     return checks
@@ -95,10 +119,13 @@ def load_holdout(art: Artifact) -> tuple[pd.DataFrame, pd.Series]:
     return frame.drop(columns=["target"]), frame["target"]
 
 
-def comparison_check(gate: GateSpec, candidate: Artifact, production: Artifact | None,
-                     require_improvement: bool = False,
-                     metrics: tuple[dict[str, float], dict[str, float] | None] | None = None
-                     ) -> tuple[Check, dict[str, float]]:
+def comparison_check(
+    gate: GateSpec,
+    candidate: Artifact,
+    production: Artifact | None,
+    require_improvement: bool = False,
+    metrics: tuple[dict[str, float], dict[str, float] | None] | None = None,
+) -> tuple[Check, dict[str, float]]:
     """Champion/challenger on the candidate's held-out rows; returns the check and production's metrics.
 
     `metrics` (candidate's, production's) skips evaluating again when the caller already has them.
@@ -112,31 +139,55 @@ def comparison_check(gate: GateSpec, candidate: Artifact, production: Artifact |
     cand, prod = metrics if metrics is not None else evaluate_both(candidate, production)
     if prod is None:
         missing = sorted(set(production.feature_names) - set(candidate.feature_names))
-        why = (f"production {production.version} ({production.id[:8]}) needs features {missing} that the "
-               "candidate's held-out rows lack")
+        why = (
+            f"production {production.version} ({production.id[:8]}) needs features {missing} that the "
+            "candidate's held-out rows lack"
+        )
         if gate.allow_schema_change:
             return Check("comparison", name, True, f"skipped: {why} (schema changed on purpose)", skipped=True), {}
         return Check("comparison", name, False, why), {}
     if metric not in cand or metric not in prod:
-        return Check("comparison", name, False, f"gate.compare_to_production.metric: {metric!r} cannot be computed "
-                                                f"for both models (candidate has {', '.join(sorted(cand))})"), prod
+        return Check(
+            "comparison",
+            name,
+            False,
+            f"gate.compare_to_production.metric: {metric!r} cannot be computed "
+            f"for both models (candidate has {', '.join(sorted(cand))})",
+        ), prod
     delta = better(metric, cand[metric], prod[metric])
     direction = "lower" if metric in LOWER_IS_BETTER else "higher"
-    detail = (f"candidate {metric} {cand[metric]:.4f} vs production {production.version} ({production.id[:8]}) "
-              f"{prod[metric]:.4f} ({direction} is better)")
+    detail = (
+        f"candidate {metric} {cand[metric]:.4f} vs production {production.version} ({production.id[:8]}) "
+        f"{prod[metric]:.4f} ({direction} is better)"
+    )
     margin = delta + cmp.max_regression
     if require_improvement and candidate.id != production.id and delta <= 0:
-        return Check("comparison", name, False, f"{detail}: the candidate is no better (a retrain must improve)",
-                     cand[metric], prod[metric], margin=delta, code=NO_IMPROVEMENT), prod
+        return Check(
+            "comparison",
+            name,
+            False,
+            f"{detail}: the candidate is no better (a retrain must improve)",
+            cand[metric],
+            prod[metric],
+            margin=delta,
+            code=NO_IMPROVEMENT,
+        ), prod
     if delta < -cmp.max_regression:
-        return Check("comparison", name, False,
-                     f"{detail}: regresses by {-delta:.4f}, more than the allowed {cmp.max_regression} "
-                     f"by {-margin:.4f}", cand[metric], prod[metric], margin=margin), prod
+        return Check(
+            "comparison",
+            name,
+            False,
+            f"{detail}: regresses by {-delta:.4f}, more than the allowed {cmp.max_regression} by {-margin:.4f}",
+            cand[metric],
+            prod[metric],
+            margin=margin,
+        ), prod
     return Check("comparison", name, True, detail, cand[metric], prod[metric], margin=margin), prod
 
 
-def schema_check(gate: GateSpec, candidate: dict[str, Any], production: dict[str, Any] | None,
-                 production_label: str = "production") -> Check:
+def schema_check(
+    gate: GateSpec, candidate: dict[str, Any], production: dict[str, Any] | None, production_label: str = "production"
+) -> Check:
     """The candidate's input schema (feature names, order and dtypes) equals production's."""
     name = "input schema matches production"
     if production is None:
@@ -144,14 +195,20 @@ def schema_check(gate: GateSpec, candidate: dict[str, Any], production: dict[str
     cand = [(f["name"], f["dtype"]) for f in candidate["features"]]
     prod = [(f["name"], f["dtype"]) for f in production["features"]]
     if cand == prod:
-        return Check("data", name, True, f"{len(cand)} features with the same names, order and dtypes as "
-                                         f"{production_label}")
+        return Check(
+            "data", name, True, f"{len(cand)} features with the same names, order and dtypes as {production_label}"
+        )
     problems = schema_differences(prod, cand)
     if gate.allow_schema_change:
         return Check("data", name, True, f"schema changed on purpose (gate.allow_schema_change): {'; '.join(problems)}")
-    return Check("data", name, False, f"input schema differs from {production_label}: {'; '.join(problems)} "
-                                      "(set gate.allow_schema_change: true if the change is on purpose)",
-                 detail="\n".join(problems))
+    return Check(
+        "data",
+        name,
+        False,
+        f"input schema differs from {production_label}: {'; '.join(problems)} "
+        "(set gate.allow_schema_change: true if the change is on purpose)",
+        detail="\n".join(problems),
+    )
 
 
 def schema_differences(old: list[tuple[str, str]], new: list[tuple[str, str]]) -> list[str]:
@@ -185,17 +242,31 @@ def nan_check(gate: GateSpec, frame: pd.DataFrame, source: str) -> Check:
         if nan or inf:
             counts[str(column)] = (nan, inf)
     if not counts:
-        return Check("data", name, True, f"{len(frame)} rows x {frame.shape[1]} columns of {source}: all values finite",
-                     value=0.0)
+        return Check(
+            "data",
+            name,
+            True,
+            f"{len(frame)} rows x {frame.shape[1]} columns of {source}: all values finite",
+            value=0.0,
+        )
     total = sum(n + i for n, i in counts.values())
-    parts = [f"{col!r}: " + ", ".join(t for t in (f"{n} NaN" if n else "", f"{i} inf" if i else "") if t)
-             for col, (n, i) in counts.items()]
+    parts = [
+        f"{col!r}: " + ", ".join(t for t in (f"{n} NaN" if n else "", f"{i} inf" if i else "") if t)
+        for col, (n, i) in counts.items()
+    ]
     where = "; ".join(parts)
     if gate.allow_nan:
         return Check("data", name, True, f"{total} NaN/inf values allowed by gate.allow_nan ({where})", float(total))
-    return Check("data", name, False, f"training data {source} holds {total} NaN/inf values ({where}); clean the data "
-                                      "or set gate.allow_nan: true", float(total), 0.0, margin=-float(total),
-                 detail="\n".join(parts))
+    return Check(
+        "data",
+        name,
+        False,
+        f"training data {source} holds {total} NaN/inf values ({where}); clean the data or set gate.allow_nan: true",
+        float(total),
+        0.0,
+        margin=-float(total),
+        detail="\n".join(parts),
+    )
 
 
 def evaluate_both(candidate: Artifact, production: Artifact | None) -> tuple[dict[str, float], dict[str, float] | None]:

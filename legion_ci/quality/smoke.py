@@ -80,5 +80,8 @@ def check_router(router_url: str, art: Artifact, headers: dict[str, str], weight
             if version == art.version:
                 return problems + compare(stable, art, answer)
     tally = ", ".join(f"{v}: {n}" for v, n in sorted(seen.items()))
-    return [*problems, f"{stable}: no answer from version {art.version} in {attempts} requests ({tally}) "
-                       f"although it should get {weight}% of them"]
+    return [
+        *problems,
+        f"{stable}: no answer from version {art.version} in {attempts} requests ({tally}) "
+        f"although it should get {weight}% of them",
+    ]

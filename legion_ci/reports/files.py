@@ -39,5 +39,6 @@ def _plain(value: Any) -> Any:
 
 def write_json(path: Path, data: Any) -> Path:
     """Strict JSON (no NaN), sorted keys, written whole."""
-    return write_text_atomic(path, json.dumps(_plain(data), indent=2, sort_keys=True, default=str, allow_nan=False)
-                             + "\n")
+    return write_text_atomic(
+        path, json.dumps(_plain(data), indent=2, sort_keys=True, default=str, allow_nan=False) + "\n"
+    )

@@ -20,16 +20,25 @@ def confusion_matrix_svg(y_true: Sequence[object], y_pred: Sequence[object], lab
     n = len(labels)
     size = min(5.2, 2.2 + 0.55 * n)
     with figure(size + 0.6, size) as (fig, ax):
-        mesh = ax.pcolormesh(matrix, cmap="Blues", vmin=0, vmax=max(int(matrix.max()), 1), edgecolors="white",
-                             linewidth=1.5)
+        mesh = ax.pcolormesh(
+            matrix, cmap="Blues", vmin=0, vmax=max(int(matrix.max()), 1), edgecolors="white", linewidth=1.5
+        )
         mesh.set_gid("data-cells")
         top = matrix.max() or 1
         for i in range(n):
             for j in range(n):
                 count = int(matrix[i, j])
-                ax.text(j + 0.5, i + 0.5, str(count), ha="center", va="center", fontsize=10,
-                        fontweight="bold" if i == j else "normal", color="white" if count > top * 0.55 else INK,
-                        gid=f"data-count-{i}-{j}")
+                ax.text(
+                    j + 0.5,
+                    i + 0.5,
+                    str(count),
+                    ha="center",
+                    va="center",
+                    fontsize=10,
+                    fontweight="bold" if i == j else "normal",
+                    color="white" if count > top * 0.55 else INK,
+                    gid=f"data-count-{i}-{j}",
+                )
         ticks = np.arange(n) + 0.5
         ax.set_xticks(ticks, [str(c) for c in labels])
         ax.set_yticks(ticks, [str(c) for c in labels])
@@ -63,8 +72,15 @@ def roc_svg(y_true: Sequence[object], proba: np.ndarray, classes: Sequence[objec
         ax.plot([0, 1], [0, 1], linestyle="--", color=MUTED, linewidth=1, label="chance")
         for i, (cls, fpr, tpr, area) in enumerate(curves):
             label = f"class {cls} · AUC {area:.3f}" if len(classes) > 2 else f"AUC {area:.3f}"
-            ax.plot(fpr, tpr, color=PALETTE[i % len(PALETTE)], linewidth=2, label=label, gid=f"data-roc-{i}",
-                    drawstyle="steps-post")
+            ax.plot(
+                fpr,
+                tpr,
+                color=PALETTE[i % len(PALETTE)],
+                linewidth=2,
+                label=label,
+                gid=f"data-roc-{i}",
+                drawstyle="steps-post",
+            )
         ax.set_xlim(-0.01, 1.01)
         ax.set_ylim(-0.01, 1.02)
         ax.set_xlabel("false positive rate")
@@ -80,10 +96,24 @@ def predicted_vs_actual_svg(y_true: Sequence[float], y_pred: Sequence[float]) ->
     low, high = float(min(actual.min(), predicted.min())), float(max(actual.max(), predicted.max()))
     pad = (high - low) * 0.04 or 1.0
     with figure(5.2, 4.4) as (fig, ax):
-        ax.plot([low - pad, high + pad], [low - pad, high + pad], linestyle="--", color=MUTED, linewidth=1,
-                label="perfect prediction")
-        ax.scatter(actual, predicted, s=16, color=CANDIDATE, alpha=0.7, edgecolors="none", gid="data-points",
-                   label=f"{len(actual)} held-out rows")
+        ax.plot(
+            [low - pad, high + pad],
+            [low - pad, high + pad],
+            linestyle="--",
+            color=MUTED,
+            linewidth=1,
+            label="perfect prediction",
+        )
+        ax.scatter(
+            actual,
+            predicted,
+            s=16,
+            color=CANDIDATE,
+            alpha=0.7,
+            edgecolors="none",
+            gid="data-points",
+            label=f"{len(actual)} held-out rows",
+        )
         ax.set_xlim(low - pad, high + pad)
         ax.set_ylim(low - pad, high + pad)
         ax.set_aspect("equal")
@@ -104,8 +134,9 @@ def residuals_svg(y_true: Sequence[float], y_pred: Sequence[float]) -> str:
         ax.set_xlabel("predicted")
         ax.set_ylabel("residual (actual - predicted)")
         ax.set_title(f"Residuals · MAE {np.abs(residual).mean():.3g} · bias {residual.mean():+.3g}", loc="left")
-        _, _, bars = hist.hist(residual, bins=min(30, max(5, len(residual) // 5)), orientation="horizontal",
-                               color=PALETTE[1], alpha=0.7)
+        _, _, bars = hist.hist(
+            residual, bins=min(30, max(5, len(residual) // 5)), orientation="horizontal", color=PALETTE[1], alpha=0.7
+        )
         for i, bar in enumerate(bars):
             bar.set_gid(f"data-hist-{i}")
         hist.axhline(0, color=MUTED, linestyle="--", linewidth=1)
@@ -113,8 +144,12 @@ def residuals_svg(y_true: Sequence[float], y_pred: Sequence[float]) -> str:
         return to_svg(fig, "residuals")
 
 
-def metrics_bar_svg(candidate: Mapping[str, float], production: Mapping[str, float] | None,
-                    thresholds: Mapping[str, Bound], production_label: str = "production") -> str:
+def metrics_bar_svg(
+    candidate: Mapping[str, float],
+    production: Mapping[str, float] | None,
+    thresholds: Mapping[str, Bound],
+    production_label: str = "production",
+) -> str:
     """Candidate against production per held-out metric, each on its own scale, thresholds marked."""
     order = [m for m in (*CLASSIFIER, *REGRESSOR) if m in candidate]
     columns = min(3, max(1, len(order)))

@@ -49,27 +49,53 @@ def _plot(make: Callable[[], str | None], what: str) -> str | None:
 
 
 def plots(ev: GateEvidence) -> list[str]:
-    figures = [html.figure(_plot(lambda: gate_plots.metrics_bar_svg(
-        ev.candidate_metrics, ev.production_metrics, ev.thresholds, ev.production_label or "production"),
-        "metrics chart"), "Held-out metrics of the candidate (blue) and of production (grey) on the same rows; "
-                          "dashed red lines are the spec's thresholds.", "metrics", wide=True)]
+    figures = [
+        html.figure(
+            _plot(
+                lambda: gate_plots.metrics_bar_svg(
+                    ev.candidate_metrics, ev.production_metrics, ev.thresholds, ev.production_label or "production"
+                ),
+                "metrics chart",
+            ),
+            "Held-out metrics of the candidate (blue) and of production (grey) on the same rows; "
+            "dashed red lines are the spec's thresholds.",
+            "metrics",
+            wide=True,
+        )
+    ]
     if ev.task == "classification":
-        figures.append(html.figure(_plot(lambda: gate_plots.confusion_matrix_svg(ev.y_true, ev.y_pred, ev.classes),
-                                         "confusion matrix"),
-                                   f"{len(ev.y_true)} held-out rows. Rows are the true class, columns the predicted "
-                                   "one; the diagonal is right.",
-                                   "confusion"))
+        figures.append(
+            html.figure(
+                _plot(lambda: gate_plots.confusion_matrix_svg(ev.y_true, ev.y_pred, ev.classes), "confusion matrix"),
+                f"{len(ev.y_true)} held-out rows. Rows are the true class, columns the predicted "
+                "one; the diagonal is right.",
+                "confusion",
+            )
+        )
         proba = ev.proba
         if proba is not None:
-            figures.append(html.figure(_plot(lambda: gate_plots.roc_svg(ev.y_true, proba, ev.classes), "ROC curve"),
-                                       "True against false positive rate as the decision threshold moves.", "roc"))
+            figures.append(
+                html.figure(
+                    _plot(lambda: gate_plots.roc_svg(ev.y_true, proba, ev.classes), "ROC curve"),
+                    "True against false positive rate as the decision threshold moves.",
+                    "roc",
+                )
+            )
     else:
-        figures.append(html.figure(_plot(lambda: gate_plots.predicted_vs_actual_svg(ev.y_true, ev.y_pred),
-                                         "predicted-vs-actual plot"),
-                                   "Each held-out row; points on the dashed line are predicted exactly.", "pva"))
-        figures.append(html.figure(_plot(lambda: gate_plots.residuals_svg(ev.y_true, ev.y_pred), "residuals plot"),
-                                   "Residuals should scatter evenly around zero, whatever the prediction.",
-                                   "residuals"))
+        figures.append(
+            html.figure(
+                _plot(lambda: gate_plots.predicted_vs_actual_svg(ev.y_true, ev.y_pred), "predicted-vs-actual plot"),
+                "Each held-out row; points on the dashed line are predicted exactly.",
+                "pva",
+            )
+        )
+        figures.append(
+            html.figure(
+                _plot(lambda: gate_plots.residuals_svg(ev.y_true, ev.y_pred), "residuals plot"),
+                "Residuals should scatter evenly around zero, whatever the prediction.",
+                "residuals",
+            )
+        )
     return figures
 
 
@@ -81,48 +107,89 @@ def metrics_table(ev: GateEvidence) -> str:
         prod = (ev.production_metrics or {}).get(metric)
         delta = "—" if prod is None else f"{better(metric, cand, prod):+.4f}"
         bound = ev.thresholds.get(metric)
-        limit = " ".join(f"{k} {v:g}" for k, v in (("min", bound.min), ("max", bound.max)) if v is not None) \
-            if bound else "—"
+        limit = (
+            " ".join(f"{k} {v:g}" for k, v in (("min", bound.min), ("max", bound.max)) if v is not None)
+            if bound
+            else "—"
+        )
         direction = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
-        rows.append((f"<strong>{escape(metric)}</strong> <span class=kind>{direction}</span>", html.num(cand),
-                     html.num(prod), delta, escape(limit)))
+        rows.append(
+            (
+                f"<strong>{escape(metric)}</strong> <span class=kind>{direction}</span>",
+                html.num(cand),
+                html.num(prod),
+                delta,
+                escape(limit),
+            )
+        )
     for metric, value in sorted(ev.logged_metrics.items()):
         bound = ev.thresholds.get(metric)
-        limit = " ".join(f"{k} {v:g}" for k, v in (("min", bound.min), ("max", bound.max)) if v is not None) \
-            if bound else "—"
-        rows.append((f"<strong>{escape(metric)}</strong> <span class=kind>logged by train.py</span>", html.num(value),
-                     "—", "—", escape(limit)))
+        limit = (
+            " ".join(f"{k} {v:g}" for k, v in (("min", bound.min), ("max", bound.max)) if v is not None)
+            if bound
+            else "—"
+        )
+        rows.append(
+            (
+                f"<strong>{escape(metric)}</strong> <span class=kind>logged by train.py</span>",
+                html.num(value),
+                "—",
+                "—",
+                escape(limit),
+            )
+        )
     label = escape(ev.production_label or "production (none yet)")
-    return html.table(("metric", "candidate", label, "candidate better by", "threshold"), rows, numeric=(1, 2, 3),
-                      cls="metrics")
+    return html.table(
+        ("metric", "candidate", label, "candidate better by", "threshold"), rows, numeric=(1, 2, 3), cls="metrics"
+    )
 
 
-def render(head: ReportHead, checks: Sequence[Check], evidence: GateEvidence | None,
-           facts: Sequence[tuple[str, str]], error: str | None = None) -> str:
+def render(
+    head: ReportHead,
+    checks: Sequence[Check],
+    evidence: GateEvidence | None,
+    facts: Sequence[tuple[str, str]],
+    error: str | None = None,
+) -> str:
     sections = []
     if error:
         sections.append(html.section("What went wrong", f"<pre>{escape(error)}</pre>", "error"))
     sections.append(html.section("Checks", html.checks_table(checks) if checks else "<p>No check ran.</p>", "checks"))
     if evidence is not None:
         sections.append(html.section("Candidate against production", metrics_table(evidence), "metrics"))
-        sections.append(html.section("Held-out evaluation", f'<div class="plots">{"".join(plots(evidence))}</div>',
-                                     "plots"))
+        sections.append(
+            html.section("Held-out evaluation", f'<div class="plots">{"".join(plots(evidence))}</div>', "plots")
+        )
     sections.append(html.section("Candidate", html.facts(facts), "candidate"))
     return html.page(head, checks, sections)
 
 
-def write_gate_reports(folder: Path, head: ReportHead, checks: list[Check], evidence: GateEvidence | None,
-                       facts: Sequence[tuple[str, str]], extra: dict[str, Any], error: str | None = None
-                       ) -> dict[str, str]:
+def write_gate_reports(
+    folder: Path,
+    head: ReportHead,
+    checks: list[Check],
+    evidence: GateEvidence | None,
+    facts: Sequence[tuple[str, str]],
+    extra: dict[str, Any],
+    error: str | None = None,
+) -> dict[str, str]:
     """Write the three reports; returns their paths by kind."""
     paths = {kind: folder / name for kind, name in FILES.items()}
-    summary = {**head.as_dict(), "passed": head.status == "passed",
-               "counts": counts(checks), "checks": [c.as_dict() for c in checks], "error": error,
-               "metrics": {"candidate": evidence.candidate_metrics if evidence else None,
-                           "logged": evidence.logged_metrics if evidence else None,
-                           "production": evidence.production_metrics if evidence else None,
-                           "production_label": evidence.production_label if evidence else None},
-               "reports": {k: str(v) for k, v in paths.items()}, **extra}
+    summary = {
+        **head.as_dict(),
+        "passed": head.status == "passed",
+        "counts": counts(checks),
+        "checks": [c.as_dict() for c in checks],
+        "error": error,
+        "metrics": {
+            "candidate": evidence.candidate_metrics if evidence else None,
+            "logged": evidence.logged_metrics if evidence else None,
+            "production": evidence.production_metrics if evidence else None,
+            "production_label": evidence.production_label if evidence else None,
+        },
+        "reports": {k: str(v) for k, v in paths.items()},
+        **extra,
+    }
     write_junit(paths["junit"], head, checks, error)
     write_text_atomic(paths["html"], render(head, checks, evidence, facts, error))
     write_json(paths["summary"], summary)

@@ -9,8 +9,14 @@ from html import escape
 from legion_ci.quality.gate import Check
 from legion_ci.reports.model import ReportHead, counts
 
-WORDS = {"passed": "PASSED", "failed": "FAILED", "forced": "FORCED", "halted": "HALTED", "skipped": "SKIPPED",
-         "error": "ERROR"}
+WORDS = {
+    "passed": "PASSED",
+    "failed": "FAILED",
+    "forced": "FORCED",
+    "halted": "HALTED",
+    "skipped": "SKIPPED",
+    "error": "ERROR",
+}
 CSS = """
 :root{--ink:#1f2328;--muted:#59636e;--line:#d1d9e0;--soft:#f6f8fa;--pass:#1a7f37;--pass-bg:#dafbe1;
 --fail:#cf222e;--fail-bg:#ffebe9;--warn:#9a6700;--warn-bg:#fff8c5;--skip:#59636e;--skip-bg:#f6f8fa}
@@ -90,16 +96,21 @@ def banner(head: ReportHead, checks: Sequence[Check]) -> str:
     n = counts(list(checks))
     others = "".join(f"<li>{escape(c.message)}</li>" for c in failed[1:])
     why = escape(failed[0].message if failed and head.status in ("failed", "forced") else head.headline)
-    tally = (f"{n['passed']} passed · {n['failed']} failed · {n['skipped']} skipped"
-             + (f" · {head.seconds:.1f}s" if head.seconds is not None else ""))
+    tally = f"{n['passed']} passed · {n['failed']} failed · {n['skipped']} skipped" + (
+        f" · {head.seconds:.1f}s" if head.seconds is not None else ""
+    )
     forced = ""
     if head.status == "forced":
-        forced = (f'<div class="forced-note"><strong>Forced past a failed {escape(head.title.lower())}.</strong> '
-                  f"Reason given: “{escape(head.forced_reason or '')}”. The failed checks below still stand.</div>")
-    return (f'<section class="banner s-{head.status}" id="verdict" data-status="{head.status}">'
-            f'<div class="word">{WORDS[head.status]}</div><div class="why">{why}</div>'
-            + (f'<ul class="also">{others}</ul>' if others else "")
-            + f'<div class="count">{tally}</div></section>{forced}')
+        forced = (
+            f'<div class="forced-note"><strong>Forced past a failed {escape(head.title.lower())}.</strong> '
+            f"Reason given: “{escape(head.forced_reason or '')}”. The failed checks below still stand.</div>"
+        )
+    return (
+        f'<section class="banner s-{head.status}" id="verdict" data-status="{head.status}">'
+        f'<div class="word">{WORDS[head.status]}</div><div class="why">{why}</div>'
+        + (f'<ul class="also">{others}</ul>' if others else "")
+        + f'<div class="count">{tally}</div></section>{forced}'
+    )
 
 
 def checks_table(checks: Iterable[Check], value_unit: dict[str, str] | None = None) -> str:
@@ -110,21 +121,28 @@ def checks_table(checks: Iterable[Check], value_unit: dict[str, str] | None = No
         unit = (value_unit or {}).get(c.name, "")
         margin = "" if c.margin is None else num(c.margin, 4, unit)
         detail = f"<details><summary>details</summary><pre>{escape(c.detail)}</pre></details>" if c.detail else ""
-        rows.append(f'<tr class="v-{c.verdict}" data-kind="{escape(c.kind)}"><td><span class="badge b-{c.verdict}">'
-                    f'{c.verdict.upper()}</span></td><td><span class="kind">{escape(c.kind)}</span></td>'
-                    f"<td><strong>{escape(c.name)}</strong><br>{escape(c.message)}{detail}</td>"
-                    f'<td class="num">{num(c.value, 4, unit)}</td><td class="num">{num(c.bound, 4, unit)}</td>'
-                    f'<td class="num">{margin}</td></tr>')
-    return ('<table class="checks"><thead><tr><th>verdict</th><th>kind</th><th>check</th><th class="num">value</th>'
-            '<th class="num">bound</th><th class="num">margin</th></tr></thead><tbody>'
-            + "".join(rows) + "</tbody></table>")
+        rows.append(
+            f'<tr class="v-{c.verdict}" data-kind="{escape(c.kind)}"><td><span class="badge b-{c.verdict}">'
+            f'{c.verdict.upper()}</span></td><td><span class="kind">{escape(c.kind)}</span></td>'
+            f"<td><strong>{escape(c.name)}</strong><br>{escape(c.message)}{detail}</td>"
+            f'<td class="num">{num(c.value, 4, unit)}</td><td class="num">{num(c.bound, 4, unit)}</td>'
+            f'<td class="num">{margin}</td></tr>'
+        )
+    return (
+        '<table class="checks"><thead><tr><th>verdict</th><th>kind</th><th>check</th><th class="num">value</th>'
+        '<th class="num">bound</th><th class="num">margin</th></tr></thead><tbody>' + "".join(rows) + "</tbody></table>"
+    )
 
 
 def table(headers: Sequence[str], rows: Iterable[Sequence[str]], numeric: Sequence[int] = (), cls: str = "") -> str:
     """A plain table; cells are HTML already (escape what you pass)."""
     head = "".join(f'<th class="num">{h}</th>' if i in numeric else f"<th>{h}</th>" for i, h in enumerate(headers))
-    body = "".join("<tr>" + "".join(f'<td class="num">{v}</td>' if i in numeric else f"<td>{v}</td>"
-                                    for i, v in enumerate(row)) + "</tr>" for row in rows)
+    body = "".join(
+        "<tr>"
+        + "".join(f'<td class="num">{v}</td>' if i in numeric else f"<td>{v}</td>" for i, v in enumerate(row))
+        + "</tr>"
+        for row in rows
+    )
     return f'<table class="{cls}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
@@ -132,8 +150,7 @@ def figure(svg: str | None, caption: str, key: str, wide: bool = False) -> str:
     if svg is None:
         return ""
     cls = ' class="wide"' if wide else ""
-    return (f'<figure data-plot="{key}" id="plot-{key}"{cls}>{svg}'
-            f"<figcaption>{escape(caption)}</figcaption></figure>")
+    return f'<figure data-plot="{key}" id="plot-{key}"{cls}>{svg}<figcaption>{escape(caption)}</figcaption></figure>'
 
 
 def facts(items: Iterable[tuple[str, str]]) -> str:
@@ -144,15 +161,18 @@ def page(head: ReportHead, checks: Sequence[Check], sections: Iterable[str]) -> 
     """The whole document: title bar, verdict banner, then the sections in order."""
     title = f"{head.title} · {head.label} · {WORDS[head.status]}"
     meta = f"run {escape(head.run_id)} · {escape(head.generated_at)}"
-    return (f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
-            f'<meta name="viewport" content="width=device-width, initial-scale=1">'
-            f"<title>{escape(title)}</title><style>{CSS}</style></head><body><main>"
-            f'<header class="top"><h1>{escape(head.title)} · {escape(head.label)}</h1>'
-            f'<div class="meta">legion-ci · {meta}</div></header>'
-            + banner(head, checks) + "".join(sections)
-            + f"<footer>Generated by legion-ci for {escape(head.model)} {escape(head.version)}, artifact "
-            f"{escape(head.artifact_id)}. This page is self-contained: it loads nothing from anywhere.</footer>"
-            f"</main><script>{SCRIPT}</script></body></html>\n")
+    return (
+        f'<!DOCTYPE html>\n<html lang="en"><head><meta charset="utf-8">'
+        f'<meta name="viewport" content="width=device-width, initial-scale=1">'
+        f"<title>{escape(title)}</title><style>{CSS}</style></head><body><main>"
+        f'<header class="top"><h1>{escape(head.title)} · {escape(head.label)}</h1>'
+        f'<div class="meta">legion-ci · {meta}</div></header>'
+        + banner(head, checks)
+        + "".join(sections)
+        + f"<footer>Generated by legion-ci for {escape(head.model)} {escape(head.version)}, artifact "
+        f"{escape(head.artifact_id)}. This page is self-contained: it loads nothing from anywhere.</footer>"
+        f"</main><script>{SCRIPT}</script></body></html>\n"
+    )
 
 
 def section(title: str, body: str, anchor: str) -> str:

@@ -24,19 +24,45 @@ def junit_xml(head: ReportHead, checks: list[Check], error: str | None = None) -
     n = counts(checks)
     errors = 1 if error else 0
     seconds = sum(c.seconds or 0.0 for c in checks)
-    suites = ET.Element("testsuites", name=f"legion-ci {head.stage} {head.label}", tests=str(n["total"] + errors),
-                        failures=str(n["failed"]), errors=str(errors), skipped=str(n["skipped"]), time=f"{seconds:.3f}")
-    suite = ET.SubElement(suites, "testsuite", name=f"{head.model}.{head.stage}", tests=str(n["total"] + errors),
-                          failures=str(n["failed"]), errors=str(errors), skipped=str(n["skipped"]),
-                          time=f"{seconds:.3f}", timestamp=head.generated_at[:19])
+    suites = ET.Element(
+        "testsuites",
+        name=f"legion-ci {head.stage} {head.label}",
+        tests=str(n["total"] + errors),
+        failures=str(n["failed"]),
+        errors=str(errors),
+        skipped=str(n["skipped"]),
+        time=f"{seconds:.3f}",
+    )
+    suite = ET.SubElement(
+        suites,
+        "testsuite",
+        name=f"{head.model}.{head.stage}",
+        tests=str(n["total"] + errors),
+        failures=str(n["failed"]),
+        errors=str(errors),
+        skipped=str(n["skipped"]),
+        time=f"{seconds:.3f}",
+        timestamp=head.generated_at[:19],
+    )
     props = ET.SubElement(suite, "properties")
-    for key, value in (("model", head.model), ("version", head.version), ("artifact_id", head.artifact_id),
-                       ("run_id", head.run_id), ("status", head.status), ("forced_reason", head.forced_reason)):
+    for key, value in (
+        ("model", head.model),
+        ("version", head.version),
+        ("artifact_id", head.artifact_id),
+        ("run_id", head.run_id),
+        ("status", head.status),
+        ("forced_reason", head.forced_reason),
+    ):
         if value:
             ET.SubElement(props, "property", name=key, value=str(value))
     for check in checks:
-        case = ET.SubElement(suite, "testcase", classname=f"legion.{head.model}.{head.stage}.{check.kind}",
-                             name=_clean(check.name), time=f"{check.seconds or 0.0:.3f}")
+        case = ET.SubElement(
+            suite,
+            "testcase",
+            classname=f"legion.{head.model}.{head.stage}.{check.kind}",
+            name=_clean(check.name),
+            time=f"{check.seconds or 0.0:.3f}",
+        )
         if check.skipped:
             ET.SubElement(case, "skipped", message=_clean(check.message))
         elif not check.passed:
@@ -45,15 +71,17 @@ def junit_xml(head: ReportHead, checks: list[Check], error: str | None = None) -
         else:
             ET.SubElement(case, "system-out").text = _clean(check.message)
     if not checks and not error:  # a skipped stage still shows in Jenkins, with why
-        case = ET.SubElement(suite, "testcase", classname=f"legion.{head.model}.{head.stage}", name=head.stage,
-                             time="0.000")
+        case = ET.SubElement(
+            suite, "testcase", classname=f"legion.{head.model}.{head.stage}", name=head.stage, time="0.000"
+        )
         ET.SubElement(case, "skipped", message=_clean(head.headline))
         for node in (suites, suite):
             node.set("tests", "1")
             node.set("skipped", "1")
     if error:
-        case = ET.SubElement(suite, "testcase", classname=f"legion.{head.model}.{head.stage}", name=head.stage,
-                             time="0.000")
+        case = ET.SubElement(
+            suite, "testcase", classname=f"legion.{head.model}.{head.stage}", name=head.stage, time="0.000"
+        )
         ET.SubElement(case, "error", message=_clean(error), type="error").text = _clean(error)
     out = f"{head.title}: {head.status.upper()}: {head.headline}"
     if head.forced_reason:

@@ -48,8 +48,12 @@ def headline(checks: list[Check], what: str) -> str:
 
 
 def counts(checks: list[Check]) -> dict[str, int]:
-    return {"total": len(checks), "passed": sum(c.passed and not c.skipped for c in checks),
-            "failed": sum(not c.passed for c in checks), "skipped": sum(c.skipped for c in checks)}
+    return {
+        "total": len(checks),
+        "passed": sum(c.passed and not c.skipped for c in checks),
+        "failed": sum(not c.passed for c in checks),
+        "skipped": sum(c.skipped for c in checks),
+    }
 
 
 class Stopwatch:

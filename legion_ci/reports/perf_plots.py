@@ -33,8 +33,13 @@ def latency_svg(points: Sequence[HistoryPoint], p95_bound: float | None, p99_bou
             ax.plot(xs, ys, color=color, linewidth=2, marker="o", markersize=3, label=label, gid=f"data-{label}")
         for bound, label in ((p95_bound, "SLA p95"), (p99_bound, "SLA p99")):
             if bound is not None:
-                ax.axhline(bound, color=BOUND, linestyle="--" if label.endswith("p95") else ":", linewidth=1.4,
-                           label=f"{label} {bound:g} ms")
+                ax.axhline(
+                    bound,
+                    color=BOUND,
+                    linestyle="--" if label.endswith("p95") else ":",
+                    linewidth=1.4,
+                    label=f"{label} {bound:g} ms",
+                )
         top = max([max(_series(points, attr)[1]) for attr, _, _ in lines] + [b for b in (p95_bound, p99_bound) if b])
         ax.set_ylim(0, top * 1.3)  # room for the legend above the highest line
         ax.set_xlabel("seconds into the test")
@@ -57,8 +62,16 @@ def throughput_svg(points: Sequence[HistoryPoint]) -> str | None:
         ax.set_xlabel("seconds into the test")
         ax.set_ylabel("per second")
         users = ax.twinx()
-        users.step([p.seconds for p in points], [p.users for p in points], where="post", color=MUTED,
-                   linestyle="--", linewidth=1.2, label="users", gid="data-users")
+        users.step(
+            [p.seconds for p in points],
+            [p.users for p in points],
+            where="post",
+            color=MUTED,
+            linestyle="--",
+            linewidth=1.2,
+            label="users",
+            gid="data-users",
+        )
         users.set_ylabel("users", color=MUTED)
         users.set_ylim(bottom=0, top=max(p.users for p in points) * 1.25 + 1)
         users.grid(False)

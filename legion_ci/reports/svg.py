@@ -55,13 +55,16 @@ def to_svg(fig: Figure, key: str) -> str:
     with matplotlib.rc_context({**STYLE, "svg.hashsalt": key}):  # type: ignore[dict-item]
         fig.savefig(buf, format="svg", metadata=_NO_METADATA)
     text = buf.getvalue()
-    text = text[text.index("<svg"):]
+    text = text[text.index("<svg") :]
     ids = set(_IDS.findall(text))
     text = _IDS.sub(lambda m: f'id="{key}-{m[1]}"', text)
-    text = re.sub(r'url\(#([^)]+)\)', lambda m: f"url(#{key}-{m[1]})" if m[1] in ids else m[0], text)
+    text = re.sub(r"url\(#([^)]+)\)", lambda m: f"url(#{key}-{m[1]})" if m[1] in ids else m[0], text)
     text = re.sub(r'xlink:href="#([^"]+)"', lambda m: f'href="#{key}-{m[1]}"', text).replace("xlink:href=", "href=")
     text = re.sub(r'\s+xmlns(:xlink)?="[^"]*"', "", text, count=2)
-    text = re.sub(r'<svg\b([^>]*?)\swidth="([\d.]+)pt"\s+height="([\d.]+)pt"',
-                  lambda m: f'<svg{m[1]} width="{float(m[2]) * 4 / 3:.0f}" height="{float(m[3]) * 4 / 3:.0f}"',
-                  text, count=1)
+    text = re.sub(
+        r'<svg\b([^>]*?)\swidth="([\d.]+)pt"\s+height="([\d.]+)pt"',
+        lambda m: f'<svg{m[1]} width="{float(m[2]) * 4 / 3:.0f}" height="{float(m[3]) * 4 / 3:.0f}"',
+        text,
+        count=1,
+    )
     return text.replace("<svg", f'<svg class="plot" role="img" data-key="{key}"', 1)

@@ -95,20 +95,31 @@ class RouterApp:
             await _json(send, 200, {"status": "live"})
         elif path in ("/health/ready", "/v2/health/ready"):
             ok = self.ready
-            await _json(send, 200 if ok else 503, {"status": "ready" if ok else "starting",
-                                                   "generation": self.table.generation})
+            await _json(
+                send, 200 if ok else 503, {"status": "ready" if ok else "starting", "generation": self.table.generation}
+            )
         elif path == "/routes":
             await _json(send, 200, self.routes())
         elif path == "/metrics":
             await _send(send, 200, [(b"content-type", CONTENT_TYPE)], self.metrics.render(self.table))
         else:
-            await _json(send, 404, {"error": f"no endpoint {path} (model paths start /api/model/NAME/ or "
-                                             "/v2/models/NAME; see /routes)", "status": 404})
+            await _json(
+                send,
+                404,
+                {
+                    "error": f"no endpoint {path} (model paths start /api/model/NAME/ or /v2/models/NAME; see /routes)",
+                    "status": 404,
+                },
+            )
 
     def routes(self) -> dict[str, Any]:
         poller = self.poller
-        return {"generation": self.table.generation, "models": self.table.describe(),
-                "loaded_at": poller.loaded_at if poller else None, "registry_error": poller.error if poller else None}
+        return {
+            "generation": self.table.generation,
+            "models": self.table.describe(),
+            "loaded_at": poller.loaded_at if poller else None,
+            "registry_error": poller.error if poller else None,
+        }
 
     async def proxy(self, scope: Scope, receive: Receive, send: Send, target: paths.Target) -> None:
         start = time.perf_counter()
@@ -131,8 +142,9 @@ class RouterApp:
             path = target.path_for(backend.version) + suffix
             backend.inflight += 1
             try:
-                status, answer_headers, payload = await self.upstream.send(scope["method"], backend.url, path,
-                                                                           headers, body)
+                status, answer_headers, payload = await self.upstream.send(
+                    scope["method"], backend.url, path, headers, body
+                )
             except NotSent as exc:
                 tried.add(backend.url)
                 self.down[backend.url] = time.monotonic() + DOWN_FOR
@@ -142,8 +154,16 @@ class RouterApp:
                 continue
             except UpstreamFailed as exc:
                 log.warning("request %s to %s%s failed: %s", rid.decode(), backend.url, path, exc)
-                await _json(send, 502, {"error": f"model {target.model} version {backend.version} did not answer: "
-                                                 f"{exc}", "status": 502, "request_id": rid.decode()}, rid)
+                await _json(
+                    send,
+                    502,
+                    {
+                        "error": f"model {target.model} version {backend.version} did not answer: {exc}",
+                        "status": 502,
+                        "request_id": rid.decode(),
+                    },
+                    rid,
+                )
                 self.metrics.observe(target.model, backend.version, 502, time.perf_counter() - start)
                 return
             finally:
@@ -168,14 +188,26 @@ class RouterApp:
 
     async def _no_backend(self, send: Send, target: paths.Target, reasons: list[str], rid: bytes) -> int:
         if reasons:
-            status, message = 502, (f"no replica of model {target.model} could be reached "
-                                    f"({len(reasons)} refused the connection)")
+            status, message = (
+                502,
+                (f"no replica of model {target.model} could be reached ({len(reasons)} refused the connection)"),
+            )
         elif target.model not in self.table.models():
-            status, message = 404, (f"model {target.model!r} has no deployment serving through this router "
-                                    f"(serving: {', '.join(self.table.models()) or 'none'})")
+            status, message = (
+                404,
+                (
+                    f"model {target.model!r} has no deployment serving through this router "
+                    f"(serving: {', '.join(self.table.models()) or 'none'})"
+                ),
+            )
         elif target.version is not None:
-            status, message = 404, (f"model {target.model!r} version {target.version!r} is not deployed "
-                                    f"(deployed: {', '.join(self.table.versions(target.model))})")
+            status, message = (
+                404,
+                (
+                    f"model {target.model!r} version {target.version!r} is not deployed "
+                    f"(deployed: {', '.join(self.table.versions(target.model))})"
+                ),
+            )
         else:
             status, message = 503, f"model {target.model!r} has no deployment with a traffic weight above 0"
         await _json(send, status, {"error": message, "status": status, "request_id": rid.decode()}, rid)

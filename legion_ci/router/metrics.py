@@ -26,25 +26,40 @@ class RouterMetrics:
         entry[1] += seconds
 
     def render(self, table: RouteTable) -> bytes:
-        lines = ["# HELP legion_router_requests_total Answers sent, by model, version (- when no backend) and status.",
-                 "# TYPE legion_router_requests_total counter"]
-        timing = ["# HELP legion_router_request_seconds Time from request to answer, by model and version.",
-                  "# TYPE legion_router_request_seconds summary"]
+        lines = [
+            "# HELP legion_router_requests_total Answers sent, by model, version (- when no backend) and status.",
+            "# TYPE legion_router_requests_total counter",
+        ]
+        timing = [
+            "# HELP legion_router_request_seconds Time from request to answer, by model and version.",
+            "# TYPE legion_router_request_seconds summary",
+        ]
         for (model, version, status), (count, total) in sorted(self.answers.items()):
             labels = f'model="{_label(model)}",version="{_label(version)}"'
             lines.append(f'legion_router_requests_total{{{labels},code="{status}"}} {int(count)}')
-            timing.append(f"legion_router_request_seconds_count{{{labels},code=\"{status}\"}} {int(count)}")
-            timing.append(f"legion_router_request_seconds_sum{{{labels},code=\"{status}\"}} {total:.6f}")
+            timing.append(f'legion_router_request_seconds_count{{{labels},code="{status}"}} {int(count)}')
+            timing.append(f'legion_router_request_seconds_sum{{{labels},code="{status}"}} {total:.6f}')
         lines += timing
-        lines += ["# HELP legion_router_backend_refused_total Connections refused by a backend (the request went "
-                  "to another replica).", "# TYPE legion_router_backend_refused_total counter"]
-        lines += [f'legion_router_backend_refused_total{{model="{_label(m)}"}} {n}'
-                  for m, n in sorted(self.refused.items())]
-        lines += ["# HELP legion_router_weight Traffic weight of each routed deployment.",
-                  "# TYPE legion_router_weight gauge"]
-        lines += [f'legion_router_weight{{model="{_label(r.model)}",version="{_label(r.version)}",'
-                  f'deployment="{r.deployment_id}"}} {r.weight}' for r in table.routes]
-        lines += ["# HELP legion_router_routes_generation Routing tables applied since start.",
-                  "# TYPE legion_router_routes_generation counter",
-                  f"legion_router_routes_generation {table.generation}"]
+        lines += [
+            "# HELP legion_router_backend_refused_total Connections refused by a backend (the request went "
+            "to another replica).",
+            "# TYPE legion_router_backend_refused_total counter",
+        ]
+        lines += [
+            f'legion_router_backend_refused_total{{model="{_label(m)}"}} {n}' for m, n in sorted(self.refused.items())
+        ]
+        lines += [
+            "# HELP legion_router_weight Traffic weight of each routed deployment.",
+            "# TYPE legion_router_weight gauge",
+        ]
+        lines += [
+            f'legion_router_weight{{model="{_label(r.model)}",version="{_label(r.version)}",'
+            f'deployment="{r.deployment_id}"}} {r.weight}'
+            for r in table.routes
+        ]
+        lines += [
+            "# HELP legion_router_routes_generation Routing tables applied since start.",
+            "# TYPE legion_router_routes_generation counter",
+            f"legion_router_routes_generation {table.generation}",
+        ]
         return ("\n".join(lines) + "\n").encode()

@@ -1,9 +1,9 @@
 """Which model (and pinned version) a request path names, and the path its backend expects.
 
-  /api/model/NAME/invoke                -> weighted; sent as /api/model/NAME/<backend's version>/invoke
-  /api/model/NAME/VERSION/invoke        -> only VERSION's replicas; sent unchanged
-  /v2/models/NAME/infer                 -> weighted; sent unchanged (the server answers its own name there)
-  /v2/models/NAME/versions/VERSION/...  -> only VERSION's replicas; sent unchanged
+/api/model/NAME/invoke                -> weighted; sent as /api/model/NAME/<backend's version>/invoke
+/api/model/NAME/VERSION/invoke        -> only VERSION's replicas; sent unchanged
+/v2/models/NAME/infer                 -> weighted; sent unchanged (the server answers its own name there)
+/v2/models/NAME/versions/VERSION/...  -> only VERSION's replicas; sent unchanged
 """
 
 from __future__ import annotations

@@ -36,8 +36,9 @@ def _watch_state(path: Path, interval: float = 1.0, grace: float = 120.0) -> Non
             return
 
 
-def create_app(settings: Settings, target: str | None = None, interval: float = POLL_INTERVAL,
-               timeout: float = 60.0) -> RouterApp:
+def create_app(
+    settings: Settings, target: str | None = None, interval: float = POLL_INTERVAL, timeout: float = 60.0
+) -> RouterApp:
     """A router following the registry of `settings` (the deployments of `target`, or of every target)."""
     table = RouteTable()
     poller = RegistryPoller(Registry.from_settings(settings), table, target, interval)
@@ -49,9 +50,21 @@ def serve(settings: Settings, host: str, port: int, target: str | None = None, t
     import uvicorn
 
     app = create_app(settings, target, timeout=timeout)
-    config = uvicorn.Config(app, host=host, port=port, loop="uvloop", http="httptools", lifespan="on",
-                            access_log=False, log_level="warning", server_header=False, date_header=False,
-                            timeout_graceful_shutdown=15, backlog=2048, timeout_keep_alive=30)
+    config = uvicorn.Config(
+        app,
+        host=host,
+        port=port,
+        loop="uvloop",
+        http="httptools",
+        lifespan="on",
+        access_log=False,
+        log_level="warning",
+        server_header=False,
+        date_header=False,
+        timeout_graceful_shutdown=15,
+        backlog=2048,
+        timeout_keep_alive=30,
+    )
     server = uvicorn.Server(config)
     state = os.environ.get(ENV_STATE)
     if state:

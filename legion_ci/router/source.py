@@ -32,8 +32,9 @@ class RegistryPoller:
     A registry that cannot be read leaves the last good table in place, so traffic keeps flowing.
     """
 
-    def __init__(self, registry: Registry, table: RouteTable, target: str | None = None,
-                 interval: float = POLL_INTERVAL) -> None:
+    def __init__(
+        self, registry: Registry, table: RouteTable, target: str | None = None, interval: float = POLL_INTERVAL
+    ) -> None:
         self.registry, self.table, self.target, self.interval = registry, table, target, interval
         self.loaded_at: float | None = None
         self.error: str | None = None
@@ -45,8 +46,11 @@ class RegistryPoller:
         changed = self.table.replace(routes)
         self.loaded_at, self.error = time.time(), None
         if changed:
-            log.info("routes generation %d: %s", self.table.generation,
-                     ", ".join(f"{r.model}:{r.version}#{r.deployment_id}={r.weight}" for r in routes) or "none")
+            log.info(
+                "routes generation %d: %s",
+                self.table.generation,
+                ", ".join(f"{r.model}:{r.version}#{r.deployment_id}={r.weight}" for r in routes) or "none",
+            )
         return changed
 
     async def _loop(self) -> None:

@@ -90,12 +90,17 @@ def ensure(settings: Settings, host: str = "127.0.0.1", port: int | None = None)
         info = running(settings)
         if info is not None:
             if wanted not in (None, 0, info.port):
-                raise ConfigError(f"the router of {settings.home} already listens on {info.url}, not port {wanted}; "
-                                  "stop it first with `legion-ci router stop`")
+                raise ConfigError(
+                    f"the router of {settings.home} already listens on {info.url}, not port {wanted}; "
+                    "stop it first with `legion-ci router stop`"
+                )
             return info, False
         previous = read_state(settings)
-        candidates = [wanted] if wanted is not None else [
-            p for p in ((previous.port if previous else None), DEFAULT_PORT) if p and port_free(host, p)] + [0]
+        candidates = (
+            [wanted]
+            if wanted is not None
+            else [p for p in ((previous.port if previous else None), DEFAULT_PORT) if p and port_free(host, p)] + [0]
+        )
         error: DeployError | None = None
         for candidate in candidates:
             try:

@@ -137,13 +137,15 @@ class RouteTable:
             entry = out.setdefault(model, {"deployments": []})
             total = sum(r.weight for r in self.routes if r.model == model)
             weight = weights.get(deployment_id, 0)
-            entry["deployments"].append({
-                "deployment_id": deployment_id,
-                "version": backends[0].version,
-                "weight": weight,
-                "share": round(weight / total, 4) if total else 0.0,
-                "routed": deployment_id in weights,
-                "inflight": sum(b.inflight for b in backends),
-                "replicas": [{"url": b.url, "inflight": b.inflight, "served": b.served} for b in backends],
-            })
+            entry["deployments"].append(
+                {
+                    "deployment_id": deployment_id,
+                    "version": backends[0].version,
+                    "weight": weight,
+                    "share": round(weight / total, 4) if total else 0.0,
+                    "routed": deployment_id in weights,
+                    "inflight": sum(b.inflight for b in backends),
+                    "replicas": [{"url": b.url, "inflight": b.inflight, "served": b.served} for b in backends],
+                }
+            )
         return out

@@ -19,10 +19,21 @@ import httptools
 Headers = list[tuple[bytes, bytes]]
 
 # Never forwarded in either direction (RFC 9110 7.6.1), plus the ones the proxy sets itself.
-HOP_BY_HOP = frozenset({
-    b"connection", b"keep-alive", b"proxy-authenticate", b"proxy-authorization", b"proxy-connection", b"te",
-    b"trailer", b"transfer-encoding", b"upgrade", b"host", b"content-length",
-})
+HOP_BY_HOP = frozenset(
+    {
+        b"connection",
+        b"keep-alive",
+        b"proxy-authenticate",
+        b"proxy-authorization",
+        b"proxy-connection",
+        b"te",
+        b"trailer",
+        b"transfer-encoding",
+        b"upgrade",
+        b"host",
+        b"content-length",
+    }
+)
 
 
 class NotSent(Exception):
@@ -117,8 +128,9 @@ class _Pool:
 class Upstream:
     """Every backend's connection pool; `send` forwards one request and returns the whole answer."""
 
-    def __init__(self, connect_timeout: float = 2.0, timeout: float = 60.0, per_backend: int = 256,
-                 keepalive: float = 3.0) -> None:
+    def __init__(
+        self, connect_timeout: float = 2.0, timeout: float = 60.0, per_backend: int = 256, keepalive: float = 3.0
+    ) -> None:
         self.connect_timeout, self.timeout = connect_timeout, timeout
         self.per_backend, self.keepalive = per_backend, keepalive
         self.pools: dict[str, _Pool] = {}
@@ -152,7 +164,8 @@ class Upstream:
         loop = asyncio.get_running_loop()
         try:
             _, conn = await asyncio.wait_for(
-                loop.create_connection(_Connection, pool.host, pool.port), self.connect_timeout)
+                loop.create_connection(_Connection, pool.host, pool.port), self.connect_timeout
+            )
         except (TimeoutError, OSError) as exc:
             raise NotSent(f"cannot connect to {pool.host}:{pool.port}: {exc or type(exc).__name__}") from exc
         return conn
@@ -164,8 +177,9 @@ class Upstream:
         else:
             conn.close()
 
-    async def send(self, method: str, base: str, target: str, headers: Headers,
-                   body: bytes) -> tuple[int, Headers, bytes]:
+    async def send(
+        self, method: str, base: str, target: str, headers: Headers, body: bytes
+    ) -> tuple[int, Headers, bytes]:
         """Forward `method target` to the backend at `base` (http://host:port); returns status, headers
         (hop-by-hop ones removed) and the whole body."""
         pool = self._pool(base)
@@ -178,7 +192,8 @@ class Upstream:
         lines += (b"\r\n", body)
         pending = conn.request(b"".join(lines), method == "HEAD")
         timer = asyncio.get_running_loop().call_later(
-            self.timeout, conn.fail, UpstreamFailed(f"no answer within {self.timeout:g}s"))
+            self.timeout, conn.fail, UpstreamFailed(f"no answer within {self.timeout:g}s")
+        )
         try:
             answer = await pending
         except UpstreamFailed:

@@ -34,8 +34,19 @@ from legion_ci.serving.predictor import Predictor
 from legion_ci.serving.validation import InputError, Rows, Validator, parse_json
 
 log = logging.getLogger(__name__)
-LINEAGE_KEYS = ("git", "data_fingerprint", "source_fingerprint", "metrics", "params", "packages", "jenkins",
-                "created_at", "seed", "estimator", "run_id")
+LINEAGE_KEYS = (
+    "git",
+    "data_fingerprint",
+    "source_fingerprint",
+    "metrics",
+    "params",
+    "packages",
+    "jenkins",
+    "created_at",
+    "seed",
+    "estimator",
+    "run_id",
+)
 
 Handler = Callable[[Scope, Receive, str], Awaitable[tuple[int, bytes, list[tuple[bytes, bytes]]]]]
 
@@ -50,8 +61,9 @@ class Route:
 class ModelApp:
     """One artifact served over HTTP. Build with `create_app`."""
 
-    def __init__(self, artifact: Artifact, options: ServeOptions, settings: Settings,
-                 predictor: Predictor | None = None) -> None:
+    def __init__(
+        self, artifact: Artifact, options: ServeOptions, settings: Settings, predictor: Predictor | None = None
+    ) -> None:
         self.artifact = artifact
         self.options = options
         self.name, self.version = artifact.name, artifact.version
@@ -59,8 +71,9 @@ class ModelApp:
         self.features = list(schema["features"])
         allow_nan = bool(schema.get("allow_nan", False))
         self.validator = Validator(self.features, options.max_rows, allow_nan)
-        self.predictor = predictor or Predictor.for_model(artifact.model, self.features,
-                                                          list(schema.get("example") or []), self.validator.numeric)
+        self.predictor = predictor or Predictor.for_model(
+            artifact.model, self.features, list(schema.get("example") or []), self.validator.numeric
+        )
         self.classes = artifact.manifest.get("classes")
         self.auth = Authenticator(AuthConfig.from_env(settings, options.auth), self.name, self.version)
         self.auth_enabled = self.auth.config.enabled
@@ -120,8 +133,15 @@ class ModelApp:
     def startup(self) -> None:
         if self.writer is None:
             target = str(self.artifact.manifest.get("target") or "target")
-            self.writer = CaptureWriter(self.store, self.name, self.version, self.validator.names, target,
-                                        self.options.capture_rate, self.options.fsync_interval)
+            self.writer = CaptureWriter(
+                self.store,
+                self.name,
+                self.version,
+                self.validator.names,
+                target,
+                self.options.capture_rate,
+                self.options.fsync_interval,
+            )
         gc.collect()
         gc.freeze()  # the model and tables live for the process: keep them out of every GC pass
         self.ready = True
@@ -154,8 +174,10 @@ class ModelApp:
                 if handler is None:
                     allowed = ", ".join(route.methods)
                     headers.append((b"allow", allowed.encode()))
-                    status, body = 405, self._error(f"{scope['method']} is not allowed on {path} "
-                                                    f"(use {allowed})", 405, rid)
+                    status, body = (
+                        405,
+                        self._error(f"{scope['method']} is not allowed on {path} (use {allowed})", 405, rid),
+                    )
                 else:
                     if route.protected and self.auth_enabled:
                         await self._authenticate(scope)
@@ -167,8 +189,9 @@ class ModelApp:
             status, body = exc.status, self._error(exc.message, exc.status, rid)
             if exc.status == 401:
                 reason = exc.message.replace('"', "'").encode("latin-1", "replace")
-                headers.append((b"www-authenticate", b'Bearer error="invalid_token", error_description="'
-                                + reason + b'"'))
+                headers.append(
+                    (b"www-authenticate", b'Bearer error="invalid_token", error_description="' + reason + b'"')
+                )
         except ClientGone:
             flight.dec()
             return
@@ -240,8 +263,7 @@ class ModelApp:
 
     async def infer(self, scope: Scope, receive: Receive, rid: str) -> tuple[int, bytes, list[Any]]:
         start = time.perf_counter()
-        body = parse_json(await read_body(scope, receive, self.options.max_body_bytes),
-                          self.options.max_body_bytes)
+        body = parse_json(await read_body(scope, receive, self.options.max_body_bytes), self.options.max_body_bytes)
         rows = v2.to_rows(body, self.validator)
         predictions, probabilities = self._predict(rows)
         outputs = [v2.output("predict", predictions)]
@@ -256,13 +278,13 @@ class ModelApp:
 
     # -- feedback ------------------------------------------------------------------------------------
     async def feedback(self, scope: Scope, receive: Receive, rid: str) -> tuple[int, bytes, list[Any]]:
-        body = parse_json(await read_body(scope, receive, self.options.max_body_bytes),
-                          self.options.max_body_bytes)
+        body = parse_json(await read_body(scope, receive, self.options.max_body_bytes), self.options.max_body_bytes)
         items = body if isinstance(body, list) else [body]
         if not items:
-            raise InputError("body: an empty array (send {\"request_id\": ..., \"ground_truth\": ...})")
-        checked = [self._feedback_item(item, f"[{i}]" if isinstance(body, list) else "body")
-                   for i, item in enumerate(items)]
+            raise InputError('body: an empty array (send {"request_id": ..., "ground_truth": ...})')
+        checked = [
+            self._feedback_item(item, f"[{i}]" if isinstance(body, list) else "body") for i, item in enumerate(items)
+        ]
         writer = self.writer
         if writer is None:
             raise InputError("the server is not ready to take feedback yet", 503)
@@ -283,8 +305,10 @@ class ModelApp:
             raise InputError(f"{where}: unknown field {unknown[0]!r} (expected request_id, ground_truth, payload)")
         request_id = item.get("request_id")
         if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
-            raise InputError(f"{where}.request_id: expected the X-Request-ID of an answered request "
-                             f"(1-128 letters, digits, '.', '_', ':', '-'), got {request_id!r:.60}")
+            raise InputError(
+                f"{where}.request_id: expected the X-Request-ID of an answered request "
+                f"(1-128 letters, digits, '.', '_', ':', '-'), got {request_id!r:.60}"
+            )
         if "ground_truth" not in item:
             raise InputError(f"{where}: missing field 'ground_truth'")
         return request_id, item["ground_truth"], item.get("payload")
@@ -294,12 +318,23 @@ class ModelApp:
         manifest = self.artifact.manifest
         lineage = {k: manifest[k] for k in LINEAGE_KEYS if k in manifest}
         answer = {
-            "model": self.name, "version": self.version, "artifact_id": self.artifact.id,
-            "task": self.artifact.task, "classes": self.classes, "estimator": manifest.get("estimator"),
-            "input_schema": self.artifact.schema, "lineage": lineage,
-            "serving": {"predictor": self.predictor.tier, "auth": self.auth_enabled, "capture": self.capture_on,
-                        "capture_rate": self.options.capture_rate, "max_rows": self.options.max_rows,
-                        "max_body_bytes": self.options.max_body_bytes, "server": f"legion-ci {__version__}"},
+            "model": self.name,
+            "version": self.version,
+            "artifact_id": self.artifact.id,
+            "task": self.artifact.task,
+            "classes": self.classes,
+            "estimator": manifest.get("estimator"),
+            "input_schema": self.artifact.schema,
+            "lineage": lineage,
+            "serving": {
+                "predictor": self.predictor.tier,
+                "auth": self.auth_enabled,
+                "capture": self.capture_on,
+                "capture_rate": self.options.capture_rate,
+                "max_rows": self.options.max_rows,
+                "max_body_bytes": self.options.max_body_bytes,
+                "server": f"legion-ci {__version__}",
+            },
         }
         return 200, dumps(answer), []
 
@@ -308,12 +343,18 @@ class ModelApp:
 
     async def v2_metadata(self, scope: Scope, receive: Receive, rid: str) -> tuple[int, bytes, list[Any]]:
         classifier = self.artifact.task == "classification"
-        outputs = [{"name": "predict", "datatype": _class_datatype(self.classes) if classifier else "FP64",
-                    "shape": [-1]}]
+        outputs = [
+            {"name": "predict", "datatype": _class_datatype(self.classes) if classifier else "FP64", "shape": [-1]}
+        ]
         if self.predictor.has_proba:
             outputs.append({"name": "predict_proba", "datatype": "FP64", "shape": [-1, len(self.classes or [])]})
-        answer = {"name": self.name, "versions": [self.version], "platform": "sklearn",
-                  "inputs": v2.input_metadata(self.features), "outputs": outputs}
+        answer = {
+            "name": self.name,
+            "versions": [self.version],
+            "platform": "sklearn",
+            "inputs": v2.input_metadata(self.features),
+            "outputs": outputs,
+        }
         return 200, dumps(answer), []
 
     async def live(self, scope: Scope, receive: Receive, rid: str) -> tuple[int, bytes, list[Any]]:
@@ -356,7 +397,11 @@ def _class_datatype(classes: Any) -> str:
     return "BYTES"
 
 
-def create_app(artifact: Artifact, options: ServeOptions | None = None, settings: Settings | None = None,
-               predictor: Predictor | None = None) -> ModelApp:
+def create_app(
+    artifact: Artifact,
+    options: ServeOptions | None = None,
+    settings: Settings | None = None,
+    predictor: Predictor | None = None,
+) -> ModelApp:
     """The ASGI app serving `artifact` (its model is loaded and checked here unless `predictor` is given)."""
     return ModelApp(artifact, options or ServeOptions(), settings or load_settings(), predictor)

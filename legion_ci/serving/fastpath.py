@@ -158,8 +158,9 @@ def _linear(est: Any, steps: list[tuple[str, list[np.ndarray]]]) -> LinearPlan |
         if classes.dtype.kind == "O" or coef.ndim != 2:
             return None
         if coef.shape[0] == 1:
-            return LinearPlan(steps, "binary", np.ascontiguousarray(coef[0]), intercept.reshape(-1)[:1].reshape(()),
-                              classes, logistic)
+            return LinearPlan(
+                steps, "binary", np.ascontiguousarray(coef[0]), intercept.reshape(-1)[:1].reshape(()), classes, logistic
+            )
         return LinearPlan(steps, "multiclass", np.ascontiguousarray(coef.T), intercept, classes, logistic)
     if is_regressor(est) and coef.ndim == 1:
         return LinearPlan(steps, "regression", coef.astype(np.float64), intercept.reshape(()), None, False)
@@ -192,8 +193,16 @@ def _trees(est: Any) -> Compiled | None:
     return Compiled(lambda x: total(x, None), None)
 
 
-TREES = {"DecisionTreeClassifier", "ExtraTreeClassifier", "RandomForestClassifier", "ExtraTreesClassifier",
-         "DecisionTreeRegressor", "ExtraTreeRegressor", "RandomForestRegressor", "ExtraTreesRegressor"}
+TREES = {
+    "DecisionTreeClassifier",
+    "ExtraTreeClassifier",
+    "RandomForestClassifier",
+    "ExtraTreesClassifier",
+    "DecisionTreeRegressor",
+    "ExtraTreeRegressor",
+    "RandomForestRegressor",
+    "ExtraTreesRegressor",
+}
 
 
 def _estimator(est: Any, steps: list[tuple[str, list[np.ndarray]]]) -> LinearPlan | Compiled | None:

@@ -24,8 +24,9 @@ class _Info:
         self.labels = labels
 
     def collect(self) -> Any:
-        family = GaugeMetricFamily("legion_model_info", "The model version this server answers from",
-                                   labels=list(self.labels))
+        family = GaugeMetricFamily(
+            "legion_model_info", "The model version this server answers from", labels=list(self.labels)
+        )
         family.add_metric(list(self.labels.values()), 1.0)
         yield family
 
@@ -45,20 +46,30 @@ class Metrics:
             from prometheus_client.process_collector import ProcessCollector
 
             ProcessCollector(registry=self.registry)
-        self.registry.register(_Info({"model": model, "version": version, "artifact_id": artifact_id,
-                                      "commit": commit or ""}))
+        self.registry.register(
+            _Info({"model": model, "version": version, "artifact_id": artifact_id, "commit": commit or ""})
+        )
         labels = ["model", "version"]
-        self.requests = Counter("legion_requests", "HTTP requests answered", [*labels, "endpoint", "status"],
-                                registry=reg)
-        self.latency = Histogram("legion_request_duration_seconds", "Time to answer a request",
-                                 [*labels, "endpoint"], buckets=BUCKETS, registry=reg)
-        self.in_flight = Gauge("legion_requests_in_flight", "Requests being answered", labels, registry=reg,
-                               multiprocess_mode="livesum")
+        self.requests = Counter(
+            "legion_requests", "HTTP requests answered", [*labels, "endpoint", "status"], registry=reg
+        )
+        self.latency = Histogram(
+            "legion_request_duration_seconds",
+            "Time to answer a request",
+            [*labels, "endpoint"],
+            buckets=BUCKETS,
+            registry=reg,
+        )
+        self.in_flight = Gauge(
+            "legion_requests_in_flight", "Requests being answered", labels, registry=reg, multiprocess_mode="livesum"
+        )
         self.rows = Counter("legion_predicted_rows", "Rows predicted", labels, registry=reg)
-        self.captured = Counter("legion_captured_records", "Records written to the feedback store", labels,
-                                registry=reg)
-        self.capture_errors = Counter("legion_capture_errors", "Records the feedback store could not take",
-                                      labels, registry=reg)
+        self.captured = Counter(
+            "legion_captured_records", "Records written to the feedback store", labels, registry=reg
+        )
+        self.capture_errors = Counter(
+            "legion_capture_errors", "Records the feedback store could not take", labels, registry=reg
+        )
         self.base = (model, version)
         self._requests: dict[tuple[str, int], Any] = {}
         self._latency: dict[str, Any] = {}

@@ -56,8 +56,9 @@ class Predictor:
         return cls("compiled", lambda r: plan.predict(r.matrix), proba, plan)
 
     @classmethod
-    def for_model(cls, model: Any, features: list[dict[str, Any]], example: list[list[Any]],
-                  numeric: bool) -> Predictor:
+    def for_model(
+        cls, model: Any, features: list[dict[str, Any]], example: list[list[Any]], numeric: bool
+    ) -> Predictor:
         """The fastest tier that gives `model`'s own answers on the probe rows."""
         import pandas as pd
 
@@ -68,8 +69,11 @@ class Predictor:
         def frame(rows: list[list[Any]]) -> Any:
             return pd.DataFrame(rows, columns=names).astype(dtypes)
 
-        fallback = cls("frame", lambda r: model.predict(frame(r.rows)),
-                       (lambda r: model.predict_proba(frame(r.rows))) if has_proba else None)
+        fallback = cls(
+            "frame",
+            lambda r: model.predict(frame(r.rows)),
+            (lambda r: model.predict_proba(frame(r.rows))) if has_proba else None,
+        )
         if not numeric or not example:
             return fallback
         probe = _probe(np.asarray(example, dtype=np.float64), names, dtypes)

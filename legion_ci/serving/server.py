@@ -31,9 +31,21 @@ log = logging.getLogger(__name__)
 
 
 def _uvicorn_kwargs(options: ServeOptions) -> dict[str, Any]:
-    return {"host": options.host, "port": options.port, "loop": "uvloop", "http": "httptools", "lifespan": "on",
-            "access_log": False, "log_level": "warning", "server_header": False, "date_header": False,
-            "timeout_graceful_shutdown": 10, "backlog": 2048, "ws": "none", "interface": "asgi3"}
+    return {
+        "host": options.host,
+        "port": options.port,
+        "loop": "uvloop",
+        "http": "httptools",
+        "lifespan": "on",
+        "access_log": False,
+        "log_level": "warning",
+        "server_header": False,
+        "date_header": False,
+        "timeout_graceful_shutdown": 10,
+        "backlog": 2048,
+        "ws": "none",
+        "interface": "asgi3",
+    }
 
 
 def _announce(sock: Any) -> None:
@@ -72,10 +84,27 @@ def _predictor(art: Artifact, plan: Path | None) -> Any:
 
 
 def _argv(artifact_path: str | Path, options: ServeOptions, plan: Path) -> list[str]:
-    args = [sys.executable, "-m", "legion_ci", "serve", str(artifact_path), "--host", options.host,
-            "--port", str(options.port), "--workers", str(options.workers), "--capture-rate",
-            repr(options.capture_rate), "--max-rows", str(options.max_rows), "--max-body-bytes",
-            str(options.max_body_bytes), "--plan", str(plan)]
+    args = [
+        sys.executable,
+        "-m",
+        "legion_ci",
+        "serve",
+        str(artifact_path),
+        "--host",
+        options.host,
+        "--port",
+        str(options.port),
+        "--workers",
+        str(options.workers),
+        "--capture-rate",
+        repr(options.capture_rate),
+        "--max-rows",
+        str(options.max_rows),
+        "--max-body-bytes",
+        str(options.max_body_bytes),
+        "--plan",
+        str(plan),
+    ]
     if not options.auth:
         args.append("--no-auth")
     if not options.capture:
@@ -105,8 +134,9 @@ def _go_slim(art: Artifact, artifact_path: str | Path, options: ServeOptions, se
     os.execv(sys.executable, _argv(artifact_path, options, Path(name)))
 
 
-def serve(artifact_path: str | Path, options: ServeOptions, settings: Settings | None = None,
-          plan: Path | None = None) -> int:
+def serve(
+    artifact_path: str | Path, options: ServeOptions, settings: Settings | None = None, plan: Path | None = None
+) -> int:
     """Serve until SIGINT/SIGTERM; returns the exit status."""
     settings = settings or load_settings()
     if options.workers < 1:
@@ -127,8 +157,7 @@ def serve(artifact_path: str | Path, options: ServeOptions, settings: Settings |
             plan.unlink(missing_ok=True)
 
 
-def _serve_one(art: Artifact, options: ServeOptions, settings: Settings, predictor: Any,
-               plan: Path | None) -> int:
+def _serve_one(art: Artifact, options: ServeOptions, settings: Settings, predictor: Any, plan: Path | None) -> int:
     import uvicorn
 
     from legion_ci.serving.app import create_app
@@ -168,8 +197,9 @@ def _serve_workers(artifact_path: Path, options: ServeOptions, settings: Setting
     os.environ[ENV_PLAN] = str(plan or "")
     os.environ["LEGION_HOME"] = str(settings.home)
     try:
-        config = uvicorn.Config("legion_ci.serving.server:app_from_env", factory=True, workers=options.workers,
-                                **_uvicorn_kwargs(options))
+        config = uvicorn.Config(
+            "legion_ci.serving.server:app_from_env", factory=True, workers=options.workers, **_uvicorn_kwargs(options)
+        )
         sock = config.bind_socket()
         _announce(sock)
         Multiprocess(config, sockets=[sock]).run()

@@ -13,8 +13,21 @@ import numpy as np
 
 from legion_ci.serving.validation import InputError, Rows, Validator, json_type
 
-DATATYPES = {"FP64", "FP32", "FP16", "INT64", "INT32", "INT16", "INT8", "UINT64", "UINT32", "UINT16", "UINT8",
-             "BOOL", "BYTES"}
+DATATYPES = {
+    "FP64",
+    "FP32",
+    "FP16",
+    "INT64",
+    "INT32",
+    "INT16",
+    "INT8",
+    "UINT64",
+    "UINT32",
+    "UINT16",
+    "UINT8",
+    "BOOL",
+    "BYTES",
+}
 OUTPUTS = ("predict", "predict_proba")
 
 
@@ -48,8 +61,10 @@ def _tensor(item: Any, i: int) -> dict[str, Any]:
     if not isinstance(item["name"], str):
         raise InputError(f"{where}.name: expected a string, got {json_type(item['name'])}")
     if not isinstance(item["datatype"], str) or item["datatype"] not in DATATYPES:
-        raise InputError(f"{where}.datatype: {item['datatype']!r} is not a v2 datatype "
-                         f"(expected one of {', '.join(sorted(DATATYPES))})")
+        raise InputError(
+            f"{where}.datatype: {item['datatype']!r} is not a v2 datatype "
+            f"(expected one of {', '.join(sorted(DATATYPES))})"
+        )
     return item
 
 
@@ -61,7 +76,7 @@ def wants_proba(body: dict[str, Any]) -> bool:
     if outputs is None:
         return False
     if not isinstance(outputs, list):
-        raise InputError(f"outputs: expected an array of {{\"name\": ...}}, got {json_type(outputs)}")
+        raise InputError(f'outputs: expected an array of {{"name": ...}}, got {json_type(outputs)}')
     for k, out in enumerate(outputs):
         name = out.get("name") if isinstance(out, dict) else None
         if name not in OUTPUTS:
@@ -85,22 +100,24 @@ def to_rows(body: Any, validator: Validator) -> Rows:
         if len(shape) == 1:
             shape = [1, shape[0]]
         if len(shape) != 2 or shape[1] != validator.width:
-            raise InputError(f"inputs[0].shape: {t['shape']} does not fit [N, {validator.width}] "
-                             f"(features: {', '.join(names)})")
+            raise InputError(
+                f"inputs[0].shape: {t['shape']} does not fit [N, {validator.width}] (features: {', '.join(names)})"
+            )
         data = _flat(t["data"], "inputs[0]")
         n = shape[0]
         if len(data) != n * shape[1]:
-            raise InputError(f"inputs[0].data: {len(data)} values for shape {t['shape']} "
-                             f"(expected {n * shape[1]})")
+            raise InputError(f"inputs[0].data: {len(data)} values for shape {t['shape']} (expected {n * shape[1]})")
         if n > validator.max_rows:
             raise InputError(f"inputs[0]: {n} rows, over the limit of {validator.max_rows} rows per request", 413)
         w = shape[1]
-        return validator.check([data[r * w:(r + 1) * w] for r in range(n)], "inputs[0]", proba)
+        return validator.check([data[r * w : (r + 1) * w] for r in range(n)], "inputs[0]", proba)
     by_name: dict[str, list[Any]] = {}
     for i, t in enumerate(tensors):
         if t["name"] not in validator.index:
-            raise InputError(f"inputs[{i}].name: unknown feature {t['name']!r} (expected one tensor of shape "
-                             f"[N, {validator.width}], or one per feature: {', '.join(names)})")
+            raise InputError(
+                f"inputs[{i}].name: unknown feature {t['name']!r} (expected one tensor of shape "
+                f"[N, {validator.width}], or one per feature: {', '.join(names)})"
+            )
         if t["name"] in by_name:
             raise InputError(f"inputs[{i}].name: feature {t['name']!r} appears twice")
         shape = _shape(t, f"inputs[{i}]")
@@ -136,5 +153,4 @@ def input_metadata(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
     dtypes = {kinds.get(str(f.get("dtype")), "BYTES") for f in features}
     if len(dtypes) == 1:
         return [{"name": "input-0", "datatype": dtypes.pop(), "shape": [-1, len(features)]}]
-    return [{"name": f["name"], "datatype": kinds.get(str(f.get("dtype")), "BYTES"), "shape": [-1]}
-            for f in features]
+    return [{"name": f["name"], "datatype": kinds.get(str(f.get("dtype")), "BYTES"), "shape": [-1]} for f in features]

@@ -79,8 +79,9 @@ class QueueEntry:
 class JenkinsDouble:
     """Start with `with JenkinsDouble(user, token) as jenkins:`; `jenkins.url` is its address."""
 
-    def __init__(self, user: str = "admin", token: str = "s3cret-token", queue_polls: int = 1,
-                 build_polls: int = 2) -> None:
+    def __init__(
+        self, user: str = "admin", token: str = "s3cret-token", queue_polls: int = 1, build_polls: int = 2
+    ) -> None:
         self.user, self.token = user, token
         self.queue_polls, self.build_polls = queue_polls, build_polls
         self.items: dict[str, Item] = {}
@@ -158,13 +159,19 @@ class JenkinsDouble:
         user, _, token = base64.b64decode(auth[6:]).decode("utf-8").partition(":")
         return user == self.user and token == self.token
 
-    def _route(self, method: str, path: str, query: dict[str, str],
-               body: bytes) -> tuple[int, str, str, dict[str, str]]:
+    def _route(
+        self, method: str, path: str, query: dict[str, str], body: bytes
+    ) -> tuple[int, str, str, dict[str, str]]:
         if method == "GET" and path == "/":
             return 200, "<html>Jenkins double</html>", "text/html", {"X-Jenkins": VERSION}
         if method == "GET" and path == "/crumbIssuer/api/json":
-            return _json({"_class": "hudson.security.csrf.DefaultCrumbIssuer", "crumb": self.crumb,
-                          "crumbRequestField": CRUMB_FIELD})
+            return _json(
+                {
+                    "_class": "hudson.security.csrf.DefaultCrumbIssuer",
+                    "crumb": self.crumb,
+                    "crumbRequestField": CRUMB_FIELD,
+                }
+            )
         if method == "GET" and path.startswith("/me/api/json"):
             return _json({"_class": "hudson.model.User", "id": self.user, "fullName": self.user})
         if method == "GET" and path == "/api/json":
@@ -184,8 +191,9 @@ class JenkinsDouble:
             raise _HttpError(404, f"no item {name}")
         return self._item_route(method, item, rest, query, body)
 
-    def _item_route(self, method: str, item: Item, rest: str, query: dict[str, str],
-                    body: bytes) -> tuple[int, str, str, dict[str, str]]:
+    def _item_route(
+        self, method: str, item: Item, rest: str, query: dict[str, str], body: bytes
+    ) -> tuple[int, str, str, dict[str, str]]:
         if rest == "/api/json" and method == "GET":
             return _json(self._item_json(item))
         if rest == "/config.xml" and method == "GET":
@@ -241,8 +249,13 @@ class JenkinsDouble:
         entry = self.queue.get(qid)
         if entry is None:
             raise _HttpError(404, f"no queue item {qid}")
-        data: dict[str, Any] = {"_class": "hudson.model.Queue$WaitingItem", "id": qid, "cancelled": False,
-                                "task": {"name": entry.job.rpartition("/")[2]}, "params": _params_text(entry.params)}
+        data: dict[str, Any] = {
+            "_class": "hudson.model.Queue$WaitingItem",
+            "id": qid,
+            "cancelled": False,
+            "task": {"name": entry.job.rpartition("/")[2]},
+            "params": _params_text(entry.params),
+        }
         if entry.build is None and entry.polls_left > 0:
             entry.polls_left -= 1
             data["why"] = "Waiting for next available executor"
@@ -251,8 +264,7 @@ class JenkinsDouble:
             entry.build = self._start(entry)
         item = self.items[entry.job]
         data["_class"] = "hudson.model.Queue$LeftItem"
-        data["executable"] = {"_class": RUN_CLASS, "number": entry.build,
-                              "url": f"{self._job_url(item)}{entry.build}/"}
+        data["executable"] = {"_class": RUN_CLASS, "number": entry.build, "url": f"{self._job_url(item)}{entry.build}/"}
         return data
 
     def _start(self, entry: QueueEntry) -> int:
@@ -261,10 +273,13 @@ class JenkinsDouble:
         item.next_build += 1
         result = self.outcome.get(entry.job, "SUCCESS")
         stages = re.findall(r"<scriptPath>(.*?)</scriptPath>", item.config)
-        lines = [f"Started by user {self.user}", f"Obtained {stages[0] if stages else 'Jenkinsfile'} from git",
-                 *(f"  {k}={v}" for k, v in sorted(entry.params.items())),
-                 "[Pipeline] Start of Pipeline (simulated by JenkinsDouble: no Groovy runs here)",
-                 f"Finished: {result}"]
+        lines = [
+            f"Started by user {self.user}",
+            f"Obtained {stages[0] if stages else 'Jenkinsfile'} from git",
+            *(f"  {k}={v}" for k, v in sorted(entry.params.items())),
+            "[Pipeline] Start of Pipeline (simulated by JenkinsDouble: no Groovy runs here)",
+            f"Finished: {result}",
+        ]
         item.builds.insert(0, Build(number, entry.params, result, lines, self.build_polls))
         return number
 
@@ -275,12 +290,20 @@ class JenkinsDouble:
         if not build.building:
             build.shown = len(build.console_lines)
         return {
-            "_class": RUN_CLASS, "number": build.number, "building": build.building,
+            "_class": RUN_CLASS,
+            "number": build.number,
+            "building": build.building,
             "result": None if build.building else build.result,
-            "timestamp": 1_700_000_000_000 + build.number * 60_000, "duration": 0 if build.building else 42_000,
-            "url": f"{self._job_url(item)}{build.number}/", "displayName": f"#{build.number}",
-            "actions": [{"_class": "hudson.model.ParametersAction",
-                         "parameters": [{"name": k, "value": v} for k, v in sorted(build.params.items())]}],
+            "timestamp": 1_700_000_000_000 + build.number * 60_000,
+            "duration": 0 if build.building else 42_000,
+            "url": f"{self._job_url(item)}{build.number}/",
+            "displayName": f"#{build.number}",
+            "actions": [
+                {
+                    "_class": "hudson.model.ParametersAction",
+                    "parameters": [{"name": k, "value": v} for k, v in sorted(build.params.items())],
+                }
+            ],
         }
 
     def _job_url(self, item: Item) -> str:
@@ -291,8 +314,11 @@ class JenkinsDouble:
         for name, item in sorted(self.items.items()):
             parent = name.rpartition("/")[0] or None
             if parent == folder:
-                entry: dict[str, Any] = {"_class": FOLDER_CLASS if item.is_folder else JOB_CLASS,
-                                         "name": item.name, "url": self._job_url(item)}
+                entry: dict[str, Any] = {
+                    "_class": FOLDER_CLASS if item.is_folder else JOB_CLASS,
+                    "name": item.name,
+                    "url": self._job_url(item),
+                }
                 if item.is_folder:
                     entry["jobs"] = self._children(name)
                 else:
@@ -306,16 +332,30 @@ class JenkinsDouble:
             description = ET.fromstring(item.config.encode("utf-8")).findtext("description") or ""
         except ET.ParseError:
             pass
-        data: dict[str, Any] = {"_class": FOLDER_CLASS if item.is_folder else JOB_CLASS, "name": item.name,
-                                "fullName": item.full_name, "url": self._job_url(item), "description": description}
+        data: dict[str, Any] = {
+            "_class": FOLDER_CLASS if item.is_folder else JOB_CLASS,
+            "name": item.name,
+            "fullName": item.full_name,
+            "url": self._job_url(item),
+            "description": description,
+        }
         if item.is_folder:
             data["jobs"] = self._children(item.full_name)
             return data
-        refs = [{"_class": RUN_CLASS, "number": b.number, "url": f"{self._job_url(item)}{b.number}/"}
-                for b in item.builds]
-        data.update({"builds": refs, "firstBuild": refs[-1] if refs else None, "lastBuild": refs[0] if refs else None,
-                     "nextBuildNumber": item.next_build, "buildable": True, "inQueue": False,
-                     "color": "notbuilt" if not refs else "blue"})
+        refs = [
+            {"_class": RUN_CLASS, "number": b.number, "url": f"{self._job_url(item)}{b.number}/"} for b in item.builds
+        ]
+        data.update(
+            {
+                "builds": refs,
+                "firstBuild": refs[-1] if refs else None,
+                "lastBuild": refs[0] if refs else None,
+                "nextBuildNumber": item.next_build,
+                "buildable": True,
+                "inQueue": False,
+                "color": "notbuilt" if not refs else "blue",
+            }
+        )
         return data
 
 
@@ -329,8 +369,9 @@ def _json(data: Any) -> tuple[int, str, str, dict[str, str]]:
     return 200, json.dumps(data), "application/json", {}
 
 
-def _send(h: BaseHTTPRequestHandler, status: int, payload: str, ctype: str,
-          headers: dict[str, str] | None = None) -> None:
+def _send(
+    h: BaseHTTPRequestHandler, status: int, payload: str, ctype: str, headers: dict[str, str] | None = None
+) -> None:
     data = payload.encode("utf-8")
     h.send_response(status)
     h.send_header("Content-Type", f"{ctype};charset=utf-8")

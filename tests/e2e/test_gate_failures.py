@@ -46,8 +46,9 @@ def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LEGION_HOME": str(home)}
     for key in ("LEGION_REGISTRY_URL", "LEGION_IMAGE_REGISTRY", "LEGION_FORCE_REASON", "LEGION_SKIP_PERF_REASON"):
         env.pop(key, None)
-    return subprocess.run([sys.executable, "-m", "legion_ci", *args], capture_output=True, text=True, env=env,
-                          timeout=600)
+    return subprocess.run(
+        [sys.executable, "-m", "legion_ci", *args], capture_output=True, text=True, env=env, timeout=600
+    )
 
 
 def copy_iris(root: Path, name: str, change: Callable[[dict[str, Any]], None] = lambda spec: None) -> Path:
@@ -83,8 +84,10 @@ class World:
         registry = self.registry()
         alias = registry.alias("iris", "production")
         assert alias is not None
-        deployments = [(d.id, d.version_id, d.status, d.weight, [e["pid"] for e in d.endpoints])
-                       for d in registry.deployments("iris")]
+        deployments = [
+            (d.id, d.version_id, d.status, d.weight, [e["pid"] for e in d.endpoints])
+            for d in registry.deployments("iris")
+        ]
         registry.close()
         return {"production": alias.id, "deployments": deployments}
 
@@ -96,9 +99,12 @@ class World:
         art = Artifact.open(prod.path)
         deployment = next(d for d in registry.deployments("iris") if d.version_id == prod.id)
         registry.close()
-        answer = httpx.post(f"{deployment.endpoints[0]['url']}/api/model/iris/{art.version}/invoke",
-                            json={"instances": art.schema["example"]},
-                            headers=auth_headers(self.settings, art, True), timeout=10)
+        answer = httpx.post(
+            f"{deployment.endpoints[0]['url']}/api/model/iris/{art.version}/invoke",
+            json={"instances": art.schema["example"]},
+            headers=auth_headers(self.settings, art, True),
+            timeout=10,
+        )
         assert answer.status_code == 200, answer.text
         return answer.headers["x-model-version"], answer.json()["predictions"]
 
@@ -128,9 +134,14 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
     settings = load_settings(str(root / "home"), f"sqlite:///{root / 'home' / 'registry.db'}")
     registry = Registry(settings.registry_url)
     try:
-        summary = run_flow(settings, registry, copy_iris(root, "production"), "push",
-                           RunOptions(skip_perf_reason="iris meets its SLA in tests/integration/test_perf_stage.py"),
-                           QuietReporter())
+        summary = run_flow(
+            settings,
+            registry,
+            copy_iris(root, "production"),
+            "push",
+            RunOptions(skip_perf_reason="iris meets its SLA in tests/integration/test_perf_stage.py"),
+            QuietReporter(),
+        )
         assert summary.status == "passed", summary.as_dict()
         candidate = copy_iris(root, "candidate", as_candidate)
         run = registry.ensure_run(CANDIDATE_RUN, "iris", str(candidate), "push")
@@ -147,8 +158,11 @@ def world(tmp_path_factory: pytest.TempPathFactory) -> Iterator[World]:
 def failures(junit: Path) -> dict[str, str]:
     """name -> failure message of every failed testcase."""
     root = ET.parse(junit).getroot()
-    return {c.get("name", ""): c.find("failure").get("message", "")  # type: ignore[union-attr]
-            for c in root.iter("testcase") if c.find("failure") is not None}
+    return {
+        c.get("name", ""): c.find("failure").get("message", "")  # type: ignore[union-attr]
+        for c in root.iter("testcase")
+        if c.find("failure") is not None
+    }
 
 
 def fails(world: World, stage_name: str) -> dict[str, str]:
@@ -191,8 +205,10 @@ def test_an_impossible_threshold_fails_the_gate_and_force_records_why(world: Wor
 
 def test_a_failing_model_test_fails_the_gate(world: World) -> None:
     wrong = world.candidate / "tests" / "test_wrong.py"
-    wrong.write_text("def test_setosa_is_virginica(model):\n"
-                     "    assert model.predict([[5.1, 3.5, 1.4, 0.2]])[0] == 2, 'expected virginica'\n")
+    wrong.write_text(
+        "def test_setosa_is_virginica(model):\n"
+        "    assert model.predict([[5.1, 3.5, 1.4, 0.2]])[0] == 2, 'expected virginica'\n"
+    )
     try:
         failed = fails(world, "gate")
     finally:

@@ -68,7 +68,7 @@ class Load:
             assert time.monotonic() < deadline, f"only {len(self.answers) - start} answers in {timeout}s"
             assert not self.failures, self.failures
             time.sleep(0.05)
-        return self.answers[start:start + count]
+        return self.answers[start : start + count]
 
 
 @pytest.fixture
@@ -96,8 +96,9 @@ def _set_version(model_dir: Path, version: str, replicas: int = 1) -> None:
 
 
 def _stage(settings: Settings, registry: Registry, name: str, model_dir: Path, run_id: str) -> str:
-    _, result = single_stage(settings, registry, name, str(model_dir), run_id, "push", RunOptions(),
-                             PlainReporter(verbose_logs=True))
+    _, result = single_stage(
+        settings, registry, name, str(model_dir), run_id, "push", RunOptions(), PlainReporter(verbose_logs=True)
+    )
     assert result.status == "passed", result.summary
     return result.summary
 
@@ -112,7 +113,8 @@ def _break_examples(artifact_path: str) -> None:
 
 
 def test_deploy_at_20_percent_promote_and_failed_smoke_rollback_under_load(
-        world: tuple[Settings, Registry], iris_dir: Path) -> None:
+    world: tuple[Settings, Registry], iris_dir: Path
+) -> None:
     settings, registry = world
 
     # v1: the whole push flow's deploy half; alone, it takes all the traffic.
@@ -166,8 +168,12 @@ def test_deploy_at_20_percent_promote_and_failed_smoke_rollback_under_load(
         assert Artifact.open(v3.path).version == "3.0.0"
 
         # Rolling back the promoted v2 (as Jenkins would, by run id) brings v1 back, still without a failure.
-        done = subprocess.run([sys.executable, "-m", "legion_ci", "rollback", "--run-id", "r2", "--json"],
-                              capture_output=True, text=True, timeout=300)
+        done = subprocess.run(
+            [sys.executable, "-m", "legion_ci", "rollback", "--run-id", "r2", "--json"],
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
         assert done.returncode == 0, done.stderr
         assert "production is iris 1.0.0" in json.loads(done.stdout)["summary"]
         assert set(load.next(100)) == {"1.0.0"}
@@ -179,5 +185,7 @@ def test_deploy_at_20_percent_promote_and_failed_smoke_rollback_under_load(
 
     assert load.failures == [], load.failures[:10]
     assert len(load.answers) >= 1000, f"only {len(load.answers)} requests during the test"
-    print(f"\nrollout under load: {len(load.answers)} answers, {len(load.failures)} failed; "
-          f"v2 answered {share:.1%} of {len(window)} requests while deployed at 20%")
+    print(
+        f"\nrollout under load: {len(load.answers)} answers, {len(load.failures)} failed; "
+        f"v2 answered {share:.1%} of {len(window)} requests while deployed at 20%"
+    )

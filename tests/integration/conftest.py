@@ -19,8 +19,7 @@ ROOT = Path(__file__).resolve().parents[2]
 JWT_SECRET = "test-secret-0123456789abcdef0123456789abcdef"
 
 
-def build_iris_artifact(folder: Path, name: str = "iris", version: str = "1.0.0",
-                        model: Any = None) -> Path:
+def build_iris_artifact(folder: Path, name: str = "iris", version: str = "1.0.0", model: Any = None) -> Path:
     """An artifact folder the way the train stage writes one: model file plus manifest.json."""
     from sklearn.datasets import load_iris
     from sklearn.linear_model import LogisticRegression
@@ -34,8 +33,12 @@ def build_iris_artifact(folder: Path, name: str = "iris", version: str = "1.0.0"
     info = save_model(model, folder)
     example = x.iloc[[0, 50, 100, 1, 51]]
     manifest = {
-        "name": name, "version": version, "artifact_id": "0123456789abcdef", "model": info,
-        "task": "classification", "classes": [int(c) for c in model.classes_],
+        "name": name,
+        "version": version,
+        "artifact_id": "0123456789abcdef",
+        "model": info,
+        "task": "classification",
+        "classes": [int(c) for c in model.classes_],
         "estimator": f"{type(model).__module__}.{type(model).__name__}",
         "input_schema": {
             "features": [{"name": str(c), "dtype": "float64"} for c in x.columns],
@@ -77,8 +80,9 @@ class Server:
         return int(self.proc.returncode)
 
 
-def start_server(artifact: Path, home: Path, *args: str, env: dict[str, str] | None = None,
-                 timeout: float = 60.0) -> Server:
+def start_server(
+    artifact: Path, home: Path, *args: str, env: dict[str, str] | None = None, timeout: float = 60.0
+) -> Server:
     """Start a server and wait for its `listening on` line; fail with its output if it exits first."""
     full_env = {**os.environ, "LEGION_HOME": str(home), "PYTHONUNBUFFERED": "1", **(env or {})}
     for key in ("LEGION_AUTH", "LEGION_JWKS", "LEGION_JWT_ISSUER", "LEGION_JWT_REVOKED", "LEGION_JWT_MAX_TTL"):
@@ -111,14 +115,17 @@ def jwt_files(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 @pytest.fixture(scope="session")
 def auth_env(jwt_files: dict[str, Any]) -> dict[str, str]:
-    return {"LEGION_JWT_SECRET": JWT_SECRET, "LEGION_JWKS": str(jwt_files["jwks"]),
-            "LEGION_JWT_REVOKED": str(jwt_files["revoked"]), "LEGION_JWT_MAX_TTL": "2h",
-            "LEGION_JWT_ISSUER": "https://issuer.test"}
+    return {
+        "LEGION_JWT_SECRET": JWT_SECRET,
+        "LEGION_JWKS": str(jwt_files["jwks"]),
+        "LEGION_JWT_REVOKED": str(jwt_files["revoked"]),
+        "LEGION_JWT_MAX_TTL": "2h",
+        "LEGION_JWT_ISSUER": "https://issuer.test",
+    }
 
 
 @pytest.fixture(scope="session")
-def server(iris_artifact: Path, tmp_path_factory: pytest.TempPathFactory,
-           auth_env: dict[str, str]) -> Iterator[Server]:
+def server(iris_artifact: Path, tmp_path_factory: pytest.TempPathFactory, auth_env: dict[str, str]) -> Iterator[Server]:
     """The iris server with auth on (HS256 secret, JWKS file, issuer, revocation list, 2h max TTL)."""
     srv = start_server(iris_artifact, tmp_path_factory.mktemp("home"), env=auth_env)
     yield srv
@@ -128,8 +135,9 @@ def server(iris_artifact: Path, tmp_path_factory: pytest.TempPathFactory,
 @pytest.fixture(scope="session")
 def open_server(iris_artifact: Path, tmp_path_factory: pytest.TempPathFactory) -> Iterator[Server]:
     """The iris server with --no-auth and small limits, for validation tests."""
-    srv = start_server(iris_artifact, tmp_path_factory.mktemp("home"), "--no-auth", "--max-rows", "50",
-                       "--max-body-bytes", "4096")
+    srv = start_server(
+        iris_artifact, tmp_path_factory.mktemp("home"), "--no-auth", "--max-rows", "50", "--max-body-bytes", "4096"
+    )
     yield srv
     srv.stop()
 

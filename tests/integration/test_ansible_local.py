@@ -106,8 +106,10 @@ def test_rollback_marks_the_candidate_rolled_back_and_gives_its_share_back(place
     other = build_iris_artifact(place.settings.home / "candidate", version="1.1.0")
     manifest = {**Artifact.open(other).manifest, "artifact_id": "fedcba9876543210"}
     candidate_version = place.registry.register_version(manifest, str(other))[0]
-    place.play("deploy.yml", {**inventory.deploy_vars(place.settings, place.spec, candidate_version, 20, "local"),
-                              "legion_replicas": 1})
+    place.play(
+        "deploy.yml",
+        {**inventory.deploy_vars(place.settings, place.spec, candidate_version, 20, "local"), "legion_replicas": 1},
+    )
     weights = {d.detail["version"]: d.weight for d in place.registry.deployments("iris")}
     assert weights == {"1.0.0": 80, "1.1.0": 20}
     candidate = next(d for d in place.registry.deployments("iris") if d.version_id == candidate_version.id)
@@ -125,8 +127,9 @@ def test_redeploy_replaces_a_deployment_that_lost_a_replica(place: Place, monkey
         place.play("deploy.yml", place.deploy_vars())
     (broken,) = place.registry.deployments("iris")
     os.kill(int(broken.endpoints[0]["pid"]), signal.SIGKILL)
-    deployed = rollout.deploy(place.settings, place.registry, place.version, place.spec, 20, "local",
-                              place.folder, place.lines.append)
+    deployed = rollout.deploy(
+        place.settings, place.registry, place.version, place.spec, 20, "local", place.folder, place.lines.append
+    )
     assert deployed.started and deployed.router_url
     assert place.registry.deployment(broken.id).status == "stopped"
     assert not ours(int(broken.endpoints[1]["pid"]))  # the surviving replica was stopped with it
@@ -148,8 +151,7 @@ def test_undeploy_drains_and_stops_them_and_a_rerun_changes_nothing(place: Place
 def test_a_missing_artifact_fails_naming_playbook_task_and_status(place: Place) -> None:
     before = place.registry.deployments(active_only=False)
     with pytest.raises(PlaybookFailed) as failed:
-        place.play("deploy.yml", place.deploy_vars(legion_artifact_path="/nonexistent/artifact",
-                                                   legion_version_id=999))
+        place.play("deploy.yml", place.deploy_vars(legion_artifact_path="/nonexistent/artifact", legion_version_id=999))
     message = str(failed.value)
     assert failed.value.playbook == "deploy.yml" and failed.value.status == 2
     assert "task 'model_local : Fail when the artifact is missing'" in message
@@ -165,12 +167,15 @@ def test_a_replica_that_cannot_start_stops_the_ones_that_did(place: Place, tmp_p
     holder.listen()
     taken = holder.getsockname()[1]
     other = build_iris_artifact(tmp_path / "busy", version="1.2.0")
-    version = place.registry.register_version({**Artifact.open(other).manifest, "artifact_id": "a1b2c3d4e5f60718"},
-                                              str(other))[0]
+    version = place.registry.register_version(
+        {**Artifact.open(other).manifest, "artifact_id": "a1b2c3d4e5f60718"}, str(other)
+    )[0]
     try:
         with pytest.raises(PlaybookFailed) as failed:
-            place.play("deploy.yml", {**inventory.deploy_vars(place.settings, place.spec, version, 20, "local"),
-                                      "legion_ports": [0, taken]})
+            place.play(
+                "deploy.yml",
+                {**inventory.deploy_vars(place.settings, place.spec, version, 20, "local"), "legion_ports": [0, taken]},
+            )
     finally:
         holder.close()
     message = str(failed.value)
@@ -189,9 +194,14 @@ def test_an_unknown_target_is_refused(place: Place) -> None:
 @pytest.mark.parametrize("playbook", ["deploy.yml", "rollback.yml", "undeploy.yml"])
 def test_top_level_playbook_syntax(playbook: str) -> None:
     bin_dir = Path(sys.executable).parent
-    done = subprocess.run([str(bin_dir / "ansible-playbook"), "--syntax-check", playbook], cwd=ansible_dir(),
-                          env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"}, capture_output=True, text=True,
-                          timeout=300)
+    done = subprocess.run(
+        [str(bin_dir / "ansible-playbook"), "--syntax-check", playbook],
+        cwd=ansible_dir(),
+        env={**os.environ, "PATH": f"{bin_dir}:{os.environ['PATH']}"},
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
     assert done.returncode == 0, done.stdout + done.stderr
 
 
@@ -201,13 +211,15 @@ def test_top_level_playbook_syntax(playbook: str) -> None:
 def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
     env = {**os.environ, "LEGION_HOME": str(home)}
     env.pop("LEGION_REGISTRY_URL", None)
-    return subprocess.run([sys.executable, "-m", "legion_ci", *args], capture_output=True, text=True, env=env,
-                          timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "legion_ci", *args], capture_output=True, text=True, env=env, timeout=120
+    )
 
 
 def test_cli_errors_name_the_bad_value(tmp_path: Path) -> None:
-    bad_endpoint = _cli(tmp_path, "deployments", "record", "--version-id", "1", "--weight", "20",
-                        "--endpoint", "http://127.0.0.1:1")
+    bad_endpoint = _cli(
+        tmp_path, "deployments", "record", "--version-id", "1", "--weight", "20", "--endpoint", "http://127.0.0.1:1"
+    )
     assert bad_endpoint.returncode == 2 and "invalid endpoint 'http://127.0.0.1:1'" in bad_endpoint.stderr
     bad_weight = _cli(tmp_path, "deployments", "set-weight", "1", "150")
     assert bad_weight.returncode == 2
@@ -216,8 +228,12 @@ def test_cli_errors_name_the_bad_value(tmp_path: Path) -> None:
     assert no_run.returncode == 2 and "give MODEL_DIR (its latest run), --run-id, or both" in no_run.stderr
     unknown = _cli(tmp_path, "undeploy", "nope")
     assert unknown.returncode == 2 and "no model 'nope' in the registry (models: none)" in unknown.stderr
-    bad_port = subprocess.run([sys.executable, "-m", "legion_ci", "router", "start"], capture_output=True, text=True,
-                              env={**os.environ, "LEGION_HOME": str(tmp_path), supervisor.ENV_PORT: "eighty"})
+    bad_port = subprocess.run(
+        [sys.executable, "-m", "legion_ci", "router", "start"],
+        capture_output=True,
+        text=True,
+        env={**os.environ, "LEGION_HOME": str(tmp_path), supervisor.ENV_PORT: "eighty"},
+    )
     assert bad_port.returncode == 2 and "LEGION_ROUTER_PORT='eighty' is not a port" in bad_port.stderr
 
 
@@ -225,8 +241,11 @@ def test_kubernetes_needs_the_packaged_image(place: Place) -> None:
     with pytest.raises(DeployError, match=r"has no image; .* run `legion-ci package` first"):
         inventory.deploy_vars(place.settings, place.spec, place.version, 20, "kubernetes")
     imaged = replace(place.version, image="127.0.0.1:5000/legion/iris:1.0.0", image_digest="sha256:abc")
-    assert inventory.image_vars(imaged) == {"legion_image_repository": "127.0.0.1:5000/legion/iris",
-                                            "legion_image_tag": "1.0.0", "legion_image_digest": "sha256:abc"}
+    assert inventory.image_vars(imaged) == {
+        "legion_image_repository": "127.0.0.1:5000/legion/iris",
+        "legion_image_tag": "1.0.0",
+        "legion_image_digest": "sha256:abc",
+    }
 
 
 def test_ansible_dir_must_hold_the_playbooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -40,8 +40,16 @@ public class HashProbe {
     }
 }
 """
-SEEDS = ["iris/iris-retrain", "diabetes/diabetes-retrain", "k8s-model/k8s-model-retrain", "stuff", "junk",
-         "", "ünïcødé/mödel-retrain", "a" * 200]
+SEEDS = [
+    "iris/iris-retrain",
+    "diabetes/diabetes-retrain",
+    "k8s-model/k8s-model-retrain",
+    "stuff",
+    "junk",
+    "",
+    "ünïcødé/mödel-retrain",
+    "a" * 200,
+]
 BOUNDS = [60, 24, 28, 12, 7, 15, 4, 3, 64, 1]
 
 
@@ -51,13 +59,18 @@ def test_h_values_equal_the_jvm(tmp_path: Path) -> None:
         pytest.fail("java is not installed (Java 17 is expected on this machine)")
     source = tmp_path / "HashProbe.java"
     source.write_text(JAVA, encoding="utf-8")
-    proc = subprocess.run([java, str(source), *SEEDS], capture_output=True, text=True, timeout=120, check=True,
-                          env={"PATH": "/usr/bin:/bin", "JAVA_TOOL_OPTIONS": "-Dfile.encoding=UTF-8",
-                               "LANG": "C.UTF-8"})
+    proc = subprocess.run(
+        [java, str(source), *SEEDS],
+        capture_output=True,
+        text=True,
+        timeout=120,
+        check=True,
+        env={"PATH": "/usr/bin:/bin", "JAVA_TOOL_OPTIONS": "-Dfile.encoding=UTF-8", "LANG": "C.UTF-8"},
+    )
     lines = [ln for ln in proc.stdout.splitlines() if ln]
     assert len(lines) == len(SEEDS)
     for seed, line in zip(SEEDS, lines, strict=True):
-        jvm = [int(x) for x in line[len(seed):].split()]
+        jvm = [int(x) for x in line[len(seed) :].split()]
         rnd = cron.jenkins_hash(seed)
         assert [rnd.next(b) for b in BOUNDS] == jvm, seed
 

@@ -26,8 +26,11 @@ SCM_URL = "https://git.example.com/ml/models.git"
 
 
 def _cases() -> list[tuple[LoadedSpec, Path]]:
-    out = [(load_spec(p / "input"), p / "input") for p in sorted(FIXTURES.glob("jenkins-*"))
-           if (p / "input" / "legion.yaml").is_file()]
+    out = [
+        (load_spec(p / "input"), p / "input")
+        for p in sorted(FIXTURES.glob("jenkins-*"))
+        if (p / "input" / "legion.yaml").is_file()
+    ]
     out += [(load_spec(ROOT / "examples" / n), ROOT) for n in ("iris", "diabetes") if (ROOT / "examples" / n).is_dir()]
     return out
 
@@ -38,8 +41,7 @@ def _jjb_params(params: tuple[jobs.Param, ...]) -> list[dict[str, Any]]:
         if p.kind == "choice":
             out.append({"choice": {"name": p.name, "choices": list(p.choices), "description": p.description}})
         else:
-            out.append({"string": {"name": p.name, "default": p.default, "description": p.description,
-                                   "trim": True}})
+            out.append({"string": {"name": p.name, "default": p.default, "description": p.description, "trim": True}})
     return out
 
 
@@ -76,16 +78,24 @@ def pairs(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str, str]
         definitions.append({"job": {"name": jobs.folder_name(spec.name), "project-type": "folder"}})
         for kind in jobs.kinds_for(spec):
             script = f"{model_path}/{kind.jenkinsfile}" if model_path != "." else kind.jenkinsfile
-            definitions.append(_jjb_job(jobs.full_name(spec.name, kind), jobs.parameters(spec), script,
-                                        kind.trigger, spec.schedule.retrain))
+            definitions.append(
+                _jjb_job(
+                    jobs.full_name(spec.name, kind), jobs.parameters(spec), script, kind.trigger, spec.schedule.retrain
+                )
+            )
     platform = render.render_platform(render.RenderOptions(scm_url=SCM_URL), ROOT)
     ours.update({i.full_name: i.xml for i in platform.items})
     definitions.append(_jjb_job(jobs.PLATFORM_JOB, jobs.platform_parameters(), render.PLATFORM_SCRIPT, "manual", None))
     source = work / "jobs.yaml"
     source.write_text(yaml.safe_dump(definitions, sort_keys=False), encoding="utf-8")
     out = work / "out"
-    proc = subprocess.run([sys.executable, "-m", "jenkins_jobs", "test", "--config-xml", "-o", str(out), str(source)],
-                          capture_output=True, text=True, timeout=300, check=False)
+    proc = subprocess.run(
+        [sys.executable, "-m", "jenkins_jobs", "test", "--config-xml", "-o", str(out), str(source)],
+        capture_output=True,
+        text=True,
+        timeout=300,
+        check=False,
+    )
     assert proc.returncode == 0, f"jenkins-jobs test failed:\n{proc.stderr[-3000:]}"
     return [(name, xml, (out / name / "config.xml").read_text(encoding="utf-8")) for name, xml in sorted(ours.items())]
 
@@ -107,25 +117,39 @@ def essentials(xml: str) -> dict[str, Any]:
     params = []
     for node in root.iterfind("properties/hudson.model.ParametersDefinitionProperty/parameterDefinitions/*"):
         choices = [s.text or "" for s in node.iterfind("choices//string")]
-        params.append((node.tag, _text(node, "name"), _text(node, "defaultValue") or "", choices,
-                       _text(node, "description") or "", _text(node, "trim")))
-    triggers = [(t.tag, _text(t, "spec"))
-                for t in root.iterfind("properties/org.jenkinsci.plugins.workflow.job.properties."
-                                       "PipelineTriggersJobProperty/triggers/*")]
+        params.append(
+            (
+                node.tag,
+                _text(node, "name"),
+                _text(node, "defaultValue") or "",
+                choices,
+                _text(node, "description") or "",
+                _text(node, "trim"),
+            )
+        )
+    triggers = [
+        (t.tag, _text(t, "spec"))
+        for t in root.iterfind(
+            "properties/org.jenkinsci.plugins.workflow.job.properties.PipelineTriggersJobProperty/triggers/*"
+        )
+    ]
     return {
         "root": root.tag,
         "definition": definition.get("class") if definition is not None else None,
         "scm": scm.get("class") if scm is not None else None,
         "url": _text(scm, "userRemoteConfigs/hudson.plugins.git.UserRemoteConfig/url"),
         "credentials": _text(scm, "userRemoteConfigs/hudson.plugins.git.UserRemoteConfig/credentialsId"),
-        "branches": [b.text for b in scm.iterfind("branches/hudson.plugins.git.BranchSpec/name")] if scm is not None
+        "branches": [b.text for b in scm.iterfind("branches/hudson.plugins.git.BranchSpec/name")]
+        if scm is not None
         else [],
         "script_path": _text(definition, "scriptPath"),
         "lightweight": _text(definition, "lightweight"),
         "triggers": sorted(triggers),
         "parameters": params,
         "no_concurrent_builds": root.find(
-            "properties/org.jenkinsci.plugins.workflow.job.properties.DisableConcurrentBuildsJobProperty") is not None,
+            "properties/org.jenkinsci.plugins.workflow.job.properties.DisableConcurrentBuildsJobProperty"
+        )
+        is not None,
         "disabled": _text(root, "disabled") or "false",
     }
 

@@ -27,8 +27,9 @@ BROKEN = "broken.Jenkinsfile"
 def _collect(out: Path) -> list[Path]:
     files: dict[str, str] = {}
     examples = [load_spec(ROOT / "examples" / n) for n in ("iris", "diabetes") if (ROOT / "examples" / n).is_dir()]
-    rendered = render.render_all(examples, render.RenderOptions(scm_url="https://git.example.com/m.git",
-                                                                repo_root=ROOT), platform=True)
+    rendered = render.render_all(
+        examples, render.RenderOptions(scm_url="https://git.example.com/m.git", repo_root=ROOT), platform=True
+    )
     files.update({f"examples/{k}": v for k, v in rendered.files.items() if k.endswith("Jenkinsfile")})
     for case in sorted(p for p in FIXTURES.glob("jenkins-*") if (p / "input" / "legion.yaml").is_file()):
         options = render.RenderOptions(scm_url="https://git.example.com/m.git", repo_root=case / "input")
@@ -52,12 +53,20 @@ def _collect(out: Path) -> list[Path]:
 def lint(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
     exe = shutil.which("npm-groovy-lint")
     if exe is None:
-        pytest.fail("npm-groovy-lint is not installed: run `bash scripts/provision/jenkins.sh` (npm install -g "
-                    "npm-groovy-lint@16)")
+        pytest.fail(
+            "npm-groovy-lint is not installed: run `bash scripts/provision/jenkins.sh` (npm install -g "
+            "npm-groovy-lint@16)"
+        )
     out = tmp_path_factory.mktemp("lint")
     paths = _collect(out)
-    proc = subprocess.run([exe, "--noserver", "--output", "json", "--failon", "none", *map(str, paths)],
-                          cwd=out, capture_output=True, text=True, timeout=540, check=False)
+    proc = subprocess.run(
+        [exe, "--noserver", "--output", "json", "--failon", "none", *map(str, paths)],
+        cwd=out,
+        capture_output=True,
+        text=True,
+        timeout=540,
+        check=False,
+    )
     start = proc.stdout.find("{")
     assert start >= 0, f"npm-groovy-lint printed no JSON (exit {proc.returncode}):\n{proc.stdout}\n{proc.stderr}"
     report: dict[str, Any] = json.loads(proc.stdout[start:])
@@ -67,15 +76,24 @@ def lint(tmp_path_factory: pytest.TempPathFactory) -> dict[str, Any]:
 
 def _problems(report: dict[str, Any], path: str, severities: tuple[str, ...]) -> list[str]:
     entry = report["files"].get(path, {"errors": []})
-    return [f"{e.get('line')}: {e['severity']} {e['rule']}: {e['msg']}" for e in entry["errors"]
-            if e["severity"] in severities]
+    return [
+        f"{e.get('line')}: {e['severity']} {e['rule']}: {e['msg']}"
+        for e in entry["errors"]
+        if e["severity"] in severities
+    ]
 
 
 def test_every_file_was_linted(lint: dict[str, Any]) -> None:
     assert lint["summary"]["totalFilesLinted"] == len(lint["paths"])
     names = " ".join(lint["paths"])
-    for expected in ("examples__iris__Jenkinsfile", "examples__iris__retrain.Jenkinsfile", "platform.Jenkinsfile",
-                     "jenkins-kubernetes__k8s-model__retrain.Jenkinsfile", "jenkins-no-schedule", "repo__Jenkinsfile"):
+    for expected in (
+        "examples__iris__Jenkinsfile",
+        "examples__iris__retrain.Jenkinsfile",
+        "platform.Jenkinsfile",
+        "jenkins-kubernetes__k8s-model__retrain.Jenkinsfile",
+        "jenkins-no-schedule",
+        "repo__Jenkinsfile",
+    ):
         assert expected in names
 
 

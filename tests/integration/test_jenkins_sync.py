@@ -52,8 +52,9 @@ def sync(models: Path, *extra: str) -> list[str]:
     return ["jenkins", "sync", *dirs, *SCM, *extra]
 
 
-def test_dry_run_prints_the_plan_and_changes_nothing(jenkins: JenkinsDouble, models: Path,
-                                                     capsys: pytest.CaptureFixture[str]) -> None:
+def test_dry_run_prints_the_plan_and_changes_nothing(
+    jenkins: JenkinsDouble, models: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, out = run(sync(models, "--dry-run"), capsys)
     assert code == 0
     assert "5 to create, 0 to update, 0 to delete, 0 unchanged" in out
@@ -62,11 +63,17 @@ def test_dry_run_prints_the_plan_and_changes_nothing(jenkins: JenkinsDouble, mod
     assert jenkins.posts() == [] and jenkins.items == {}
 
 
-def test_sync_twice_the_second_plan_is_empty(jenkins: JenkinsDouble, models: Path,
-                                             capsys: pytest.CaptureFixture[str]) -> None:
+def test_sync_twice_the_second_plan_is_empty(
+    jenkins: JenkinsDouble, models: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(sync(models), capsys)[0] == 0
-    assert sorted(jenkins.items) == ["basic", "basic/basic-pipeline", "basic/basic-retrain", "no-schedule",
-                                     "no-schedule/no-schedule-pipeline"]
+    assert sorted(jenkins.items) == [
+        "basic",
+        "basic/basic-pipeline",
+        "basic/basic-retrain",
+        "no-schedule",
+        "no-schedule/no-schedule-pipeline",
+    ]
     retrain = jenkins.items["basic/basic-retrain"].config
     assert "<spec>H H(0-5) * * 1-5</spec>" in retrain
     before = len(jenkins.posts())
@@ -76,8 +83,9 @@ def test_sync_twice_the_second_plan_is_empty(jenkins: JenkinsDouble, models: Pat
     assert len(jenkins.posts()) == before, "an idempotent sync sends no POST"
 
 
-def test_a_changed_spec_updates_only_its_jobs(jenkins: JenkinsDouble, models: Path,
-                                              capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_changed_spec_updates_only_its_jobs(
+    jenkins: JenkinsDouble, models: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run(sync(models), capsys)
     spec = models / "models" / "basic" / "legion.yaml"
     spec.write_text(spec.read_text().replace('"H H(0-5) * * 1-5"', '"H 4 * * *"'))
@@ -88,8 +96,9 @@ def test_a_changed_spec_updates_only_its_jobs(jenkins: JenkinsDouble, models: Pa
     assert "<spec>H 4 * * *</spec>" in jenkins.items["basic/basic-retrain"].config
 
 
-def test_gone_models_are_kept_until_prune(jenkins: JenkinsDouble, models: Path,
-                                          capsys: pytest.CaptureFixture[str]) -> None:
+def test_gone_models_are_kept_until_prune(
+    jenkins: JenkinsDouble, models: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     assert run(sync(models, "--platform"), capsys)[0] == 0
     shutil.rmtree(models / "models" / "no-schedule")
     code, out = run(sync(models), capsys)
@@ -100,8 +109,9 @@ def test_gone_models_are_kept_until_prune(jenkins: JenkinsDouble, models: Path,
     assert sorted(jenkins.items) == ["basic", "basic/basic-pipeline", "basic/basic-retrain", "legion-platform"]
 
 
-def test_a_schedule_removed_makes_the_retrain_job_stale(jenkins: JenkinsDouble, models: Path,
-                                                        capsys: pytest.CaptureFixture[str]) -> None:
+def test_a_schedule_removed_makes_the_retrain_job_stale(
+    jenkins: JenkinsDouble, models: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run(sync(models), capsys)
     spec = models / "models" / "basic" / "legion.yaml"
     spec.write_text(spec.read_text().replace('schedule:\n  retrain: "H H(0-5) * * 1-5"\n', ""))
@@ -110,20 +120,28 @@ def test_a_schedule_removed_makes_the_retrain_job_stale(jenkins: JenkinsDouble, 
     assert "basic/basic-retrain" not in jenkins.items and "basic" in jenkins.items
 
 
-def test_unmanaged_items_are_taken_over_not_pruned(jenkins: JenkinsDouble, models: Path,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
+def test_unmanaged_items_are_taken_over_not_pruned(
+    jenkins: JenkinsDouble, models: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     jenkins.add_item("basic", "<com.cloudbees.hudson.plugins.folder.Folder/>")
-    jenkins.add_item("hand-made", "<com.cloudbees.hudson.plugins.folder.Folder><description>mine</description>"
-                                  "</com.cloudbees.hudson.plugins.folder.Folder>")
+    jenkins.add_item(
+        "hand-made",
+        "<com.cloudbees.hudson.plugins.folder.Folder><description>mine</description>"
+        "</com.cloudbees.hudson.plugins.folder.Folder>",
+    )
     code, out = run(sync(models, "--prune"), capsys)
     assert code == 0
     assert "~ update    folder basic  (exists but is not managed by legion-ci: taking it over)" in out
     assert "hand-made" in jenkins.items, "prune never touches what legion-ci did not create"
 
 
-def test_credentials_from_files_and_their_errors(jenkins: JenkinsDouble, models: Path, tmp_path: Path,
-                                                 monkeypatch: pytest.MonkeyPatch,
-                                                 capsys: pytest.CaptureFixture[str]) -> None:
+def test_credentials_from_files_and_their_errors(
+    jenkins: JenkinsDouble,
+    models: Path,
+    tmp_path: Path,
+    monkeypatch: pytest.MonkeyPatch,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
     for var in ("JENKINS_URL", "JENKINS_USER", "JENKINS_TOKEN"):
         monkeypatch.delenv(var)
     ini = tmp_path / "jenkins.ini"
@@ -158,11 +176,24 @@ def test_no_token_in_argv_help(capsys: pytest.CaptureFixture[str]) -> None:
     assert "--token" not in text and "--password" not in text
 
 
-def test_build_follows_to_the_end_with_parameters(jenkins: JenkinsDouble, models: Path,
-                                                  capsys: pytest.CaptureFixture[str]) -> None:
+def test_build_follows_to_the_end_with_parameters(
+    jenkins: JenkinsDouble, models: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     run(sync(models), capsys)
-    code, out = run(["jenkins", "build", str(models / "models" / "basic"), "--param", "LEGION_TRAFFIC_WEIGHT=7",
-                     "--param", "LEGION_SKIP_PERF_REASON=load test env down", "--poll", "0.01"], capsys)
+    code, out = run(
+        [
+            "jenkins",
+            "build",
+            str(models / "models" / "basic"),
+            "--param",
+            "LEGION_TRAFFIC_WEIGHT=7",
+            "--param",
+            "LEGION_SKIP_PERF_REASON=load test env down",
+            "--poll",
+            "0.01",
+        ],
+        capsys,
+    )
     assert code == 0
     assert "started basic/basic-pipeline #1" in out and "Finished: SUCCESS" in out
     build = jenkins.items["basic/basic-pipeline"].builds[0]
@@ -186,8 +217,7 @@ def test_build_errors(jenkins: JenkinsDouble, models: Path, capsys: pytest.Captu
     assert code == 2 and "--job 'nightly' is not a job kind (expected one of pipeline, retrain)" in out
 
 
-def test_status_shows_the_last_builds(jenkins: JenkinsDouble, models: Path,
-                                      capsys: pytest.CaptureFixture[str]) -> None:
+def test_status_shows_the_last_builds(jenkins: JenkinsDouble, models: Path, capsys: pytest.CaptureFixture[str]) -> None:
     run(sync(models), capsys)
     code, out = run(["jenkins", "status", "basic"], capsys)
     assert code == 0 and "no builds yet" in out
@@ -208,5 +238,9 @@ def test_the_double_checks_auth_and_crumbs(jenkins: JenkinsDouble) -> None:
     headers = {CRUMB_FIELD: crumb}
     bad = requests.post(jenkins.url + "createItem?name=x", data=b"<a>", auth=auth, headers=headers, timeout=5)
     assert bad.status_code == 500, "malformed config.xml is refused"
-    assert requests.post(jenkins.url + "job/nope/createItem?name=x", data=b"<a/>", auth=auth, headers=headers,
-                         timeout=5).status_code == 404, "no item inside a missing folder"
+    assert (
+        requests.post(
+            jenkins.url + "job/nope/createItem?name=x", data=b"<a/>", auth=auth, headers=headers, timeout=5
+        ).status_code
+        == 404
+    ), "no item inside a missing folder"

@@ -40,6 +40,7 @@ ISSUED: set[str] = set()  # every token this module sends, to prove none reaches
 
 # -- the API process ------------------------------------------------------------------------------------
 
+
 @dataclass
 class Api:
     proc: subprocess.Popen[str]
@@ -48,8 +49,16 @@ class Api:
     env: dict[str, str]
     lines: list[str] = field(default_factory=list)
 
-    def call(self, method: str, path: str, token: str | None = None, body: Any = None, raw: bytes | None = None,
-             headers: dict[str, str] | None = None, timeout: float = 30.0) -> httpx.Response:
+    def call(
+        self,
+        method: str,
+        path: str,
+        token: str | None = None,
+        body: Any = None,
+        raw: bytes | None = None,
+        headers: dict[str, str] | None = None,
+        timeout: float = 30.0,
+    ) -> httpx.Response:
         sent = dict(headers or {})
         if token is not None:
             sent["Authorization"] = f"Bearer {token}"
@@ -74,8 +83,16 @@ class Api:
 
 def api_env(home: Path, extra: dict[str, str] | None = None) -> dict[str, str]:
     env = {k: v for k, v in os.environ.items() if not k.startswith(("LEGION_", "BUILD_", "JENKINS_"))}
-    env.update({"LEGION_HOME": str(home), "PYTHONUNBUFFERED": "1", "LEGION_JWT_SECRET": JWT_SECRET,
-                "LEGION_JWT_MAX_TTL": "2h", "LEGION_ROUTER_PORT": "0", **(extra or {})})
+    env.update(
+        {
+            "LEGION_HOME": str(home),
+            "PYTHONUNBUFFERED": "1",
+            "LEGION_JWT_SECRET": JWT_SECRET,
+            "LEGION_JWT_MAX_TTL": "2h",
+            "LEGION_ROUTER_PORT": "0",
+            **(extra or {}),
+        }
+    )
     return env
 
 
@@ -91,8 +108,15 @@ def token(role: Any, sub: str = "alice", ttl: int = 600, **claims: Any) -> str:
         value = create_management_token(JWT_SECRET, role, sub, ttl, AUDIENCE)
     else:
         now = int(time.time())
-        body: dict[str, Any] = {"sub": sub, "role": role, "aud": AUDIENCE, "iat": now, "nbf": now,
-                                "exp": now + ttl, "jti": f"t{len(ISSUED)}-{now}"}
+        body: dict[str, Any] = {
+            "sub": sub,
+            "role": role,
+            "aud": AUDIENCE,
+            "iat": now,
+            "nbf": now,
+            "exp": now + ttl,
+            "jti": f"t{len(ISSUED)}-{now}",
+        }
         body.update(claims)
         value = jwt.encode({k: v for k, v in body.items() if v is not None}, JWT_SECRET, algorithm="HS256")
     ISSUED.add(value)
@@ -100,6 +124,7 @@ def token(role: Any, sub: str = "alice", ttl: int = 600, **claims: Any) -> str:
 
 
 # -- the registry the API serves --------------------------------------------------------------------------
+
 
 @dataclass
 class World:
@@ -112,8 +137,13 @@ def _register(registry: Registry, source: Path, folder: Path, name: str, version
     shutil.copytree(source, folder)
     manifest_file = folder / "manifest.json"
     manifest = json.loads(manifest_file.read_text())
-    manifest.update(name=name, version=version, artifact_id=artifact_id, run_id=f"{name}-train-{version}",
-                    jenkins={"BUILD_URL": f"https://jenkins.example/job/{name}/7/"})
+    manifest.update(
+        name=name,
+        version=version,
+        artifact_id=artifact_id,
+        run_id=f"{name}-train-{version}",
+        jenkins={"BUILD_URL": f"https://jenkins.example/job/{name}/7/"},
+    )
     manifest_file.write_text(json.dumps(manifest))
     record, _ = registry.register_version(manifest, str(folder))
     return record.id
@@ -131,14 +161,20 @@ def populate(home: Path, source: Path) -> dict[str, int]:
             "wine1": _register(registry, source, home / "artifacts" / "wine-1", "wine", "1.0.0", "c3" * 8),
         }
         registry.set_alias("iris", "production", ids["iris1"])
-        for key, model, vid, version, weight in (("d_iris1", "iris", ids["iris1"], "1.0.0", 100),
-                                                 ("d_iris2", "iris", ids["iris2"], "2.0.0", 0),
-                                                 ("d_wine1", "wine", ids["wine1"], "1.0.0", 100)):
+        for key, model, vid, version, weight in (
+            ("d_iris1", "iris", ids["iris1"], "1.0.0", 100),
+            ("d_iris2", "iris", ids["iris2"], "2.0.0", 0),
+            ("d_wine1", "wine", ids["wine1"], "1.0.0", 100),
+        ):
             release = f"legion-{model}-{version.replace('.', '-')}"
             ids[key] = registry.add_deployment(
-                model, vid, "kubernetes", weight, [{"url": f"http://{release}.legion.svc.cluster.local",
-                                                    "release": release}],
-                {"version": version, "release": release, "namespace": "legion"}).id
+                model,
+                vid,
+                "kubernetes",
+                weight,
+                [{"url": f"http://{release}.legion.svc.cluster.local", "release": release}],
+                {"version": version, "release": release, "namespace": "legion"},
+            ).id
         registry.ensure_run("iris-nogate", "iris", str(home / "iris-src"), "push")
         registry.record_stage("iris-nogate", "train", "passed", "trained iris 2.0.0", {"version_id": ids["iris2"]})
         registry.record_stage("iris-nogate", "gate", "failed", "accuracy 0.5 < 0.9")
@@ -152,14 +188,12 @@ def populate(home: Path, source: Path) -> dict[str, int]:
 
 
 @pytest.fixture(scope="module")
-def world(tmp_path_factory: pytest.TempPathFactory, jwt_files: dict[str, Any],
-          iris_artifact: Path) -> Iterator[World]:
+def world(tmp_path_factory: pytest.TempPathFactory, jwt_files: dict[str, Any], iris_artifact: Path) -> Iterator[World]:
     home = tmp_path_factory.mktemp("api-home")
     ids = populate(home, iris_artifact)
     revoked = home / "revoked.txt"
     revoked.write_text("# revoked token ids\n")
-    api = start_api(home, api_env(home, {"LEGION_JWKS": str(jwt_files["jwks"]),
-                                         "LEGION_JWT_REVOKED": str(revoked)}))
+    api = start_api(home, api_env(home, {"LEGION_JWKS": str(jwt_files["jwks"]), "LEGION_JWT_REVOKED": str(revoked)}))
     yield World(api, ids)
     api.stop()
 
@@ -174,8 +208,14 @@ CASES = [
     ("GET", "/models/{name}/versions/{ref}", "/api/v1/models/iris/versions/production", None, "viewer", 200),
     ("GET", "/models/{name}/runs", "/api/v1/models/iris/runs", None, "viewer", 200),
     ("GET", "/runs/{run_id}", "/api/v1/runs/iris-nogate", None, "viewer", 200),
-    ("PUT", "/models/{name}/aliases/{alias}", "/api/v1/models/iris/aliases/staging", {"version": "9.9.9"},
-     "operator", 404),
+    (
+        "PUT",
+        "/models/{name}/aliases/{alias}",
+        "/api/v1/models/iris/aliases/staging",
+        {"version": "9.9.9"},
+        "operator",
+        404,
+    ),
     ("PUT", "/models/{name}/routes", "/api/v1/models/iris/routes", {"weights": {"1": 0}}, "operator", 422),
     ("POST", "/runs/{run_id}/deploy", "/api/v1/runs/iris-nogate/deploy", {}, "operator", 409),
     ("POST", "/runs/{run_id}/rollback", "/api/v1/runs/iris-notrain/rollback", None, "operator", 409),
@@ -212,6 +252,7 @@ def test_every_endpoint_needs_a_token(world: World, case: tuple[Any, ...]) -> No
 
 # -- tokens refused ---------------------------------------------------------------------------------------
 
+
 def _tampered(value: str) -> str:
     head, payload, signature = value.split(".")
     claims = json.loads(jwt.utils.base64url_decode(payload))
@@ -227,14 +268,22 @@ def test_bad_tokens_get_401_with_the_reason(world: World) -> None:
         "tampered": (_tampered(token("viewer")), "signature does not verify"),
         "wrong audience": (token("admin", aud="legion-ci"), "audience is not 'legion-ci-management'"),
         "model-server token": (create_token(JWT_SECRET, "iris", ttl_seconds=600), "audience is not"),
-        "other secret": (jwt.encode({"sub": "x", "role": "admin", "aud": AUDIENCE, "exp": now + 60}, "another-secret"
-                                    "-0123456789abcdef0123456789", algorithm="HS256"), "signature does not verify"),
+        "other secret": (
+            jwt.encode(
+                {"sub": "x", "role": "admin", "aud": AUDIENCE, "exp": now + 60},
+                "another-secret-0123456789abcdef0123456789",
+                algorithm="HS256",
+            ),
+            "signature does not verify",
+        ),
         "not yet valid": (token("viewer", nbf=now + 600, exp=now + 1200), "not valid before"),
         "too long-lived": (token("viewer", ttl=3 * 3600), "lifetime exceeds the maximum"),
         "no exp": (token("viewer", exp=None), "lacks the required 'exp' claim"),
         "not a JWT": ("not-a-jwt", "malformed token"),
-        "alg none": (jwt.encode({"role": "admin", "aud": AUDIENCE, "exp": now + 60}, "", algorithm="none"),
-                     "algorithm 'none' is not accepted"),
+        "alg none": (
+            jwt.encode({"role": "admin", "aud": AUDIENCE, "exp": now + 60}, "", algorithm="none"),
+            "algorithm 'none' is not accepted",
+        ),
     }
     for name, (value, reason) in cases.items():
         ISSUED.add(value)
@@ -247,8 +296,11 @@ def test_bad_tokens_get_401_with_the_reason(world: World) -> None:
 
 def test_a_token_without_a_known_role_is_refused_with_403(world: World) -> None:
     cases: list[tuple[Any, dict[str, Any], str]] = [
-        (None, {}, "has no 'role' claim"), ("root", {}, "'root' is not one of"), (["admin"], {}, "is not one of"),
-        ("viewer", {"models": "iris"}, "'models' claim is not a list")]
+        (None, {}, "has no 'role' claim"),
+        ("root", {}, "'root' is not one of"),
+        (["admin"], {}, "is not one of"),
+        ("viewer", {"models": "iris"}, "'models' claim is not a list"),
+    ]
     for role, claims, reason in cases:
         answer = world.api.call("GET", "/api/v1/models", token(role, **claims))
         assert answer.status_code == 403, answer.text
@@ -257,8 +309,12 @@ def test_a_token_without_a_known_role_is_refused_with_403(world: World) -> None:
 
 def test_rs256_tokens_from_the_jwks_are_accepted(world: World, jwt_files: dict[str, Any]) -> None:
     now = int(time.time())
-    value = jwt.encode({"sub": "oidc-user", "role": "viewer", "aud": AUDIENCE, "iat": now, "exp": now + 300},
-                       jwt_files["rsa"], algorithm="RS256", headers={"kid": "rsa-1"})
+    value = jwt.encode(
+        {"sub": "oidc-user", "role": "viewer", "aud": AUDIENCE, "iat": now, "exp": now + 300},
+        jwt_files["rsa"],
+        algorithm="RS256",
+        headers={"kid": "rsa-1"},
+    )
     ISSUED.add(value)
     assert world.api.call("GET", "/api/v1/models", value).status_code == 200
 
@@ -277,15 +333,19 @@ def test_a_revoked_token_is_refused(world: World) -> None:
 
 # -- model scopes -----------------------------------------------------------------------------------------
 
+
 def test_a_token_scoped_to_other_models_is_refused_with_403(world: World) -> None:
     wine_only = token("admin", models=["wine"])
     listed = world.api.call("GET", "/api/v1/models", wine_only).json()["models"]
     assert [m["name"] for m in listed] == ["wine"]
-    for method, path, body in (("GET", "/api/v1/models/iris", None), ("GET", "/api/v1/runs/iris-nogate", None),
-                               ("GET", "/api/v1/models/iris/versions/1.0.0", None),
-                               ("PUT", "/api/v1/models/iris/aliases/production", {"version": "2.0.0"}),
-                               ("PUT", "/api/v1/models/iris/routes", {"weights": {"1": 100}}),
-                               ("DELETE", "/api/v1/models/iris/deployments", None)):
+    for method, path, body in (
+        ("GET", "/api/v1/models/iris", None),
+        ("GET", "/api/v1/runs/iris-nogate", None),
+        ("GET", "/api/v1/models/iris/versions/1.0.0", None),
+        ("PUT", "/api/v1/models/iris/aliases/production", {"version": "2.0.0"}),
+        ("PUT", "/api/v1/models/iris/routes", {"weights": {"1": 100}}),
+        ("DELETE", "/api/v1/models/iris/deployments", None),
+    ):
         answer = world.api.call(method, path, wine_only, body)
         assert answer.status_code == 403, (method, path, answer.text)
         assert "does not cover model 'iris'" in answer.json()["error"]
@@ -300,12 +360,17 @@ def test_a_version_pattern_limits_what_the_token_may_change(world: World) -> Non
     answer = world.api.call("PUT", "/api/v1/models/iris/aliases/canary", ones, {"version": "1.0.0"})
     assert answer.status_code == 200, answer.text
     # Routes touch every active deployment, 2.0.0's too.
-    answer = world.api.call("PUT", "/api/v1/models/iris/routes", ones,
-                            {"weights": {str(world.ids["d_iris1"]): 100, str(world.ids["d_iris2"]): 0}})
+    answer = world.api.call(
+        "PUT",
+        "/api/v1/models/iris/routes",
+        ones,
+        {"weights": {str(world.ids["d_iris1"]): 100, str(world.ids["d_iris2"]): 0}},
+    )
     assert answer.status_code == 403 and "2.0.0" in answer.json()["error"]
 
 
 # -- reads ------------------------------------------------------------------------------------------------
+
 
 def test_model_detail_shows_versions_lineage_aliases_and_deployments(world: World) -> None:
     body = world.api.call("GET", "/api/v1/models/iris", token("viewer")).json()
@@ -338,6 +403,7 @@ def test_version_manifest_run_list_and_run_detail(world: World) -> None:
 
 # -- changes: routes and aliases --------------------------------------------------------------------------
 
+
 def test_routes_validation_errors_are_422_with_a_clear_message(world: World) -> None:
     operator = token("operator")
     d1, d2, wine = (str(world.ids[k]) for k in ("d_iris1", "d_iris2", "d_wine1"))
@@ -358,8 +424,11 @@ def test_routes_validation_errors_are_422_with_a_clear_message(world: World) -> 
         answer = world.api.call("PUT", "/api/v1/models/iris/routes", operator, body)
         assert answer.status_code == 422, (body, answer.text)
         assert answer.json()["field"] == field_name and message in answer.json()["error"], answer.json()
-    for raw, message in ((b"{not json", "not valid JSON"), (b"[1, 2]", "must be a JSON object, not list"),
-                         (b"", "request body is empty")):
+    for raw, message in (
+        (b"{not json", "not valid JSON"),
+        (b"[1, 2]", "must be a JSON object, not list"),
+        (b"", "request body is empty"),
+    ):
         answer = world.api.call("PUT", "/api/v1/models/iris/routes", operator, raw=raw)
         assert answer.status_code == 400 and message in answer.json()["error"], answer.text
     answer = world.api.call("PUT", "/api/v1/models/iris/routes", operator, raw=b" " * 70_000)
@@ -370,8 +439,9 @@ def test_routes_validation_errors_are_422_with_a_clear_message(world: World) -> 
 
 def test_routes_set_the_split_in_the_registry_and_the_audit_log(world: World) -> None:
     d1, d2 = world.ids["d_iris1"], world.ids["d_iris2"]
-    answer = world.api.call("PUT", "/api/v1/models/iris/routes", token("operator", sub="carol"),
-                            {"weights": {str(d1): 80, str(d2): 20}})
+    answer = world.api.call(
+        "PUT", "/api/v1/models/iris/routes", token("operator", sub="carol"), {"weights": {str(d1): 80, str(d2): 20}}
+    )
     assert answer.status_code == 200, answer.text
     assert {d["id"]: d["weight"] for d in answer.json()["deployments"]} == {d1: 80, d2: 20}
     registry = Registry.from_settings(load_settings(str(world.api.home)))
@@ -383,8 +453,9 @@ def test_routes_set_the_split_in_the_registry_and_the_audit_log(world: World) ->
     assert entry["sub"] == "carol" and entry["role"] == "operator" and entry["outcome"] == "ok"
     assert entry["method"] == "PUT" and entry["path"] == "/api/v1/models/iris/routes" and entry["status"] == 200
     assert entry["change"]["weights"] == {str(d1): 80, str(d2): 20}
-    restored = world.api.call("PUT", "/api/v1/models/iris/routes", token("operator"),
-                              {"weights": {str(d1): 100, str(d2): 0}})
+    restored = world.api.call(
+        "PUT", "/api/v1/models/iris/routes", token("operator"), {"weights": {str(d1): 100, str(d2): 0}}
+    )
     assert restored.status_code == 200
 
 
@@ -393,8 +464,12 @@ def test_alias_moves_and_refuses_unknown_versions(world: World) -> None:
     unknown = world.api.call("PUT", "/api/v1/models/iris/aliases/production", operator, {"version": "3.0.0"})
     assert unknown.status_code == 404 and unknown.json()["field"] == "version"
     assert "no version, alias or artifact '3.0.0' (versions: 1.0.0, 2.0.0)" in unknown.json()["error"]
-    for body, field_name in (({}, "version"), ({"version": ""}, "version"), ({"version": 2}, "version"),
-                             ({"version": "2.0.0", "force": True}, "force")):
+    for body, field_name in (
+        ({}, "version"),
+        ({"version": ""}, "version"),
+        ({"version": 2}, "version"),
+        ({"version": "2.0.0", "force": True}, "force"),
+    ):
         answer = world.api.call("PUT", "/api/v1/models/iris/aliases/production", operator, body)
         assert answer.status_code == 422 and answer.json()["field"] == field_name, answer.text
     bad_name = world.api.call("PUT", "/api/v1/models/iris/aliases/Prod!", operator, {"version": "2.0.0"})
@@ -405,13 +480,19 @@ def test_alias_moves_and_refuses_unknown_versions(world: World) -> None:
     assert moved.json()["version"]["version"] == "2.0.0" and moved.json()["previous"]["version"] == "1.0.0"
     shown = world.api.call("GET", "/api/v1/models/iris/versions/production", token("viewer")).json()
     assert shown["version"] == "2.0.0"
-    assert world.api.audit()[-1]["change"] == {"model": "iris", "alias": "production", "version": "2.0.0",
-                                               "artifact_id": "b2" * 8, "previous_version": "1.0.0"}
+    assert world.api.audit()[-1]["change"] == {
+        "model": "iris",
+        "alias": "production",
+        "version": "2.0.0",
+        "artifact_id": "b2" * 8,
+        "previous_version": "1.0.0",
+    }
     back = world.api.call("PUT", "/api/v1/models/iris/aliases/production", operator, {"version": "1.0.0"})
     assert back.status_code == 200
 
 
 # -- audit log, errors, OpenAPI ---------------------------------------------------------------------------
+
 
 def test_mutations_are_audited_reads_are_not_and_no_token_is_written(world: World) -> None:
     before = len(world.api.audit())
@@ -422,7 +503,10 @@ def test_mutations_are_audited_reads_are_not_and_no_token_is_written(world: Worl
     world.api.call("DELETE", "/api/v1/models/iris/deployments", token("operator", sub="mallory"))
     added = world.api.audit()[before:]
     assert [(e["sub"], e["status"], e["outcome"]) for e in added] == [
-        (None, 401, "unauthenticated"), ("eve", 403, "denied"), ("mallory", 403, "denied")]
+        (None, 401, "unauthenticated"),
+        ("eve", 403, "denied"),
+        ("mallory", 403, "denied"),
+    ]
     assert all({"time", "sub", "role", "method", "path", "status", "outcome"} <= set(e) for e in added)
     text = (world.api.home / "audit.log").read_text()
     assert ISSUED and not [t for t in ISSUED if t in text]
@@ -478,8 +562,10 @@ def test_openapi_contract_no_5xx_from_client_input(world: World) -> None:
 
 # -- the CLI ----------------------------------------------------------------------------------------------
 
-def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str],
-         *args: str) -> tuple[int, str, str]:
+
+def _cli(
+    monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], env: dict[str, str], *args: str
+) -> tuple[int, str, str]:
     """`legion-ci ARGS` in this process (the real parser and handlers), with `env`'s LEGION_* settings."""
     for key in [k for k in os.environ if k.startswith("LEGION_")]:
         monkeypatch.delenv(key)
@@ -494,27 +580,40 @@ def _cli(monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str], en
     return status, captured.out, captured.err
 
 
-def test_token_create_admin_issues_a_working_token(world: World, monkeypatch: pytest.MonkeyPatch,
-                                                   capsys: pytest.CaptureFixture[str]) -> None:
-    status, out, err = _cli(monkeypatch, capsys, world.api.env, "token", "create-admin", "--role", "viewer",
-                            "--sub", "ci-bot", "--model", "iris", "--ttl", "10m")
+def test_token_create_admin_issues_a_working_token(
+    world: World, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
+    status, out, err = _cli(
+        monkeypatch,
+        capsys,
+        world.api.env,
+        "token",
+        "create-admin",
+        "--role",
+        "viewer",
+        "--sub",
+        "ci-bot",
+        "--model",
+        "iris",
+        "--ttl",
+        "10m",
+    )
     assert status == 0, err
     value = out.strip()
     ISSUED.add(value)
     claims = jwt.decode(value, options={"verify_signature": False})
-    assert (claims["sub"], claims["role"], claims["aud"], claims["models"]) == ("ci-bot", "viewer", AUDIENCE,
-                                                                                 ["iris"])
+    assert (claims["sub"], claims["role"], claims["aud"], claims["models"]) == ("ci-bot", "viewer", AUDIENCE, ["iris"])
     assert claims["exp"] - claims["iat"] == 600
     assert [m["name"] for m in world.api.call("GET", "/api/v1/models", value).json()["models"]] == ["iris"]
-    status, _, err = _cli(monkeypatch, capsys, world.api.env, "token", "create-admin", "--role", "admin",
-                          "--ttl", "3h")
+    status, _, err = _cli(monkeypatch, capsys, world.api.env, "token", "create-admin", "--role", "admin", "--ttl", "3h")
     assert status == 2 and "longer than the API accepts (7200s" in err
     status, _, err = _cli(monkeypatch, capsys, world.api.env, "token", "create-admin", "--role", "root")
     assert status == 2 and "--role: 'root' is not one of viewer, operator, admin" in err
 
 
-def test_api_serve_refuses_to_run_without_token_checks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch,
-                                                       capsys: pytest.CaptureFixture[str]) -> None:
+def test_api_serve_refuses_to_run_without_token_checks(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch, capsys: pytest.CaptureFixture[str]
+) -> None:
     env = api_env(tmp_path / "home", {"LEGION_AUTH": "off"})
     status, _, err = _cli(monkeypatch, capsys, env, "api", "serve", "--port", "0")
     assert status == 2 and "the management API never runs without token checks" in err
@@ -523,6 +622,7 @@ def test_api_serve_refuses_to_run_without_token_checks(tmp_path: Path, monkeypat
 
 
 # -- a real deploy, routes, rollback and undeploy through Ansible ------------------------------------------
+
 
 @pytest.mark.slow
 def test_deploy_route_rollback_and_undeploy_a_model_for_real(world: World, iris_artifact: Path) -> None:
@@ -537,8 +637,9 @@ def test_deploy_route_rollback_and_undeploy_a_model_for_real(world: World, iris_
     (source / "legion.yaml").write_text(yaml.safe_dump(spec))
     registry = Registry.from_settings(load_settings(str(home)))
     try:
-        version_id = _register(registry, iris_artifact, home / "artifacts" / "iris-live", "iris-live", "1.0.0",
-                               "d4" * 8)
+        version_id = _register(
+            registry, iris_artifact, home / "artifacts" / "iris-live", "iris-live", "1.0.0", "d4" * 8
+        )
         registry.ensure_run("live-run", "iris-live", str(source), "push")
         registry.record_stage("live-run", "train", "passed", "trained", {"version_id": version_id})
         registry.record_stage("live-run", "gate", "passed", "all thresholds met")
@@ -560,10 +661,14 @@ def test_deploy_route_rollback_and_undeploy_a_model_for_real(world: World, iris_
         assert model["stable_url"] == outputs["url"]
 
         only = str(outputs["deployment_id"])
-        assert world.api.call("PUT", "/api/v1/models/iris-live/routes", operator,
-                              {"weights": {only: 100}}).status_code == 200
-        assert world.api.call("PUT", "/api/v1/models/iris-live/routes", operator,
-                              {"weights": {only: 50}}).status_code == 422
+        assert (
+            world.api.call("PUT", "/api/v1/models/iris-live/routes", operator, {"weights": {only: 100}}).status_code
+            == 200
+        )
+        assert (
+            world.api.call("PUT", "/api/v1/models/iris-live/routes", operator, {"weights": {only: 50}}).status_code
+            == 422
+        )
 
         rolled = world.api.call("POST", "/api/v1/runs/live-run/rollback", operator, timeout=300)
         assert rolled.status_code == 200, rolled.text

@@ -36,10 +36,12 @@ ROOT = Path(__file__).resolve().parents[2]
 IRIS = ROOT / "examples" / "iris"
 REGISTRY = os.environ.get("LEGION_IMAGE_REGISTRY") or "127.0.0.1:5000"
 BASE_IMAGE = os.environ.get("LEGION_BASE_IMAGE") or "legion-base:bookworm"
-MANIFEST_TYPES = ", ".join([
-    "application/vnd.oci.image.manifest.v1+json",
-    "application/vnd.docker.distribution.manifest.v2+json",
-])
+MANIFEST_TYPES = ", ".join(
+    [
+        "application/vnd.oci.image.manifest.v1+json",
+        "application/vnd.docker.distribution.manifest.v2+json",
+    ]
+)
 # Values that are in the environment while the image is built and must be found nowhere in it.
 JWT_SECRET = f"jwt-secret-must-not-ship-{secrets.token_hex(8)}"
 REGISTRY_PASSWORD = f"registry-password-must-not-ship-{secrets.token_hex(8)}"
@@ -52,8 +54,9 @@ def in_ci() -> bool:
 def unavailable(reason: str) -> None:
     """Fail in CI (the services must be there), skip on a developer's machine."""
     if in_ci():
-        pytest.fail(f"{reason} (CI=true: the docker tests must run; scripts/services.sh start provides both)",
-                    pytrace=False)
+        pytest.fail(
+            f"{reason} (CI=true: the docker tests must run; scripts/services.sh start provides both)", pytrace=False
+        )
     pytest.skip(f"{reason}; run `bash scripts/services.sh start` (as root) to run the docker tests")
 
 
@@ -74,11 +77,17 @@ def engine() -> Engine:
 def base_image(engine: Engine) -> str:
     """The local base image: built by services.sh in the background, waited for here (same lock)."""
     if BASE_IMAGE.startswith("legion-base:"):
-        done = subprocess.run(["bash", str(ROOT / "scripts" / "build-base-image.sh")], capture_output=True,
-                              text=True, env={**os.environ, "LEGION_BASE_IMAGE": BASE_IMAGE}, timeout=900)
+        done = subprocess.run(
+            ["bash", str(ROOT / "scripts" / "build-base-image.sh")],
+            capture_output=True,
+            text=True,
+            env={**os.environ, "LEGION_BASE_IMAGE": BASE_IMAGE},
+            timeout=900,
+        )
         if done.returncode != 0:
-            pytest.fail(f"scripts/build-base-image.sh failed ({done.returncode}):\n{done.stdout}{done.stderr}",
-                        pytrace=False)
+            pytest.fail(
+                f"scripts/build-base-image.sh failed ({done.returncode}):\n{done.stdout}{done.stderr}", pytrace=False
+            )
     return BASE_IMAGE
 
 
@@ -97,8 +106,9 @@ class Trained:
         return Artifact.open(self.registry.version_by_id(self.version_id).path)
 
     def stage(self, name: str, **options: Any) -> StageResult:
-        return single_stage(self.settings, self.registry, name, None, self.run_id, "push", RunOptions(**options),
-                            PlainReporter())[1]
+        return single_stage(
+            self.settings, self.registry, name, None, self.run_id, "push", RunOptions(**options), PlainReporter()
+        )[1]
 
 
 @pytest.fixture(scope="module")
@@ -152,8 +162,9 @@ def packaged(trained: Trained, engine: Engine, base_image: str) -> Packaged:
 def manifest(reference: str) -> tuple[dict[str, Any], str]:
     """(manifest, digest) of REPOSITORY:TAG from the registry's HTTP API."""
     repository, tag = reference.split("/", 1)[1].rsplit(":", 1)
-    answer = httpx.get(f"http://{REGISTRY}/v2/{repository}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES},
-                       timeout=30)
+    answer = httpx.get(
+        f"http://{REGISTRY}/v2/{repository}/manifests/{tag}", headers={"Accept": MANIFEST_TYPES}, timeout=30
+    )
     answer.raise_for_status()
     return answer.json(), answer.headers["Docker-Content-Digest"]
 
@@ -212,15 +223,17 @@ def test_labels_read_back_from_the_registry(trained: Trained, packaged: Packaged
 
 
 @pytest.mark.docker
-def test_container_answers_with_the_artifacts_predictions(trained: Trained, packaged: Packaged,
-                                                           engine: Engine) -> None:
+def test_container_answers_with_the_artifacts_predictions(trained: Trained, packaged: Packaged, engine: Engine) -> None:
     from legion_ci.core.processes import free_port
 
     art = trained.artifact
     port = free_port()
-    container = engine.client.containers.run(packaged.outputs["pinned"], detach=True,
-                                              ports={"8080/tcp": ("127.0.0.1", port)},
-                                              environment={"LEGION_AUTH": "off"})
+    container = engine.client.containers.run(
+        packaged.outputs["pinned"],
+        detach=True,
+        ports={"8080/tcp": ("127.0.0.1", port)},
+        environment={"LEGION_AUTH": "off"},
+    )
     url = f"http://127.0.0.1:{port}"
     try:
         deadline = time.monotonic() + 120
@@ -235,8 +248,9 @@ def test_container_answers_with_the_artifacts_predictions(trained: Trained, pack
             assert time.monotonic() < deadline, "not ready in 120 s:\n" + container.logs().decode(errors="replace")
             time.sleep(0.5)
         assert check_endpoint(url, art, {}) == []
-        answer = httpx.post(f"{url}/api/model/iris/{art.version}/invoke",
-                            json={"instances": art.schema["example"]}, timeout=10).json()
+        answer = httpx.post(
+            f"{url}/api/model/iris/{art.version}/invoke", json={"instances": art.schema["example"]}, timeout=10
+        ).json()
         assert answer["predictions"] == art.schema["example_predictions"]
         assert (answer["model"], answer["version"]) == ("iris", art.version)
         uid = container.exec_run(["python", "-c", "import os; print(os.getuid(), os.getgid())"])
@@ -263,8 +277,9 @@ def test_no_secret_in_any_layer_label_env_or_history(packaged: Packaged) -> None
     assert not [n for n in needles if n in config], "a secret is in the image config (labels, env or history)"
     names: list[str] = []
     for layer in found["layers"]:
-        with httpx.stream("GET", f"http://{REGISTRY}/v2/{repository}/blobs/{layer['digest']}", timeout=120,
-                          follow_redirects=True) as answer:
+        with httpx.stream(
+            "GET", f"http://{REGISTRY}/v2/{repository}/blobs/{layer['digest']}", timeout=120, follow_redirects=True
+        ) as answer:
             answer.raise_for_status()
             with tarfile.open(fileobj=_Reader(answer.iter_bytes()), mode="r|gz") as tar:
                 for member in tar:
@@ -321,16 +336,26 @@ def test_local_target_without_registry_skips_and_says_so(trained: Trained, monke
 
     monkeypatch.delenv("LEGION_IMAGE_REGISTRY", raising=False)
     monkeypatch.delenv("LEGION_TARGET", raising=False)
-    code = main(["package", "--run-id", trained.run_id, "--home", str(trained.settings.home),
-                 "--registry-url", trained.settings.registry_url])
+    code = main(
+        [
+            "package",
+            "--run-id",
+            trained.run_id,
+            "--home",
+            str(trained.settings.home),
+            "--registry-url",
+            trained.settings.registry_url,
+        ]
+    )
     record = trained.registry.stages(trained.run_id)["package"]
     assert code == 0
     assert record.status == "skipped"
     assert "target is local and no image registry is configured" in record.summary
 
 
-def test_registry_without_docker_fails_naming_the_engine(trained: Trained, monkeypatch: pytest.MonkeyPatch,
-                                                         tmp_path: Path) -> None:
+def test_registry_without_docker_fails_naming_the_engine(
+    trained: Trained, monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     socket = tmp_path / "no-docker.sock"
     monkeypatch.setenv("DOCKER_HOST", f"unix://{socket}")
     monkeypatch.setenv("LEGION_IMAGE_REGISTRY", REGISTRY)

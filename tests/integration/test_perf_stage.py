@@ -25,7 +25,7 @@ from legion_ci.pipeline.stages.base import RunOptions, StageResult
 from tests.conftest import EXAMPLES
 
 FAST = {"users": 3, "spawn_rate": 3, "duration": 3}
-OWN_LOCUSTFILE = '''
+OWN_LOCUSTFILE = """
 import os
 from locust import FastHttpUser, task
 
@@ -36,7 +36,7 @@ class Custom(FastHttpUser):
         rows = __import__("json").loads(os.environ["LEGION_PERF_EXAMPLES"])
         self.client.post(os.environ["LEGION_PERF_INVOKE_PATH"], json={"instances": rows[:2]}, headers=headers,
                          name="custom-invoke")
-'''
+"""
 
 
 @dataclass
@@ -52,8 +52,9 @@ class Trained:
         """Run the perf stage again on the same run, with legion.yaml's perf section replaced."""
         spec = {**self.raw, "perf": {**FAST, **perf}}
         (self.model_dir / "legion.yaml").write_text(yaml.safe_dump(spec))
-        return run_stage(self.settings, self.registry, self.run, stage("perf"), options or RunOptions(),
-                         PlainReporter())
+        return run_stage(
+            self.settings, self.registry, self.run, stage("perf"), options or RunOptions(), PlainReporter()
+        )
 
     def reports(self) -> Path:
         return self.settings.runs_dir / self.run.id / "perf"
@@ -117,14 +118,24 @@ def test_the_models_own_locustfile_is_used_when_present(trained: Trained) -> Non
     assert [r["name"] for r in summary["requests"]] == ["custom-invoke"]
 
 
-@pytest.mark.parametrize("source, message, server", [
-    ("from locust import FastHttpUser\nclass Broken(FastHttpUser)\n    pass\n",
-     r"perf/locustfile.py: not valid Python: expected ':' \(line 2\)", False),
-    ("import no_such_module_here\n",
-     r"(?s)Locust could not run .*perf/locustfile.py \(exit 1.*no_such_module_here", True),
-])
-def test_a_broken_model_locustfile_is_an_error_naming_the_file(trained: Trained, source: str, message: str,
-                                                                server: bool) -> None:
+@pytest.mark.parametrize(
+    "source, message, server",
+    [
+        (
+            "from locust import FastHttpUser\nclass Broken(FastHttpUser)\n    pass\n",
+            r"perf/locustfile.py: not valid Python: expected ':' \(line 2\)",
+            False,
+        ),
+        (
+            "import no_such_module_here\n",
+            r"(?s)Locust could not run .*perf/locustfile.py \(exit 1.*no_such_module_here",
+            True,
+        ),
+    ],
+)
+def test_a_broken_model_locustfile_is_an_error_naming_the_file(
+    trained: Trained, source: str, message: str, server: bool
+) -> None:
     own = trained.model_dir / "perf" / "locustfile.py"
     own.parent.mkdir(exist_ok=True)
     own.write_text(source)
@@ -141,10 +152,13 @@ def test_a_broken_model_locustfile_is_an_error_naming_the_file(trained: Trained,
     assert ET.parse(trained.reports() / "junit.xml").getroot().get("errors") == "1"
 
 
-@pytest.mark.parametrize("options, perf, why", [
-    (RunOptions(skip_perf_reason="load lab is down, ticket OPS-3"), {}, "skipped by request: load lab is down"),
-    (RunOptions(), {"enabled": False}, "perf.enabled is false"),
-])
+@pytest.mark.parametrize(
+    "options, perf, why",
+    [
+        (RunOptions(skip_perf_reason="load lab is down, ticket OPS-3"), {}, "skipped by request: load lab is down"),
+        (RunOptions(), {"enabled": False}, "perf.enabled is false"),
+    ],
+)
 def test_skipping_records_the_reason(trained: Trained, options: RunOptions, perf: dict, why: str) -> None:
     result = trained.perf(options, **perf)
     assert result.status == "skipped" and why in result.summary

@@ -37,16 +37,25 @@ def pg_url() -> Iterator[str]:
         shutil.chown(root, "postgres")
         shutil.chown(data, "postgres")
     port = free_port()
-    subprocess.run(_as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "legion"]),
-                   check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres([str(bin_dir / "initdb"), "-D", str(data), "-A", "trust", "-U", "legion"]),
+        check=True,
+        capture_output=True,
+    )
     opts = f"-p {port} -k {data} -c listen_addresses=127.0.0.1 -c fsync=off"
-    subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-o", opts, "-w", "-l",
-                                 str(data / "server.log"), "start"]), check=True, capture_output=True)
+    subprocess.run(
+        _as_postgres(
+            [str(bin_dir / "pg_ctl"), "-D", str(data), "-o", opts, "-w", "-l", str(data / "server.log"), "start"]
+        ),
+        check=True,
+        capture_output=True,
+    )
     try:
         yield f"postgresql+psycopg://legion@127.0.0.1:{port}/postgres"
     finally:
-        subprocess.run(_as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]),
-                       capture_output=True)
+        subprocess.run(
+            _as_postgres([str(bin_dir / "pg_ctl"), "-D", str(data), "-m", "fast", "stop"]), capture_output=True
+        )
         shutil.rmtree(root, ignore_errors=True)
 
 
@@ -74,8 +83,10 @@ WRITER = textwrap.dedent("""
 
 
 def test_concurrent_writers_on_postgres(pg_url: str) -> None:
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, pg_url, str(w)], stderr=subprocess.PIPE, text=True)
-             for w in range(3)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, pg_url, str(w)], stderr=subprocess.PIPE, text=True)
+        for w in range(3)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err

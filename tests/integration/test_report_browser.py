@@ -21,19 +21,40 @@ from legion_ci.reports.model import ReportHead
 from legion_ci.reports.perf_report import PerfEvidence, write_perf_reports
 
 CHROMIUM = "/usr/bin/chromium"
-FLAGS = ("--headless", "--no-sandbox", "--disable-gpu", "--disable-background-networking",
-         "--disable-component-update", "--disable-sync", "--no-first-run", "--disable-default-apps",
-         "--disable-extensions", "--mute-audio")
-pytestmark = pytest.mark.skipif(not Path(CHROMIUM).is_file(),
-                                reason="Debian's chromium is missing (scripts/provision/reports.sh installs it)")
+FLAGS = (
+    "--headless",
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+    "--disable-default-apps",
+    "--disable-extensions",
+    "--mute-audio",
+)
+pytestmark = pytest.mark.skipif(
+    not Path(CHROMIUM).is_file(), reason="Debian's chromium is missing (scripts/provision/reports.sh installs it)"
+)
 
 
 def rendered_dom(page: Path, profile: Path | None = None) -> str:
     """The DOM of `page` after Chromium loaded it (and ran its inline script), as HTML text."""
     profile_dir = Path(tempfile.mkdtemp(prefix="chromium-", dir=profile))
     try:
-        done = subprocess.run([CHROMIUM, *FLAGS, f"--user-data-dir={profile_dir}", "--window-size=1280,2000",
-                               "--dump-dom", page.resolve().as_uri()], capture_output=True, text=True, timeout=120)
+        done = subprocess.run(
+            [
+                CHROMIUM,
+                *FLAGS,
+                f"--user-data-dir={profile_dir}",
+                "--window-size=1280,2000",
+                "--dump-dom",
+                page.resolve().as_uri(),
+            ],
+            capture_output=True,
+            text=True,
+            timeout=120,
+        )
     finally:
         shutil.rmtree(profile_dir, ignore_errors=True)
     assert done.returncode == 0 and "<html" in done.stdout, done.stderr[-2000:]
@@ -63,21 +84,38 @@ def assert_drawn(dom: str, expected: dict[str, int]) -> None:
 
 
 def head(status: str, stage: str = "gate") -> ReportHead:
-    return ReportHead(stage, "Quality gate" if stage == "gate" else "Performance test", "iris", "1.0.0",
-                      "0123456789abcdef", "browser-run", status, "accuracy 0.9 is below the minimum 0.99 by 0.09")  # type: ignore[arg-type]
+    return ReportHead(
+        stage,
+        "Quality gate" if stage == "gate" else "Performance test",
+        "iris",
+        "1.0.0",
+        "0123456789abcdef",
+        "browser-run",
+        status,
+        "accuracy 0.9 is below the minimum 0.99 by 0.09",
+    )  # type: ignore[arg-type]
 
 
-CHECKS = [Check("threshold", "accuracy", False, "accuracy 0.9 is below the minimum 0.99 by 0.09", 0.9, 0.99,
-                margin=-0.09)]
+CHECKS = [
+    Check("threshold", "accuracy", False, "accuracy 0.9 is below the minimum 0.99 by 0.09", 0.9, 0.99, margin=-0.09)
+]
 
 
 def test_classifier_gate_report_renders_confusion_matrix_roc_and_metrics(tmp_path: Path) -> None:
     x, y = load_iris(return_X_y=True)
     model = LogisticRegression(max_iter=500).fit(x[::2], y[::2])
-    evidence = GateEvidence("classification", y[1::2].tolist(), model.predict(x[1::2]).tolist(),
-                            model.predict_proba(x[1::2]), [0, 1, 2], {"accuracy": 0.9, "f1": 0.9, "roc_auc": 0.99},
-                            {}, {"accuracy": 0.97, "f1": 0.96, "roc_auc": 0.99}, "production 1.0.0 (fedcba98)",
-                            {"accuracy": Bound(min=0.99)})
+    evidence = GateEvidence(
+        "classification",
+        y[1::2].tolist(),
+        model.predict(x[1::2]).tolist(),
+        model.predict_proba(x[1::2]),
+        [0, 1, 2],
+        {"accuracy": 0.9, "f1": 0.9, "roc_auc": 0.99},
+        {},
+        {"accuracy": 0.97, "f1": 0.96, "roc_auc": 0.99},
+        "production 1.0.0 (fedcba98)",
+        {"accuracy": Bound(min=0.99)},
+    )
     paths = write_gate_reports(tmp_path, head("failed"), CHECKS, evidence, [], {})
     dom = rendered_dom(Path(paths["html"]), tmp_path)
     # metrics: 3 metrics x 2 bars; confusion: 9 cells' counts + the mesh; roc: 3 curves
@@ -89,8 +127,18 @@ def test_classifier_gate_report_renders_confusion_matrix_roc_and_metrics(tmp_pat
 def test_regressor_gate_report_renders_predicted_vs_actual_and_residuals(tmp_path: Path) -> None:
     x, y = load_diabetes(return_X_y=True)
     model = Ridge().fit(x[::2], y[::2])
-    evidence = GateEvidence("regression", y[1::2].tolist(), model.predict(x[1::2]).tolist(), None, [],
-                            {"r2": 0.45, "rmse": 55.0, "mae": 45.0}, {}, None, None, {"rmse": Bound(max=65)})
+    evidence = GateEvidence(
+        "regression",
+        y[1::2].tolist(),
+        model.predict(x[1::2]).tolist(),
+        None,
+        [],
+        {"r2": 0.45, "rmse": 55.0, "mae": 45.0},
+        {},
+        None,
+        None,
+        {"rmse": Bound(max=65)},
+    )
     paths = write_gate_reports(tmp_path, head("passed"), [], evidence, [], {})
     dom = rendered_dom(Path(paths["html"]), tmp_path)
     assert_drawn(dom, {"metrics": 3, "pva": 1, "residuals": 2})
@@ -117,11 +165,28 @@ def test_perf_report_renders_latency_and_throughput_over_time(tmp_path: Path) ->
     (tmp_path / "locust_stats_history.csv").write_text(HISTORY)
     (tmp_path / "locust_stats.csv").write_text(STATS)
     total, rows = read_stats(tmp_path / "locust_stats.csv")
-    evidence = PerfEvidence(users=5, spawn_rate=5.0, duration=3, auth=False, url="http://127.0.0.1:9",
-                            locustfile_source="generated", total=total, requests=rows,
-                            history=read_history(tmp_path / "locust_stats_history.csv"))
-    checks = [Check("sla", "p95 latency", False, "p95 latency 11 ms is above the maximum 0.01 ms by 10.99 ms",
-                    11.0, 0.01, margin=-10.99)]
+    evidence = PerfEvidence(
+        users=5,
+        spawn_rate=5.0,
+        duration=3,
+        auth=False,
+        url="http://127.0.0.1:9",
+        locustfile_source="generated",
+        total=total,
+        requests=rows,
+        history=read_history(tmp_path / "locust_stats_history.csv"),
+    )
+    checks = [
+        Check(
+            "sla",
+            "p95 latency",
+            False,
+            "p95 latency 11 ms is above the maximum 0.01 ms by 10.99 ms",
+            11.0,
+            0.01,
+            margin=-10.99,
+        )
+    ]
     paths = write_perf_reports(tmp_path, head("failed", "perf"), checks, evidence, SlaSpec(p95_ms=0.01), {})
     dom = rendered_dom(Path(paths["html"]), tmp_path)
     assert_drawn(dom, {"latency": 3, "throughput": 3})

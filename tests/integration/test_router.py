@@ -34,7 +34,9 @@ ROW = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
 
 def test_smooth_weighted_round_robin_gives_exact_shares() -> None:
     table = RouteTable()
-    table.replace([Route(1, "iris", "1.0.0", 80, ("http://a", "http://b")), Route(2, "iris", "2.0.0", 20, ("http://c",))])
+    table.replace(
+        [Route(1, "iris", "1.0.0", 80, ("http://a", "http://b")), Route(2, "iris", "2.0.0", 20, ("http://c",))]
+    )
     picks = [table.pick("iris") for _ in range(100)]
     versions = Counter(b.version for b in picks if b)
     assert versions == {"1.0.0": 80, "2.0.0": 20}
@@ -51,7 +53,9 @@ def test_table_keeps_inflight_counts_across_rebuilds_and_skips_zero_weight() -> 
     assert held is not None
     held.inflight += 1
     assert table.replace([Route(1, "iris", "1.0.0", 0, ("http://a",)), Route(2, "iris", "2.0.0", 100, ("http://c",))])
-    assert not table.replace([Route(2, "iris", "2.0.0", 100, ("http://c",)), Route(1, "iris", "1.0.0", 0, ("http://a",))])
+    assert not table.replace(
+        [Route(2, "iris", "2.0.0", 100, ("http://c",)), Route(1, "iris", "1.0.0", 0, ("http://a",))]
+    )
     assert {b.version for b in (table.pick("iris") for _ in range(10)) if b} == {"2.0.0"}
     described = {d["deployment_id"]: d for d in table.describe()["iris"]["deployments"]}
     assert described[1]["weight"] == 0 and described[1]["inflight"] == 1
@@ -107,8 +111,9 @@ class Fleet:
 
 
 def _weights(routes: dict) -> dict[int, int]:
-    return {d["deployment_id"]: d["weight"] for d in routes["models"].get("iris", {}).get("deployments", [])
-            if d["routed"]}
+    return {
+        d["deployment_id"]: d["weight"] for d in routes["models"].get("iris", {}).get("deployments", []) if d["routed"]
+    }
 
 
 def _register(registry: Registry, folder: Path) -> VersionRecord:
@@ -127,8 +132,10 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
     art = tmp_path_factory.mktemp("router-artifacts")
     versions = [_register(registry, build_iris_artifact(art / v, version=v)) for v in ("1.0.0", "2.0.0")]
     env = {"LEGION_HOME": str(home)}
-    started = [spawn(["serve", v.path, "--port", "0", "--no-auth", "--no-capture"], home / f"{i}.log", env)
-               for i, v in enumerate((versions[0], versions[0], versions[1]))]
+    started = [
+        spawn(["serve", v.path, "--port", "0", "--no-auth", "--no-capture"], home / f"{i}.log", env)
+        for i, v in enumerate((versions[0], versions[0], versions[1]))
+    ]
     old_port = os.environ.pop(supervisor.ENV_PORT, None)
     try:
         for endpoint in started:
@@ -161,8 +168,12 @@ def test_weights_are_honoured(fleet: Fleet) -> None:
     fleet.wait_for(lambda r: _weights(r) == {fleet.v1.id: 80, fleet.v2.id: 20})
     seen = _versions(fleet.router, 200)
     assert 0.15 <= seen["2.0.0"] / 200 <= 0.25, seen
-    replicas = {r["url"]: r["served"] for d in httpx.get(f"{fleet.router}/routes").json()["models"]["iris"]
-                ["deployments"] if d["deployment_id"] == fleet.v1.id for r in d["replicas"]}
+    replicas = {
+        r["url"]: r["served"]
+        for d in httpx.get(f"{fleet.router}/routes").json()["models"]["iris"]["deployments"]
+        if d["deployment_id"] == fleet.v1.id
+        for r in d["replicas"]
+    }
     assert len(replicas) == 2 and all(n > 0 for n in replicas.values()), replicas
 
 
@@ -181,8 +192,10 @@ def test_pinned_version_and_unknown_names(fleet: Fleet) -> None:
     answer = httpx.post(f"{fleet.router}/api/model/iris/2.0.0/invoke", json=ROW)
     assert answer.status_code == 200 and answer.headers["x-model-version"] == "2.0.0"
     assert answer.headers["x-legion-deployment"] == str(fleet.v2.id)
-    v2 = httpx.post(f"{fleet.router}/v2/models/iris/versions/1.0.0/infer",
-                    json={"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]})
+    v2 = httpx.post(
+        f"{fleet.router}/v2/models/iris/versions/1.0.0/infer",
+        json={"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}]},
+    )
     assert v2.status_code == 200 and v2.json()["model_version"] == "1.0.0", v2.text
     missing = httpx.post(f"{fleet.router}/api/model/iris/9.9.9/invoke", json=ROW)
     assert missing.status_code == 404 and "'9.9.9' is not deployed (deployed: 1.0.0, 2.0.0)" in missing.json()["error"]
@@ -241,14 +254,19 @@ def test_metrics_count_answers_and_refusals(fleet: Fleet) -> None:
 
     answer = httpx.get(f"{fleet.router}/metrics")
     assert answer.status_code == 200 and answer.headers["content-type"].startswith("text/plain")
-    samples = {(s.name, tuple(sorted(s.labels.items()))): s.value
-               for family in text_string_to_metric_families(answer.text) for s in family.samples}
+    samples = {
+        (s.name, tuple(sorted(s.labels.items()))): s.value
+        for family in text_string_to_metric_families(answer.text)
+        for s in family.samples
+    }
     ok = samples[("legion_router_requests_total", (("code", "200"), ("model", "iris"), ("version", "2.0.0")))]
     assert ok >= 40
     assert samples[("legion_router_requests_total", (("code", "404"), ("model", "nope"), ("version", "-")))] >= 1
     assert samples[("legion_router_backend_refused_total", (("model", "iris"),))] >= 1
-    assert samples[("legion_router_weight", (("deployment", str(fleet.v2.id)), ("model", "iris"),
-                                             ("version", "2.0.0")))] == 50
+    assert (
+        samples[("legion_router_weight", (("deployment", str(fleet.v2.id)), ("model", "iris"), ("version", "2.0.0")))]
+        == 50
+    )
 
 
 def test_a_started_router_is_reused_and_exits_once_its_home_is_gone(tmp_path: Path) -> None:

@@ -20,8 +20,15 @@ ISS = "https://issuer.test"
 
 def claims(**over: Any) -> dict[str, Any]:
     now = int(time.time())
-    base = {"aud": "legion-ci", "iss": ISS, "iat": now, "nbf": now, "exp": now + 600, "jti": "ok",
-            "models": ["iris:1.*"]}
+    base = {
+        "aud": "legion-ci",
+        "iss": ISS,
+        "iat": now,
+        "nbf": now,
+        "exp": now + 600,
+        "jti": "ok",
+        "models": ["iris:1.*"],
+    }
     base.update(over)
     return {k: v for k, v in base.items() if v is not None}
 
@@ -47,8 +54,10 @@ def test_valid_tokens_answer(server: Server, token: str, jwt_files: dict[str, An
     assert call(server, rs).status_code == 200
     assert call(server, es).status_code == 200
     v2 = {"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": BODY["instances"][0]}]}
-    assert httpx.post(f"{server.url}/v2/models/iris/infer", json=v2,
-                      headers={"Authorization": f"Bearer {rs}"}).status_code == 200
+    assert (
+        httpx.post(f"{server.url}/v2/models/iris/infer", json=v2, headers={"Authorization": f"Bearer {rs}"}).status_code
+        == 200
+    )
 
 
 def _none() -> str:
@@ -62,8 +71,11 @@ def _confused(jwt_files: dict[str, Any]) -> str:
 
     from cryptography.hazmat.primitives import serialization
 
-    pem = jwt_files["rsa"].public_key().public_bytes(serialization.Encoding.PEM,
-                                                    serialization.PublicFormat.SubjectPublicKeyInfo)
+    pem = (
+        jwt_files["rsa"]
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     signing = f"{b64({'alg': 'HS256', 'typ': 'JWT', 'kid': 'rsa-1'})}.{b64(claims())}"
     sig = base64.urlsafe_b64encode(hmac.new(pem, signing.encode(), hashlib.sha256).digest()).rstrip(b"=").decode()
     return f"{signing}.{sig}"
@@ -86,8 +98,11 @@ CASES = {
     "no issuer": (lambda f: hs(iss=None), 401, "lacks the required 'iss' claim"),
     "tampered": (lambda f: _tampered(), 401, "signature does not verify"),
     "other secret": (lambda f: jwt.encode(claims(), "x" * 40, algorithm="HS256"), 401, "signature does not verify"),
-    "unknown kid": (lambda f: jwt.encode(claims(), f["rsa"], algorithm="RS256", headers={"kid": "nope"}), 401,
-                    "no key with kid 'nope'"),
+    "unknown kid": (
+        lambda f: jwt.encode(claims(), f["rsa"], algorithm="RS256", headers={"kid": "nope"}),
+        401,
+        "no key with kid 'nope'",
+    ),
     "over max lifetime": (lambda f: hs(exp=int(time.time()) + 5 * 3600), 401, "lifetime exceeds the maximum"),
     "out of scope model": (lambda f: hs(models=["mnist"]), 403, "does not cover model 'iris' version '1.0.0'"),
     "out of scope version": (lambda f: hs(models=["iris:2.*"]), 403, "does not cover model 'iris'"),

@@ -67,23 +67,41 @@ def test_feedback_export_cli_joins_ground_truth(open_server: Server, tmp_path: P
     rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.1, 4.4, 1.4]]
     with httpx.Client(base_url=open_server.url) as c:
         assert c.post(f"{API}/invoke", json={"instances": rows}, headers={"X-Request-ID": "exp-1"}).status_code == 200
-        assert c.post(f"{API}/invoke", json={"instances": [rows[0]]},
-                      headers={"X-Request-ID": "exp-2"}).status_code == 200
+        assert (
+            c.post(f"{API}/invoke", json={"instances": [rows[0]]}, headers={"X-Request-ID": "exp-2"}).status_code == 200
+        )
         assert c.post(f"{API}/feedback", json={"request_id": "exp-1", "ground_truth": [0, 1]}).json()["matched"]
         assert c.post(f"{API}/feedback", json={"request_id": "exp-2", "ground_truth": 0}).json()["matched"]
     out = tmp_path / "fb.csv"
     env = {"LEGION_HOME": str(open_server.home), "PATH": "/usr/bin:/bin"}
-    done = subprocess.run([sys.executable, "-m", "legion_ci", "feedback", "export", "iris", "--out", str(out)],
-                          capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    done = subprocess.run(
+        [sys.executable, "-m", "legion_ci", "feedback", "export", "iris", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert done.returncode == 0, done.stderr
     assert f"to {out}" in done.stdout
     frame = pd.read_csv(out)
-    assert list(frame.columns) == ["sepal length (cm)", "sepal width (cm)", "petal length (cm)",
-                                   "petal width (cm)", "target"]
+    assert list(frame.columns) == [
+        "sepal length (cm)",
+        "sepal width (cm)",
+        "petal length (cm)",
+        "petal width (cm)",
+        "target",
+    ]
     got = sorted(map(tuple, frame.to_numpy().tolist()))
     assert (5.1, 3.5, 1.4, 0.2, 0.0) in got and (6.7, 3.1, 4.4, 1.4, 1.0) in got
-    bad = subprocess.run([sys.executable, "-m", "legion_ci", "feedback", "export", "iris", "--since", "yesterday"],
-                         capture_output=True, text=True, env=env, cwd=ROOT, timeout=120)
+    bad = subprocess.run(
+        [sys.executable, "-m", "legion_ci", "feedback", "export", "iris", "--since", "yesterday"],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
     assert bad.returncode == 2 and "--since: 'yesterday' is not an ISO time" in bad.stderr
 
 
@@ -95,8 +113,11 @@ def test_no_capture_with_two_workers(iris_artifact: Path, tmp_path: Path) -> Non
                 answer = c.post(f"{API}/invoke", json={"instances": [ROW]}, headers={"X-Request-ID": f"nc-{i}"})
                 assert answer.status_code == 200 and answer.json()["predictions"] == [0]
             text = c.get("/metrics").text
-        total = sum(float(line.rsplit(" ", 1)[1]) for line in text.splitlines()
-                    if line.startswith('legion_requests_total{endpoint="invoke"'))
+        total = sum(
+            float(line.rsplit(" ", 1)[1])
+            for line in text.splitlines()
+            if line.startswith('legion_requests_total{endpoint="invoke"')
+        )
         assert total == 20  # summed over both workers
     finally:
         assert srv.stop() == 0

@@ -18,8 +18,9 @@ from .conftest import ROOT
 def run(*args: str, home: Path, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
     full = {k: v for k, v in os.environ.items() if not k.startswith("LEGION_")}
     full.update({"LEGION_HOME": str(home), **(env or {})})
-    return subprocess.run([sys.executable, "-m", "legion_ci", *args], capture_output=True, text=True, env=full,
-                          cwd=ROOT, timeout=120)
+    return subprocess.run(
+        [sys.executable, "-m", "legion_ci", *args], capture_output=True, text=True, env=full, cwd=ROOT, timeout=120
+    )
 
 
 def test_token_create_prints_only_a_scoped_token(tmp_path: Path) -> None:
@@ -33,10 +34,17 @@ def test_token_create_prints_only_a_scoped_token(tmp_path: Path) -> None:
     assert secret not in done.stdout
     claims = jwt.decode(token, secret, algorithms=["HS256"], audience="legion-ci")
     assert claims["models"] == ["iris:1.0.0"] and claims["exp"] - claims["iat"] == 1800
-    env_secret = run("token", "create", "--model", "iris", home=tmp_path,
-                     env={"LEGION_JWT_SECRET": "from-the-environment-0123456789abcdef"})
-    jwt.decode(env_secret.stdout.strip(), "from-the-environment-0123456789abcdef", algorithms=["HS256"],
-               audience="legion-ci")
+    env_secret = run(
+        "token",
+        "create",
+        "--model",
+        "iris",
+        home=tmp_path,
+        env={"LEGION_JWT_SECRET": "from-the-environment-0123456789abcdef"},
+    )
+    jwt.decode(
+        env_secret.stdout.strip(), "from-the-environment-0123456789abcdef", algorithms=["HS256"], audience="legion-ci"
+    )
 
 
 def test_token_create_refusals(tmp_path: Path) -> None:

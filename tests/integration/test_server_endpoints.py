@@ -48,14 +48,16 @@ def test_invoke_forms_agree(server: Server, auth: dict[str, str], iris_artifact:
         assert answer.status_code == 200, answer.text
         assert answer.json()["predictions"] == want
         assert "probabilities" not in answer.json()
-    flagged = httpx.post(f"{server.url}{API}/invoke", json={"instances": ROWS, "return_probabilities": True},
-                         headers=auth).json()
+    flagged = httpx.post(
+        f"{server.url}{API}/invoke", json={"instances": ROWS, "return_probabilities": True}, headers=auth
+    ).json()
     assert len(flagged["probabilities"]) == len(ROWS)
 
 
 def test_headers_on_every_answer(server: Server, auth: dict[str, str]) -> None:
-    mine = httpx.post(f"{server.url}{API}/invoke", json={"instances": ROWS[:1]},
-                      headers={**auth, "X-Request-ID": "req-123"})
+    mine = httpx.post(
+        f"{server.url}{API}/invoke", json={"instances": ROWS[:1]}, headers={**auth, "X-Request-ID": "req-123"}
+    )
     assert mine.headers["x-request-id"] == "req-123"
     for answer in (
         mine,
@@ -119,8 +121,11 @@ def test_v2_metadata_and_infer(server: Server, auth: dict[str, str], iris_artifa
     assert httpx.get(f"{server.url}/v2").json()["name"] == "legion-ci"
     want, want_proba = _model_answers(iris_artifact, ROWS)
     flat = [v for row in ROWS for v in row]
-    request = {"id": "abc", "inputs": [{"name": "input-0", "shape": [4, 4], "datatype": "FP64", "data": flat}],
-               "outputs": [{"name": "predict"}, {"name": "predict_proba"}]}
+    request = {
+        "id": "abc",
+        "inputs": [{"name": "input-0", "shape": [4, 4], "datatype": "FP64", "data": flat}],
+        "outputs": [{"name": "predict"}, {"name": "predict_proba"}],
+    }
     for path in ("/v2/models/iris/infer", "/v2/models/iris/versions/1.0.0/infer"):
         answer = httpx.post(f"{server.url}{path}", json=request, headers=auth)
         assert answer.status_code == 200, answer.text
@@ -130,8 +135,11 @@ def test_v2_metadata_and_infer(server: Server, auth: dict[str, str], iris_artifa
         assert predict == {"name": "predict", "shape": [4], "datatype": "INT64", "data": want}
         assert proba["shape"] == [4, 3] and np.allclose(np.reshape(proba["data"], (4, 3)), want_proba)
     names = Artifact.open(iris_artifact).feature_names
-    by_feature = {"inputs": [{"name": n, "shape": [4], "datatype": "FP64", "data": [r[i] for r in ROWS]}
-                             for i, n in enumerate(names)]}
+    by_feature = {
+        "inputs": [
+            {"name": n, "shape": [4], "datatype": "FP64", "data": [r[i] for r in ROWS]} for i, n in enumerate(names)
+        ]
+    }
     answer = httpx.post(f"{server.url}/v2/models/iris/infer", json=by_feature, headers=auth)
     assert answer.json()["outputs"][0]["data"] == want
 
@@ -144,8 +152,13 @@ def test_v2_metadata_and_infer(server: Server, auth: dict[str, str], iris_artifa
         ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP99", "data": [1, 2, 3, 4]}]}, "not a v2 datatype"),
         ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64"}]}, "missing field 'data'"),
         ({"inputs": []}, "non-empty array"),
-        ({"inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}],
-          "outputs": [{"name": "nope"}]}, "outputs[0].name"),
+        (
+            {
+                "inputs": [{"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [1, 2, 3, 4]}],
+                "outputs": [{"name": "nope"}],
+            },
+            "outputs[0].name",
+        ),
     ],
 )
 def test_v2_bad_requests(server: Server, auth: dict[str, str], request_body: dict, message: str) -> None:
@@ -164,21 +177,33 @@ def test_unknown_model_paths_and_methods(server: Server, auth: dict[str, str]) -
 
 
 def test_feedback_matches_known_and_flags_unknown(server: Server, auth: dict[str, str]) -> None:
-    answer = httpx.post(f"{server.url}{API}/invoke", json={"instances": ROWS[:2]},
-                        headers={**auth, "X-Request-ID": "fb-known-1"})
+    answer = httpx.post(
+        f"{server.url}{API}/invoke", json={"instances": ROWS[:2]}, headers={**auth, "X-Request-ID": "fb-known-1"}
+    )
     assert answer.status_code == 200
-    known = httpx.post(f"{server.url}{API}/feedback", json={"request_id": "fb-known-1", "ground_truth": [0, 1]},
-                       headers=auth)
+    known = httpx.post(
+        f"{server.url}{API}/feedback", json={"request_id": "fb-known-1", "ground_truth": [0, 1]}, headers=auth
+    )
     assert known.json() == {"request_id": "fb-known-1", "matched": True}
-    unknown = httpx.post(f"{server.url}{API}/feedback", json={"request_id": "never-seen", "ground_truth": 2},
-                         headers=auth)
+    unknown = httpx.post(
+        f"{server.url}{API}/feedback", json={"request_id": "never-seen", "ground_truth": 2}, headers=auth
+    )
     assert unknown.status_code == 200 and unknown.json() == {"request_id": "never-seen", "matched": False}
-    batch = httpx.post(f"{server.url}{API}/feedback", headers=auth, json=[
-        {"request_id": "fb-known-1", "ground_truth": [0, 1], "payload": {"source": "labeler"}},
-        {"request_id": "other", "ground_truth": 1}])
+    batch = httpx.post(
+        f"{server.url}{API}/feedback",
+        headers=auth,
+        json=[
+            {"request_id": "fb-known-1", "ground_truth": [0, 1], "payload": {"source": "labeler"}},
+            {"request_id": "other", "ground_truth": 1},
+        ],
+    )
     assert batch.json()["accepted"] == 2
-    for bad, message in (({"ground_truth": 1}, "request_id"), ({"request_id": "x"}, "missing field 'ground_truth'"),
-                         ({"request_id": "a b", "ground_truth": 1}, "request_id"),
-                         ({"request_id": "x", "ground_truth": 1, "extra": 1}, "unknown field 'extra'"), ([], "empty")):
+    for bad, message in (
+        ({"ground_truth": 1}, "request_id"),
+        ({"request_id": "x"}, "missing field 'ground_truth'"),
+        ({"request_id": "a b", "ground_truth": 1}, "request_id"),
+        ({"request_id": "x", "ground_truth": 1, "extra": 1}, "unknown field 'extra'"),
+        ([], "empty"),
+    ):
         refused = httpx.post(f"{server.url}{API}/feedback", json=bad, headers=auth)
         assert refused.status_code == 422 and message in refused.json()["error"], refused.text

@@ -35,7 +35,10 @@ def test_openapi_contract(server: Server, auth: dict[str, str]) -> None:
     for op in operations:
         # An inference request can fit the JSON schema and still name a shape the model cannot take.
         excluded = [positive_data_acceptance] if op.path.endswith("/infer") else []
-        modes = (GenerationMode.POSITIVE, GenerationMode.NEGATIVE) if op.method.upper() == "POST" \
+        modes = (
+            (GenerationMode.POSITIVE, GenerationMode.NEGATIVE)
+            if op.method.upper() == "POST"
             else (GenerationMode.POSITIVE,)
+        )
         for mode in modes:
             contract(op, mode, excluded)()

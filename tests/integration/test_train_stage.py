@@ -20,12 +20,14 @@ from legion_ci.pipeline.stages.base import RunOptions
 
 
 def train(settings: Settings, registry: Registry, model_dir: Path, run_id: str = "r1"):
-    return single_stage(settings, registry, "train", str(model_dir), run_id, "push", RunOptions(),
-                        PlainReporter(verbose_logs=False))[1]
+    return single_stage(
+        settings, registry, "train", str(model_dir), run_id, "push", RunOptions(), PlainReporter(verbose_logs=False)
+    )[1]
 
 
-def test_manifest_carries_lineage(settings: Settings, registry: Registry, iris_dir: Path,
-                                  monkeypatch: pytest.MonkeyPatch) -> None:
+def test_manifest_carries_lineage(
+    settings: Settings, registry: Registry, iris_dir: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
     monkeypatch.setenv("BUILD_URL", "https://jenkins.example/job/iris/7/")
     monkeypatch.setenv("BUILD_NUMBER", "7")
     result = train(settings, registry, iris_dir)
@@ -41,8 +43,9 @@ def test_manifest_carries_lineage(settings: Settings, registry: Registry, iris_d
     assert (Path(result.outputs["path"]) / "holdout.csv").is_file()
 
 
-def test_same_inputs_reuse_the_artifact_and_a_change_makes_a_new_one(settings: Settings, registry: Registry,
-                                                                     iris_dir: Path) -> None:
+def test_same_inputs_reuse_the_artifact_and_a_change_makes_a_new_one(
+    settings: Settings, registry: Registry, iris_dir: Path
+) -> None:
     first = train(settings, registry, iris_dir, "r1")
     again = train(settings, registry, iris_dir, "r2")
     assert again.outputs["artifact_id"] == first.outputs["artifact_id"] and again.outputs["reused"]
@@ -70,8 +73,9 @@ BROKEN = {
 
 
 @pytest.mark.parametrize("case", sorted(BROKEN))
-def test_broken_train_py_fails_the_stage_with_a_clear_reason(case: str, settings: Settings, registry: Registry,
-                                                            iris_dir: Path, capsys: pytest.CaptureFixture[str]) -> None:
+def test_broken_train_py_fails_the_stage_with_a_clear_reason(
+    case: str, settings: Settings, registry: Registry, iris_dir: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
     code, expected = BROKEN[case]
     (iris_dir / "train.py").write_text(code + "\n")
     with pytest.raises(StageFailed) as info:

@@ -39,8 +39,15 @@ GRANTS = {
 
 @pytest.fixture
 def auth_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
-    for key in ("LEGION_AUTH", "LEGION_JWKS", "LEGION_JWT_ISSUER", "LEGION_JWT_REVOKED", "LEGION_JWT_AUDIENCE",
-                "LEGION_API_AUDIENCE", "LEGION_JWT_SECRET_FILE"):
+    for key in (
+        "LEGION_AUTH",
+        "LEGION_JWKS",
+        "LEGION_JWT_ISSUER",
+        "LEGION_JWT_REVOKED",
+        "LEGION_JWT_AUDIENCE",
+        "LEGION_API_AUDIENCE",
+        "LEGION_JWT_SECRET_FILE",
+    ):
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("LEGION_JWT_SECRET", SECRET)
     monkeypatch.setenv("LEGION_JWT_MAX_TTL", "2h")
@@ -55,6 +62,7 @@ def principal(role: str = "viewer", models: list[str] | None = None) -> Principa
 
 
 # -- roles ------------------------------------------------------------------------------------------------
+
 
 @pytest.mark.parametrize("role", sorted(GRANTS))
 def test_each_role_grants_exactly_its_permissions(role: str) -> None:
@@ -75,13 +83,16 @@ def test_roles_with_lists_every_role_holding_a_permission() -> None:
     assert roles_with(Permission.ADMIN) == ["admin"]
 
 
-@pytest.mark.parametrize(("claims", "reason"), [
-    ({"sub": "x"}, "token has no 'role' claim (expected one of viewer, operator, admin)"),
-    ({"role": "root"}, "token's role 'root' is not one of viewer, operator, admin"),
-    ({"role": ["admin"]}, "is not one of"),
-    ({"role": "admin", "models": "iris"}, "'models' claim is not a list"),
-    ({"role": "admin", "models": ["iris", 3]}, "'models' claim is not a list"),
-])
+@pytest.mark.parametrize(
+    ("claims", "reason"),
+    [
+        ({"sub": "x"}, "token has no 'role' claim (expected one of viewer, operator, admin)"),
+        ({"role": "root"}, "token's role 'root' is not one of viewer, operator, admin"),
+        ({"role": ["admin"]}, "is not one of"),
+        ({"role": "admin", "models": "iris"}, "'models' claim is not a list"),
+        ({"role": "admin", "models": ["iris", 3]}, "'models' claim is not a list"),
+    ],
+)
 def test_malformed_role_or_models_claims_are_403(claims: dict[str, Any], reason: str) -> None:
     with pytest.raises(ApiError) as info:
         Principal.from_claims(claims)
@@ -105,6 +116,7 @@ def test_scope_reads_by_model_name_changes_by_every_version_touched() -> None:
 
 # -- tokens -----------------------------------------------------------------------------------------------
 
+
 def test_an_issued_token_verifies_into_its_principal(auth_env: Settings) -> None:
     auth = ManagementAuth(auth_config(auth_env))
     value = create_management_token(SECRET, "operator", "bob", 600, DEFAULT_AUDIENCE, models=["iris"])
@@ -112,8 +124,9 @@ def test_an_issued_token_verifies_into_its_principal(auth_env: Settings) -> None
     assert who == Principal("bob", "operator", ("iris",))
 
 
-def test_model_server_tokens_and_other_audiences_are_refused(auth_env: Settings,
-                                                              monkeypatch: pytest.MonkeyPatch) -> None:
+def test_model_server_tokens_and_other_audiences_are_refused(
+    auth_env: Settings, monkeypatch: pytest.MonkeyPatch
+) -> None:
     auth = ManagementAuth(auth_config(auth_env))
     value = create_management_token(SECRET, "admin", "bob", 600, "legion-ci")
     with pytest.raises(AuthError, match="audience is not 'legion-ci-management'") as info:
@@ -134,10 +147,15 @@ def test_expired_and_too_long_tokens_are_refused(auth_env: Settings) -> None:
         asyncio.run(auth.principal(f"Bearer {too_long}"))
 
 
-@pytest.mark.parametrize(("header", "reason"), [
-    (None, "missing bearer token"), ("", "missing bearer token"), ("Basic abc", "must be 'Bearer <JWT>'"),
-    ("Bearer ", "must be 'Bearer <JWT>'"),
-])
+@pytest.mark.parametrize(
+    ("header", "reason"),
+    [
+        (None, "missing bearer token"),
+        ("", "missing bearer token"),
+        ("Basic abc", "must be 'Bearer <JWT>'"),
+        ("Bearer ", "must be 'Bearer <JWT>'"),
+    ],
+)
 def test_bearer_header_problems(header: str | None, reason: str) -> None:
     with pytest.raises(AuthError, match=reason):
         bearer(header)
@@ -149,14 +167,23 @@ def test_the_api_never_runs_with_auth_off(auth_env: Settings, monkeypatch: pytes
         auth_config(auth_env)
 
 
-@pytest.mark.parametrize(("kwargs", "message"), [
-    ({"role": "root"}, "--role: 'root' is not one of viewer, operator, admin"),
-    ({"ttl_seconds": 0}, "not a positive number of seconds"),
-    ({"sub": "  "}, "--sub: the subject must not be empty"),
-])
+@pytest.mark.parametrize(
+    ("kwargs", "message"),
+    [
+        ({"role": "root"}, "--role: 'root' is not one of viewer, operator, admin"),
+        ({"ttl_seconds": 0}, "not a positive number of seconds"),
+        ({"sub": "  "}, "--sub: the subject must not be empty"),
+    ],
+)
 def test_token_creation_errors(kwargs: dict[str, Any], message: str) -> None:
-    args: dict[str, Any] = {"secret": SECRET, "role": "viewer", "sub": "x", "ttl_seconds": 60,
-                            "audience": DEFAULT_AUDIENCE, **kwargs}
+    args: dict[str, Any] = {
+        "secret": SECRET,
+        "role": "viewer",
+        "sub": "x",
+        "ttl_seconds": 60,
+        "audience": DEFAULT_AUDIENCE,
+        **kwargs,
+    }
     with pytest.raises(ConfigError, match=message):
         create_management_token(**args)
 
@@ -164,12 +191,15 @@ def test_token_creation_errors(kwargs: dict[str, Any], message: str) -> None:
 def test_tokens_carry_issuer_and_models_only_when_given() -> None:
     plain = jwt.decode(create_management_token(SECRET, "viewer", "x", 60, "aud"), options={"verify_signature": False})
     assert "models" not in plain and "iss" not in plain and plain["role"] == "viewer" and plain["jti"]
-    full = jwt.decode(create_management_token(SECRET, "admin", "x", 60, "aud", "https://idp", ["iris"]),
-                      options={"verify_signature": False})
+    full = jwt.decode(
+        create_management_token(SECRET, "admin", "x", 60, "aud", "https://idp", ["iris"]),
+        options={"verify_signature": False},
+    )
     assert full["iss"] == "https://idp" and full["models"] == ["iris"]
 
 
 # -- audit log --------------------------------------------------------------------------------------------
+
 
 def test_audit_lines_are_whole_json_lines_in_a_private_file(tmp_path: Path) -> None:
     log = AuditLog(tmp_path / "home" / "audit.log")
@@ -198,15 +228,28 @@ def test_an_unwritable_audit_log_is_a_config_error(tmp_path: Path) -> None:
         AuditLog(blocker / "audit.log")
 
 
-@pytest.mark.parametrize(("status", "expected"), [
-    (200, "ok"), (400, "invalid"), (401, "unauthenticated"), (403, "denied"), (404, "not-found"),
-    (405, "not-allowed"), (409, "conflict"), (413, "invalid"), (422, "invalid"), (500, "error"), (503, "error"),
-])
+@pytest.mark.parametrize(
+    ("status", "expected"),
+    [
+        (200, "ok"),
+        (400, "invalid"),
+        (401, "unauthenticated"),
+        (403, "denied"),
+        (404, "not-found"),
+        (405, "not-allowed"),
+        (409, "conflict"),
+        (413, "invalid"),
+        (422, "invalid"),
+        (500, "error"),
+        (503, "error"),
+    ],
+)
 def test_audit_outcomes(status: int, expected: str) -> None:
     assert outcome(status) == expected
 
 
 # -- fields and weights -----------------------------------------------------------------------------------
+
 
 def test_percent_limit_alias_and_unknown_keys() -> None:
     assert percent(0, "w") == 0 and percent(100, "w") == 100
@@ -239,8 +282,11 @@ def test_weights_parse_and_check() -> None:
     assert wanted == {1: 50, 2: 50}
     check_weights("iris", wanted, active)
     cases = [
-        ({1: 50, 3: 50}, "weights.3", "deployment 3 is not an active deployment of model 'iris' (active: "
-                                      "1 (1.0.0, 80%), 2 (2.0.0, 20%))"),
+        (
+            {1: 50, 3: 50},
+            "weights.3",
+            "deployment 3 is not an active deployment of model 'iris' (active: 1 (1.0.0, 80%), 2 (2.0.0, 20%))",
+        ),
         ({1: 100}, "weights", "missing: 2"),
         ({1: 70, 2: 20}, "weights", "weights add up to 90, not 100"),
     ]
@@ -248,14 +294,20 @@ def test_weights_parse_and_check() -> None:
         with pytest.raises(ApiError) as info:
             check_weights("iris", weights, active)
         assert info.value.status == 422 and info.value.field == field_name and message in info.value.message
-    for body, field_name in (({}, "weights"), ({"weights": {}}, "weights"), ({"weights": {"²": 1}}, "weights.²"),
-                             ({"weights": {"1": -5}}, "weights.1"), ({"weights": {"1": 1}, "x": 1}, "x")):
+    for body, field_name in (
+        ({}, "weights"),
+        ({"weights": {}}, "weights"),
+        ({"weights": {"²": 1}}, "weights.²"),
+        ({"weights": {"1": -5}}, "weights.1"),
+        ({"weights": {"1": 1}, "x": 1}, "x"),
+    ):
         with pytest.raises(ApiError) as info:
             parse_weights(body)
         assert info.value.field == field_name
 
 
 # -- errors and OpenAPI -----------------------------------------------------------------------------------
+
 
 def test_error_statuses() -> None:
     assert status_of(ApiError(422, "x")) == 422
@@ -286,7 +338,10 @@ def test_the_docs_roles_table_matches_the_endpoints() -> None:
     table = {}
     for line in doc.splitlines():
         cells = [c.strip() for c in line.strip().strip("|").split("|")]
-        if len(cells) == 4 and cells[0].startswith("`") and cells[0][1:].split(" ")[0] in ("GET", "PUT", "POST",
-                                                                                            "DELETE"):
+        if (
+            len(cells) == 4
+            and cells[0].startswith("`")
+            and cells[0][1:].split(" ")[0] in ("GET", "PUT", "POST", "DELETE")
+        ):
             table[cells[0].strip("`")] = [role for role, cell in zip(ROLES, cells[1:], strict=True) if cell == "yes"]
     assert table == {f"{e.method} {e.full_path}": roles_with(e.permission) for e in ENDPOINTS}

@@ -18,11 +18,21 @@ def make_artifact(folder: Path, aid: str = "abc123") -> Path:
     folder.mkdir(parents=True)
     x, y = load_iris(return_X_y=True)
     info = save_model(LogisticRegression(max_iter=300).fit(x, y), folder)
-    write_json_atomic(folder / "manifest.json", {
-        "name": "iris", "version": "1.0.0", "artifact_id": aid, "model": info, "task": "classification",
-        "input_schema": {"features": [{"name": f"f{i}", "dtype": "float64"} for i in range(4)],
-                         "example": [[5.1, 3.5, 1.4, 0.2]], "example_predictions": [0]},
-    })
+    write_json_atomic(
+        folder / "manifest.json",
+        {
+            "name": "iris",
+            "version": "1.0.0",
+            "artifact_id": aid,
+            "model": info,
+            "task": "classification",
+            "input_schema": {
+                "features": [{"name": f"f{i}", "dtype": "float64"} for i in range(4)],
+                "example": [[5.1, 3.5, 1.4, 0.2]],
+                "example_predictions": [0],
+            },
+        },
+    )
     return folder
 
 

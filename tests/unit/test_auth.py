@@ -35,9 +35,11 @@ ISS = "https://issuer.test"
 
 @pytest.fixture(scope="module")
 def keys() -> dict[str, Any]:
-    return {"rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
-            "rsa2": rsa.generate_private_key(public_exponent=65537, key_size=2048),
-            "ec": ec.generate_private_key(ec.SECP256R1())}
+    return {
+        "rsa": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "rsa2": rsa.generate_private_key(public_exponent=65537, key_size=2048),
+        "ec": ec.generate_private_key(ec.SECP256R1()),
+    }
 
 
 def _jwk(key: Any, kid: str, alg: str) -> dict[str, Any]:
@@ -114,8 +116,11 @@ def test_alg_none_is_refused(setup: dict[str, Any]) -> None:
 
 def test_hs_rs_key_confusion_is_refused(setup: dict[str, Any], keys: dict[str, Any]) -> None:
     """An HS256 token signed with the server's *public* RSA key must not verify."""
-    public_pem = keys["rsa"].public_key().public_bytes(serialization.Encoding.PEM,
-                                                       serialization.PublicFormat.SubjectPublicKeyInfo)
+    public_pem = (
+        keys["rsa"]
+        .public_key()
+        .public_bytes(serialization.Encoding.PEM, serialization.PublicFormat.SubjectPublicKeyInfo)
+    )
     header = base64.urlsafe_b64encode(json.dumps({"alg": "HS256", "typ": "JWT", "kid": "rsa-1"}).encode()).rstrip(b"=")
     payload = base64.urlsafe_b64encode(json.dumps(claims()).encode()).rstrip(b"=")
     import hashlib
@@ -150,8 +155,9 @@ def test_rs_token_with_an_ec_kid_is_refused(setup: dict[str, Any], keys: dict[st
 )
 def test_bad_claims_are_refused(setup: dict[str, Any], over: dict[str, Any], status: int, reason: str) -> None:
     # times are written "now+N" and resolved here, when the test runs, not when it is collected
-    resolved = {k: int(time.time()) + int(v[3:]) if isinstance(v, str) and v.startswith("now") else v
-                for k, v in over.items()}
+    resolved = {
+        k: int(time.time()) + int(v[3:]) if isinstance(v, str) and v.startswith("now") else v for k, v in over.items()
+    }
     refused(setup["auth"], hs(**resolved), status, reason)
 
 
@@ -159,8 +165,12 @@ def test_tampered_token_is_refused(setup: dict[str, Any]) -> None:
     header, _, signature = hs().split(".")
     other = base64.urlsafe_b64encode(json.dumps(claims(models=["*"])).encode()).rstrip(b"=").decode()
     refused(setup["auth"], f"{header}.{other}.{signature}", 401, "signature does not verify")
-    refused(setup["auth"], jwt.encode(claims(), "another-secret-0123456789abcdef0123", algorithm="HS256"), 401,
-            "signature does not verify")
+    refused(
+        setup["auth"],
+        jwt.encode(claims(), "another-secret-0123456789abcdef0123", algorithm="HS256"),
+        401,
+        "signature does not verify",
+    )
 
 
 def test_revoked_jti_is_refused_even_when_cached(setup: dict[str, Any]) -> None:

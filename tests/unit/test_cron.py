@@ -22,26 +22,32 @@ def ceil(expression: str, seed: str | None, t: datetime) -> datetime:
 T = datetime(2013, 3, 21, 16, 21)
 
 
-@pytest.mark.parametrize(("expression", "seed", "expected"), [
-    ("H 17 * * *", "stuff", datetime(2013, 3, 21, 17, 56)),
-    ("H * * * *", "stuff", datetime(2013, 3, 21, 16, 56)),
-    ("@hourly", "stuff", datetime(2013, 3, 21, 16, 56)),
-    ("@hourly", "junk", datetime(2013, 3, 21, 17, 20)),
-    ("H H(12-13) * * *", "stuff", datetime(2013, 3, 22, 13, 56)),
-])
+@pytest.mark.parametrize(
+    ("expression", "seed", "expected"),
+    [
+        ("H 17 * * *", "stuff", datetime(2013, 3, 21, 17, 56)),
+        ("H * * * *", "stuff", datetime(2013, 3, 21, 16, 56)),
+        ("@hourly", "stuff", datetime(2013, 3, 21, 16, 56)),
+        ("@hourly", "junk", datetime(2013, 3, 21, 17, 20)),
+        ("H H(12-13) * * *", "stuff", datetime(2013, 3, 22, 13, 56)),
+    ],
+)
 def test_hashed_minute_matches_jenkins(expression: str, seed: str, expected: datetime) -> None:
     assert ceil(expression, seed, T) == expected
 
 
-@pytest.mark.parametrize(("expression", "seed", "start", "expected"), [
-    ("H/15 * * * *", "stuff", datetime(2013, 3, 21, 16, 21), datetime(2013, 3, 21, 16, 26)),
-    ("H/15 * * * *", "stuff", datetime(2013, 3, 21, 16, 31), datetime(2013, 3, 21, 16, 41)),
-    ("H/15 * * * *", "stuff", datetime(2013, 3, 21, 16, 42), datetime(2013, 3, 21, 16, 56)),
-    ("H/15 * * * *", "stuff", datetime(2013, 3, 21, 16, 59), datetime(2013, 3, 21, 17, 11)),
-    ("H(0-15)/3 * * * *", "junk", datetime(2013, 3, 21, 0, 0), datetime(2013, 3, 21, 0, 2)),
-    ("H(0-3)/4 * * * *", "junk", datetime(2013, 3, 21, 0, 0), datetime(2013, 3, 21, 0, 2)),
-    ("H(0-3)/4 * * * *", "junk", datetime(2013, 3, 21, 0, 5), datetime(2013, 3, 21, 1, 2)),
-])
+@pytest.mark.parametrize(
+    ("expression", "seed", "start", "expected"),
+    [
+        ("H/15 * * * *", "stuff", datetime(2013, 3, 21, 16, 21), datetime(2013, 3, 21, 16, 26)),
+        ("H/15 * * * *", "stuff", datetime(2013, 3, 21, 16, 31), datetime(2013, 3, 21, 16, 41)),
+        ("H/15 * * * *", "stuff", datetime(2013, 3, 21, 16, 42), datetime(2013, 3, 21, 16, 56)),
+        ("H/15 * * * *", "stuff", datetime(2013, 3, 21, 16, 59), datetime(2013, 3, 21, 17, 11)),
+        ("H(0-15)/3 * * * *", "junk", datetime(2013, 3, 21, 0, 0), datetime(2013, 3, 21, 0, 2)),
+        ("H(0-3)/4 * * * *", "junk", datetime(2013, 3, 21, 0, 0), datetime(2013, 3, 21, 0, 2)),
+        ("H(0-3)/4 * * * *", "junk", datetime(2013, 3, 21, 0, 5), datetime(2013, 3, 21, 1, 2)),
+    ],
+)
 def test_hash_skips_match_jenkins(expression: str, seed: str, start: datetime, expected: datetime) -> None:
     assert ceil(expression, seed, start) == expected
 
@@ -67,15 +73,23 @@ class _One:
         return 1
 
 
-@pytest.mark.parametrize(("hash_", "minutes", "hours", "days", "months"), [
-    (_Last(), [59], [8], [3, 6, 9, 12, 15, 18, 21, 24, 27], [4, 8]),
-    (_One(), [1], [6], [2, 5, 8, 11, 14, 17, 20, 23, 26], [2, 6, 10]),
-])
-def test_hash_ranges_and_steps_match_jenkins(hash_: cron.Hash, minutes: list[int], hours: list[int],
-                                             days: list[int], months: list[int]) -> None:
+@pytest.mark.parametrize(
+    ("hash_", "minutes", "hours", "days", "months"),
+    [
+        (_Last(), [59], [8], [3, 6, 9, 12, 15, 18, 21, 24, 27], [4, 8]),
+        (_One(), [1], [6], [2, 5, 8, 11, 14, 17, 20, 23, 26], [2, 6, 10]),
+    ],
+)
+def test_hash_ranges_and_steps_match_jenkins(
+    hash_: cron.Hash, minutes: list[int], hours: list[int], days: list[int], months: list[int]
+) -> None:
     tab = cron.parse("H H(5-8) H/3 H(1-10)/4 *", hash=hash_).tabs[0]
     assert (sorted(tab.minutes), sorted(tab.hours), sorted(tab.days), sorted(tab.months)) == (
-        minutes, hours, days, months)
+        minutes,
+        hours,
+        days,
+        months,
+    )
 
 
 @pytest.mark.parametrize("expression", ["0 0 1 * 0", "0 0 1 * 7"])
@@ -93,25 +107,28 @@ def test_range_bounds_accepted_like_jenkins() -> None:
     cron.parse("H(0-59) H(0-23) H(1-31) H(1-12) H(0-7)")
 
 
-@pytest.mark.parametrize(("expression", "message"), [
-    ("H(0-3)/15 * * * *", "minute field 'H(0-3)/15': step 15 is larger than the range 0-3 (expected 1 to 4)"),
-    ("H H(12-24) * * *", "hour field 'H(12-24)': 24 is out of range (expected 0 to 23)"),
-    ("H(33-66) * * * *", "minute field 'H(33-66)': 66 is out of range (expected 0 to 59)"),
-    ("5/10 * * * *", "a step needs a range"),
-    ("*/0 * * * *", "step must be a positive number"),
-    ("10-5 * * * *", "range start 10 is after its end 5"),
-    ("H(9-3) * * * *", "range start 9 is after its end 3"),
-    ("H H * *", "has 4 field(s); expected 5"),
-    ("H H * * * *", "has 6 field(s); expected 5"),
-    ("@dayly", "unknown alias '@dayly'"),
-    ("h * * * *", "'h' is not valid"),
-    ("H H * JAN *", "'JAN' is not valid"),
-    ("", "no schedule"),
-    ("# just a comment", "no schedule"),
-    ("TZ=Mars/Olympus\nH * * * *", "invalid or unsupported time zone 'Mars/Olympus'"),
-    ("H * * * *\nH H 32 * *", "line 2: day-of-month field '32': 32 is out of range (expected 1 to 31)"),
-    ("H H 30 2 *", "never fires: day(s) 30 do not occur in month(s) 2"),
-])
+@pytest.mark.parametrize(
+    ("expression", "message"),
+    [
+        ("H(0-3)/15 * * * *", "minute field 'H(0-3)/15': step 15 is larger than the range 0-3 (expected 1 to 4)"),
+        ("H H(12-24) * * *", "hour field 'H(12-24)': 24 is out of range (expected 0 to 23)"),
+        ("H(33-66) * * * *", "minute field 'H(33-66)': 66 is out of range (expected 0 to 59)"),
+        ("5/10 * * * *", "a step needs a range"),
+        ("*/0 * * * *", "step must be a positive number"),
+        ("10-5 * * * *", "range start 10 is after its end 5"),
+        ("H(9-3) * * * *", "range start 9 is after its end 3"),
+        ("H H * *", "has 4 field(s); expected 5"),
+        ("H H * * * *", "has 6 field(s); expected 5"),
+        ("@dayly", "unknown alias '@dayly'"),
+        ("h * * * *", "'h' is not valid"),
+        ("H H * JAN *", "'JAN' is not valid"),
+        ("", "no schedule"),
+        ("# just a comment", "no schedule"),
+        ("TZ=Mars/Olympus\nH * * * *", "invalid or unsupported time zone 'Mars/Olympus'"),
+        ("H * * * *\nH H 32 * *", "line 2: day-of-month field '32': 32 is out of range (expected 1 to 31)"),
+        ("H H 30 2 *", "never fires: day(s) 30 do not occur in month(s) 2"),
+    ],
+)
 def test_bad_expressions_are_refused_with_the_reason(expression: str, message: str) -> None:
     with pytest.raises(cron.CronSyntaxError) as err:
         cron.parse(expression, "job")

@@ -38,11 +38,18 @@ def rendered(case: str) -> str:
     data = yaml.safe_load((FIXTURES / case / "input").read_text())
     art = Artifact(Path("/nonexistent"), data["manifest"])
     opts = data["options"]
-    return render(DockerfileInputs(
-        name=art.name, version=art.version, artifact_id=art.id, base_image=opts["base_image"], wheel=data["wheel"],
-        labels=metadata.labels(art, opts["base_image"], opts["source_url"], data["legion_ci_version"]),
-        ca_bundle=opts["ca_bundle"], pip_conf=opts["pip_conf"],
-    ))
+    return render(
+        DockerfileInputs(
+            name=art.name,
+            version=art.version,
+            artifact_id=art.id,
+            base_image=opts["base_image"],
+            wheel=data["wheel"],
+            labels=metadata.labels(art, opts["base_image"], opts["source_url"], data["legion_ci_version"]),
+            ca_bundle=opts["ca_bundle"],
+            pip_conf=opts["pip_conf"],
+        )
+    )
 
 
 def test_there_are_fixture_cases() -> None:
@@ -55,8 +62,9 @@ def test_fixture_pair(case: str) -> None:
     expected = FIXTURES / case / "expected"
     if os.environ.get("LEGION_UPDATE_FIXTURES") == "1":
         expected.write_text(text)
-    assert text == expected.read_text(), \
+    assert text == expected.read_text(), (
         f"rendering {case} differs from tests/fixtures/{case}/expected (LEGION_UPDATE_FIXTURES=1 regenerates it)"
+    )
 
 
 @pytest.mark.parametrize("case", CASES)
@@ -67,8 +75,11 @@ def test_every_image_is_non_root_with_healthcheck_and_serve_command(case: str) -
     assert "\nEXPOSE 8080\n" in text and "LEGION_HOME=/var/lib/legion" in text
     assert 'CMD ["legion-ci", "serve", "/opt/legion/model", "--host", "0.0.0.0", "--port", "8080"]' in text
     # dependencies are installed (and cached) before legion-ci and the model, which change more often
-    assert text.index("--requirement /opt/legion/requirements.txt") < text.index("COPY wheels/") \
+    assert (
+        text.index("--requirement /opt/legion/requirements.txt")
+        < text.index("COPY wheels/")
         < text.index("COPY model/")
+    )
 
 
 def test_build_only_settings_stay_in_the_deps_stage() -> None:
@@ -86,25 +97,31 @@ def test_source_url_loses_its_credentials() -> None:
     assert 'org.opencontainers.image.source="https://git.example.com/ml/churn.git"' in text
 
 
-@pytest.mark.parametrize(("url", "public"), [
-    ("https://user:token@github.com/org/repo.git", "https://github.com/org/repo.git"),
-    ("https://github.com:8443/org/repo?x=1#frag", "https://github.com:8443/org/repo"),
-    ("git@github.com:org/repo.git", "github.com:org/repo.git"),
-    ("file:///srv/git/repo", None),
-    ("", None),
-    (None, None),
-])
+@pytest.mark.parametrize(
+    ("url", "public"),
+    [
+        ("https://user:token@github.com/org/repo.git", "https://github.com/org/repo.git"),
+        ("https://github.com:8443/org/repo?x=1#frag", "https://github.com:8443/org/repo"),
+        ("git@github.com:org/repo.git", "github.com:org/repo.git"),
+        ("file:///srv/git/repo", None),
+        ("", None),
+        (None, None),
+    ],
+)
 def test_public_url(url: str | None, public: str | None) -> None:
     assert metadata.public_url(url) == public
 
 
-@pytest.mark.parametrize(("value", "word"), [
-    ("plain", '"plain"'),
-    ('say "hi"', '"say \\"hi\\""'),
-    ("$HOME and ${X}", '"\\$HOME and \\${X}"'),
-    ("back\\slash", '"back\\\\slash"'),
-    ("two\nlines", '"two lines"'),
-])
+@pytest.mark.parametrize(
+    ("value", "word"),
+    [
+        ("plain", '"plain"'),
+        ('say "hi"', '"say \\"hi\\""'),
+        ("$HOME and ${X}", '"\\$HOME and \\${X}"'),
+        ("back\\slash", '"back\\\\slash"'),
+        ("two\nlines", '"two lines"'),
+    ],
+)
 def test_dockerfile_string_escapes(value: str, word: str) -> None:
     assert dockerfile_string(value) == word
 
@@ -127,20 +144,25 @@ def test_image_name_tags_version_and_artifact() -> None:
     art = Artifact(Path("/x"), {"name": "churn", "version": "2.1.0+build.7", "artifact_id": "8f3e2a91c4b7d605"})
     name = metadata.image_name(art, "127.0.0.1:5000", "legion")
     assert name.repository == "127.0.0.1:5000/legion/churn"
-    assert name.references == ["127.0.0.1:5000/legion/churn:2.1.0_build.7",
-                               "127.0.0.1:5000/legion/churn:2.1.0_build.7-8f3e2a91"]
+    assert name.references == [
+        "127.0.0.1:5000/legion/churn:2.1.0_build.7",
+        "127.0.0.1:5000/legion/churn:2.1.0_build.7-8f3e2a91",
+    ]
     assert name.unique == name.references[-1]
     assert metadata.image_name(art, None, "legion").repository == "legion/churn"
 
 
 # -- the skip rule -------------------------------------------------------------------------------------
-@pytest.mark.parametrize(("target", "registry", "skips"), [
-    ("local", None, True),
-    ("local", "", True),
-    ("local", "127.0.0.1:5000", False),
-    ("kubernetes", None, False),  # fails later, asking for a registry
-    ("kubernetes", "registry.example.com/ml", False),
-])
+@pytest.mark.parametrize(
+    ("target", "registry", "skips"),
+    [
+        ("local", None, True),
+        ("local", "", True),
+        ("local", "127.0.0.1:5000", False),
+        ("kubernetes", None, False),  # fails later, asking for a registry
+        ("kubernetes", "registry.example.com/ml", False),
+    ],
+)
 def test_skip_reason(target: str, registry: str | None, skips: bool) -> None:
     reason = skip_reason(target, registry)
     assert (reason is not None) == skips
@@ -149,8 +171,10 @@ def test_skip_reason(target: str, registry: str | None, skips: bool) -> None:
 
 
 # -- options ---------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("value", ["http://127.0.0.1:5000", "user:pw@registry.example.com", "Registry.Example.com",
-                                   "registry.example.com/ml//x"])
+@pytest.mark.parametrize(
+    "value",
+    ["http://127.0.0.1:5000", "user:pw@registry.example.com", "Registry.Example.com", "registry.example.com/ml//x"],
+)
 def test_bad_registry_is_refused_naming_the_variable(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEGION_IMAGE_REGISTRY", value)
     with pytest.raises(ConfigError, match=r"LEGION_IMAGE_REGISTRY=.*expected host\[:port\]"):
@@ -165,8 +189,12 @@ def test_registry_trailing_slash_is_forgiven(monkeypatch: pytest.MonkeyPatch) ->
 def test_options_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
     ca = tmp_path / "ca.pem"
     ca.write_text("-----BEGIN CERTIFICATE-----\n")
-    for key, value in {"LEGION_IMAGE_REGISTRY": "127.0.0.1:5000", "LEGION_BASE_IMAGE": "legion-base:bookworm",
-                       "LEGION_BUILD_CA_BUNDLE": str(ca), "PIP_INDEX_URL": "file:///opt/pypi/simple"}.items():
+    for key, value in {
+        "LEGION_IMAGE_REGISTRY": "127.0.0.1:5000",
+        "LEGION_BASE_IMAGE": "legion-base:bookworm",
+        "LEGION_BUILD_CA_BUNDLE": str(ca),
+        "PIP_INDEX_URL": "file:///opt/pypi/simple",
+    }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("LEGION_PIP_INDEX_URL", raising=False)
     options = PackageOptions.from_env()
@@ -207,7 +235,10 @@ def _artifact(folder: Path, model_file: str = "model.skops") -> Artifact:
     (folder / "secrets").mkdir()
     (folder / "secrets" / "jwt-hs256.key").write_text(SECRET)
     manifest: dict[str, Any] = {
-        "name": "iris", "version": "1.0.0", "artifact_id": "0123456789abcdef", "input_schema": {"features": []},
+        "name": "iris",
+        "version": "1.0.0",
+        "artifact_id": "0123456789abcdef",
+        "input_schema": {"features": []},
         "model": {"format": "skops", "file": model_file, "sha256": hashlib.sha256(b"model bytes").hexdigest()},
         "packages": {"python": "3.11.2", "scikit-learn": "0.0.1", "legion-ci": "0.1.0"},
     }
@@ -218,9 +249,11 @@ def _artifact(folder: Path, model_file: str = "model.skops") -> Artifact:
 def _wheel(folder: Path, requires: list[str]) -> Path:
     wheel = folder / "legion_ci-0.1.0-py3-none-any.whl"
     with zipfile.ZipFile(wheel, "w") as zf:
-        zf.writestr("legion_ci-0.1.0.dist-info/METADATA",
-                    "Metadata-Version: 2.1\nName: legion-ci\nVersion: 0.1.0\n"
-                    + "".join(f"Requires-Dist: {r}\n" for r in requires))
+        zf.writestr(
+            "legion_ci-0.1.0.dist-info/METADATA",
+            "Metadata-Version: 2.1\nName: legion-ci\nVersion: 0.1.0\n"
+            + "".join(f"Requires-Dist: {r}\n" for r in requires),
+        )
     return wheel
 
 
@@ -228,8 +261,13 @@ def test_context_holds_only_the_allowlist(tmp_path: Path) -> None:
     art = _artifact(tmp_path / "artifact")
     wheel = _wheel(tmp_path, ["jinja2>=3"])
     context = assemble(art, "FROM scratch\n", "jinja2==3\n", wheel)
-    assert context.names() == ["Dockerfile", "model/manifest.json", "model/model.skops", "requirements.txt",
-                               f"wheels/{wheel.name}"]
+    assert context.names() == [
+        "Dockerfile",
+        "model/manifest.json",
+        "model/model.skops",
+        "requirements.txt",
+        f"wheels/{wheel.name}",
+    ]
     with context.tar() as fh, tarfile.open(fileobj=fh) as tar:
         members = tar.getmembers()
         files = sorted(m.name for m in members if m.isfile())
@@ -261,9 +299,18 @@ def test_requirements_pin_the_closure_less_pipeline_tools(tmp_path: Path) -> Non
     from importlib import metadata as md
 
     art = _artifact(tmp_path / "artifact")
-    wheel = _wheel(tmp_path, ["jinja2>=3.1", "uvicorn[standard]>=0.29", "locust>=2.24", "kubernetes>=29",
-                              'psycopg[binary]>=3.1; extra == "postgres"', "not-installed-anywhere>=1.2",
-                              "scikit-learn>=1.4"])
+    wheel = _wheel(
+        tmp_path,
+        [
+            "jinja2>=3.1",
+            "uvicorn[standard]>=0.29",
+            "locust>=2.24",
+            "kubernetes>=29",
+            'psycopg[binary]>=3.1; extra == "postgres"',
+            "not-installed-anywhere>=1.2",
+            "scikit-learn>=1.4",
+        ],
+    )
     lines = [x for x in requirements(art, wheel).splitlines() if not x.startswith("#")]
     assert f"jinja2=={md.version('jinja2')}" in lines
     assert f"markupsafe=={md.version('markupsafe')}" in lines  # followed transitively

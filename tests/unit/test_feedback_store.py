@@ -20,8 +20,9 @@ def settings(tmp_path: Path) -> Settings:
 
 
 def writer(settings: Settings, version: str = "1.0.0", features: list[str] | None = None) -> CaptureWriter:
-    return CaptureWriter(settings.feedback_dir / "iris", "iris", version, features or ["a", "b"], "species",
-                         fsync_interval=0.05)
+    return CaptureWriter(
+        settings.feedback_dir / "iris", "iris", version, features or ["a", "b"], "species", fsync_interval=0.05
+    )
 
 
 def test_records_are_readable_and_torn_lines_skipped(settings: Settings) -> None:
@@ -54,8 +55,10 @@ def test_join_matches_rows_and_counts_what_it_cannot(settings: Settings) -> None
     assert sorted(out.rows) == [[1.0, 2.0, "virginica"], [3.0, 4.0, "versicolor"], [5.0, 6.0, "virginica"]]
     assert (out.unmatched_feedback, out.mismatched) == (1, 1)
     since = datetime.fromtimestamp(150.0, tz=UTC)
-    assert sorted(join(settings.feedback_dir / "iris", since).rows) == [[3.0, 4.0, "versicolor"],
-                                                                         [5.0, 6.0, "virginica"]]
+    assert sorted(join(settings.feedback_dir / "iris", since).rows) == [
+        [3.0, 4.0, "versicolor"],
+        [5.0, 6.0, "virginica"],
+    ]
 
 
 def test_export_csv_and_parquet(settings: Settings, tmp_path: Path) -> None:

@@ -43,10 +43,21 @@ def make_artifact(folder: Path, model: Any, artifact_id: str, features: list[str
     holdout = x[cols].iloc[::3].copy()
     holdout["target"] = y.iloc[::3].to_numpy()
     holdout.to_csv(folder / "holdout.csv", index=False)
-    write_json_atomic(folder / "manifest.json", {
-        "name": "iris", "version": "1.0.0", "artifact_id": artifact_id, "model": info, "task": "classification",
-        "input_schema": {"features": [{"name": c, "dtype": "float64"} for c in cols], "example": [], },
-        "metrics": {}})
+    write_json_atomic(
+        folder / "manifest.json",
+        {
+            "name": "iris",
+            "version": "1.0.0",
+            "artifact_id": artifact_id,
+            "model": info,
+            "task": "classification",
+            "input_schema": {
+                "features": [{"name": c, "dtype": "float64"} for c in cols],
+                "example": [],
+            },
+            "metrics": {},
+        },
+    )
     return Artifact.open(folder)
 
 
@@ -80,8 +91,9 @@ def test_thresholds_cover_held_out_and_logged_metrics_and_name_a_missing_one() -
     assert checks["accuracy"].passed
     assert not checks["train_accuracy"].passed and "below the minimum 0.99 by 0.01" in checks["train_accuracy"].message
     assert not checks["r2"].passed
-    assert checks["r2"].message == ("gate.thresholds.r2: metric 'r2' was not measured "
-                                    "(measured: accuracy, train_accuracy)")
+    assert checks["r2"].message == (
+        "gate.thresholds.r2: metric 'r2' was not measured (measured: accuracy, train_accuracy)"
+    )
 
 
 def test_schema_equal_changed_allowed_and_without_production() -> None:
@@ -130,8 +142,12 @@ def test_comparison_passes_skips_and_demands_improvement_on_retrain(good: Artifa
 
 
 def test_production_that_cannot_read_the_candidates_rows(good: Artifact, tmp_path: Path) -> None:
-    narrow = make_artifact(tmp_path / "narrow", LogisticRegression(max_iter=500), "narrow00",
-                           features=["sepal length (cm)", "sepal width (cm)"])
+    narrow = make_artifact(
+        tmp_path / "narrow",
+        LogisticRegression(max_iter=500),
+        "narrow00",
+        features=["sepal length (cm)", "sepal width (cm)"],
+    )
     assert evaluate_both(narrow, good)[1] is None
     refused, _ = comparison_check(gate(), narrow, good)
     assert not refused.passed and "petal length (cm)" in refused.message
@@ -150,8 +166,13 @@ def test_verdict_fails_forces_and_halts() -> None:
 
     ok = Check("threshold", "f1", True, "f1 0.95 within min 0.9")
     low = Check("threshold", "accuracy", False, "accuracy 0.8 is below the minimum 0.9 by 0.1")
-    same = Check("comparison", "no regression vs production (accuracy)", False,
-                 "candidate accuracy 0.95 vs production 0.95: the candidate is no better", code=NO_IMPROVEMENT)
+    same = Check(
+        "comparison",
+        "no regression vs production (accuracy)",
+        False,
+        "candidate accuracy 0.95 vs production 0.95: the candidate is no better",
+        code=NO_IMPROVEMENT,
+    )
     assert verdict([ok], None).status == "passed"
     failed = verdict([ok, low], None)
     assert failed.status == "failed" and failed.reason == low.message and failed.failed == [low]

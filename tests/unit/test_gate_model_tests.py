@@ -48,8 +48,11 @@ def test_each_model_test_is_a_check_and_failures_carry_the_assertion(candidate: 
     folder = model_dir(tmp_path / "m", TESTS)
     result = run_model_tests(folder, "tests", candidate.path, None, tmp_path / "out")
     checks = {c.name: c for c in result.checks}
-    assert set(checks) == {"tests/test_ok.py::test_fixtures", "tests/test_ok.py::test_against_production",
-                           "tests/test_broken.py::test_says_setosa_is_virginica"}
+    assert set(checks) == {
+        "tests/test_ok.py::test_fixtures",
+        "tests/test_ok.py::test_against_production",
+        "tests/test_broken.py::test_says_setosa_is_virginica",
+    }
     assert checks["tests/test_ok.py::test_fixtures"].passed
     assert checks["tests/test_ok.py::test_against_production"].skipped  # no production version yet
     assert "no production version yet" in checks["tests/test_ok.py::test_against_production"].message
@@ -67,8 +70,13 @@ def test_production_model_fixture_is_given_when_there_is_production(candidate: A
 
 
 def test_a_test_file_that_does_not_import_fails_the_gate(candidate: Artifact, tmp_path: Path) -> None:
-    folder = model_dir(tmp_path / "m", {"test_typo.py": "import numpy as np\ndef test_x(model):\n    assert np.nope\n",
-                                        "test_syntax.py": "def test_x(model)\n    pass\n"})
+    folder = model_dir(
+        tmp_path / "m",
+        {
+            "test_typo.py": "import numpy as np\ndef test_x(model):\n    assert np.nope\n",
+            "test_syntax.py": "def test_x(model)\n    pass\n",
+        },
+    )
     result = run_model_tests(folder, "tests", candidate.path, None, tmp_path / "out")
     failed = [c for c in result.checks if not c.passed]
     assert failed and any("test_syntax.py" in c.name and "error" in c.message for c in failed)

@@ -40,10 +40,22 @@ def build(model: Any, x: pd.DataFrame) -> tuple[Predictor, Validator]:
 CASES = [
     ("binary logistic", LogisticRegression(max_iter=500), X_IRIS, (Y_IRIS == 1).astype(int), "compiled", True),
     ("multiclass logistic", LogisticRegression(max_iter=500), X_IRIS, Y_IRIS, "compiled", True),
-    ("string classes", LogisticRegression(max_iter=500), X_IRIS, Y_IRIS.map({0: "a", 1: "b", 2: "c"}), "compiled",
-     True),
-    ("scaled pipeline", make_pipeline(StandardScaler(), MinMaxScaler(), LogisticRegression(max_iter=500)), X_IRIS,
-     Y_IRIS, "compiled", True),
+    (
+        "string classes",
+        LogisticRegression(max_iter=500),
+        X_IRIS,
+        Y_IRIS.map({0: "a", 1: "b", 2: "c"}),
+        "compiled",
+        True,
+    ),
+    (
+        "scaled pipeline",
+        make_pipeline(StandardScaler(), MinMaxScaler(), LogisticRegression(max_iter=500)),
+        X_IRIS,
+        Y_IRIS,
+        "compiled",
+        True,
+    ),
     ("hinge sgd", SGDClassifier(random_state=0), X_IRIS, Y_IRIS, "compiled", True),
     ("ridge", Ridge(), X_DIAB, Y_DIAB, "compiled", True),
     ("tree", DecisionTreeClassifier(random_state=0), X_IRIS, Y_IRIS, "compiled", False),
@@ -53,8 +65,9 @@ CASES = [
 
 
 @pytest.mark.parametrize(("label", "model", "x", "y", "tier", "slim"), CASES, ids=[c[0] for c in CASES])
-def test_tiers_answer_like_the_estimator(label: str, model: Any, x: pd.DataFrame, y: pd.Series, tier: str,
-                                         slim: bool, tmp_path: Path) -> None:
+def test_tiers_answer_like_the_estimator(
+    label: str, model: Any, x: pd.DataFrame, y: pd.Series, tier: str, slim: bool, tmp_path: Path
+) -> None:
     model.fit(x, y)
     predictor, validator = build(model, x)
     assert predictor.tier == tier
@@ -76,8 +89,9 @@ def test_tiers_answer_like_the_estimator(label: str, model: Any, x: pd.DataFrame
 def test_models_that_need_column_names_use_the_frame() -> None:
     x = pd.DataFrame({"city": ["a", "b", "c", "a"] * 10, "size": np.arange(40, dtype=float)})
     y = (x["size"] > 20).astype(int)
-    model = make_pipeline(ColumnTransformer([("c", OneHotEncoder(), ["city"])], remainder="passthrough"),
-                          LogisticRegression()).fit(x, y)
+    model = make_pipeline(
+        ColumnTransformer([("c", OneHotEncoder(), ["city"])], remainder="passthrough"), LogisticRegression()
+    ).fit(x, y)
     predictor, validator = build(model, x)
     assert predictor.tier == "frame"
     rows = validator.invoke([{"city": "b", "size": 30.0}, {"city": "a", "size": 1.0}])

@@ -116,8 +116,10 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     url = f"sqlite:///{db}"
     Registry(url).close()
     n = 40
-    procs = [subprocess.Popen([sys.executable, "-c", WRITER, url, str(w), str(n)], stderr=subprocess.PIPE, text=True)
-             for w in range(4)]
+    procs = [
+        subprocess.Popen([sys.executable, "-c", WRITER, url, str(w), str(n)], stderr=subprocess.PIPE, text=True)
+        for w in range(4)
+    ]
     for p in procs:
         _, err = p.communicate(timeout=120)
         assert p.returncode == 0, err

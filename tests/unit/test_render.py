@@ -37,8 +37,11 @@ def render_case(case: str) -> render.Rendered:
 
 def expected_files(case: str) -> dict[str, str]:
     folder = FIXTURES / case / "expected"
-    return {p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8")
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+    return {
+        p.relative_to(folder).as_posix(): p.read_text(encoding="utf-8")
+        for p in sorted(folder.rglob("*"))
+        if p.is_file()
+    }
 
 
 def test_there_are_fixture_cases() -> None:
@@ -134,16 +137,23 @@ def test_parameters_and_credentials_are_the_same_in_jenkinsfile_and_xml() -> Non
 
 def test_casc_defines_every_credential_the_templates_use() -> None:
     casc = yaml.safe_load((ROOT / "jenkins" / "casc.yaml").read_text())
-    ids = {c[kind]["id"] for d in casc["credentials"]["system"]["domainCredentials"]
-           for c in d["credentials"] for kind in c}
+    ids = {
+        c[kind]["id"]
+        for d in casc["credentials"]["system"]["domainCredentials"]
+        for c in d["credentials"]
+        for kind in c
+    }
     wanted = {c.id for c in (*jobs.CREDENTIALS, *jobs.PLATFORM_CREDENTIALS)}
     assert wanted | {jobs.SCM_CREDENTIALS_ID, jobs.JENKINS_API_CREDENTIALS_ID} <= ids
     assert "securityRealm" not in casc["jenkins"], "the realm comes from exactly one casc-<realm>.yaml"
-    realms = {name: yaml.safe_load((ROOT / "jenkins" / f"casc-{name}.yaml").read_text())["jenkins"]["securityRealm"]
-              for name in ("local", "oidc")}
+    realms = {
+        name: yaml.safe_load((ROOT / "jenkins" / f"casc-{name}.yaml").read_text())["jenkins"]["securityRealm"]
+        for name in ("local", "oidc")
+    }
     assert set(realms["local"]) == {"local"} and set(realms["oidc"]) == {"oic"}
-    for cred in (c[kind] for d in casc["credentials"]["system"]["domainCredentials"] for c in d["credentials"]
-                 for kind in c):
+    for cred in (
+        c[kind] for d in casc["credentials"]["system"]["domainCredentials"] for c in d["credentials"] for kind in c
+    ):
         for key in ("secret", "password", "secretBytes"):
             if key in cred:
                 assert str(cred[key]).startswith("${"), f"{cred['id']}.{key} must come from the environment"
@@ -153,8 +163,21 @@ def test_plugins_are_pinned_and_cover_every_step_used() -> None:
     lines = [ln.strip() for ln in (ROOT / "jenkins" / "plugins.txt").read_text().splitlines()]
     pins = dict(ln.split(":", 1) for ln in lines if ln and not ln.startswith("#"))
     assert all(re.fullmatch(r"[0-9][0-9A-Za-z._-]*", v) for v in pins.values()), "every plugin pinned to a version"
-    needed = {"workflow-aggregator", "git", "cloudbees-folder", "credentials-binding", "timestamper", "junit",
-              "htmlpublisher", "mailer", "slack", "kubernetes", "configuration-as-code", "job-dsl", "oic-auth"}
+    needed = {
+        "workflow-aggregator",
+        "git",
+        "cloudbees-folder",
+        "credentials-binding",
+        "timestamper",
+        "junit",
+        "htmlpublisher",
+        "mailer",
+        "slack",
+        "kubernetes",
+        "configuration-as-code",
+        "job-dsl",
+        "oic-auth",
+    }
     assert needed <= set(pins)
 
 
@@ -173,8 +196,9 @@ def test_duplicate_model_names_are_refused(tmp_path: Path) -> None:
 
 def test_model_outside_the_repo_root_is_refused(tmp_path: Path) -> None:
     with pytest.raises(ConfigError, match="is not inside the repository root"):
-        render.render_all([load_spec(FIXTURES / "jenkins-basic" / "input")],
-                          render.RenderOptions(scm_url=SCM_URL, repo_root=tmp_path))
+        render.render_all(
+            [load_spec(FIXTURES / "jenkins-basic" / "input")], render.RenderOptions(scm_url=SCM_URL, repo_root=tmp_path)
+        )
 
 
 def test_bad_cron_is_refused_at_validate_with_the_reason(tmp_path: Path) -> None:
@@ -193,7 +217,7 @@ def test_cli_render_writes_the_tree_and_nothing_on_error(tmp_path: Path, capsys:
     written = {p.relative_to(out).as_posix() for p in out.rglob("*") if p.is_file()}
     assert written == set(expected_files("jenkins-basic"))
     bad = shutil.copytree(src, tmp_path / "bad")
-    (bad / "legion.yaml").write_text((bad / "legion.yaml").read_text().replace("1-5\"", "1-9\""))
+    (bad / "legion.yaml").write_text((bad / "legion.yaml").read_text().replace('1-5"', '1-9"'))
     out2 = tmp_path / "out2"
     assert main(["render", str(bad), "--out", str(out2)]) == 2
     assert "day-of-week field '1-9': 9 is out of range" in capsys.readouterr().err

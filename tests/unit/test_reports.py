@@ -23,34 +23,72 @@ from legion_ci.reports.perf_report import PerfEvidence, write_perf_reports
 CHECKS = [
     Check("threshold", "accuracy", False, "accuracy 0.91 is below the minimum 0.99 by 0.08", 0.91, 0.99, margin=-0.08),
     Check("threshold", "f1", True, "f1 0.95 within min 0.9 (0.05 to spare)", 0.95, 0.9, margin=0.05),
-    Check("test", "tests/test_model.py::test_x", False, "tests/test_model.py::test_x failed: assert 1 == 2",
-          detail="E   assert 1 == 2\x1b[0m", seconds=0.25),
-    Check("comparison", "no regression vs production (accuracy)", True, "skipped: no production version yet",
-          skipped=True),
+    Check(
+        "test",
+        "tests/test_model.py::test_x",
+        False,
+        "tests/test_model.py::test_x failed: assert 1 == 2",
+        detail="E   assert 1 == 2\x1b[0m",
+        seconds=0.25,
+    ),
+    Check(
+        "comparison", "no regression vs production (accuracy)", True, "skipped: no production version yet", skipped=True
+    ),
 ]
-EXTERNAL = re.compile(r"""(?:src|href|action|poster|data)\s*=\s*["']?\s*(?:https?:)?//"""
-                      r"""|url\(\s*["']?(?:https?:)?//|@import""", re.IGNORECASE)
+EXTERNAL = re.compile(
+    r"""(?:src|href|action|poster|data)\s*=\s*["']?\s*(?:https?:)?//"""
+    r"""|url\(\s*["']?(?:https?:)?//|@import""",
+    re.IGNORECASE,
+)
 
 
 def head(status: str = "failed", forced: str | None = None, stage: str = "gate") -> ReportHead:
-    return ReportHead(stage, "Quality gate" if stage == "gate" else "Performance test", "iris", "1.0.0",
-                      "0123456789abcdef", "iris-run-1", status, headline(CHECKS, "checks"), forced, 1.5)  # type: ignore[arg-type]
+    return ReportHead(
+        stage,
+        "Quality gate" if stage == "gate" else "Performance test",
+        "iris",
+        "1.0.0",
+        "0123456789abcdef",
+        "iris-run-1",
+        status,
+        headline(CHECKS, "checks"),
+        forced,
+        1.5,
+    )  # type: ignore[arg-type]
 
 
 def classifier_evidence() -> GateEvidence:
     x, y = load_iris(return_X_y=True)
     model = LogisticRegression(max_iter=500).fit(x[::2], y[::2])
-    return GateEvidence("classification", y[1::2].tolist(), model.predict(x[1::2]).tolist(),
-                        model.predict_proba(x[1::2]), [0, 1, 2], {"accuracy": 0.95, "f1": 0.94, "log_loss": 0.2},
-                        {"train_accuracy": 0.98}, {"accuracy": 0.97, "f1": 0.96, "log_loss": 0.1},
-                        "production 1.0.0 (fedcba98)", {"accuracy": Bound(min=0.99)})
+    return GateEvidence(
+        "classification",
+        y[1::2].tolist(),
+        model.predict(x[1::2]).tolist(),
+        model.predict_proba(x[1::2]),
+        [0, 1, 2],
+        {"accuracy": 0.95, "f1": 0.94, "log_loss": 0.2},
+        {"train_accuracy": 0.98},
+        {"accuracy": 0.97, "f1": 0.96, "log_loss": 0.1},
+        "production 1.0.0 (fedcba98)",
+        {"accuracy": Bound(min=0.99)},
+    )
 
 
 def regressor_evidence() -> GateEvidence:
     x, y = load_diabetes(return_X_y=True)
     model = Ridge().fit(x[::2], y[::2])
-    return GateEvidence("regression", y[1::2].tolist(), model.predict(x[1::2]).tolist(), None, [],
-                        {"r2": 0.4, "rmse": 58.0, "mae": 47.0}, {}, None, None, {"rmse": Bound(max=65)})
+    return GateEvidence(
+        "regression",
+        y[1::2].tolist(),
+        model.predict(x[1::2]).tolist(),
+        None,
+        [],
+        {"r2": 0.4, "rmse": 58.0, "mae": 47.0},
+        {},
+        None,
+        None,
+        {"rmse": Bound(max=65)},
+    )
 
 
 def test_junit_has_one_testcase_per_check_and_failures_carry_the_reason() -> None:
@@ -84,8 +122,10 @@ def test_junit_of_a_broken_stage_has_an_error_testcase() -> None:
     assert root.find("testsuite").get("errors") == "1"  # type: ignore[union-attr]
 
 
-@pytest.mark.parametrize("evidence, plots", [(classifier_evidence, ("metrics", "confusion", "roc")),
-                                             (regressor_evidence, ("metrics", "pva", "residuals"))])
+@pytest.mark.parametrize(
+    "evidence, plots",
+    [(classifier_evidence, ("metrics", "confusion", "roc")), (regressor_evidence, ("metrics", "pva", "residuals"))],
+)
 def test_gate_html_is_self_contained_verdict_first_with_its_plots(tmp_path: Path, evidence, plots) -> None:
     paths = write_gate_reports(tmp_path, head(), CHECKS, evidence(), [("model", "iris 1.0.0")], {"flow": "push"})
     page = Path(paths["html"]).read_text()
@@ -118,11 +158,30 @@ def test_perf_reports_with_history_and_a_missed_sla(tmp_path: Path) -> None:
     total = RequestStats("Aggregated", 900, 0, 4.0, 5.0, 0.4, 40.0, 300.0, 4.0, 11.0, 16.0)
     history = [HistoryPoint(float(t), 5, 290.0 + t, 0.0, 4.0, 11.0 + t, 16.0 + t, 300 * t, 0) for t in range(4)]
     history.insert(0, HistoryPoint(0.0, 0, 0.0, 0.0, float("nan"), float("nan"), float("nan"), 0, 0))
-    checks = [Check("sla", "p95 latency", False, "p95 latency 11 ms is above the maximum 0.01 ms by 10.99 ms", 11.0,
-                    0.01, margin=-10.99)]
-    ev = PerfEvidence(users=5, spawn_rate=5.0, duration=3, auth=True, url="http://127.0.0.1:1", pid=1,
-                      locustfile="/x/locustfile.py", locustfile_source="generated", total=total, requests=[total],
-                      history=history)
+    checks = [
+        Check(
+            "sla",
+            "p95 latency",
+            False,
+            "p95 latency 11 ms is above the maximum 0.01 ms by 10.99 ms",
+            11.0,
+            0.01,
+            margin=-10.99,
+        )
+    ]
+    ev = PerfEvidence(
+        users=5,
+        spawn_rate=5.0,
+        duration=3,
+        auth=True,
+        url="http://127.0.0.1:1",
+        pid=1,
+        locustfile="/x/locustfile.py",
+        locustfile_source="generated",
+        total=total,
+        requests=[total],
+        history=history,
+    )
     paths = write_perf_reports(tmp_path, head("failed", stage="perf"), checks, ev, SlaSpec(p95_ms=0.01), {})
     page = Path(paths["html"]).read_text()
     assert "p95 latency 11 ms is above the maximum 0.01 ms by 10.99 ms" in page
@@ -135,8 +194,16 @@ def test_perf_reports_with_history_and_a_missed_sla(tmp_path: Path) -> None:
 
 
 def test_skipped_perf_still_writes_every_report(tmp_path: Path) -> None:
-    skipped = ReportHead("perf", "Performance test", "iris", "1.0.0", "0123456789abcdef", "r", "skipped",
-                         "skipped by request: load test lab down")
+    skipped = ReportHead(
+        "perf",
+        "Performance test",
+        "iris",
+        "1.0.0",
+        "0123456789abcdef",
+        "r",
+        "skipped",
+        "skipped by request: load test lab down",
+    )
     paths = write_perf_reports(tmp_path, skipped, [], None, SlaSpec(), {"reason": "load test lab down"})
     assert set(paths) == {"html", "junit", "summary", "locust"} and all(Path(p).is_file() for p in paths.values())
     page = Path(paths["html"]).read_text()

@@ -10,8 +10,12 @@ import pytest
 from legion_ci.serving.validation import InputError, Validator, parse_json
 
 FEATURES = [{"name": n, "dtype": "float64"} for n in ("a", "b", "c")]
-MIXED = [{"name": "x", "dtype": "float64"}, {"name": "n", "dtype": "int64"}, {"name": "flag", "dtype": "bool"},
-         {"name": "city", "dtype": "string"}]
+MIXED = [
+    {"name": "x", "dtype": "float64"},
+    {"name": "n", "dtype": "int64"},
+    {"name": "flag", "dtype": "bool"},
+    {"name": "city", "dtype": "string"},
+]
 
 
 @pytest.fixture
@@ -53,8 +57,12 @@ def test_mixed_dtypes_are_checked_per_feature() -> None:
     [
         ({"instances": [[1, 2]]}, 422, r"instances\[0\]: has 2 values, expected 3 features \(a, b, c\)"),
         ({"instances": [[1, 2, 3, 4]]}, 422, r"has 4 values, expected 3 features"),
-        ({"instances": [[1, "2", 3]]}, 422, r"instances\[0\]\[1\] \(feature 'b'\): expected a finite number, "
-                                            r"got string \"2\""),
+        (
+            {"instances": [[1, "2", 3]]},
+            422,
+            r"instances\[0\]\[1\] \(feature 'b'\): expected a finite number, "
+            r"got string \"2\"",
+        ),
         ({"instances": [[1, True, 3]]}, 422, r"feature 'b'\): expected a finite number, got boolean true"),
         ({"instances": [[1, None, 3]]}, 422, r"feature 'b'\): expected a finite number, got null"),
         ({"instances": [[1, [2], 3]]}, 422, r"got array"),

@@ -90,8 +90,11 @@ class StageContext:
         record = self.registry.stages(self.run.id).get(stage)
         if record is None or record.status not in ("passed", "skipped"):
             state = record.status if record else "not run"
-            raise StageError(self.stage, f"needs stage {stage!r} of run {self.run.id!r} to have passed ({state}); "
-                                         f"run `legion-ci {stage} {self.run.model_dir} --run-id {self.run.id}` first")
+            raise StageError(
+                self.stage,
+                f"needs stage {stage!r} of run {self.run.id!r} to have passed ({state}); "
+                f"run `legion-ci {stage} {self.run.model_dir} --run-id {self.run.id}` first",
+            )
         return record.outputs or {}
 
     @cached_property

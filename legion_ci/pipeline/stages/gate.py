@@ -46,8 +46,18 @@ def run(ctx: StageContext) -> StageResult:
     watch = Stopwatch()
 
     def head(status: str, line: str, forced: str | None = None) -> ReportHead:
-        return ReportHead("gate", TITLE, candidate.name, candidate.version, candidate.id, ctx.run.id, status,  # type: ignore[arg-type]
-                          line, forced, time.monotonic() - clock)
+        return ReportHead(
+            "gate",
+            TITLE,
+            candidate.name,
+            candidate.version,
+            candidate.id,
+            ctx.run.id,
+            status,  # type: ignore[arg-type]
+            line,
+            forced,
+            time.monotonic() - clock,
+        )
 
     try:
         checks += data_checks(ctx, candidate, production, prod_label)
@@ -55,19 +65,32 @@ def run(ctx: StageContext) -> StageResult:
         cand_metrics, prod_metrics = evaluate_both(candidate, production)
         checks += threshold_checks(spec.gate, {**candidate.metrics, **cand_metrics})
         watch.lap("evaluation")
-        tests = run_model_tests(ctx.model_dir, spec.gate.tests, candidate.path,
-                                production.path if production else None, folder,
-                                required="tests" in (ctx.loaded.raw.get("gate") or {}))
+        tests = run_model_tests(
+            ctx.model_dir,
+            spec.gate.tests,
+            candidate.path,
+            production.path if production else None,
+            folder,
+            required="tests" in (ctx.loaded.raw.get("gate") or {}),
+        )
         checks += tests.checks
         watch.lap("model tests")
-        comparison, _ = comparison_check(spec.gate, candidate, production, ctx.run.flow == "retrain",
-                                         metrics=(cand_metrics, prod_metrics))
+        comparison, _ = comparison_check(
+            spec.gate, candidate, production, ctx.run.flow == "retrain", metrics=(cand_metrics, prod_metrics)
+        )
         checks.append(comparison)
         evidence = _evidence(candidate, cand_metrics, prod_metrics, prod_label, spec.gate.thresholds)
         watch.lap("comparison")
     except LegionError as exc:
-        write_gate_reports(folder, head("error", exc.message), checks, evidence, _facts(ctx, candidate, prod_label),
-                           {"flow": ctx.run.flow, "timings": watch.phases}, error=exc.message)
+        write_gate_reports(
+            folder,
+            head("error", exc.message),
+            checks,
+            evidence,
+            _facts(ctx, candidate, prod_label),
+            {"flow": ctx.run.flow, "timings": watch.phases},
+            error=exc.message,
+        )
         raise
 
     for check in checks:
@@ -80,9 +103,14 @@ def run(ctx: StageContext) -> StageResult:
     ctx.log(f"time: {watch.line()}")
     for name, path in reports.items():
         ctx.log(f"{name}: {path}")
-    outputs: dict[str, Any] = {"checks": len(v.checks), "failed": [c.as_dict() for c in v.failed],
-                               "reports": reports, "forced": v.forced is not None, "force_reason": v.forced,
-                               "candidate": candidate.id}
+    outputs: dict[str, Any] = {
+        "checks": len(v.checks),
+        "failed": [c.as_dict() for c in v.failed],
+        "reports": reports,
+        "forced": v.forced is not None,
+        "force_reason": v.forced,
+        "candidate": candidate.id,
+    }
     if v.status == "failed":
         raise StageFailed("gate", v.reason, {"checks": [c.as_dict() for c in v.checks], "reports": reports})
     if v.forced:
@@ -113,14 +141,14 @@ def verdict(checks: list[Check], force_reason: str | None) -> Verdict:
         return Verdict("forced", headline(checks, "checks"), checks, failed, forced=force_reason)
     if all(c.code == NO_IMPROVEMENT for c in failed):
         halt = f"{failed[0].message}; nothing to deploy"
-        kept = [replace(c, passed=True, skipped=True, message=halt) if c.code == NO_IMPROVEMENT else c
-                for c in checks]
+        kept = [replace(c, passed=True, skipped=True, message=halt) if c.code == NO_IMPROVEMENT else c for c in checks]
         return Verdict("halted", halt, kept, [], halt=halt)
     return Verdict("failed", headline(checks, "checks"), checks, failed)
 
 
-def data_checks(ctx: StageContext, candidate: Artifact, production: Artifact | None,
-                prod_label: str | None) -> list[Check]:
+def data_checks(
+    ctx: StageContext, candidate: Artifact, production: Artifact | None, prod_label: str | None
+) -> list[Check]:
     """The input schema against production's, and the training data (what train used) for NaN/inf."""
     spec = ctx.loaded.spec
     extra = [Path(p) for p in ctx.options.extra_data]
@@ -129,13 +157,21 @@ def data_checks(ctx: StageContext, candidate: Artifact, production: Artifact | N
         extra.append(feedback)
     dataset = load_dataset(spec.train, ctx.model_dir, extra)
     frame = dataset.features.assign(**{str(dataset.target.name or "target"): dataset.target})
-    return [schema_check(spec.gate, candidate.schema, production.schema if production else None,
-                         prod_label or "production"),
-            nan_check(spec.gate, frame, dataset.source)]
+    return [
+        schema_check(
+            spec.gate, candidate.schema, production.schema if production else None, prod_label or "production"
+        ),
+        nan_check(spec.gate, frame, dataset.source),
+    ]
 
 
-def _evidence(candidate: Artifact, cand_metrics: dict[str, float], prod_metrics: dict[str, float] | None,
-              prod_label: str | None, thresholds: Any) -> GateEvidence:
+def _evidence(
+    candidate: Artifact,
+    cand_metrics: dict[str, float],
+    prod_metrics: dict[str, float] | None,
+    prod_label: str | None,
+    thresholds: Any,
+) -> GateEvidence:
     x, y = load_holdout(candidate)
     model = candidate.model
     predicted = model.predict(x)
@@ -145,10 +181,18 @@ def _evidence(candidate: Artifact, cand_metrics: dict[str, float], prod_metrics:
         known = list(getattr(model, "classes_", []))
         classes = known + [c for c in np.unique(np.asarray(y)).tolist() if c not in known]
     logged = {k: v for k, v in candidate.metrics.items() if k in candidate.manifest.get("logged_metrics", [])}
-    return GateEvidence(candidate.task, np.asarray(y).tolist(), np.asarray(predicted).tolist(),
-                        proba if proba is not None and len(classes) == proba.shape[1] else None,
-                        [c.item() if hasattr(c, "item") else c for c in classes], cand_metrics, logged,
-                        prod_metrics, prod_label, dict(thresholds))
+    return GateEvidence(
+        candidate.task,
+        np.asarray(y).tolist(),
+        np.asarray(predicted).tolist(),
+        proba if proba is not None and len(classes) == proba.shape[1] else None,
+        [c.item() if hasattr(c, "item") else c for c in classes],
+        cand_metrics,
+        logged,
+        prod_metrics,
+        prod_label,
+        dict(thresholds),
+    )
 
 
 def _facts(ctx: StageContext, art: Artifact, prod_label: str | None) -> list[tuple[str, str]]:
@@ -168,6 +212,10 @@ def _facts(ctx: StageContext, art: Artifact, prod_label: str | None) -> list[tup
         ("params", escape(json.dumps(m.get("params", {}), sort_keys=True))),
         ("production", escape(prod_label or "none yet")),
         ("run", escape(f"{ctx.run.id} ({ctx.run.flow} flow)")),
-        ("model tests", '<a href="model-tests.log">model-tests.log</a> · <a href="model-tests.xml">pytest JUnit</a>'
-         if (ctx.stage_dir() / "model-tests.log").is_file() else "none run"),
+        (
+            "model tests",
+            '<a href="model-tests.log">model-tests.log</a> · <a href="model-tests.xml">pytest JUnit</a>'
+            if (ctx.stage_dir() / "model-tests.log").is_file()
+            else "none run",
+        ),
     ]

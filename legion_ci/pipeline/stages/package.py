@@ -28,13 +28,16 @@ def run(ctx: StageContext) -> StageResult:
     if reason:
         return StageResult("skipped", reason, {"skipped": True})
     if not options.registry:
-        raise StageError("package", f"target {ctx.target!r} pulls images from a registry: set {ENV_REGISTRY} "
-                                    "(e.g. registry.example.com/ml)")
+        raise StageError(
+            "package",
+            f"target {ctx.target!r} pulls images from a registry: set {ENV_REGISTRY} (e.g. registry.example.com/ml)",
+        )
     version, art = ctx.candidate, ctx.candidate_artifact
     workdir = ctx.stage_dir()
     log_file = workdir / "build.log"
     clock = time.monotonic()
     with log_file.open("w", encoding="utf-8") as build_log:
+
         def log(line: str) -> None:
             build_log.write(f"{time.monotonic() - clock:7.1f}s {line}\n")  # the file says where the time went
             ctx.log(line)
@@ -46,6 +49,13 @@ def run(ctx: StageContext) -> StageResult:
     return StageResult(
         "passed",
         f"pushed {built.image} ({built.digest[:19]}…, {built.size_bytes / 1e6:.0f} MB) in {built.seconds:.0f}s",
-        {"image": built.image, "digest": built.digest, "pinned": built.pinned, "references": built.references,
-         "image_id": built.image_id, "size_bytes": built.size_bytes, "build_log": str(log_file)},
+        {
+            "image": built.image,
+            "digest": built.digest,
+            "pinned": built.pinned,
+            "references": built.references,
+            "image_id": built.image_id,
+            "size_bytes": built.size_bytes,
+            "build_log": str(log_file),
+        },
     )

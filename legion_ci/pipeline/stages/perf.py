@@ -31,9 +31,14 @@ def token_env(settings: Settings, art: Artifact, auth: bool, seconds: int) -> di
         return {}
     from legion_ci.auth.jwt import create_token, load_or_create_secret
 
-    token = create_token(load_or_create_secret(settings), art.name, art.version, ttl_seconds=seconds,
-                         audience=os.environ.get("LEGION_JWT_AUDIENCE") or "legion-ci",
-                         issuer=os.environ.get("LEGION_JWT_ISSUER") or None)
+    token = create_token(
+        load_or_create_secret(settings),
+        art.name,
+        art.version,
+        ttl_seconds=seconds,
+        audience=os.environ.get("LEGION_JWT_AUDIENCE") or "legion-ci",
+        issuer=os.environ.get("LEGION_JWT_ISSUER") or None,
+    )
     return {locustfile.ENV_TOKEN: token}
 
 
@@ -46,18 +51,32 @@ def run(ctx: StageContext) -> StageResult:
     settings_line = f"{perf.users} users, spawn rate {perf.spawn_rate:g}/s, {perf.duration}s"
 
     def head(status: str, line: str) -> ReportHead:
-        return ReportHead("perf", TITLE, art.name, art.version, art.id, ctx.run.id, status, line,  # type: ignore[arg-type]
-                          None, time.monotonic() - clock)
+        return ReportHead(
+            "perf",
+            TITLE,
+            art.name,
+            art.version,
+            art.id,
+            ctx.run.id,
+            status,
+            line,  # type: ignore[arg-type]
+            None,
+            time.monotonic() - clock,
+        )
 
-    skip = (f"skipped by request: {ctx.options.skip_perf_reason}" if ctx.options.skip_perf_reason
-            else "skipped: perf.enabled is false in legion.yaml" if not perf.enabled else None)
+    skip = (
+        f"skipped by request: {ctx.options.skip_perf_reason}"
+        if ctx.options.skip_perf_reason
+        else "skipped: perf.enabled is false in legion.yaml"
+        if not perf.enabled
+        else None
+    )
     if skip:
         reports = write_perf_reports(folder, head("skipped", skip), [], None, perf.sla, {"reason": skip})
         ctx.log(skip)
         return StageResult("skipped", skip, {"skipped": True, "reason": skip, "reports": reports})
 
-    evidence = PerfEvidence(users=perf.users, spawn_rate=perf.spawn_rate, duration=perf.duration,
-                            auth=spec.deploy.auth)
+    evidence = PerfEvidence(users=perf.users, spawn_rate=perf.spawn_rate, duration=perf.duration, auth=spec.deploy.auth)
     checks: list[Check] = []
     watch = Stopwatch()
     evidence.timings = watch.phases
@@ -70,13 +89,17 @@ def run(ctx: StageContext) -> StageResult:
         endpoint = start_server(str(art.path), folder / "server.log", env, server_args)
         evidence.url, evidence.pid = endpoint["url"], int(endpoint["pid"])
         watch.lap("server start")
-        ctx.log(f"candidate serving on {endpoint['url']} (pid {endpoint['pid']}, capture off, "
-                f"auth {'on' if spec.deploy.auth else 'off'}); Locust: {settings_line}, {evidence.locustfile_source} "
-                f"locustfile {lf}")
+        ctx.log(
+            f"candidate serving on {endpoint['url']} (pid {endpoint['pid']}, capture off, "
+            f"auth {'on' if spec.deploy.auth else 'off'}); Locust: {settings_line}, {evidence.locustfile_source} "
+            f"locustfile {lf}"
+        )
         try:
-            load_env = {locustfile.ENV_INVOKE_PATH: locustfile.invoke_path(art),
-                        locustfile.ENV_EXAMPLES: _examples(art),
-                        **token_env(ctx.settings, art, spec.deploy.auth, perf.duration + 600)}
+            load_env = {
+                locustfile.ENV_INVOKE_PATH: locustfile.invoke_path(art),
+                locustfile.ENV_EXAMPLES: _examples(art),
+                **token_env(ctx.settings, art, spec.deploy.auth, perf.duration + 600),
+            }
             locust = run_locust(lf, endpoint["url"], perf.users, perf.spawn_rate, perf.duration, folder, load_env)
             watch.lap("locust")
         finally:
@@ -87,26 +110,38 @@ def run(ctx: StageContext) -> StageResult:
         evidence.failures = read_failures(locust.failures_csv)
         checks = sla_checks(perf.sla, evidence.total, perf.duration)
     except LegionError as exc:
-        write_perf_reports(folder, head("error", exc.message), checks, evidence, perf.sla, {"timings": watch.phases},
-                           error=exc.message)
+        write_perf_reports(
+            folder, head("error", exc.message), checks, evidence, perf.sla, {"timings": watch.phases}, error=exc.message
+        )
         raise
 
     for check in checks:
         ctx.log(f"{check.verdict.upper():7} {check.name}: {check.message}")
     failed = [c for c in checks if not c.passed]
     reason = headline(checks, "SLA bounds")
-    reports = write_perf_reports(folder, head("failed" if failed else "passed", reason), checks, evidence, perf.sla,
-                                 {"timings": watch.phases})
+    reports = write_perf_reports(
+        folder, head("failed" if failed else "passed", reason), checks, evidence, perf.sla, {"timings": watch.phases}
+    )
     watch.lap("reports")
     ctx.log(f"time: {watch.line()}")
     total = evidence.total
-    outputs: dict[str, Any] = {"reports": reports, "requests": total.requests, "failures": total.failures,
-                               "p95_ms": total.p95_ms, "p99_ms": total.p99_ms, "rps": round(total.rps, 2),
-                               "failed": [c.as_dict() for c in failed]}
+    outputs: dict[str, Any] = {
+        "reports": reports,
+        "requests": total.requests,
+        "failures": total.failures,
+        "p95_ms": total.p95_ms,
+        "p99_ms": total.p99_ms,
+        "rps": round(total.rps, 2),
+        "failed": [c.as_dict() for c in failed],
+    }
     if failed:
         raise StageFailed("perf", reason, {"checks": [c.as_dict() for c in checks], "reports": reports})
-    return StageResult("passed", f"{reason}: p95 {total.p95_ms:g} ms, p99 {total.p99_ms:g} ms, "
-                                 f"{total.rps:.0f} req/s, {total.failures} errors ({settings_line})", outputs)
+    return StageResult(
+        "passed",
+        f"{reason}: p95 {total.p95_ms:g} ms, p99 {total.p99_ms:g} ms, "
+        f"{total.rps:.0f} req/s, {total.failures} errors ({settings_line})",
+        outputs,
+    )
 
 
 def _examples(art: Artifact) -> str:

@@ -13,8 +13,10 @@ def run(ctx: StageContext) -> StageResult:
     previous, retired, changed = rollout.promote(ctx.settings, ctx.registry, candidate, ctx.stage_dir(), ctx.log)
     outputs = {"version_id": candidate.id, "previous_version_id": previous, "changed": changed, "retired": retired}
     if not changed:
-        return StageResult("passed", f"{candidate.label} is already production with all the traffic; "
-                                     "nothing to promote", outputs)
+        return StageResult(
+            "passed", f"{candidate.label} is already production with all the traffic; nothing to promote", outputs
+        )
     before = ctx.registry.version_by_id(previous).label if previous and previous != candidate.id else "none"
-    return StageResult("passed", f"production: {before} -> {candidate.label} at 100%; "
-                                 f"retired {len(retired)} deployment(s)", outputs)
+    return StageResult(
+        "passed", f"production: {before} -> {candidate.label} at 100%; retired {len(retired)} deployment(s)", outputs
+    )

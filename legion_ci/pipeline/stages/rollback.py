@@ -23,13 +23,13 @@ def run(ctx: StageContext) -> StageResult:
     candidate = ctx.candidate
     promoted = ctx.registry.stages(ctx.run.id).get("promote")
     previous = (promoted.outputs or {}).get("previous_version_id") if promoted and promoted.status == "passed" else None
-    done = rollout.rollback(ctx.settings, ctx.registry, candidate, ctx.loaded.spec, previous, ctx.stage_dir(),
-                            ctx.log)
+    done = rollout.rollback(ctx.settings, ctx.registry, candidate, ctx.loaded.spec, previous, ctx.stage_dir(), ctx.log)
     return StageResult("passed", done, {"version_id": candidate.id})
 
 
-def run_recorded(settings: Settings, registry: Registry, record: RunRecord, options: RunOptions,
-                 log: rollout.Log) -> StageResult:
+def run_recorded(
+    settings: Settings, registry: Registry, record: RunRecord, options: RunOptions, log: rollout.Log
+) -> StageResult:
     """Run the rollback of a run under the model's lock, recording it beside the run's stages."""
     started, clock = now(), time.monotonic()
     registry.record_stage(record.id, NAME, "running", started_at=started)
@@ -40,6 +40,7 @@ def run_recorded(settings: Settings, registry: Registry, record: RunRecord, opti
     except LegionError as exc:
         registry.record_stage(record.id, NAME, "error", exc.message, {}, started, time.monotonic() - clock)
         raise
-    registry.record_stage(record.id, NAME, result.status, result.summary, result.outputs, started,
-                          time.monotonic() - clock)
+    registry.record_stage(
+        record.id, NAME, result.status, result.summary, result.outputs, started, time.monotonic() - clock
+    )
     return result

@@ -20,11 +20,15 @@ def run(ctx: StageContext) -> StageResult:
         problems = check_router(router, art, headers, int(deployed.get("weight") or 100))
     if problems:
         ctx.log(f"smoke test failed: rolling back {ctx.candidate.label}")
-        done = rollout.rollback(ctx.settings, ctx.registry, ctx.candidate, ctx.loaded.spec, None, ctx.stage_dir(),
-                                ctx.log)
+        done = rollout.rollback(
+            ctx.settings, ctx.registry, ctx.candidate, ctx.loaded.spec, None, ctx.stage_dir(), ctx.log
+        )
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise StageFailed("smoke", f"{'; '.join(problems[:3])}{more}; {done}", {"problems": problems})
     rows = len(art.schema["example"])
     via = " and through the router" if router else ""
-    return StageResult("passed", f"{rows} example rows answered as the artifact predicts on "
-                                 f"{len(deployed['urls'])} replica(s){via}", {"rows": rows})
+    return StageResult(
+        "passed",
+        f"{rows} example rows answered as the artifact predicts on {len(deployed['urls'])} replica(s){via}",
+        {"rows": rows},
+    )

@@ -55,9 +55,12 @@ def run(ctx: StageContext) -> StageResult:
         if ctx.run.flow == "retrain" and production is not None and production.id == existing.id:
             halt = "no new data or code since production was trained; nothing to retrain"
         shutil.copyfile(Path(existing.path) / MANIFEST, ctx.stage_dir() / MANIFEST)
-        return StageResult("passed", f"reused artifact {aid} (same commit, source, data, params and seed)",
-                           {"version_id": existing.id, "artifact_id": aid, "path": existing.path, "reused": True},
-                           halt=halt)
+        return StageResult(
+            "passed",
+            f"reused artifact {aid} (same commit, source, data, params and seed)",
+            {"version_id": existing.id, "artifact_id": aid, "path": existing.path, "reused": True},
+            halt=halt,
+        )
 
     staging = Path(tempfile.mkdtemp(prefix=f".staging-{aid}-", dir=_store(ctx, spec.name)))
     try:
@@ -78,8 +81,11 @@ def run(ctx: StageContext) -> StageResult:
     shutil.copyfile(art.path / MANIFEST, ctx.stage_dir() / MANIFEST)  # archived by Jenkins with the run folder
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(art.metrics.items()))
     verb = "registered" if created else "already registered"
-    return StageResult("passed", f"{verb} {spec.name} {spec.version} artifact {aid}: {metrics}",
-                       {"version_id": version.id, "artifact_id": aid, "path": str(art.path), "reused": not created})
+    return StageResult(
+        "passed",
+        f"{verb} {spec.name} {spec.version} artifact {aid}: {metrics}",
+        {"version_id": version.id, "artifact_id": aid, "path": str(art.path), "reused": not created},
+    )
 
 
 def feedback_data(ctx: StageContext) -> list[Path]:
@@ -123,14 +129,26 @@ def _train(ctx: StageContext, staging: Path, extra: list[Path]) -> None:
     import os
 
     spec = ctx.loaded.spec
-    env = {**os.environ, ENV_MODEL_DIR: str(ctx.model_dir), ENV_OUTPUT_DIR: str(staging),
-           ENV_EXTRA_DATA: os.pathsep.join(str(p) for p in extra), "PYTHONUNBUFFERED": "1"}
+    env = {
+        **os.environ,
+        ENV_MODEL_DIR: str(ctx.model_dir),
+        ENV_OUTPUT_DIR: str(staging),
+        ENV_EXTRA_DATA: os.pathsep.join(str(p) for p in extra),
+        "PYTHONUNBUFFERED": "1",
+    }
     log_file = ctx.stage_dir() / "train.log"
     tail: list[str] = []
-    with log_file.open("w", encoding="utf-8") as log, subprocess.Popen(
-        [sys.executable, spec.train.entrypoint], cwd=ctx.model_dir, env=env,
-        stdout=subprocess.PIPE, stderr=subprocess.STDOUT, text=True,
-    ) as proc:
+    with (
+        log_file.open("w", encoding="utf-8") as log,
+        subprocess.Popen(
+            [sys.executable, spec.train.entrypoint],
+            cwd=ctx.model_dir,
+            env=env,
+            stdout=subprocess.PIPE,
+            stderr=subprocess.STDOUT,
+            text=True,
+        ) as proc,
+    ):
         assert proc.stdout is not None
         in_traceback = False
         for line in proc.stdout:
@@ -145,15 +163,21 @@ def _train(ctx: StageContext, staging: Path, extra: list[Path]) -> None:
                 ctx.log(line.rstrip())
     if proc.returncode != 0:
         last = next((t for t in reversed(tail) if t.strip()), "(no output)")
-        raise StageFailed("train", f"{spec.train.entrypoint} exited with status {proc.returncode}: {last.strip()} "
-                                   f"(full output: {log_file})")
+        raise StageFailed(
+            "train",
+            f"{spec.train.entrypoint} exited with status {proc.returncode}: {last.strip()} (full output: {log_file})",
+        )
     if not (staging / EXPORT_FILE).is_file():
-        raise StageFailed("train", f"{spec.train.entrypoint} finished without exporting a model; call "
-                                   f"legion_ci.toolchain.export(model) after fitting it (output: {log_file})")
+        raise StageFailed(
+            "train",
+            f"{spec.train.entrypoint} finished without exporting a model; call "
+            f"legion_ci.toolchain.export(model) after fitting it (output: {log_file})",
+        )
 
 
-def _manifest(ctx: StageContext, staging: Path, ident: dict[str, Any], aid: str, fingerprint: str,
-              source: str, extra: list[Path]) -> dict[str, Any]:
+def _manifest(
+    ctx: StageContext, staging: Path, ident: dict[str, Any], aid: str, fingerprint: str, source: str, extra: list[Path]
+) -> dict[str, Any]:
     spec = ctx.loaded.spec
     exported = json.loads((staging / EXPORT_FILE).read_text())
     logged_file = staging / METRICS_FILE

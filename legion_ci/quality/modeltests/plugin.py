@@ -21,10 +21,18 @@ ENV_PRODUCTION = "LEGION_TEST_PRODUCTION_ARTIFACT"
 
 def pytest_addoption(parser: pytest.Parser) -> None:
     group = parser.getgroup("legion-ci", "legion-ci model fixtures")
-    group.addoption("--legion-artifact", default=None, metavar="PATH",
-                    help=f"the candidate's artifact folder (default: ${ENV_ARTIFACT})")
-    group.addoption("--legion-production-artifact", default=None, metavar="PATH",
-                    help=f"production's artifact folder (default: ${ENV_PRODUCTION}; none: production_model skips)")
+    group.addoption(
+        "--legion-artifact",
+        default=None,
+        metavar="PATH",
+        help=f"the candidate's artifact folder (default: ${ENV_ARTIFACT})",
+    )
+    group.addoption(
+        "--legion-production-artifact",
+        default=None,
+        metavar="PATH",
+        help=f"production's artifact folder (default: ${ENV_PRODUCTION}; none: production_model skips)",
+    )
 
 
 def _path(config: pytest.Config, option: str, env: str) -> str | None:
@@ -36,8 +44,10 @@ def artifact(pytestconfig: pytest.Config) -> Artifact:
     """The candidate's artifact (manifest, schema, metrics, path)."""
     path = _path(pytestconfig, "legion_artifact", ENV_ARTIFACT)
     if path is None:
-        raise pytest.UsageError(f"no candidate artifact: run these tests through `legion-ci gate`, or give "
-                                f"--legion-artifact PATH (or set {ENV_ARTIFACT}) naming an artifact folder")
+        raise pytest.UsageError(
+            f"no candidate artifact: run these tests through `legion-ci gate`, or give "
+            f"--legion-artifact PATH (or set {ENV_ARTIFACT}) naming an artifact folder"
+        )
     return Artifact.open(path)
 
 

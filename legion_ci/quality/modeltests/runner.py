@@ -30,50 +30,105 @@ class ModelTests:
     junit: Path | None = None
 
 
-def run_model_tests(model_dir: Path, tests: str, artifact: Path, production: Path | None, out_dir: Path,
-                    required: bool = False, timeout: float = TIMEOUT) -> ModelTests:
+def run_model_tests(
+    model_dir: Path,
+    tests: str,
+    artifact: Path,
+    production: Path | None,
+    out_dir: Path,
+    required: bool = False,
+    timeout: float = TIMEOUT,
+) -> ModelTests:
     """Run MODEL_DIR/<tests> against `artifact`; a missing folder is a skipped check unless `required`."""
     folder = (model_dir / tests).resolve()
     if not folder.is_dir():
         message = f"gate.tests: folder {tests!r} not found in {str(model_dir)!r}"
         if required:
             return ModelTests([Check("test", "model tests", False, message)])
-        return ModelTests([Check("test", "model tests", True, f"skipped: no {tests}/ folder beside legion.yaml",
-                                 skipped=True)])
+        return ModelTests(
+            [Check("test", "model tests", True, f"skipped: no {tests}/ folder beside legion.yaml", skipped=True)]
+        )
     out_dir.mkdir(parents=True, exist_ok=True)
     junit, log = out_dir / "model-tests.xml", out_dir / "model-tests.log"
     junit.unlink(missing_ok=True)
-    command = [sys.executable, "-m", "pytest", "-p", "legion_ci.quality.modeltests.plugin", "-p", "no:cacheprovider",
-               str(folder), f"--junitxml={junit}", "-o", "junit_family=xunit1", "-o", "junit_logging=no",
-               f"--rootdir={model_dir}", "-rfEs", *_config_args(model_dir, folder, out_dir)]
-    env = {k: v for k, v in os.environ.items()
-           if not k.startswith("PYTEST_") and k not in (ENV_ARTIFACT, ENV_PRODUCTION)}
+    command = [
+        sys.executable,
+        "-m",
+        "pytest",
+        "-p",
+        "legion_ci.quality.modeltests.plugin",
+        "-p",
+        "no:cacheprovider",
+        str(folder),
+        f"--junitxml={junit}",
+        "-o",
+        "junit_family=xunit1",
+        "-o",
+        "junit_logging=no",
+        f"--rootdir={model_dir}",
+        "-rfEs",
+        *_config_args(model_dir, folder, out_dir),
+    ]
+    env = {
+        k: v for k, v in os.environ.items() if not k.startswith("PYTEST_") and k not in (ENV_ARTIFACT, ENV_PRODUCTION)
+    }
     # Installed pytest plugins are not auto-loaded: they cost seconds and a model's tests should not depend on
     # whatever happens to be installed; the model's own pytest.ini can name one with `addopts = -p NAME`.
-    env.update({ENV_ARTIFACT: str(artifact), "PYTHONDONTWRITEBYTECODE": "1", "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
-                "PYTHONPATH": os.pathsep.join(p for p in (str(model_dir), env.get("PYTHONPATH", "")) if p)})
+    env.update(
+        {
+            ENV_ARTIFACT: str(artifact),
+            "PYTHONDONTWRITEBYTECODE": "1",
+            "PYTEST_DISABLE_PLUGIN_AUTOLOAD": "1",
+            "PYTHONPATH": os.pathsep.join(p for p in (str(model_dir), env.get("PYTHONPATH", "")) if p),
+        }
+    )
     if production is not None:
         env[ENV_PRODUCTION] = str(production)
     try:
         with log.open("w", encoding="utf-8") as out:
-            done = subprocess.run(command, cwd=model_dir, env=env, stdout=out, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, timeout=timeout)
+            done = subprocess.run(
+                command,
+                cwd=model_dir,
+                env=env,
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                timeout=timeout,
+            )
     except subprocess.TimeoutExpired:
-        return ModelTests([Check("test", "model tests", False, f"the model's tests did not finish within "
-                                                               f"{timeout:.0f}s (output: {log})")], None, log)
+        return ModelTests(
+            [
+                Check(
+                    "test",
+                    "model tests",
+                    False,
+                    f"the model's tests did not finish within {timeout:.0f}s (output: {log})",
+                )
+            ],
+            None,
+            log,
+        )
     result = ModelTests(exit_code=done.returncode, log=log, junit=junit if junit.is_file() else None)
     if done.returncode == NO_TESTS:
-        result.checks = [Check("test", "model tests", True, f"skipped: pytest collected no tests in {tests}/",
-                               skipped=True)]
+        result.checks = [
+            Check("test", "model tests", True, f"skipped: pytest collected no tests in {tests}/", skipped=True)
+        ]
         return result
     if done.returncode == INTERNAL_ERROR:
-        raise StageError("gate", f"pytest failed internally running the model's tests (exit 3): {_tail(log)} "
-                                 f"(output: {log})")
+        raise StageError(
+            "gate", f"pytest failed internally running the model's tests (exit 3): {_tail(log)} (output: {log})"
+        )
     result.checks = parse_junit(junit, model_dir) if junit.is_file() else []
     if done.returncode != OK and not any(not c.passed for c in result.checks):
-        result.checks.append(Check("test", "model tests", False,
-                                   f"pytest exited with status {done.returncode}: {_tail(log)} (output: {log})",
-                                   detail=_tail(log, 40)))
+        result.checks.append(
+            Check(
+                "test",
+                "model tests",
+                False,
+                f"pytest exited with status {done.returncode}: {_tail(log)} (output: {log})",
+                detail=_tail(log, 40),
+            )
+        )
     return result
 
 
@@ -112,11 +167,22 @@ def parse_junit(path: Path, model_dir: Path) -> list[Check]:
             first = (failure.get("message") or "").strip().splitlines()
             what = "error" if failure.tag == "error" else "failed"
             reason = first[0][:300] if first else "(no message)"
-            checks.append(Check("test", name, False, f"{name} {what}: {reason}",
-                                detail=(failure.text or "")[-DETAIL_CHARS:], seconds=seconds))
+            checks.append(
+                Check(
+                    "test",
+                    name,
+                    False,
+                    f"{name} {what}: {reason}",
+                    detail=(failure.text or "")[-DETAIL_CHARS:],
+                    seconds=seconds,
+                )
+            )
         elif skipped is not None:
-            checks.append(Check("test", name, True, f"skipped: {skipped.get('message') or 'skipped'}", skipped=True,
-                                seconds=seconds))
+            checks.append(
+                Check(
+                    "test", name, True, f"skipped: {skipped.get('message') or 'skipped'}", skipped=True, seconds=seconds
+                )
+            )
         else:
             checks.append(Check("test", name, True, f"passed in {seconds:.2f}s", seconds=seconds))
     return checks

@@ -51,10 +51,14 @@ def generate(art: Artifact) -> str:
     """A locustfile posting the artifact's example rows to its invoke endpoint."""
     rows = art.schema.get("example") or []
     if not rows:
-        raise StageError("perf", f"artifact {art.id} has no example rows in its input schema to send; add "
-                                 f"{MODEL_LOCUSTFILE} to the model folder")
-    return TEMPLATE.format(name=art.name, version=art.version, rows=json.dumps(rows), path=invoke_path(art),
-                           env_token=ENV_TOKEN)
+        raise StageError(
+            "perf",
+            f"artifact {art.id} has no example rows in its input schema to send; add "
+            f"{MODEL_LOCUSTFILE} to the model folder",
+        )
+    return TEMPLATE.format(
+        name=art.name, version=art.version, rows=json.dumps(rows), path=invoke_path(art), env_token=ENV_TOKEN
+    )
 
 
 def choose(model_dir: Path, art: Artifact, out_dir: Path) -> tuple[Path, str]:

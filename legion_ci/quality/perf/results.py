@@ -45,7 +45,8 @@ class RequestStats:
 
     def as_dict(self) -> dict[str, Any]:
         return {k: (None if isinstance(v, float) and math.isnan(v) else v) for k, v in asdict(self).items()} | {
-            "error_rate": self.error_rate}
+            "error_rate": self.error_rate
+        }
 
 
 @dataclass(frozen=True)
@@ -75,13 +76,21 @@ def read_stats(path: Path) -> tuple[RequestStats, list[RequestStats]]:
     """The aggregated row and the per-request rows of locust_stats.csv."""
     rows = []
     for row in _rows(path):
-        rows.append(RequestStats(
-            name=row.get("Name", "?"), requests=_count(row.get("Request Count")),
-            failures=_count(row.get("Failure Count")), median_ms=_number(row.get("Median Response Time")),
-            average_ms=_number(row.get("Average Response Time")), min_ms=_number(row.get("Min Response Time")),
-            max_ms=_number(row.get("Max Response Time")), rps=_number(row.get("Requests/s")),
-            p50_ms=_number(row.get("50%")), p95_ms=_number(row.get("95%")), p99_ms=_number(row.get("99%")),
-        ))
+        rows.append(
+            RequestStats(
+                name=row.get("Name", "?"),
+                requests=_count(row.get("Request Count")),
+                failures=_count(row.get("Failure Count")),
+                median_ms=_number(row.get("Median Response Time")),
+                average_ms=_number(row.get("Average Response Time")),
+                min_ms=_number(row.get("Min Response Time")),
+                max_ms=_number(row.get("Max Response Time")),
+                rps=_number(row.get("Requests/s")),
+                p50_ms=_number(row.get("50%")),
+                p95_ms=_number(row.get("95%")),
+                p99_ms=_number(row.get("99%")),
+            )
+        )
     total = next((r for r in rows if r.name == "Aggregated"), None)
     if total is None:
         raise StageError("perf", f"{path}: Locust wrote no Aggregated row")
@@ -99,13 +108,19 @@ def read_history(path: Path) -> list[HistoryPoint]:
             continue
         stamp = _number(row.get("Timestamp"))
         start = stamp if start is None else start
-        points.append(HistoryPoint(
-            seconds=stamp - start, users=_count(row.get("User Count")), rps=_number(row.get("Requests/s")),
-            failures_per_s=_number(row.get("Failures/s")), p50_ms=_number(row.get("50%")),
-            p95_ms=_number(row.get("95%")), p99_ms=_number(row.get("99%")),
-            total_requests=_count(row.get("Total Request Count")),
-            total_failures=_count(row.get("Total Failure Count")),
-        ))
+        points.append(
+            HistoryPoint(
+                seconds=stamp - start,
+                users=_count(row.get("User Count")),
+                rps=_number(row.get("Requests/s")),
+                failures_per_s=_number(row.get("Failures/s")),
+                p50_ms=_number(row.get("50%")),
+                p95_ms=_number(row.get("95%")),
+                p99_ms=_number(row.get("99%")),
+                total_requests=_count(row.get("Total Request Count")),
+                total_failures=_count(row.get("Total Failure Count")),
+            )
+        )
     return points
 
 
@@ -113,5 +128,12 @@ def read_failures(path: Path, limit: int = 20) -> list[dict[str, str]]:
     """The distinct failures Locust saw (method, name, error, occurrences)."""
     if not path.is_file():
         return []
-    return [{"method": r.get("Method", ""), "name": r.get("Name", ""), "error": r.get("Error", ""),
-             "occurrences": r.get("Occurrences", "")} for r in _rows(path)[:limit]]
+    return [
+        {
+            "method": r.get("Method", ""),
+            "name": r.get("Name", ""),
+            "error": r.get("Error", ""),
+            "occurrences": r.get("Occurrences", ""),
+        }
+        for r in _rows(path)[:limit]
+    ]

@@ -36,14 +36,38 @@ class LocustRun:
 
 
 def command(locustfile: Path, host: str, users: int, spawn_rate: float, duration: int, out_dir: Path) -> list[str]:
-    return [sys.executable, "-m", "locust", "-f", str(locustfile), "--headless", "--host", host,
-            "-u", str(users), "-r", f"{spawn_rate:g}", "-t", f"{duration}s", "--stop-timeout", str(STOP_TIMEOUT),
-            "--csv", str(out_dir / "locust"), "--html", str(out_dir / "locust.html"), "--only-summary",
-            "--exit-code-on-error", "0", "--loglevel", "INFO"]
+    return [
+        sys.executable,
+        "-m",
+        "locust",
+        "-f",
+        str(locustfile),
+        "--headless",
+        "--host",
+        host,
+        "-u",
+        str(users),
+        "-r",
+        f"{spawn_rate:g}",
+        "-t",
+        f"{duration}s",
+        "--stop-timeout",
+        str(STOP_TIMEOUT),
+        "--csv",
+        str(out_dir / "locust"),
+        "--html",
+        str(out_dir / "locust.html"),
+        "--only-summary",
+        "--exit-code-on-error",
+        "0",
+        "--loglevel",
+        "INFO",
+    ]
 
 
-def run_locust(locustfile: Path, host: str, users: int, spawn_rate: float, duration: int, out_dir: Path,
-               env: dict[str, str]) -> LocustRun:
+def run_locust(
+    locustfile: Path, host: str, users: int, spawn_rate: float, duration: int, out_dir: Path, env: dict[str, str]
+) -> LocustRun:
     """Run Locust until `duration` is up; StageError when it cannot run the locustfile at all."""
     import time
 
@@ -57,8 +81,15 @@ def run_locust(locustfile: Path, host: str, users: int, spawn_rate: float, durat
     started = time.monotonic()
     try:
         with log.open("w", encoding="utf-8") as out:
-            done = subprocess.run(argv, cwd=out_dir, env={**clean, **env}, stdout=out, stderr=subprocess.STDOUT,
-                                  stdin=subprocess.DEVNULL, timeout=duration + GRACE)
+            done = subprocess.run(
+                argv,
+                cwd=out_dir,
+                env={**clean, **env},
+                stdout=out,
+                stderr=subprocess.STDOUT,
+                stdin=subprocess.DEVNULL,
+                timeout=duration + GRACE,
+            )
     except subprocess.TimeoutExpired:
         raise StageError("perf", f"Locust did not finish within {duration + GRACE:.0f}s (log {log})") from None
     run = LocustRun(out_dir / "locust", out_dir / "locust.html", log, done.returncode, time.monotonic() - started)

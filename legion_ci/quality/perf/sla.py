@@ -16,12 +16,22 @@ def _not_set(name: str, field: str, shown: str, value: float) -> Check:
 def sla_checks(sla: SlaSpec, total: RequestStats, duration: int) -> list[Check]:
     """One check per SLA bound, measured over the whole run (Locust's Aggregated row)."""
     if total.requests == 0:
-        return [Check("sla", "requests completed", False,
-                      f"no request completed in {duration}s: the server never answered (see perf/locust.log)",
-                      0.0, 1.0, margin=-1.0)]
+        return [
+            Check(
+                "sla",
+                "requests completed",
+                False,
+                f"no request completed in {duration}s: the server never answered (see perf/locust.log)",
+                0.0,
+                1.0,
+                margin=-1.0,
+            )
+        ]
     checks = []
-    for name, field, value, bound in (("p95 latency", "p95_ms", total.p95_ms, sla.p95_ms),
-                                      ("p99 latency", "p99_ms", total.p99_ms, sla.p99_ms)):
+    for name, field, value, bound in (
+        ("p95 latency", "p95_ms", total.p95_ms, sla.p95_ms),
+        ("p99 latency", "p99_ms", total.p99_ms, sla.p99_ms),
+    ):
         if math.isnan(value):
             checks.append(Check("sla", name, False, f"{name} unknown: no request succeeded", bound=bound))
         elif bound is None:
@@ -31,8 +41,9 @@ def sla_checks(sla: SlaSpec, total: RequestStats, duration: int) -> list[Check]:
     if sla.min_rps is None:
         checks.append(_not_set("throughput", "min_rps", f"throughput {total.rps:.1f} req/s", total.rps))
     else:
-        checks.append(bound_check("sla", "throughput", "throughput", round(total.rps, 2), sla.min_rps, None,
-                                  unit=" req/s"))
+        checks.append(
+            bound_check("sla", "throughput", "throughput", round(total.rps, 2), sla.min_rps, None, unit=" req/s")
+        )
     checks.append(error_rate_check(total, sla.max_error_rate))
     return checks
 
@@ -41,6 +52,13 @@ def error_rate_check(total: RequestStats, limit: float) -> Check:
     rate = total.error_rate
     shown = f"error rate {rate:.2%} ({total.failures} of {total.requests} requests failed)"
     if rate > limit:
-        return Check("sla", "error rate", False, f"{shown} is above the maximum {limit:.2%} by {rate - limit:.2%}",
-                     rate, limit, margin=limit - rate)
+        return Check(
+            "sla",
+            "error rate",
+            False,
+            f"{shown} is above the maximum {limit:.2%} by {rate - limit:.2%}",
+            rate,
+            limit,
+            margin=limit - rate,
+        )
     return Check("sla", "error rate", True, f"{shown} within max {limit:.2%}", rate, limit, margin=limit - rate)

@@ -58,8 +58,8 @@ def run(ctx: StageContext) -> StageResult:
             art.version,
             art.id,
             ctx.run.id,
-            status,
-            line,  # type: ignore[arg-type]
+            status,  # type: ignore[arg-type]
+            line,
             None,
             time.monotonic() - clock,
         )

@@ -30,10 +30,9 @@ demo: venv  ## run the whole pipeline on examples/iris, locally (state in $$LEGI
 test: dev  ## provision system packages and services, then run every test
 	bash scripts/test.sh
 
-lint: dev  ## ruff and mypy over the package
-	$(BIN)/ruff check legion_ci tests bench
-	$(BIN)/mypy legion_ci
-	cd ansible && ../$(BIN)/ansible-lint --offline
+lint: dev  ## ruff (check and format), mypy (strict for the package, and the tests), ansible-lint
+	bash scripts/lint.sh
+	$(BIN)/python -m pytest -q -p no:randomly tests/integration/test_ansible_lint.py -k lint
 
 bench: venv  ## benchmarks against peers (results as ratios)
 	bash bench/run.sh

@@ -112,7 +112,8 @@ def _dtype_name(series: pd.Series) -> str:
 
 
 def _plain(values: Any) -> list[Any]:
-    return json.loads(pd.Series(list(values)).to_json(orient="values"))  # numpy scalars -> JSON types
+    plain: list[Any] = json.loads(pd.Series(list(values)).to_json(orient="values"))
+    return plain  # numpy scalars -> JSON types
 
 
 def export(model: Any) -> Path:

@@ -1,10 +1,12 @@
 #!/usr/bin/env bash
-# The test command behind `make test`: install what the tests need on this machine, start the
+# The test command behind `make test`: lint (scripts/lint.sh), install what the tests need on this machine, start the
 # services they use (stopped by PID on exit), then run the whole suite. pytest's "no tests
 # collected" (exit 5) counts as a failure.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 BIN=.venv/bin
+
+bash scripts/lint.sh
 
 for script in scripts/provision/*.sh; do
   [ -e "$script" ] || continue

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from legion_ci.core import cron
 from legion_ci.core.errors import ConfigError
 from legion_ci.core.spec import SPEC_FILE, load_spec
 from legion_ci.jenkins import builds, jobs, render, schedule, sync
@@ -215,7 +216,7 @@ def cmd_schedule(args: argparse.Namespace) -> int:
         + ("" if args.tz or "TZ=" in sched.expression else " (the Jenkins controller's zone; pass --tz if not UTC)")
     )
     if not sched.times:
-        print(f"  never fires in the next {schedule.cron.SEARCH_YEARS} years")
+        print(f"  never fires in the next {cron.SEARCH_YEARS} years")
     for t in sched.times:
         print(f"  {t.strftime('%a %Y-%m-%d %H:%M %Z').strip()}")
     return 0

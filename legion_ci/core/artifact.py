@@ -118,7 +118,7 @@ class Artifact:
     def verify(self) -> Path:
         """The model file, after checking its sha256 against the manifest."""
         info = self.manifest["model"]
-        file = self.path / info["file"]
+        file = self.path / str(info["file"])
         if not file.is_file():
             raise ArtifactError(f"{self.path}: model file {info['file']} is missing")
         actual = sha256_file(file)

@@ -48,7 +48,7 @@ class JenkinsClient:
     def version(self) -> str:
         """The server's version; also proves the URL and the login work."""
         self._call("log in", lambda: self._server.get_whoami())
-        return self._call("read the version", self._server.get_version)
+        return str(self._call("read the version", self._server.get_version))
 
     def exists(self, name: str) -> bool:
         return bool(self._call(f"look up {name!r}", lambda: self._server.job_exists(name)))
@@ -57,7 +57,7 @@ class JenkinsClient:
         """The item's config.xml, or None when there is no such item."""
         if not self.exists(name):
             return None
-        return self._call(f"read config.xml of {name!r}", lambda: self._server.get_job_config(name))
+        return str(self._call(f"read config.xml of {name!r}", lambda: self._server.get_job_config(name)))
 
     def create(self, name: str, xml: str) -> None:
         self._call(f"create {name!r}", lambda: self._server.create_job(name, xml))
@@ -87,7 +87,9 @@ class JenkinsClient:
 
     def build(self, name: str, params: dict[str, str]) -> int:
         """Queue a build; returns the queue item number."""
-        return self._call(f"start a build of {name!r}", lambda: self._server.build_job(name, parameters=params or None))
+        return int(
+            self._call(f"start a build of {name!r}", lambda: self._server.build_job(name, parameters=params or None))
+        )
 
     def queue_item(self, number: int) -> dict[str, Any]:
         return self._call(f"read queue item {number}", lambda: self._server.get_queue_item(number))
@@ -96,8 +98,10 @@ class JenkinsClient:
         return self._call(f"read build {name} #{number}", lambda: self._server.get_build_info(name, number))
 
     def console(self, name: str, number: int) -> str:
-        return self._call(
-            f"read the console of {name} #{number}", lambda: self._server.get_build_console_output(name, number)
+        return str(
+            self._call(
+                f"read the console of {name} #{number}", lambda: self._server.get_build_console_output(name, number)
+            )
         )
 
 

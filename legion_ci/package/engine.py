@@ -91,7 +91,7 @@ class Engine:
         """Build the context's Dockerfile (legacy builder), streaming each output line to `log`; the image id."""
 
         def start() -> Iterable[dict[str, Any]]:
-            return self.client.api.build(
+            return self.client.api.build(  # type: ignore[no-any-return]
                 fileobj=context,
                 custom_context=True,
                 tag=tag,
@@ -126,7 +126,9 @@ class Engine:
         """Push REPOSITORY:TAG, logging each layer's state once; the manifest digest the registry stored."""
 
         def start() -> Iterable[dict[str, Any]]:
-            return self.client.api.push(repository, tag=tag, stream=True, decode=True, auth_config=auth)
+            return self.client.api.push(  # type: ignore[no-any-return]
+                repository, tag=tag, stream=True, decode=True, auth_config=auth
+            )
 
         digest, said = None, set()
         for chunk in self._guard(start, "push"):

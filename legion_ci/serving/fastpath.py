@@ -27,12 +27,14 @@ def _softmax(scores: np.ndarray) -> np.ndarray:
     shifted = scores - scores.max(axis=1, keepdims=True)
     np.exp(shifted, out=shifted)
     shifted /= shifted.sum(axis=1, keepdims=True)
-    return shifted
+    result: np.ndarray = shifted
+    return result
 
 
 def _expit(x: np.ndarray) -> np.ndarray:
     with np.errstate(over="ignore"):
-        return 1.0 / (1.0 + np.exp(-x))
+        result: np.ndarray = 1.0 / (1.0 + np.exp(-x))
+    return result
 
 
 @dataclass
@@ -61,14 +63,17 @@ class LinearPlan:
 
     def scores(self, x: np.ndarray) -> np.ndarray:
         with np.errstate(over="ignore", invalid="ignore"):
-            return self.transform(x) @ self.coef + self.intercept
+            result: np.ndarray = self.transform(x) @ self.coef + self.intercept
+        return result
 
     def predict(self, x: np.ndarray) -> np.ndarray:
         s = self.scores(x)
         if self.kind == "binary":
-            return self.classes[(s > 0).astype(np.intp)]  # type: ignore[index]
+            labels: np.ndarray = self.classes[(s > 0).astype(np.intp)]  # type: ignore[index]
+            return labels
         if self.kind == "multiclass":
-            return self.classes[np.argmax(s, axis=1)]  # type: ignore[index]
+            labels = self.classes[np.argmax(s, axis=1)]  # type: ignore[index]
+            return labels
         return s
 
     def proba(self, x: np.ndarray) -> np.ndarray:
@@ -184,7 +189,8 @@ def _trees(est: Any) -> Compiled | None:
             out += more[:, :width] if width else more[:, 0]
         if count > 1:
             out /= count
-        return out
+        result: np.ndarray = out
+        return result
 
     if kind.endswith("Classifier"):
         classes = est.classes_

@@ -120,7 +120,12 @@ class World:
     @contextmanager
     def candidate_spec(self, change: Callable[[dict[str, Any]], None]) -> Iterator[None]:
         """The candidate's legion.yaml changed for one stage run, then put back."""
-        write_spec(self.candidate, lambda spec: (as_candidate(spec), change(spec)))
+
+        def changed(spec: dict[str, Any]) -> None:
+            as_candidate(spec)
+            change(spec)
+
+        write_spec(self.candidate, changed)
         try:
             yield
         finally:

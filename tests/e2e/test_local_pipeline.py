@@ -76,7 +76,9 @@ def test_iris_end_to_end_then_rerun_promotes_nothing(home: Path, iris_dir: Path)
     assert statuses.pop("package") == "skipped"  # local target, no image registry configured
     assert set(statuses.values()) == {"passed"}
     version, predictions = production_answers(home, "iris")
-    art = Artifact.open(Registry(load_settings(str(home)).registry_url).alias("iris", "production").path)
+    production = Registry(load_settings(str(home)).registry_url).alias("iris", "production")
+    assert production is not None
+    art = Artifact.open(production.path)
     assert version == "1.0.0" and predictions == art.schema["example_predictions"]
 
     code, again = run_json(home, iris_dir)

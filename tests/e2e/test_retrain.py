@@ -34,6 +34,7 @@ def send_feedback(home: Path, rows: int) -> None:
     settings = load_settings(str(home))
     registry = Registry(settings.registry_url)
     prod = registry.alias("iris", "production")
+    assert prod is not None
     art = Artifact.open(prod.path)
     url = next(d for d in registry.deployments("iris") if d.version_id == prod.id).endpoints[0]["url"]
     headers = auth_headers(settings, art, True)
@@ -73,7 +74,8 @@ def test_retrain_trains_on_feedback_and_deploys_a_better_candidate_at_its_weight
     assert len(versions) == 2
     candidate = versions[-1]
     assert any(p.endswith("feedback.csv") for p in candidate.manifest["data"]["extra"])
-    assert registry.alias("iris", "production").id == versions[0].id  # retrain never promotes by itself
+    production = registry.alias("iris", "production")
+    assert production is not None and production.id == versions[0].id  # retrain never promotes by itself
     weights = {d.version_id: d.weight for d in registry.deployments("iris")}
     assert weights[candidate.id] == 20
 

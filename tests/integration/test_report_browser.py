@@ -17,7 +17,7 @@ from legion_ci.core.spec import Bound, SlaSpec
 from legion_ci.quality.gate import Check
 from legion_ci.quality.perf.results import read_history, read_stats
 from legion_ci.reports.gate_report import GateEvidence, write_gate_reports
-from legion_ci.reports.model import ReportHead
+from legion_ci.reports.model import ReportHead, ReportStatus
 from legion_ci.reports.perf_report import PerfEvidence, write_perf_reports
 
 CHROMIUM = "/usr/bin/chromium"
@@ -83,7 +83,7 @@ def assert_drawn(dom: str, expected: dict[str, int]) -> None:
         assert marks >= least, (key, marks, least)
 
 
-def head(status: str, stage: str = "gate") -> ReportHead:
+def head(status: ReportStatus, stage: str = "gate") -> ReportHead:
     return ReportHead(
         stage,
         "Quality gate" if stage == "gate" else "Performance test",
@@ -93,7 +93,7 @@ def head(status: str, stage: str = "gate") -> ReportHead:
         "browser-run",
         status,
         "accuracy 0.9 is below the minimum 0.99 by 0.09",
-    )  # type: ignore[arg-type]
+    )
 
 
 CHECKS = [

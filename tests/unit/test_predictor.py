@@ -78,7 +78,9 @@ def test_tiers_answer_like_the_estimator(
     want = model.predict(pd.DataFrame(rows, columns=x.columns))
     assert np.array_equal(predictor.predict(checked), want) or np.allclose(predictor.predict(checked), want)
     if hasattr(model, "predict_proba"):
-        assert np.allclose(predictor.proba(checked), model.predict_proba(pd.DataFrame(rows, columns=x.columns)))
+        proba = predictor.proba(checked)
+        assert proba is not None
+        assert np.allclose(proba, model.predict_proba(pd.DataFrame(rows, columns=x.columns)))
     if predictor.plan is not None:
         predictor.plan.save(tmp_path / "plan.npz")
         slim_predictor = Predictor.from_plan(LinearPlan.load(tmp_path / "plan.npz"))

@@ -94,7 +94,8 @@ def test_stale_lock_of_a_dead_process_is_cleared(registry: Registry) -> None:
     dead = subprocess.run([sys.executable, "-c", "import os; print(os.getpid())"], capture_output=True, text=True)
     registry.try_lock("model:m", "crashed-run", socket.gethostname(), int(dead.stdout))
     with model_lock(registry, "m", owner="run-new"):
-        assert registry.try_lock("model:m", "x", "h", 1)["owner"] == "run-new"
+        holder = registry.try_lock("model:m", "x", "h", 1)
+        assert holder is not None and holder["owner"] == "run-new"
 
 
 WRITER = textwrap.dedent("""

@@ -17,7 +17,7 @@ from legion_ci.quality.gate import Check
 from legion_ci.quality.perf.results import HistoryPoint, RequestStats
 from legion_ci.reports.gate_report import GateEvidence, write_gate_reports
 from legion_ci.reports.junit import junit_xml
-from legion_ci.reports.model import ReportHead, headline
+from legion_ci.reports.model import ReportHead, ReportStatus, headline
 from legion_ci.reports.perf_report import PerfEvidence, write_perf_reports
 
 CHECKS = [
@@ -42,7 +42,7 @@ EXTERNAL = re.compile(
 )
 
 
-def head(status: str = "failed", forced: str | None = None, stage: str = "gate") -> ReportHead:
+def head(status: ReportStatus = "failed", forced: str | None = None, stage: str = "gate") -> ReportHead:
     return ReportHead(
         stage,
         "Quality gate" if stage == "gate" else "Performance test",
@@ -54,7 +54,7 @@ def head(status: str = "failed", forced: str | None = None, stage: str = "gate")
         headline(CHECKS, "checks"),
         forced,
         1.5,
-    )  # type: ignore[arg-type]
+    )
 
 
 def classifier_evidence() -> GateEvidence:
@@ -102,7 +102,8 @@ def test_junit_has_one_testcase_per_check_and_failures_carry_the_reason() -> Non
     assert failure is not None and failure.get("message") == "accuracy 0.91 is below the minimum 0.99 by 0.08"
     assert cases["accuracy"].get("classname") == "legion.iris.gate.threshold"
     test_failure = cases["tests/test_model.py::test_x"].find("failure")
-    assert test_failure is not None and "assert 1 == 2" in (test_failure.text or "") and "\x1b" not in test_failure.text
+    assert test_failure is not None and test_failure.text is not None
+    assert "assert 1 == 2" in test_failure.text and "\x1b" not in test_failure.text
     assert cases["no regression vs production (accuracy)"].find("skipped") is not None
     assert cases["f1"].find("failure") is None
 

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import difflib
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -16,6 +17,9 @@ SPEC_FILE = "legion.yaml"
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 DURATION = re.compile(r"^(\d+)\s*(s|m|h)?$")
+# The datasets scikit-learn ships inside its wheel (no download): what `sklearn:load_<name>` may name.
+# tests/unit/test_spec.py checks that each one exists and loads, so a scikit-learn upgrade cannot drift from it.
+BUNDLED_DATASETS = ("load_breast_cancer", "load_diabetes", "load_digits", "load_iris", "load_linnerud", "load_wine")
 CLASSIFIER_METRICS = ("accuracy", "f1", "roc_auc", "precision", "recall", "log_loss")
 REGRESSOR_METRICS = ("r2", "rmse", "mae")
 
@@ -51,8 +55,14 @@ class TrainSpec(_Strict):
     @field_validator("data")
     @classmethod
     def _data_form(cls, v: str) -> str:
-        if v.startswith("sklearn:") and not re.fullmatch(r"sklearn:load_[a-z_]+", v):
-            raise ValueError(f"{v!r} is not a bundled scikit-learn dataset (expected e.g. sklearn:load_iris)")
+        if v.startswith("sklearn:") and v.removeprefix("sklearn:") not in BUNDLED_DATASETS:
+            name = v.removeprefix("sklearn:")
+            close = difflib.get_close_matches(name, BUNDLED_DATASETS, n=1) or difflib.get_close_matches(
+                f"load_{name}", BUNDLED_DATASETS, n=1
+            )
+            hint = f"did you mean sklearn:{close[0]}? " if close else ""
+            choices = ", ".join(f"sklearn:{d}" for d in BUNDLED_DATASETS)
+            raise ValueError(f"{v!r} is not a dataset bundled with scikit-learn; {hint}(one of {choices})")
         return v
 
 
@@ -217,15 +227,22 @@ def load_spec(model_dir: str | Path) -> LoadedSpec:
     except yaml.YAMLError as exc:
         raise SpecError(str(file), [f"not valid YAML: {exc}"]) from None
     spec = parse_spec(raw, str(file))
-    problems = check_files(spec, folder)
+    problems = check_files(spec, folder, raw)
     if problems:
         raise SpecError(str(file), problems)
     return LoadedSpec(spec=spec, model_dir=folder, raw=raw)
 
 
-def check_files(spec: ModelSpec, folder: Path) -> list[str]:
-    """Files the spec points at must exist inside the model folder."""
+def check_files(spec: ModelSpec, folder: Path, raw: dict[str, Any] | None = None) -> list[str]:
+    """Files the spec points at must exist inside the model folder. `gate.tests` is optional when left at its
+    default (a model without tests), but a folder the spec names explicitly must be there."""
     problems = []
+    named_tests = isinstance(raw, dict) and "tests" in (raw.get("gate") or {})
+    if named_tests and not (folder / spec.gate.tests).is_dir():
+        problems.append(
+            f"gate.tests: folder {spec.gate.tests!r} not found in {str(folder)!r} "
+            "(expected the model's pytest tests there; remove the field to run none)"
+        )
     entry = folder / spec.train.entrypoint
     if not entry.is_file():
         problems.append(f"train.entrypoint: file {spec.train.entrypoint!r} not found in {str(folder)!r}")

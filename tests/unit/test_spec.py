@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -9,7 +10,7 @@ import yaml
 
 from legion_ci.cli import main
 from legion_ci.core.errors import SpecError
-from legion_ci.core.spec import load_spec
+from legion_ci.core.spec import BUNDLED_DATASETS, load_spec
 from tests.conftest import EXAMPLES
 
 
@@ -42,6 +43,7 @@ def test_duration_accepts_units(tmp_path: Path) -> None:
     data = base()
     data["perf"]["duration"] = "2m"
     (tmp_path / "train.py").write_text("")
+    (tmp_path / "tests").mkdir()
     assert load_spec(write_spec(tmp_path, data)).spec.perf.duration == 120
 
 
@@ -58,7 +60,22 @@ MALFORMED = {
     "weight out of range": (lambda d: d["deploy"].update(traffic_weight=150), "deploy.traffic_weight"),
     "threshold without bounds": (lambda d: d["gate"]["thresholds"].update(f1={}), "gate.thresholds.f1"),
     "min above max": (lambda d: d["gate"]["thresholds"].update(f1={"min": 0.9, "max": 0.1}), "min 0.9 is greater"),
-    "bad dataset name": (lambda d: d["train"].update(data="sklearn:iris"), "train.data: 'sklearn:iris'"),
+    "bad dataset name": (
+        lambda d: d["train"].update(data="sklearn:iris"),
+        "train.data: 'sklearn:iris' is not a dataset bundled with scikit-learn; did you mean sklearn:load_iris?",
+    ),
+    "unknown bundled dataset": (
+        lambda d: d["train"].update(data="sklearn:load_wines"),
+        "did you mean sklearn:load_wine? (one of sklearn:load_breast_cancer,",
+    ),
+    "download-only dataset": (
+        lambda d: d["train"].update(data="sklearn:load_files"),
+        "train.data: 'sklearn:load_files'",
+    ),
+    "named tests folder missing": (
+        lambda d: d["gate"].update(tests="model_tests"),
+        "gate.tests: folder 'model_tests' not found",
+    ),
     "bad name": (lambda d: d.update(name="My Model"), "name: 'My Model' is not a model name"),
     "bad duration": (lambda d: d["perf"].update(duration="soon"), "perf.duration: 'soon' is not a duration"),
     "missing data file": (
@@ -83,6 +100,23 @@ def test_malformed_spec_names_the_field(case: str, iris_dir: Path, capsys: pytes
     assert main(["validate", str(iris_dir)]) == 2
     err = capsys.readouterr().err
     assert expected in err and "Traceback" not in err
+
+
+def test_every_bundled_dataset_loads_offline() -> None:
+    import sklearn.datasets
+
+    for name in BUNDLED_DATASETS:
+        bunch = getattr(sklearn.datasets, name)(as_frame=True)
+        assert len(bunch.frame) > 0, name
+
+
+def test_default_tests_folder_may_be_absent(iris_dir: Path) -> None:
+    """A model with no tests is allowed; only a folder the spec names must exist."""
+    data = base()
+    data["gate"].pop("tests", None)
+    write_spec(iris_dir, data)
+    shutil.rmtree(iris_dir / "tests")
+    assert load_spec(iris_dir).spec.gate.tests == "tests"
 
 
 def test_not_yaml(iris_dir: Path) -> None:

@@ -1,7 +1,9 @@
 """The `legion-ci` command: parse arguments, call the core, turn errors into messages and exit codes.
 
-Each area registers its subcommands from its own module (listed in COMMAND_MODULES): a module
-defines `register(subparsers)` and gives every parser a `handler(args) -> int`.
+Subcommands are registered lazily. `legion_ci.cli.commands.COMMANDS` is a table of (name, one-line help,
+"module:function"); `legion-ci --help` lists the table, and only the chosen command's module is imported,
+where `function(parser, name)` fills in that command's parser and gives it a `handler(args) -> int`.
+So `legion-ci --version` imports no third-party library, and a stage process pays only for its stage.
 """
 
 from __future__ import annotations
@@ -9,24 +11,26 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from importlib import import_module
+from collections.abc import Sequence
 
 from legion_ci import __version__
+from legion_ci.cli.commands import COMMANDS, Command
 from legion_ci.core.errors import EXIT_ERROR, LegionError
 
-COMMAND_MODULES = [
-    "legion_ci.cli.pipeline",
-    "legion_ci.cli.models",
-    "legion_ci.cli.serving",
-    "legion_ci.cli.router",
-    "legion_ci.cli.deploy",
-    "legion_ci.cli.jenkins",
-    "legion_ci.cli.image",
-    "legion_ci.cli.api",
-]
+_TOP_LEVEL_FLAGS = frozenset({"-v", "--verbose"})
 
 
-def build_parser() -> argparse.ArgumentParser:
+def chosen_command(argv: Sequence[str]) -> str | None:
+    """The subcommand named on the command line (the first word after the top-level flags), if any."""
+    for word in argv:
+        if word in _TOP_LEVEL_FLAGS:
+            continue
+        return None if word.startswith("-") else word
+    return None
+
+
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The parser for `argv`: every command listed, only the chosen one built (all of them when argv is None)."""
     parser = argparse.ArgumentParser(
         prog="legion-ci",
         description="Train, gate, package, deploy and promote scikit-learn models; locally or through Jenkins.",
@@ -35,14 +39,17 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--version", action="version", version=f"legion-ci {__version__}")
     parser.add_argument("-v", "--verbose", action="store_true", help="log debug details to stderr")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
-    for name in COMMAND_MODULES:
-        import_module(name).register(sub)
+    chosen = None if argv is None else chosen_command(argv)
+    for command in COMMANDS:
+        command_parser = sub.add_parser(command.name, help=command.help, description=command.help)
+        if argv is None or command.name == chosen:
+            command.build(command_parser)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
-    args = parser.parse_args(argv)
+    words = sys.argv[1:] if argv is None else argv
+    args = build_parser(words).parse_args(words)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
         return int(args.handler(args) or 0)
@@ -59,3 +66,6 @@ def main(argv: list[str] | None = None) -> int:
 def run() -> None:
     """Console-script entry point."""
     sys.exit(main())
+
+
+__all__ = ["COMMANDS", "Command", "build_parser", "chosen_command", "main", "run"]

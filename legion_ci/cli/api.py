@@ -18,8 +18,7 @@ def _port(value: str) -> int:
     return int(value)
 
 
-def register(sub: Any) -> None:
-    api = sub.add_parser("api", help="the management REST API (inspect, route, promote, deploy, roll back)")
+def build_api(api: argparse.ArgumentParser, name: str) -> None:
     actions = api.add_subparsers(dest="api_command", metavar="ACTION", required=True)
     serve = actions.add_parser(
         "serve",

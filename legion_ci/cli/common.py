@@ -5,10 +5,12 @@ from __future__ import annotations
 import argparse
 import json
 import sys
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from legion_ci.core.registry import Registry
 from legion_ci.core.settings import Settings, load_settings
+
+if TYPE_CHECKING:
+    from legion_ci.core.registry import Registry
 
 
 def add_state_args(parser: argparse.ArgumentParser) -> None:
@@ -22,6 +24,8 @@ def add_state_args(parser: argparse.ArgumentParser) -> None:
 
 
 def open_state(args: argparse.Namespace) -> tuple[Settings, Registry]:
+    from legion_ci.core.registry import Registry  # SQLAlchemy: only for commands that open the registry
+
     settings = load_settings(getattr(args, "home", None), getattr(args, "registry_url", None))
     return settings, Registry.from_settings(settings)
 

@@ -43,13 +43,11 @@ def _percent(value: str) -> int:
     return int(value)
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
-        "rollback",
-        help="take a run's candidate out of service (production keeps the traffic)",
-        description="Roll back the candidate of a run through ansible/rollback.yml: weight 0, drained "
+def build_rollback(p: argparse.ArgumentParser, name: str) -> None:
+    p.description = (
+        "Roll back the candidate of a run through ansible/rollback.yml: weight 0, drained "
         "by the router, stopped, marked rolled-back. After a promote, the version it "
-        "replaced is deployed again and made production first. Safe to rerun.",
+        "replaced is deployed again and made production first. Safe to rerun."
     )
     p.add_argument("model_dir", metavar="MODEL_DIR", nargs="?", help="model folder (default run: its latest)")
     p.add_argument("--run-id", help="the run whose candidate to roll back")
@@ -58,17 +56,16 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_state_args(p)
     p.set_defaults(handler=cmd_rollback)
 
-    p = sub.add_parser(
-        "undeploy",
-        help="stop a model's deployments (or one version's) without failing a request",
-        description="Through ansible/undeploy.yml: weight 0, drained by the router, stopped.",
-    )
+
+def build_undeploy(p: argparse.ArgumentParser, name: str) -> None:
+    p.description = "Through ansible/undeploy.yml: weight 0, drained by the router, stopped."
     p.add_argument("model")
     p.add_argument("--version", help="only this version (default: every version of the model)")
     add_state_args(p)
     p.set_defaults(handler=cmd_undeploy)
 
-    d = sub.add_parser("deployments", help="list deployments; the steps the Ansible role model_local calls")
+
+def build_deployments(d: argparse.ArgumentParser, name: str) -> None:
     steps = d.add_subparsers(dest="step", metavar="STEP", required=True)
 
     s = steps.add_parser("list", help="deployments of every model, or of one")
@@ -85,7 +82,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_state_args(s)
     s.set_defaults(handler=cmd_show)
 
-    s = steps.add_parser("spawn", help="start a version's replicas detached; prints their endpoints (JSON list)")
+    s = steps.add_parser(  # internal: the Ansible role's step, so no help line
+        "spawn", description="start a version's replicas detached; prints their endpoints (JSON list)"
+    )
     s.add_argument("artifact", metavar="ARTIFACT_DIR")
     s.add_argument("--replicas", type=int, default=1, help="how many model servers (default 1)")
     s.add_argument(
@@ -102,7 +101,9 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_state_args(s)
     s.set_defaults(handler=cmd_spawn)
 
-    s = steps.add_parser("record", help="record started replicas as a deployment with a traffic weight (JSON)")
+    s = steps.add_parser(  # internal: the Ansible role's step, so no help line
+        "record", description="record started replicas as a deployment with a traffic weight (JSON)"
+    )
     s.add_argument("--version-id", type=int, required=True)
     s.add_argument("--weight", type=_percent, required=True, help="percent of the model's traffic (0-100)")
     s.add_argument(

@@ -12,12 +12,8 @@ from legion_ci.package.build import package
 from legion_ci.package.options import PackageOptions
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    image = sub.add_parser(
-        "image",
-        help="Docker images of artifacts",
-        description="Build an artifact's image the way the package stage does.",
-    )
+def build_image(image: argparse.ArgumentParser, name: str) -> None:
+    image.description = "Build an artifact's image the way the package stage does."
     actions = image.add_subparsers(dest="image_action", metavar="ACTION", required=True)
     build = actions.add_parser(
         "build",

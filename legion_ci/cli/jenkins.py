@@ -44,23 +44,21 @@ def _creds_args(p: argparse.ArgumentParser) -> None:
     )
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
-        "render",
-        help="write the Jenkinsfiles and job config.xml of models",
-        description="Render each model's Jenkinsfiles and Jenkins job config.xml into --out "
-        "(same input, same bytes). Commit DIR/<model>/*Jenkinsfile beside legion.yaml.",
+def build_render(p: argparse.ArgumentParser, name: str) -> None:
+    p.description = (
+        "Render each model's Jenkinsfiles and Jenkins job config.xml into --out "
+        "(same input, same bytes). Commit DIR/<model>/*Jenkinsfile beside legion.yaml."
     )
     p.add_argument("model_dirs", nargs="*", metavar="MODEL_DIR", help="folders holding legion.yaml")
     p.add_argument("--out", required=True, type=Path, help="output folder")
     _render_args(p)
     p.set_defaults(handler=cmd_render)
 
-    p = sub.add_parser(
-        "schedule",
-        help="print the next times Jenkins runs a model's retrain job",
-        description="The next run times of the retrain job, with Jenkins' hash for H seeded "
-        "by the job's full name <model>/<model>-retrain.",
+
+def build_schedule(p: argparse.ArgumentParser, name: str) -> None:
+    p.description = (
+        "The next run times of the retrain job, with Jenkins' hash for H seeded "
+        "by the job's full name <model>/<model>-retrain."
     )
     p.add_argument("model_dir", metavar="MODEL_DIR")
     p.add_argument("-n", "--count", type=int, default=5, help="how many times to print (default: 5)")
@@ -71,7 +69,8 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     )
     p.set_defaults(handler=cmd_schedule)
 
-    jp = sub.add_parser("jenkins", help="sync jobs to a Jenkins server, start and follow builds")
+
+def build_jenkins(jp: argparse.ArgumentParser, name: str) -> None:
     jsub = jp.add_subparsers(dest="jenkins_command", metavar="ACTION", required=True)
 
     p = jsub.add_parser(

@@ -13,20 +13,21 @@ from legion_ci.cli.common import add_state_args, open_state, print_json
 from legion_ci.core.errors import NotFoundError
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser("models", help="list models with their production version and deployments")
+def build_models(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--json", action="store_true")
     add_state_args(p)
     p.set_defaults(handler=cmd_models)
 
-    p = sub.add_parser("runs", help="list recent runs and their stages")
+
+def build_runs(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("model", nargs="?", help="only this model's runs")
     p.add_argument("--limit", type=int, default=10)
     p.add_argument("--json", action="store_true")
     add_state_args(p)
     p.set_defaults(handler=cmd_runs)
 
-    p = sub.add_parser("status", help="versions, aliases and deployments of one model")
+
+def build_status(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("model")
     p.add_argument("--json", action="store_true")
     add_state_args(p)

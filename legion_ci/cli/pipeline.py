@@ -12,7 +12,7 @@ from rich.table import Table
 from legion_ci.cli.common import add_state_args, open_state, print_json
 from legion_ci.core.errors import EXIT_FAILED
 from legion_ci.core.spec import load_spec
-from legion_ci.pipeline.graph import FLOWS, STAGES
+from legion_ci.pipeline.graph import FLOWS, stage
 from legion_ci.pipeline.progress import STYLES, reporter_for
 from legion_ci.pipeline.runner import RunSummary, run_flow, single_stage
 from legion_ci.pipeline.stages.base import RunOptions
@@ -43,12 +43,8 @@ def _options(args: argparse.Namespace) -> RunOptions:
     )
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    run = sub.add_parser(
-        "run",
-        help="run the whole pipeline on one machine",
-        description="Run every stage of the flow here, in order, with a live progress display.",
-    )
+def build_run(run: argparse.ArgumentParser, name: str) -> None:
+    run.description = "Run every stage of the flow here, in order, with a live progress display."
     run.add_argument("model_dir", metavar="MODEL_DIR", help="folder holding legion.yaml and train.py")
     run.add_argument("--flow", choices=sorted(FLOWS), default="push", help="which stages to run (default: push)")
     run.add_argument("--run-id", help="reuse or name the run (default: a new id)")
@@ -57,13 +53,13 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_state_args(run)
     run.set_defaults(handler=cmd_run)
 
-    retrain = sub.add_parser(
-        "retrain",
-        help="what the cron job runs: train on fresh data plus feedback, gate, perf, deploy as candidate",
-        description="Run the retrain flow: train on the spec's data plus the ground truth captured since the "
+
+def build_retrain(retrain: argparse.ArgumentParser, name: str) -> None:
+    retrain.description = (
+        "Run the retrain flow: train on the spec's data plus the ground truth captured since the "
         "newest version, then the same gate (the candidate must beat production) and perf, then "
         "deploy it beside production at the spec's traffic weight. A candidate no better than "
-        "production deploys nothing. One pipeline per model at a time: see --wait.",
+        "production deploys nothing. One pipeline per model at a time: see --wait."
     )
     retrain.add_argument("model_dir", metavar="MODEL_DIR")
     retrain.add_argument("--run-id", help="reuse or name the run (default: a new id)")
@@ -72,20 +68,21 @@ def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
     add_state_args(retrain)
     retrain.set_defaults(handler=cmd_run, flow="retrain")
 
-    for st in STAGES:
-        p = sub.add_parser(
-            st.name,
-            help=f"stage: {st.summary}",
-            description=f"{st.title}: {st.summary}. Reads earlier stages' outputs from the run record, "
-            "so it can run alone in a fresh process (Jenkins 'Restart from Stage').",
-        )
-        p.add_argument("model_dir", metavar="MODEL_DIR", nargs="?", help="model folder (needed to start a new run)")
-        p.add_argument("--run-id", help="the run this stage belongs to (created if new; default: the latest run)")
-        p.add_argument("--flow", choices=sorted(FLOWS), default="push", help="flow of a new run (default: push)")
-        p.add_argument("--json", action="store_true", help="print the stage result as JSON on stdout")
-        _options_args(p)
-        add_state_args(p)
-        p.set_defaults(handler=cmd_stage, stage=st.name)
+
+def build_stage(p: argparse.ArgumentParser, name: str) -> None:
+    """`legion-ci NAME`: one stage of the graph, alone in this process."""
+    st = stage(name)
+    p.description = (
+        f"{st.title}: {st.summary}. Reads earlier stages' outputs from the run record, "
+        "so it can run alone in a fresh process (Jenkins 'Restart from Stage')."
+    )
+    p.add_argument("model_dir", metavar="MODEL_DIR", nargs="?", help="model folder (needed to start a new run)")
+    p.add_argument("--run-id", help="the run this stage belongs to (created if new; default: the latest run)")
+    p.add_argument("--flow", choices=sorted(FLOWS), default="push", help="flow of a new run (default: push)")
+    p.add_argument("--json", action="store_true", help="print the stage result as JSON on stdout")
+    _options_args(p)
+    add_state_args(p)
+    p.set_defaults(handler=cmd_stage, stage=st.name)
 
 
 def cmd_run(args: argparse.Namespace) -> int:

@@ -9,13 +9,11 @@ from legion_ci.core.settings import load_settings
 from legion_ci.router import supervisor
 
 
-def register(sub: argparse._SubParsersAction) -> None:  # type: ignore[type-arg]
-    p = sub.add_parser(
-        "router",
-        help="the A/B router: one stable URL in front of every deployed model version",
-        description="serve (default) runs the router in the foreground; start runs it detached for this "
+def build_router(p: argparse.ArgumentParser, name: str) -> None:
+    p.description = (
+        "serve (default) runs the router in the foreground; start runs it detached for this "
         "LEGION_HOME, or reuses the running one (what `legion-ci deploy` does); stop and status "
-        "act on that one. Routes are the registry's active deployments, read every 0.5 s.",
+        "act on that one. Routes are the registry's active deployments, read every 0.5 s."
     )
     p.add_argument("action", nargs="?", choices=("serve", "start", "stop", "status"), default="serve")
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")

@@ -6,7 +6,6 @@ import argparse
 import os
 from datetime import UTC, datetime
 from pathlib import Path
-from typing import Any
 
 from legion_ci.core.errors import ConfigError
 from legion_ci.core.settings import load_settings
@@ -42,12 +41,8 @@ def _port(value: str) -> int:
     return number
 
 
-def register(sub: Any) -> None:
-    serve = sub.add_parser(
-        "serve",
-        help="serve an artifact over HTTP (JWT auth, validation, capture, metrics)",
-        description="Serve ARTIFACT_DIR. Prints 'listening on http://HOST:PORT' when ready.",
-    )
+def build_serve(serve: argparse.ArgumentParser, name: str) -> None:
+    serve.description = "Serve ARTIFACT_DIR. Prints 'listening on http://HOST:PORT' when ready."
     serve.add_argument("artifact", metavar="ARTIFACT_DIR", help="an artifact folder (with manifest.json)")
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 picks a free port)")
@@ -67,7 +62,8 @@ def register(sub: Any) -> None:
     serve.add_argument("--plan", type=Path, default=None, help=argparse.SUPPRESS)  # set by the slim re-exec
     serve.set_defaults(handler=_serve)
 
-    token = sub.add_parser("token", help="issue JWTs for model servers")
+
+def build_token(token: argparse.ArgumentParser, name: str) -> None:
     token_sub = token.add_subparsers(dest="token_command", metavar="ACTION", required=True)
     create = token_sub.add_parser(
         "create",
@@ -85,7 +81,8 @@ def register(sub: Any) -> None:
 
     register_token(token_sub)
 
-    feedback = sub.add_parser("feedback", help="the feedback loop's captured predictions and ground truth")
+
+def build_feedback(feedback: argparse.ArgumentParser, name: str) -> None:
     fb_sub = feedback.add_subparsers(dest="feedback_command", metavar="ACTION", required=True)
     export = fb_sub.add_parser("export", help="write predictions joined with ground truth for retraining")
     export.add_argument("model", metavar="NAME", help="model name")

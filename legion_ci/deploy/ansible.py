@@ -16,6 +16,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
 
+from legion_ci.core import resources
 from legion_ci.core.errors import ConfigError, ExternalToolError
 from legion_ci.deploy.inventory import PlaybookFiles
 
@@ -23,9 +24,9 @@ Log = Callable[[str], None]
 
 
 def ansible_dir() -> Path:
-    """ansible/ of this checkout, or $LEGION_ANSIBLE_DIR."""
+    """$LEGION_ANSIBLE_DIR, else the ansible/ folder legion-ci carries (see legion_ci.core.resources)."""
     configured = os.environ.get("LEGION_ANSIBLE_DIR")
-    folder = Path(configured) if configured else Path(__file__).resolve().parents[2] / "ansible"
+    folder = Path(configured) if configured else resources.folder("ansible")
     if not (folder / "deploy.yml").is_file():
         raise ConfigError(
             f"no Ansible playbooks in {folder} (expected deploy.yml there); "

@@ -20,13 +20,13 @@ from typing import Any, Literal
 
 import jinja2
 
-from legion_ci.core.errors import ConfigError, LegionError
+from legion_ci.core import resources
+from legion_ci.core.errors import ConfigError
 from legion_ci.core.spec import SPEC_FILE, LoadedSpec
 from legion_ci.jenkins import jobs
 from legion_ci.pipeline.graph import Stage
 
-ROOT = Path(__file__).resolve().parents[2]
-TEMPLATE_DIRS = (ROOT / "pipelines", ROOT / "jenkins" / "jobs")
+TEMPLATE_FOLDERS = ("pipelines", "jenkins/jobs")  # searched in this order, from legion_ci.core.resources
 DIGEST_PLACEHOLDER = "@@LEGION_DIGEST@@"
 DIGEST_RE = re.compile(r"legion-ci-digest: ([0-9a-f]{16})")
 MANAGED_NOTE = "Managed by legion-ci: edits made here are overwritten by `legion-ci jenkins sync`."
@@ -80,10 +80,6 @@ class Rendered:
         self.files[f"jobs/{item.full_name}/config.xml"] = item.xml
 
 
-class RenderError(LegionError):
-    """A template could not be rendered."""
-
-
 def _groovy(value: object) -> str:
     """A single-quoted Groovy string literal: no interpolation, every special character escaped."""
     text = str(value)
@@ -119,13 +115,8 @@ def pod_yaml(image: str) -> str:
 
 
 def environment() -> jinja2.Environment:
-    missing = [str(d) for d in TEMPLATE_DIRS if not d.is_dir()]
-    if missing:
-        raise RenderError(
-            f"template folder(s) {', '.join(missing)} not found (legion-ci must run from its source tree)"
-        )
     env = jinja2.Environment(
-        loader=jinja2.FileSystemLoader([str(d) for d in TEMPLATE_DIRS]),
+        loader=jinja2.FileSystemLoader([str(resources.folder(name)) for name in TEMPLATE_FOLDERS]),
         undefined=jinja2.StrictUndefined,
         keep_trailing_newline=True,
         trim_blocks=True,

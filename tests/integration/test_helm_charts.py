@@ -20,7 +20,8 @@ from tests.helm_sdk import ChartError, lint_chart, render_chart
 
 REPO = Path(__file__).resolve().parents[2]
 CHARTS = {"model": REPO / "helm" / "legion-model", "platform": REPO / "helm" / "legion-platform"}
-FIXTURES = REPO / "tests" / "fixtures" / "helm"
+FIXTURES = REPO / "tests" / "fixtures" / "helm"  # values each chart must refuse (<chart>-invalid)
+CI_VALUES = "ci"  # chart-testing's convention: helm/<chart>/ci/<case>-values.yaml, each one valid
 KUBERNETES_VERSIONS = ("1.29.0", "1.33.0")
 # Kinds defined by a CustomResourceDefinition: kubernetes-validate ships only the built-in API schemas, so
 # these are validated against the Prometheus Operator's CRD models instead (test_service_monitors_match_crd).
@@ -30,12 +31,11 @@ NAMESPACE = "legion"
 
 
 def _cases() -> list[tuple[str, str]]:
-    """(chart, case): the default values of each chart, then every valid fixture named <chart>-<case>."""
+    """(chart, case): the default values of each chart, then each chart's ci/<case>-values.yaml."""
     found = [("model", "defaults"), ("platform", "defaults")]
-    for path in sorted(FIXTURES.glob("*/values.yaml")):
-        chart, _, case = path.parent.name.partition("-")
-        if chart in CHARTS and "invalid" not in case:
-            found.append((chart, case))
+    for chart, folder in sorted(CHARTS.items()):
+        for path in sorted((folder / CI_VALUES).glob("*-values.yaml")):
+            found.append((chart, path.name.removesuffix("-values.yaml")))
     return found
 
 
@@ -49,7 +49,7 @@ def values_of(chart: str, case: str) -> dict[str, Any]:
     """The values a case passes on top of the chart defaults."""
     if case == "defaults":
         return {}
-    loaded = yaml.safe_load((FIXTURES / f"{chart}-{case}" / "values.yaml").read_text())
+    loaded = yaml.safe_load((CHARTS[chart] / CI_VALUES / f"{case}-values.yaml").read_text())
     assert isinstance(loaded, dict)
     return loaded
 
@@ -375,6 +375,22 @@ def test_router_recreates_when_its_volume_is_single_node(chart: str, case: str) 
     strategy = one(rendered(chart, case), "Deployment")["spec"]["strategy"]["type"]
     single_node = persistence["enabled"] and "ReadWriteMany" not in persistence["accessModes"]
     assert strategy == ("Recreate" if single_node else "RollingUpdate")
+
+
+@pytest.mark.parametrize(("chart", "case"), CASES, ids=CASE_IDS)
+def test_every_variable_the_chart_sets_is_read_by_legion_ci(chart: str, case: str) -> None:
+    """No dead configuration: each LEGION_* variable a container gets (besides the user's extraEnv) is
+    named in legion_ci, as the variable or as its settings field (LEGION_JWT_SECRET -> jwt_secret)."""
+    values = merged_values(chart, case)
+    extra = values["extraEnv"] if chart == "model" else values["router"]["extraEnv"]
+    given = {e["name"] for e in extra}
+    code = "\n".join(p.read_text() for p in (REPO / "legion_ci").rglob("*.py"))
+    pod = one(rendered(chart, case), "Deployment")["spec"]["template"]["spec"]
+    names = {name for c in pod["containers"] for name in env_of(c) if name.startswith("LEGION_")} - given
+    assert names
+    declared = set(re.findall(r"^\s+([a-z_]+)\s*:", code, re.MULTILINE))  # class fields, e.g. of the settings
+    unread = [n for n in sorted(names) if n not in code and n.removeprefix("LEGION_").lower() not in declared]
+    assert unread == []
 
 
 # --- bad values are refused, naming the value -----------------------------------------------------------

@@ -8,9 +8,12 @@ Environment (read once when the server starts):
   LEGION_JWT_ISSUER         required `iss` when set
   LEGION_JWT_AUDIENCE       required `aud` (default "legion-ci")
   LEGION_JWT_MAX_TTL        the longest lifetime a token may have, e.g. 86400, 12h, 7d (default 24h)
-  LEGION_JWT_REVOKED        a file of revoked `jti`s: a JSON array, or one per line (# comments)
+  LEGION_JWT_REVOKED        a file of revoked `jti`s: a JSON array, or one per line (# comments); a file
+                            that cannot be read as either stops the server (or, once running, keeps the
+                            last good list and logs an error)
 Tokens carry a `models` claim: patterns "name" or "name:version" with shell globs ("iris:1.*", "*").
-Neither tokens nor secrets are ever logged or put in messages.
+Neither tokens nor secrets are ever logged or put in messages. Whatever a caller puts in a token (any
+header field, any claim, of any type) ends in a 401 or 403 with a reason, never in a server error.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ from __future__ import annotations
 import fnmatch
 import json
 import logging
+import math
 import os
 import re
 import secrets
@@ -30,7 +34,7 @@ from typing import Any
 
 import jwt
 
-from legion_ci.core.errors import ConfigError, LegionError
+from legion_ci.core.errors import ConfigError, LegionError, preview
 from legion_ci.core.settings import Settings
 
 log = logging.getLogger(__name__)
@@ -52,6 +56,7 @@ RECHECK_SECONDS = 1.0  # how often the revocation list and a JWKS file are check
 JWKS_URL_TTL = 300.0
 JWKS_URL_MIN_REFRESH = 10.0
 _DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$")
+_BARE_JTI = re.compile(r"^[^\s\"'\[\]{},]+$")
 
 
 class AuthError(LegionError):
@@ -257,8 +262,43 @@ class Jwks:
             raise AuthError(f"key {jwk.get('kid')!r} in the JWKS cannot verify {alg}: {exc}") from None
 
 
+def parse_revocations(text: str, where: str) -> frozenset[str]:
+    """The revoked `jti`s of a revocation file: a JSON array of strings (or integers), or one `jti` per line
+    with `#` comments. ConfigError, naming the file and line, for anything else: a file that cannot be read
+    must never revoke nothing."""
+    if text.lstrip().startswith("["):
+        try:
+            data = json.loads(text)
+        except ValueError as exc:
+            raise ConfigError(f"{where}: not a JSON array of token ids: {exc}") from None
+        ids: list[str] = []
+        for k, item in enumerate(data):
+            if isinstance(item, str) and item:
+                ids.append(item)
+            elif isinstance(item, int) and not isinstance(item, bool):
+                ids.append(str(item))
+            else:
+                raise ConfigError(f"{where}: item [{k}] is {preview(item)}; expected a token id (a string)")
+        return frozenset(ids)
+    ids = []
+    for n, line in enumerate(text.splitlines(), 1):
+        jti = line.split("#", 1)[0].strip()
+        if not jti:
+            continue
+        if not _BARE_JTI.match(jti):
+            raise ConfigError(
+                f"{where}: line {n}: {preview(jti)} is not a bare token id (one jti per line, no quotes or "
+                'spaces; or make the whole file a JSON array like ["id-1", "id-2"])'
+            )
+        ids.append(jti)
+    return frozenset(ids)
+
+
 class Revocations:
-    """Revoked `jti`s from a file, reloaded when it changes (checked at most once a second)."""
+    """Revoked `jti`s from a file, reloaded when it changes (checked at most once a second).
+
+    A file that cannot be parsed raises ConfigError when the server starts; later, the last good list
+    stays in force and each bad version is logged as an error."""
 
     def __init__(self, path: Path | None) -> None:
         self.path = path
@@ -277,13 +317,13 @@ class Revocations:
             return
         if stamp == self._stamp:
             return
-        text = self.path.read_text(encoding="utf-8")
+        where = f"LEGION_JWT_REVOKED {str(self.path)!r}"
         try:
-            data = json.loads(text)
-            ids = [str(x) for x in data] if isinstance(data, list) else []
-        except ValueError:
-            ids = [ln.split("#", 1)[0].strip() for ln in text.splitlines()]
-        self.ids, self._stamp = frozenset(i for i in ids if i), stamp
+            text = self.path.read_text(encoding="utf-8")
+        except (OSError, UnicodeDecodeError) as exc:
+            raise ConfigError(f"{where}: cannot read it as UTF-8 text: {exc}") from None
+        ids = parse_revocations(text, where)
+        self.ids, self._stamp = ids, stamp
 
     def revoked(self, jti: Any) -> bool:
         if self.path is None:
@@ -293,9 +333,19 @@ class Revocations:
             self._checked = now
             try:
                 self.reload()
-            except (OSError, UnicodeDecodeError):
-                pass
+            except ConfigError as exc:
+                log.error("%s; the previous list of %d revoked tokens stays in force", exc, len(self.ids))
         return jti in self.ids
+
+
+def _number(claims: dict[str, Any], name: str) -> float | None:
+    """A time claim as a number (NumericDate: an integer or decimal JSON number), None when absent."""
+    if name not in claims:
+        return None
+    value = claims[name]
+    if isinstance(value, bool) or not isinstance(value, (int, float)) or not math.isfinite(value):
+        raise AuthError(f"token's {name!r} claim is {preview(value)}; expected a number of seconds since 1970")
+    return float(value)
 
 
 def _when(ts: Any) -> str:
@@ -334,6 +384,8 @@ class Authenticator:
         token = bearer_token(authorization, "`legion-ci token create --model NAME` issues one")
         now = time.time()
         hit = self._cache.get(token)
+        if hit is not None and self.jwks is not None and not self._keys_current():
+            hit = None
         if hit is not None:
             exp, nbf, jti, status = hit
             if now < exp and now >= nbf and not self.revocations.revoked(jti):
@@ -342,6 +394,18 @@ class Authenticator:
                 return
         self._verify(token, now, may_refresh)
 
+    def _keys_current(self) -> bool:
+        """False (and the cache emptied) when the JWKS was reloaded or is due for a fetch: a removed key
+        stops its cached tokens within the reload interval, not when they expire."""
+        jwks = self.jwks
+        assert jwks is not None
+        jwks.maybe_reload()
+        if jwks.version != self._jwks_version:
+            self._cache.clear()
+            self._jwks_version = jwks.version
+            return False
+        return not jwks.stale
+
     def _scope_reason(self, status: int) -> str:
         if status == 2:
             return "token has no 'models' claim naming the models it may call"
@@ -349,7 +413,7 @@ class Authenticator:
 
     def _verify(self, token: str, now: float, may_refresh: bool) -> None:
         claims = self.claims(token, now, may_refresh)
-        exp, nbf, jti = float(claims["exp"]), float(claims.get("nbf", 0) or 0), claims.get("jti")
+        exp, nbf, jti = float(claims["exp"]), float(claims.get("nbf") or 0), claims.get("jti")
         status = 0 if in_scope(claims.get("models"), self.model, self.version) else 1 if "models" in claims else 2
         if len(self._cache) >= CACHE_SIZE:
             self._cache.clear()
@@ -360,12 +424,26 @@ class Authenticator:
     def claims(self, token: str, now: float, may_refresh: bool = True) -> dict[str, Any]:
         """The claims of a token whose signature, exp/nbf, iss/aud, lifetime and revocation check out; no
         scope check (the caller's). Raises AuthError, or NeedsRefresh as `check` does."""
+        try:
+            return self._claims(token, now, may_refresh)
+        except (AuthError, NeedsRefresh):
+            raise
+        except Exception as exc:  # a token is caller data: whatever it holds, the answer is a 401
+            log.warning("token refused: %s while checking it", type(exc).__name__)
+            raise AuthError("malformed token (a header field or claim has an unexpected type or value)") from None
+
+    def _claims(self, token: str, now: float, may_refresh: bool) -> dict[str, Any]:
         cfg = self.config
         try:
             header = jwt.get_unverified_header(token)
         except jwt.PyJWTError:
             raise AuthError("malformed token (expected a signed JWT: header.payload.signature)") from None
         alg = header.get("alg")
+        if not isinstance(alg, str):
+            raise AuthError(f"token header's 'alg' is {preview(alg)}; expected a string such as 'HS256' or 'RS256'")
+        kid = header.get("kid")
+        if kid is not None and not isinstance(kid, str):
+            raise AuthError(f"token header's 'kid' is {preview(kid)}; expected a string")
         if alg == "HS256":
             if not cfg.secret:
                 raise AuthError("HS256 tokens are not accepted here (no shared secret)")
@@ -379,27 +457,33 @@ class Authenticator:
             if self.jwks.version != self._jwks_version:
                 self._cache.clear()
                 self._jwks_version = self.jwks.version
-            kid = header.get("kid")
             try:
-                key = self.jwks.key_for(kid if isinstance(kid, str) else None, alg)
+                key = self.jwks.key_for(kid, alg)
             except NeedsRefresh:
                 if may_refresh:
                     raise
                 raise AuthError(f"no key with kid {kid!r} in the JWKS") from None
         else:
             raise AuthError(
-                f"algorithm {alg!r} is not accepted (expected HS256, or one of {', '.join(ASYMMETRIC)} with a JWKS)"
+                f"algorithm {preview(alg)} is not accepted (expected HS256, or one of {', '.join(ASYMMETRIC)} "
+                "with a JWKS)"
             )
         claims = self._decode(token, key, alg)
-        exp = float(claims["exp"])
-        start = claims.get("iat", claims.get("nbf", now))
-        if not isinstance(start, (int, float)) or isinstance(start, bool):
-            raise AuthError("token's 'iat' claim is not a number")
-        if exp - float(start) > cfg.max_ttl or exp - now > cfg.max_ttl:
+        exp, nbf, iat = _number(claims, "exp"), _number(claims, "nbf"), _number(claims, "iat")
+        assert exp is not None  # required by _decode
+        if exp <= now:
+            raise AuthError(f"token expired at {_when(exp)}")
+        if nbf is not None and nbf > now:
+            raise AuthError(f"token is not valid before {_when(nbf)} (nbf)")
+        start = iat if iat is not None else nbf if nbf is not None else now
+        if exp - start > cfg.max_ttl or exp - now > cfg.max_ttl:
             raise AuthError(f"token lifetime exceeds the maximum of {cfg.max_ttl}s (LEGION_JWT_MAX_TTL)")
+        for name in ("jti", "iss"):  # registered claims are strings, checked or not
+            if name in claims and not isinstance(claims[name], str):
+                raise AuthError(f"token's {name!r} claim is {preview(claims[name])}; expected a string")
         jti = claims.get("jti")
         if self.revocations.revoked(jti):
-            raise AuthError(f"token was revoked (jti {jti!r})")
+            raise AuthError(f"token was revoked (jti {preview(jti)})")
         return claims
 
     def _decode(self, token: str, key: Any, alg: str) -> dict[str, Any]:
@@ -412,13 +496,15 @@ class Authenticator:
                     algorithms=[alg],
                     audience=cfg.audience,
                     issuer=cfg.issuer,
-                    options={"require": ["exp"] + (["iss"] if cfg.issuer else []) + ["aud"]},
+                    # exp/nbf/iat are checked by the caller: PyJWT takes numeric strings ("1700000000")
+                    options={
+                        "require": ["exp"] + (["iss"] if cfg.issuer else []) + ["aud"],
+                        "verify_exp": False,
+                        "verify_nbf": False,
+                        "verify_iat": False,
+                    },
                 )
             )
-        except jwt.ExpiredSignatureError:
-            raise AuthError(f"token expired at {_when(self._claim(token, 'exp'))}") from None
-        except jwt.ImmatureSignatureError:
-            raise AuthError(f"token is not valid before {_when(self._claim(token, 'nbf'))} (nbf)") from None
         except jwt.InvalidAudienceError:
             raise AuthError(f"token audience is not {cfg.audience!r}") from None
         except jwt.InvalidIssuerError:
@@ -431,13 +517,6 @@ class Authenticator:
             raise AuthError(f"token cannot be verified with a key for {alg}") from None
         except jwt.PyJWTError as exc:
             raise AuthError(f"invalid token: {exc}") from None
-
-    @staticmethod
-    def _claim(token: str, name: str) -> Any:
-        try:
-            return jwt.decode(token, options={"verify_signature": False}).get(name)
-        except jwt.PyJWTError:
-            return None
 
     def refresh_jwks(self) -> None:
         """Fetch the JWKS again (blocking: run it in a thread from async code); failures keep the old keys."""

@@ -8,6 +8,18 @@ EXIT_FAILED = 1  # a check said no: gate, perf SLA, smoke test
 EXIT_ERROR = 2  # bad input or a broken environment
 
 
+def preview(value: Any, limit: int = 60) -> str:
+    """A short repr of a caller's value for an error message: nesting depth, length and size capped, so
+    quoting a hostile value (a 20 MB string, an array nested 1,000 deep) costs nothing and cannot fail."""
+    import reprlib
+
+    shortener = reprlib.Repr()
+    shortener.maxlevel, shortener.maxstring, shortener.maxother = 3, limit, limit
+    shortener.maxlist = shortener.maxtuple = shortener.maxdict = shortener.maxset = 6
+    text = shortener.repr(value)
+    return text if len(text) <= limit + 12 else text[:limit] + "..."
+
+
 class LegionError(Exception):
     """Base of every error legion-ci reports to a user; never shown with a traceback."""
 

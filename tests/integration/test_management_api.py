@@ -28,6 +28,7 @@ from legion_ci.auth.jwt import create_token
 from legion_ci.cli import main
 from legion_ci.core.registry import Registry
 from legion_ci.core.settings import load_settings
+from tests.hostile import malformed_tokens
 from tests.processes import launch
 
 from .conftest import JWT_SECRET, ROOT
@@ -693,3 +694,12 @@ def test_deploy_route_rollback_and_undeploy_a_model_for_real(world: World, iris_
         finally:
             registry.close()
         supervisor.stop(settings)
+
+
+def test_malformed_token_fields_are_401_never_5xx(world: World) -> None:
+    for name, value in malformed_tokens(JWT_SECRET, AUDIENCE).items():
+        ISSUED.add(value)
+        answer = world.api.call("GET", "/api/v1/models", value)
+        assert answer.status_code == 401, (name, answer.text)
+        assert answer.json()["error"] and value not in answer.text, name
+    assert world.api.call("GET", "/api/v1/models", token("viewer")).status_code == 200

@@ -5,13 +5,16 @@ from __future__ import annotations
 import base64
 import json
 import time
+from pathlib import Path
 from typing import Any
 
 import httpx
 import jwt
 import pytest
 
-from .conftest import JWT_SECRET, Server
+from tests.hostile import malformed_tokens
+
+from .conftest import JWT_SECRET, Server, start_server
 
 API = "/api/model/iris/1.0.0"
 BODY = {"instances": [[5.1, 3.5, 1.4, 0.2]]}
@@ -139,3 +142,65 @@ def test_revoked_token_is_refused(server: Server, jwt_files: dict[str, Any]) -> 
 def test_open_endpoints_need_no_token(server: Server) -> None:
     for path in ("/health/live", "/health/ready", "/metrics", "/openapi.json", "/v2/health/ready"):
         assert httpx.get(f"{server.url}{path}").status_code == 200, path
+
+
+MALFORMED = malformed_tokens(JWT_SECRET, "legion-ci", ISS)
+
+
+@pytest.mark.parametrize("case", list(MALFORMED))
+def test_malformed_token_fields_are_401_never_5xx(server: Server, case: str) -> None:
+    token = MALFORMED[case]
+    for path in (f"{API}/invoke", "/v2/models/iris/infer", f"{API}/feedback"):
+        answer = call(server, token, path)
+        assert answer.status_code == 401, (case, path, answer.text)
+        assert answer.json()["error"] and token not in answer.text
+    assert call(server, hs()).status_code == 200  # the server is still fine
+
+
+def test_a_single_numeric_jti_in_the_revocation_file_is_revoked(server: Server, jwt_files: dict[str, Any]) -> None:
+    token = hs(jti="12345")
+    assert call(server, token).status_code == 200
+    jwt_files["revoked"].write_text("12345")  # no newline, no comment: also valid JSON (a number)
+    deadline = time.monotonic() + 10
+    while call(server, token).status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    answer = call(server, token)
+    assert answer.status_code == 401 and "revoked" in answer.json()["error"]
+    jwt_files["revoked"].write_text('["a-1", 777]')
+    deadline = time.monotonic() + 10
+    while call(server, hs(jti="777")).status_code == 200 and time.monotonic() < deadline:
+        time.sleep(0.2)
+    assert call(server, hs(jti="777")).status_code == 401
+    assert call(server, token).status_code == 200  # no longer in the list
+    jwt_files["revoked"].write_text("# revoked token ids\n")
+
+
+def test_an_unparseable_revocation_file_stops_the_server(
+    iris_artifact: Path, tmp_path: Path, auth_env: dict[str, str]
+) -> None:
+    bad = tmp_path / "revoked.json"
+    bad.write_text('["a", {"jti": "b"}]')
+    with pytest.raises(RuntimeError, match=r"revoked.json.*item \[1\]"):
+        start_server(iris_artifact, tmp_path / "home", env={**auth_env, "LEGION_JWT_REVOKED": str(bad)}, timeout=60)
+
+
+def test_a_key_removed_from_the_jwks_stops_its_cached_tokens(
+    iris_artifact: Path, tmp_path: Path, auth_env: dict[str, str], jwt_files: dict[str, Any]
+) -> None:
+    jwks = tmp_path / "jwks.json"
+    jwks.write_text(json.dumps(jwt_files["jwks_data"]))
+    srv = start_server(iris_artifact, tmp_path / "home", env={**auth_env, "LEGION_JWKS": str(jwks)})
+    try:
+        rs = jwt.encode(claims(), jwt_files["rsa"], algorithm="RS256", headers={"kid": "rsa-1"})
+        es = jwt.encode(claims(), jwt_files["ec"], algorithm="ES256", headers={"kid": "ec-1"})
+        assert call(srv, rs).status_code == 200 and call(srv, es).status_code == 200  # both now cached
+        kept = [k for k in jwt_files["jwks_data"]["keys"] if k["kid"] != "rsa-1"]
+        jwks.write_text(json.dumps({"keys": kept}))
+        deadline = time.monotonic() + 10  # the JWKS file is rechecked once a second
+        while call(srv, rs).status_code == 200 and time.monotonic() < deadline:
+            time.sleep(0.2)
+        answer = call(srv, rs)
+        assert answer.status_code == 401 and "rsa-1" in answer.json()["error"]
+        assert call(srv, es).status_code == 200
+    finally:
+        srv.stop()

@@ -5,6 +5,7 @@ from __future__ import annotations
 import base64
 import json
 import os
+import re
 import stat
 import time
 from pathlib import Path
@@ -241,3 +242,41 @@ def test_parse_duration() -> None:
     assert parse_duration("90") == 90 and parse_duration("30m") == 1800 and parse_duration("7d") == 604800
     with pytest.raises(ConfigError):
         parse_duration("0s")
+
+
+@pytest.mark.parametrize(
+    "text, ids",
+    [
+        ("12345", {"12345"}),
+        ("12345\n", {"12345"}),
+        ('["a", "b"]', {"a", "b"}),
+        ("[777]", {"777"}),
+        ("  [\n]", set()),
+        ("# nothing yet\n", set()),
+        ("a-1\n\n  b.2  # why\n# c\n", {"a-1", "b.2"}),
+        ("", set()),
+    ],
+)
+def test_every_documented_revocation_form_is_read(text: str, ids: set[str]) -> None:
+    from legion_ci.auth.jwt import parse_revocations
+
+    assert parse_revocations(text, "revoked.txt") == ids
+
+
+@pytest.mark.parametrize(
+    "text, reason",
+    [
+        ('["a", ', "not a JSON array"),
+        ('["a", {"jti": "b"}]', "item [1]"),
+        ("[true]", "item [0]"),
+        ('"abc"', 'line 1: \'"abc"\' is not a bare token id'),
+        ('{"revoked": ["a"]}', "line 1"),
+        ("a\nb c\n", "line 2: 'b c'"),
+    ],
+)
+def test_an_unreadable_revocation_file_is_an_error_naming_the_line(text: str, reason: str) -> None:
+    from legion_ci.auth.jwt import parse_revocations
+    from legion_ci.core.errors import ConfigError
+
+    with pytest.raises(ConfigError, match=re.escape(reason)):
+        parse_revocations(text, "revoked.txt")

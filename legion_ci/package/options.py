@@ -39,7 +39,7 @@ class PackageOptions:
     source_url: str | None = None
     ca_bundle: Path | None = None  # PEM file trusted by pip in the build stage only (a TLS-inspecting proxy)
     pip_index_url: str | None = None  # pip's index in the build stage only (a PyPI mirror)
-    wheel: Path | None = None  # a prebuilt legion-ci wheel; default: built from this source tree
+    wheel: Path | None = None  # a prebuilt legion-ci wheel; default: made from the running legion-ci (wheel.py)
     extra_tags: tuple[str, ...] = ()  # besides VERSION and VERSION-ARTIFACTID8, e.g. "latest"
 
     @classmethod

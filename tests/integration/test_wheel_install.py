@@ -90,6 +90,13 @@ def _inside(path: Path, folder: Path) -> bool:
     return path.resolve().is_relative_to(folder.resolve())
 
 
+def _install(python: Path, wheel: Path) -> None:
+    """`pip install --no-deps --no-index WHEEL` into the environment of `python` (which has no pip)."""
+    command = [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)]
+    done = subprocess.run(command, capture_output=True, text=True, timeout=300)
+    assert done.returncode == 0, done.stdout + done.stderr
+
+
 def _processes_naming(text: str) -> list[list[str]]:
     """Command lines of the running processes with an argument that contains `text`."""
     found = []
@@ -143,13 +150,7 @@ def installed(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Installed]:
             timeout=60,
         ).stdout.strip()
     )
-    install = subprocess.run(
-        [sys.executable, "-m", "pip", "--python", str(python), "install", "--no-deps", "--no-index", str(wheel)],
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-    assert install.returncode == 0, install.stdout + install.stderr
+    _install(python, wheel)
     (site_packages / "_legion_test_dependencies.pth").write_text(sysconfig.get_paths()["purelib"] + "\n")
     _console_scripts_to(venv / "bin", python)
     timings["fresh venv and install"] = time.monotonic() - started
@@ -258,6 +259,19 @@ def test_the_installed_package_repacks_itself_into_the_same_wheel(installed: Ins
         after = {n: again.read(n) for n in again.namelist() if not n.endswith(".dist-info/RECORD")}
     assert before.keys() == after.keys()
     assert [n for n in before if before[n] != after[n]] == []
+    # and pip installs it, RECORD and all, as the image build does
+    venv = installed.work / "repacked-venv"
+    subprocess.run([sys.executable, "-m", "venv", "--without-pip", str(venv)], check=True, timeout=120)
+    _install(venv / "bin" / "python", repacked)
+    found = subprocess.run(
+        [str(venv / "bin" / "python"), "-c", "from legion_ci.core import resources; print(resources.folder('helm'))"],
+        cwd=installed.work,
+        capture_output=True,
+        text=True,
+        timeout=60,
+    )
+    assert found.returncode == 0, found.stderr
+    assert Path(found.stdout.strip()).resolve().is_relative_to(venv.resolve())
 
 
 def test_an_install_missing_its_templates_says_where_it_looked(installed: Installed) -> None:

@@ -1,24 +1,29 @@
-"""The few ASGI pieces the server needs: read a bounded body, find a header, send a JSON answer."""
+"""Reading a request and sending an answer on raw ASGI: find a header, read a bounded body, send bytes
+or JSON with their Content-Length."""
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
 import orjson
 
-from legion_ci.serving.validation import InputError
+from legion_ci.asgi.types import Headers, Receive, Scope, Send
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-Headers = list[tuple[bytes, bytes]]
 JSON = b"application/json"
 
 
 class ClientGone(Exception):
     """The client disconnected before its body arrived."""
+
+
+class BodyTooLarge(Exception):
+    """The request body (or its Content-Length) passed the limit: the answer is 413."""
+
+    status = 413
+
+    def __init__(self, message: str) -> None:
+        super().__init__(message)
+        self.message = message
 
 
 def header(scope: Scope, name: bytes) -> bytes | None:
@@ -29,10 +34,11 @@ def header(scope: Scope, name: bytes) -> bytes | None:
 
 
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
-    """The whole request body; 413 as soon as it (or its Content-Length) passes `limit` bytes."""
+    """The whole request body; BodyTooLarge as soon as it (or its Content-Length) passes `limit` bytes,
+    ClientGone when the client disconnects first."""
     length = header(scope, b"content-length")
     if length is not None and length.isdigit() and int(length) > limit:
-        raise InputError(f"request body is {int(length)} bytes, over the limit of {limit} bytes", 413)
+        raise BodyTooLarge(f"request body is {int(length)} bytes, over the limit of {limit} bytes")
     message = await receive()
     if message["type"] == "http.disconnect":
         raise ClientGone
@@ -47,13 +53,22 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
-            raise InputError(f"request body is over the limit of {limit} bytes", 413)
+            raise BodyTooLarge(f"request body is over the limit of {limit} bytes")
         chunks.append(chunk)
         if not message.get("more_body"):
             return b"".join(chunks)
 
 
+async def send_bytes(send: Send, status: int, headers: Headers, body: bytes) -> None:
+    """Send `body` with `headers` as they are, plus its Content-Length."""
+    await send(
+        {"type": "http.response.start", "status": status, "headers": [*headers, (b"content-length", b"%d" % len(body))]}
+    )
+    await send({"type": "http.response.body", "body": body})
+
+
 async def respond(send: Send, status: int, body: bytes, headers: Headers, content_type: bytes = JSON) -> None:
+    """Send `body` as `content_type` (JSON unless told), its Content-Length, then `headers`."""
     await send(
         {
             "type": "http.response.start",

@@ -16,7 +16,6 @@ import logging
 import mmap
 import os
 import random
-import re
 import threading
 import time
 from collections import OrderedDict
@@ -26,11 +25,12 @@ from typing import Any
 
 import orjson
 
+from legion_ci.asgi.request_id import valid_request_id
+
 log = logging.getLogger(__name__)
 SEGMENT_BYTES = 16 << 20
 SEGMENT_GLOB = "seg-*.jsonl"
 RECENT_IDS = 50_000
-REQUEST_ID = re.compile(r"^[A-Za-z0-9._:-]{1,128}$")
 _OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -248,7 +248,7 @@ def read_store(folder: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
 
 def find_prediction(folder: Path, request_id: str) -> bool:
     """Search the store (newest segment first) for a prediction with this request id."""
-    if not REQUEST_ID.match(request_id):
+    if not valid_request_id(request_id):
         return False
     needle = b'"request_id":"' + request_id.encode() + b'"'
     for path in reversed(segments(folder)):

@@ -14,38 +14,22 @@ and X-Legion-Deployment (the deployment that answered).
 from __future__ import annotations
 
 import logging
-import re
 import time
-import uuid
-from collections.abc import Awaitable, Callable, MutableMapping
 from typing import Any
 
-import orjson
-
+from legion_ci.asgi.http import BodyTooLarge, ClientGone, dumps, read_body, respond, send_bytes
+from legion_ci.asgi.lifespan import run_lifespan
+from legion_ci.asgi.request_id import request_id_for
+from legion_ci.asgi.types import Headers, Receive, Scope, Send
 from legion_ci.router import paths
 from legion_ci.router.metrics import CONTENT_TYPE, RouterMetrics
 from legion_ci.router.source import RegistryPoller
 from legion_ci.router.table import Backend, RouteTable
 from legion_ci.router.upstream import HOP_BY_HOP, NotSent, Upstream, UpstreamFailed
 
-Scope = MutableMapping[str, Any]
-Message = MutableMapping[str, Any]
-Receive = Callable[[], Awaitable[Message]]
-Send = Callable[[Message], Awaitable[None]]
-Headers = list[tuple[bytes, bytes]]
-
 log = logging.getLogger(__name__)
-REQUEST_ID = re.compile(rb"^[A-Za-z0-9._:\-]{1,128}$")
 MAX_BODY = 16 * 1024 * 1024
 DOWN_FOR = 2.0  # seconds a replica that refused a connection is skipped
-
-
-class _TooLarge(Exception):
-    pass
-
-
-class _Gone(Exception):
-    pass
 
 
 class RouterApp:
@@ -65,25 +49,19 @@ class RouterApp:
             await self.lifespan(receive, send)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    await self.upstream.start()
-                    if self.poller is not None:
-                        self.poller.start()
-                except Exception as exc:
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                self.ready = True
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                self.ready = False
-                if self.poller is not None:
-                    await self.poller.stop()
-                await self.upstream.close()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await run_lifespan(receive, send, self.startup, self.shutdown)
+
+    async def startup(self) -> None:
+        await self.upstream.start()
+        if self.poller is not None:
+            self.poller.start()
+        self.ready = True
+
+    async def shutdown(self) -> None:
+        self.ready = False
+        if self.poller is not None:
+            await self.poller.stop()
+        await self.upstream.close()
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         path: str = scope["path"]
@@ -101,7 +79,7 @@ class RouterApp:
         elif path == "/routes":
             await _json(send, 200, self.routes())
         elif path == "/metrics":
-            await _send(send, 200, [(b"content-type", CONTENT_TYPE)], self.metrics.render(self.table))
+            await respond(send, 200, self.metrics.render(self.table), [], CONTENT_TYPE)
         else:
             await _json(
                 send,
@@ -124,11 +102,11 @@ class RouterApp:
     async def proxy(self, scope: Scope, receive: Receive, send: Send, target: paths.Target) -> None:
         start = time.perf_counter()
         try:
-            body = await _read_body(receive)
-        except _TooLarge:
+            body = await read_body(scope, receive, MAX_BODY)
+        except BodyTooLarge:
             await _json(send, 413, {"error": f"request body is over the router's limit of {MAX_BODY} bytes"})
             return
-        except _Gone:
+        except ClientGone:
             return
         rid, headers = _forward_headers(scope)
         query = scope.get("query_string") or b""
@@ -170,7 +148,7 @@ class RouterApp:
                 backend.inflight -= 1
             backend.served += 1
             self.down.pop(backend.url, None)
-            await _send(send, status, _answer_headers(answer_headers, rid, backend), payload)
+            await send_bytes(send, status, _answer_headers(answer_headers, rid, backend), payload)
             self.metrics.observe(target.model, backend.version, status, time.perf_counter() - start)
             return
         status = await self._no_backend(send, target, reasons, rid)
@@ -216,18 +194,17 @@ class RouterApp:
 
 def _forward_headers(scope: Scope) -> tuple[bytes, Headers]:
     """Request headers for the backend: hop-by-hop ones dropped, X-Request-ID and X-Forwarded-For set."""
-    rid = b""
+    given: bytes | None = None
     headers: Headers = []
     forwarded = b""
     for key, value in scope["headers"]:
         if key == b"x-request-id":
-            rid = value
+            given = value
         elif key == b"x-forwarded-for":
             forwarded = value
         elif key not in HOP_BY_HOP:
             headers.append((key, value))
-    if not REQUEST_ID.match(rid):
-        rid = uuid.uuid4().hex.encode()
+    rid = request_id_for(given)
     client = scope.get("client")
     if client:
         forwarded = (forwarded + b", " if forwarded else b"") + str(client[0]).encode()
@@ -244,31 +221,5 @@ def _answer_headers(headers: Headers, rid: bytes, backend: Backend) -> Headers:
     return out
 
 
-async def _read_body(receive: Receive) -> bytes:
-    chunks: list[bytes] = []
-    size = 0
-    while True:
-        message = await receive()
-        if message["type"] == "http.disconnect":
-            raise _Gone
-        chunk = message.get("body", b"")
-        if chunk:
-            size += len(chunk)
-            if size > MAX_BODY:
-                raise _TooLarge
-            chunks.append(chunk)
-        if not message.get("more_body"):
-            return chunks[0] if len(chunks) == 1 else b"".join(chunks)
-
-
-async def _send(send: Send, status: int, headers: Headers, body: bytes) -> None:
-    headers.append((b"content-length", str(len(body)).encode()))
-    await send({"type": "http.response.start", "status": status, "headers": headers})
-    await send({"type": "http.response.body", "body": body})
-
-
 async def _json(send: Send, status: int, data: Any, rid: bytes | None = None) -> None:
-    headers = [(b"content-type", b"application/json")]
-    if rid:
-        headers.append((b"x-request-id", rid))
-    await _send(send, status, headers, orjson.dumps(data))
+    await respond(send, status, dumps(data), [(b"x-request-id", rid)] if rid else [])

@@ -14,18 +14,20 @@ from __future__ import annotations
 import asyncio
 import gc
 import logging
-import os
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
 from legion_ci import __version__
-from legion_ci.asgi.http import ClientGone, Receive, Scope, Send, dumps, header, read_body, respond
+from legion_ci.asgi.http import BodyTooLarge, ClientGone, dumps, header, read_body, respond
+from legion_ci.asgi.lifespan import run_lifespan
+from legion_ci.asgi.request_id import REQUEST_ID_CHARS, request_id_for, valid_request_id
+from legion_ci.asgi.types import Receive, Scope, Send
 from legion_ci.auth.jwt import AuthConfig, Authenticator, AuthError, NeedsRefresh
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.settings import Settings, load_settings
-from legion_ci.feedback.capture import REQUEST_ID, CaptureWriter, store_dir
+from legion_ci.feedback.capture import CaptureWriter, store_dir
 from legion_ci.serving import v2
 from legion_ci.serving.metrics import CONTENT_TYPE, Metrics
 from legion_ci.serving.openapi import build_openapi
@@ -116,19 +118,13 @@ class ModelApp:
             await self.lifespan(receive, send)
 
     async def lifespan(self, receive: Receive, send: Send) -> None:
-        while True:
-            message = await receive()
-            if message["type"] == "lifespan.startup":
-                try:
-                    self.startup()
-                except Exception as exc:
-                    await send({"type": "lifespan.startup.failed", "message": str(exc)})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif message["type"] == "lifespan.shutdown":
-                self.shutdown()
-                await send({"type": "lifespan.shutdown.complete"})
-                return
+        await run_lifespan(receive, send, self._on_startup, self._on_shutdown)
+
+    async def _on_startup(self) -> None:
+        self.startup()
+
+    async def _on_shutdown(self) -> None:
+        self.shutdown()
 
     def startup(self) -> None:
         if self.writer is None:
@@ -154,11 +150,9 @@ class ModelApp:
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
-        rid_header = header(scope, b"x-request-id")
-        rid = rid_header.decode("latin-1") if rid_header else ""
-        if not rid or not REQUEST_ID.match(rid):
-            rid = os.urandom(12).hex()
-        headers = [*self.headers, (b"x-request-id", rid.encode())]
+        rid_bytes = request_id_for(header(scope, b"x-request-id"))
+        rid = rid_bytes.decode("ascii")
+        headers = [*self.headers, (b"x-request-id", rid_bytes)]
         path = scope["path"]
         route = self.routes.get(path) or self.routes.get(path.rstrip("/"))
         endpoint = route.endpoint if route else "unknown"
@@ -183,7 +177,7 @@ class ModelApp:
                         await self._authenticate(scope)
                     status, body, extra = await handler(scope, receive, rid)
                     headers.extend(extra)
-        except InputError as exc:
+        except (InputError, BodyTooLarge) as exc:
             status, body = exc.status, self._error(exc.message, exc.status, rid)
         except AuthError as exc:
             status, body = exc.status, self._error(exc.message, exc.status, rid)
@@ -304,10 +298,10 @@ class ModelApp:
         if unknown:
             raise InputError(f"{where}: unknown field {unknown[0]!r} (expected request_id, ground_truth, payload)")
         request_id = item.get("request_id")
-        if not isinstance(request_id, str) or not REQUEST_ID.match(request_id):
+        if not isinstance(request_id, str) or not valid_request_id(request_id):
             raise InputError(
                 f"{where}.request_id: expected the X-Request-ID of an answered request "
-                f"(1-128 letters, digits, '.', '_', ':', '-'), got {request_id!r:.60}"
+                f"({REQUEST_ID_CHARS}), got {request_id!r:.60}"
             )
         if "ground_truth" not in item:
             raise InputError(f"{where}: missing field 'ground_truth'")

@@ -20,12 +20,13 @@ import pandas as pd
 
 from legion_ci.core.artifact import save_model, write_json_atomic
 from legion_ci.core.errors import LegionError
+from legion_ci.core.settings import Settings, env_name, load_settings
 from legion_ci.core.spec import ModelSpec, load_spec
 from legion_ci.training.data import Split, load_dataset, split
 
-ENV_MODEL_DIR = "LEGION_MODEL_DIR"
-ENV_OUTPUT_DIR = "LEGION_TRAIN_OUTPUT"
-ENV_EXTRA_DATA = "LEGION_EXTRA_DATA"
+ENV_MODEL_DIR = env_name("model_dir")
+ENV_OUTPUT_DIR = env_name("train_output")
+ENV_EXTRA_DATA = env_name("extra_data")
 EXAMPLE_ROWS = 5
 EXPORT_FILE = "export.json"
 METRICS_FILE = "logged_metrics.json"
@@ -58,9 +59,9 @@ class TrainContext:
 _context: TrainContext | None = None
 
 
-def _model_dir() -> Path:
-    if os.environ.get(ENV_MODEL_DIR):
-        return Path(os.environ[ENV_MODEL_DIR])
+def _model_dir(settings: Settings) -> Path:
+    if settings.model_dir:
+        return settings.model_dir
     main = getattr(sys.modules.get("__main__"), "__file__", None)
     return Path(main).resolve().parent if main else Path.cwd()
 
@@ -68,12 +69,13 @@ def _model_dir() -> Path:
 def init() -> TrainContext:
     """Load the spec, the data and the deterministic split; returns the context train.py works with."""
     global _context
-    folder = _model_dir()
+    settings = load_settings()  # train.py's process: the settings the train stage passed down
+    folder = _model_dir(settings)
     loaded = load_spec(folder)
-    extra = [Path(p) for p in os.environ.get(ENV_EXTRA_DATA, "").split(os.pathsep) if p]
+    extra = [Path(p) for p in (settings.extra_data or "").split(os.pathsep) if p]
     dataset = load_dataset(loaded.spec.train, folder, extra)
     parts: Split = split(dataset, loaded.spec.train)
-    out = Path(os.environ.get(ENV_OUTPUT_DIR) or folder / ".legion" / "train-out")
+    out = settings.train_output or folder / ".legion" / "train-out"
     out.mkdir(parents=True, exist_ok=True)
     _context = TrainContext(
         spec=loaded.spec,

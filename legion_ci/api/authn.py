@@ -5,7 +5,6 @@ from __future__ import annotations
 
 import asyncio
 import dataclasses
-import os
 import time
 
 from legion_ci.api.roles import Principal
@@ -13,25 +12,19 @@ from legion_ci.auth.jwt import AuthConfig, Authenticator, NeedsRefresh, bearer_t
 from legion_ci.core.errors import ConfigError
 from legion_ci.core.settings import Settings
 
-ENV_AUDIENCE = "LEGION_API_AUDIENCE"
-DEFAULT_AUDIENCE = "legion-ci-management"
-
-
-def audience() -> str:
-    """The `aud` management tokens carry: LEGION_API_AUDIENCE, else legion-ci-management (never the model
-    servers' audience, so a token for calling a model cannot manage it)."""
-    return os.environ.get(ENV_AUDIENCE) or DEFAULT_AUDIENCE
+DEFAULT_AUDIENCE = Settings.model_fields["api_audience"].default
 
 
 def auth_config(settings: Settings) -> AuthConfig:
-    """The model servers' settings from the environment, with the management audience; always enabled."""
-    config = AuthConfig.from_env(settings)
+    """The model servers' auth settings with the management audience (LEGION_API_AUDIENCE, never the model
+    servers' own, so a token for calling a model cannot manage it); always enabled."""
+    config = AuthConfig.from_settings(settings)
     if not config.enabled:
         raise ConfigError(
             "LEGION_AUTH=off: the management API never runs without token checks; "
             "unset LEGION_AUTH for `legion-ci api serve` (it is meant for model servers)"
         )
-    return dataclasses.replace(config, audience=audience())
+    return dataclasses.replace(config, audience=settings.api_audience)
 
 
 def bearer(authorization: str | None) -> str:

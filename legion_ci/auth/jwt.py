@@ -1,6 +1,6 @@
 """JWT bearer auth for the model server: HS256 with a shared secret, RS/ES/PS keys from a JWKS.
 
-Environment (read once when the server starts):
+Settings (legion_ci/core/settings.py, read once when the process starts):
   LEGION_AUTH=off           no checks at all (the demo; `serve --no-auth` does the same)
   LEGION_JWT_SECRET         the HS256 secret, or LEGION_JWT_SECRET_FILE naming a file that holds it;
                             otherwise $LEGION_HOME/secrets/jwt-hs256.key, created 0600 on first use
@@ -55,7 +55,6 @@ CACHE_SIZE = 10_000
 RECHECK_SECONDS = 1.0  # how often the revocation list and a JWKS file are checked for changes
 JWKS_URL_TTL = 300.0
 JWKS_URL_MIN_REFRESH = 10.0
-_DURATION = re.compile(r"^\s*(\d+)\s*(s|m|h|d)?\s*$")
 _BARE_JTI = re.compile(r"^[^\s\"'\[\]{},]+$")
 
 
@@ -67,22 +66,12 @@ class AuthError(LegionError):
         self.status = status
 
 
-def parse_duration(value: str | int, what: str = "duration") -> int:
-    """Seconds from 3600, '90s', '30m', '1h' or '7d'."""
-    if isinstance(value, int):
-        return value
-    m = _DURATION.match(value)
-    if not m or int(m[1]) <= 0:
-        raise ConfigError(f"{what}: {value!r} is not a duration (expected e.g. 3600, 90s, 30m, 1h, 7d)")
-    return int(m[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400, None: 1}[m[2]]
-
-
 def load_or_create_secret(settings: Settings) -> str:
     """The HS256 secret: LEGION_JWT_SECRET, the file LEGION_JWT_SECRET_FILE, or LEGION_HOME's key file."""
-    if os.environ.get("LEGION_JWT_SECRET"):
-        return os.environ["LEGION_JWT_SECRET"]
-    named = os.environ.get("LEGION_JWT_SECRET_FILE")
-    path = Path(named) if named else settings.home / "secrets" / SECRET_FILE
+    if settings.jwt_secret_value:
+        return settings.jwt_secret_value
+    named = settings.jwt_secret_file
+    path = named if named else settings.home / "secrets" / SECRET_FILE
     if named or path.exists():
         try:
             secret = path.read_text(encoding="utf-8").strip()
@@ -147,7 +136,7 @@ def in_scope(patterns: Any, model: str, version: str) -> bool:
 
 @dataclass(frozen=True)
 class AuthConfig:
-    """Auth settings from the environment (see the module docstring)."""
+    """Auth settings of one server, from Settings (see the module docstring)."""
 
     enabled: bool
     secret: str | None
@@ -158,19 +147,17 @@ class AuthConfig:
     revoked: Path | None
 
     @classmethod
-    def from_env(cls, settings: Settings, enabled: bool = True) -> AuthConfig:
-        off = os.environ.get("LEGION_AUTH", "on").strip().lower() in ("off", "0", "false", "no")
-        if not enabled or off:
+    def from_settings(cls, settings: Settings, enabled: bool = True) -> AuthConfig:
+        if not enabled or not settings.auth:
             return cls(False, None, None, None, DEFAULT_AUDIENCE, DEFAULT_MAX_TTL, None)
-        revoked = os.environ.get("LEGION_JWT_REVOKED")
         return cls(
             enabled=True,
             secret=load_or_create_secret(settings),
-            jwks=os.environ.get("LEGION_JWKS") or None,
-            issuer=os.environ.get("LEGION_JWT_ISSUER") or None,
-            audience=os.environ.get("LEGION_JWT_AUDIENCE") or DEFAULT_AUDIENCE,
-            max_ttl=parse_duration(os.environ.get("LEGION_JWT_MAX_TTL") or DEFAULT_MAX_TTL, "LEGION_JWT_MAX_TTL"),
-            revoked=Path(revoked) if revoked else None,
+            jwks=settings.jwks,
+            issuer=settings.jwt_issuer,
+            audience=settings.jwt_audience,
+            max_ttl=settings.jwt_max_ttl,
+            revoked=settings.jwt_revoked,
         )
 
 

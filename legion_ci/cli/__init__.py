@@ -52,6 +52,9 @@ def main(argv: list[str] | None = None) -> int:
     args = build_parser(words).parse_args(words)
     logging.basicConfig(level=logging.DEBUG if args.verbose else logging.WARNING, format="%(levelname)s %(message)s")
     try:
+        from legion_ci.core.settings import load_settings  # pydantic: not for --version and --help
+
+        args.settings = load_settings(getattr(args, "home", None), getattr(args, "registry_url", None))
         return int(args.handler(args) or 0)
     except LegionError as exc:
         print(f"error: {exc}", file=sys.stderr)

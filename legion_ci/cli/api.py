@@ -4,12 +4,9 @@ from __future__ import annotations
 
 import argparse
 import getpass
-import os
 from typing import Any
 
-from legion_ci.cli.common import add_state_args
-from legion_ci.core.errors import ConfigError
-from legion_ci.core.settings import load_settings
+from legion_ci.cli.common import add_state_args, settings_of
 
 
 def _port(value: str) -> int:
@@ -78,29 +75,28 @@ def _user() -> str:
 def cmd_serve(args: argparse.Namespace) -> int:
     from legion_ci.api.server import serve
 
-    return serve(load_settings(args.home, args.registry_url), args.host, args.port)
+    return serve(settings_of(args), args.host, args.port)
 
 
 def cmd_create_admin(args: argparse.Namespace) -> int:
-    from legion_ci.api.authn import audience
     from legion_ci.api.tokens import check_role, create_management_token
-    from legion_ci.auth.jwt import DEFAULT_MAX_TTL, load_or_create_secret, parse_duration
+    from legion_ci.auth.jwt import load_or_create_secret
+    from legion_ci.auth.tokens import check_ttl
+    from legion_ci.core.durations import parse_duration
 
+    settings = settings_of(args)
     check_role(args.role)  # before the secret file is created on first use
-    ttl = parse_duration(args.ttl, "--ttl")
-    limit = parse_duration(os.environ.get("LEGION_JWT_MAX_TTL") or DEFAULT_MAX_TTL, "LEGION_JWT_MAX_TTL")
-    if ttl > limit:
-        raise ConfigError(f"--ttl: {args.ttl} is longer than the API accepts ({limit}s, LEGION_JWT_MAX_TTL)")
+    ttl = check_ttl(settings, parse_duration(args.ttl, "--ttl"), "--ttl")
     sub = args.sub if args.sub is not None else _user()
-    secret = load_or_create_secret(load_settings())
+    secret = load_or_create_secret(settings)
     print(
         create_management_token(
             secret,
             args.role,
             sub,
             ttl,
-            args.audience or audience(),
-            args.issuer or os.environ.get("LEGION_JWT_ISSUER") or None,
+            args.audience or settings.api_audience,
+            args.issuer or settings.jwt_issuer,
             args.models,
         )
     )

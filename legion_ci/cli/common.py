@@ -7,10 +7,9 @@ import json
 import sys
 from typing import TYPE_CHECKING, Any
 
-from legion_ci.core.settings import Settings, load_settings
-
 if TYPE_CHECKING:
     from legion_ci.core.registry import Registry
+    from legion_ci.core.settings import Settings
 
 
 def add_state_args(parser: argparse.ArgumentParser) -> None:
@@ -23,10 +22,16 @@ def add_state_args(parser: argparse.ArgumentParser) -> None:
     )
 
 
+def settings_of(args: argparse.Namespace) -> Settings:
+    """The settings `main` read once for this command (defaults < environment < --home/--registry-url)."""
+    settings: Settings = args.settings
+    return settings
+
+
 def open_state(args: argparse.Namespace) -> tuple[Settings, Registry]:
     from legion_ci.core.registry import Registry  # SQLAlchemy: only for commands that open the registry
 
-    settings = load_settings(getattr(args, "home", None), getattr(args, "registry_url", None))
+    settings = settings_of(args)
     return settings, Registry.from_settings(settings)
 
 

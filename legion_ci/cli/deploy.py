@@ -147,7 +147,8 @@ def cmd_rollback(args: argparse.Namespace) -> int:
         raise ConfigError("give MODEL_DIR (its latest run), --run-id, or both")
     run = open_run(registry, args.model_dir, args.run_id, "push", first_stage=False)
     reporter = PlainReporter(verbose_logs=not args.json)
-    result = rollback.run_recorded(settings, registry, run, RunOptions.from_env(lock_wait=args.wait), reporter.log)
+    options = RunOptions.from_settings(settings, lock_wait=args.wait)
+    result = rollback.run_recorded(settings, registry, run, options, reporter.log)
     if args.json:
         print_json({"run_id": run.id, "stage": rollback.NAME, "status": result.status, "summary": result.summary})
     else:

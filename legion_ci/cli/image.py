@@ -39,8 +39,8 @@ def build_image(image: argparse.ArgumentParser, name: str) -> None:
 def cmd_build(args: argparse.Namespace) -> int:
     settings, registry = open_state(args)
     art = Artifact.open(args.artifact)
-    options = PackageOptions.from_env(
-        registry=args.registry, base_image=args.base_image, push=args.push, extra_tags=tuple(args.tag)
+    options = PackageOptions.from_settings(
+        settings, registry=args.registry, base_image=args.base_image, push=args.push, extra_tags=tuple(args.tag)
     )
     workdir = settings.home / "images" / f"{art.name}-{art.id}"
     built = package(art, options, workdir, settings.home / "cache", lambda line: print(line, file=sys.stderr))

@@ -9,6 +9,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
+from legion_ci.cli.common import settings_of
 from legion_ci.core import cron
 from legion_ci.core.errors import ConfigError
 from legion_ci.core.spec import SPEC_FILE, load_spec
@@ -110,7 +111,8 @@ def build_jenkins(jp: argparse.ArgumentParser, name: str) -> None:
 
 
 def _options(args: argparse.Namespace) -> render.RenderOptions:
-    return render.RenderOptions.from_env(
+    return render.RenderOptions.from_settings(
+        settings_of(args),
         scm_url=args.scm_url,
         scm_branch=args.scm_branch,
         scm_credentials_id=args.scm_credentials_id,

@@ -9,7 +9,7 @@ from rich.console import Console
 from rich.markup import escape
 from rich.table import Table
 
-from legion_ci.cli.common import add_state_args, open_state, print_json
+from legion_ci.cli.common import add_state_args, open_state, print_json, settings_of
 from legion_ci.core.errors import EXIT_FAILED
 from legion_ci.core.spec import load_spec
 from legion_ci.pipeline.graph import FLOWS, stage
@@ -34,7 +34,8 @@ def _options_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace) -> RunOptions:
-    return RunOptions.from_env(
+    return RunOptions.from_settings(
+        settings_of(args),
         target=args.target,
         traffic_weight=args.traffic_weight,
         skip_perf_reason=args.skip_perf,

@@ -4,8 +4,7 @@ from __future__ import annotations
 
 import argparse
 
-from legion_ci.cli.common import add_state_args, print_json
-from legion_ci.core.settings import load_settings
+from legion_ci.cli.common import add_state_args, print_json, settings_of
 from legion_ci.router import supervisor
 
 
@@ -36,11 +35,11 @@ def build_router(p: argparse.ArgumentParser, name: str) -> None:
 
 
 def cmd_router(args: argparse.Namespace) -> int:
-    settings = load_settings(args.home, args.registry_url)
+    settings = settings_of(args)
     if args.action == "serve":
         from legion_ci.router.server import serve
 
-        port = supervisor.requested_port(args.port)
+        port = supervisor.requested_port(settings, args.port)
         return serve(settings, args.host, supervisor.DEFAULT_PORT if port is None else port, args.target, args.timeout)
     if args.action == "start":
         info, started = supervisor.ensure(settings, args.host, args.port)

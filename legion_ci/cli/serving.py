@@ -3,12 +3,11 @@
 from __future__ import annotations
 
 import argparse
-import os
 from datetime import UTC, datetime
 from pathlib import Path
 
+from legion_ci.cli.common import settings_of
 from legion_ci.core.errors import ConfigError
-from legion_ci.core.settings import load_settings
 
 
 def _rate(value: str) -> float:
@@ -106,26 +105,16 @@ def _serve(args: argparse.Namespace) -> int:
         max_rows=args.max_rows,
         max_body_bytes=args.max_body_bytes,
     )
-    return serve(args.artifact, options, load_settings(), args.plan)
+    return serve(args.artifact, options, settings_of(args), args.plan)
 
 
 def _token_create(args: argparse.Namespace) -> int:
-    from legion_ci.auth.jwt import (
-        DEFAULT_AUDIENCE,
-        DEFAULT_MAX_TTL,
-        create_token,
-        load_or_create_secret,
-        parse_duration,
-    )
+    from legion_ci.auth.tokens import check_ttl, mint_model_token
+    from legion_ci.core.durations import parse_duration
 
-    ttl = parse_duration(args.ttl, "--ttl")
-    limit = parse_duration(os.environ.get("LEGION_JWT_MAX_TTL") or DEFAULT_MAX_TTL, "LEGION_JWT_MAX_TTL")
-    if ttl > limit:
-        raise ConfigError(f"--ttl: {args.ttl} is longer than the servers accept ({limit}s, LEGION_JWT_MAX_TTL)")
-    audience = args.audience or os.environ.get("LEGION_JWT_AUDIENCE") or DEFAULT_AUDIENCE
-    issuer = args.issuer or os.environ.get("LEGION_JWT_ISSUER") or None
-    secret = load_or_create_secret(load_settings())
-    print(create_token(secret, args.model, args.model_version, ttl, audience, issuer))
+    settings = settings_of(args)
+    ttl = check_ttl(settings, parse_duration(args.ttl, "--ttl"), "--ttl")
+    print(mint_model_token(settings, args.model, args.model_version, ttl, args.audience, args.issuer))
     return 0
 
 
@@ -143,6 +132,6 @@ def _feedback_export(args: argparse.Namespace) -> int:
     from legion_ci.feedback.export import export_feedback
 
     out = Path(args.out) if args.out else Path(f"{args.model}-feedback.csv")
-    rows = export_feedback(load_settings(), args.model, parse_since(args.since), out)
+    rows = export_feedback(settings_of(args), args.model, parse_since(args.since), out)
     print(f"wrote {rows} rows to {out}")
     return 0

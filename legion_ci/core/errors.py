@@ -47,6 +47,16 @@ class ConfigError(LegionError):
     """A setting from the environment or command line is wrong."""
 
 
+class SettingsError(ConfigError):
+    """A LEGION_* variable (or the flag that overrides it) has a value legion-ci cannot use."""
+
+    def __init__(self, variable: str, value: str, expected: str) -> None:
+        super().__init__(f"{variable}={value!r} is not valid (expected {expected})")
+        self.variable = variable
+        self.value = value
+        self.expected = expected
+
+
 class NotFoundError(LegionError):
     """A model, version, run or artifact that was asked for does not exist."""
 

@@ -1,18 +1,272 @@
-"""Settings in one typed place. Precedence: default < environment < command line."""
+"""Every LEGION_* environment variable legion-ci reads, declared once: type, default, one line of help.
+
+Precedence: default < environment < command line (the arguments of `load_settings`). A process reads
+its settings once, at its entry (the CLI's main, the model server, the router, the API), and hands the
+`Settings` down; nothing else in legion_ci reads a LEGION_* variable. A child process gets its settings
+as environment variables built by `child_env`. docs/settings.md is generated from this class
+(`python -m legion_ci.core.settings_doc`); a unit test fails when the committed page differs.
+"""
 
 from __future__ import annotations
 
 import os
-from dataclasses import dataclass
+import re
 from pathlib import Path
+from typing import Annotated, Any, Literal
+
+from pydantic import AfterValidator, BeforeValidator, Field, JsonValue, SecretStr, ValidationError, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from legion_ci.core.durations import parse_duration
+from legion_ci.core.errors import ConfigError, SettingsError
+
+PREFIX = "LEGION_"
+REGISTRY_URL_EXPECTED = "an SQLAlchemy URL such as sqlite:///PATH or postgresql+psycopg://HOST/DB"
+URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://\S*$")
 
 
-@dataclass(frozen=True)
-class Settings:
-    """Where legion-ci keeps its state. Every path lives under `home` unless overridden."""
+def _matches(pattern: re.Pattern[str], expected: str) -> AfterValidator:
+    def check(value: Any) -> Any:
+        if value and not pattern.match(value):
+            raise ValueError(expected)
+        return value
 
-    home: Path
-    registry_url: str
+    return AfterValidator(check)
+
+
+def _seconds(value: Any) -> Any:
+    if not isinstance(value, str):
+        return value
+    try:
+        return parse_duration(value)
+    except ConfigError:
+        raise ValueError("not a duration") from None
+
+
+def _strip_slash(value: Any) -> Any:
+    return value.strip().rstrip("/") if isinstance(value, str) else value
+
+
+def setting(
+    default: Any,
+    description: str,
+    section: str,
+    expected: str,
+    internal: bool = False,
+    **constraints: Any,
+) -> Any:
+    """A field with its doc line, its section in docs/settings.md and what a bad value is told it expected.
+    `internal` marks a variable legion-ci sets for its own child processes (never inherited by theirs)."""
+    extra: dict[str, JsonValue] = {"section": section, "expected": expected, "internal": internal}
+    return Field(default, description=description, json_schema_extra=extra, **constraints)
+
+
+SECTIONS = {
+    "state": "State: where the registry, artifacts and runs live",
+    "run": "Run options: the choices of one pipeline run (Jenkins build parameters)",
+    "auth": "Auth: JWT bearer tokens for model servers and the management API",
+    "serving": "Serving and routing",
+    "package": "Packaging: the model image",
+    "jenkins": "Jenkins: rendering jobs",
+    "deploy": "Deploying",
+    "internal": "Internal: set by legion-ci for its own child processes",
+}
+
+
+class Settings(BaseSettings):
+    """legion-ci's configuration. Field `x` is the environment variable `LEGION_X`."""
+
+    model_config = SettingsConfigDict(
+        env_prefix=PREFIX,
+        case_sensitive=False,
+        env_ignore_empty=True,  # LEGION_X= (empty) means unset, as Jenkins passes empty build parameters
+        extra="ignore",
+        frozen=True,
+        validate_default=False,
+    )
+
+    # state
+    home: Path = setting(
+        Path("~/.legion"), "the state folder: registry (SQLite), artifacts, runs, deployments", "state", "a folder path"
+    )
+    registry_url: Annotated[str, _matches(URL, REGISTRY_URL_EXPECTED)] = setting(
+        "",
+        "SQLAlchemy URL of the registry; default SQLite at $LEGION_HOME/registry.db",
+        "state",
+        REGISTRY_URL_EXPECTED,
+    )
+
+    # run options
+    target: Literal["local", "kubernetes"] | None = setting(
+        None, "deploy target of this run, overriding legion.yaml's deploy.target", "run", "local or kubernetes"
+    )
+    traffic_weight: int | None = setting(
+        None,
+        "percent of traffic the new version gets first, overriding legion.yaml's deploy.traffic_weight",
+        "run",
+        "a whole number from 1 to 100",
+        ge=1,
+        le=100,
+        strict=False,
+    )
+    skip_perf_reason: str | None = setting(
+        None, "skip the perf stage of this run, recording this reason", "run", "a sentence"
+    )
+    force_reason: str | None = setting(
+        None, "deploy although the gate failed, recording this reason", "run", "a sentence"
+    )
+
+    # auth
+    auth: bool = setting(
+        True, "off: model servers accept requests without a token (the demo; `serve --no-auth`)", "auth", "on or off"
+    )
+    jwt_secret: SecretStr | None = setting(
+        None,
+        "the HS256 secret; else LEGION_JWT_SECRET_FILE, else $LEGION_HOME/secrets/jwt-hs256.key",
+        "auth",
+        "a string",
+    )
+    jwt_secret_file: Path | None = setting(None, "a file holding the HS256 secret", "auth", "a file path")
+    jwks: str | None = setting(
+        None,
+        "a JWKS file path or http(s) URL (an OIDC provider's jwks_uri) for RS/ES/PS tokens",
+        "auth",
+        "a path or URL",
+    )
+    jwt_issuer: str | None = setting(
+        None, "the `iss` every token must carry and every minted token gets; unset: not checked", "auth", "a string"
+    )
+    jwt_audience: str = setting("legion-ci", "the `aud` of model-server tokens", "auth", "a string")
+    api_audience: str = setting(
+        "legion-ci-management", "the `aud` of management-API tokens (never the model servers')", "auth", "a string"
+    )
+    jwt_max_ttl: Annotated[int, BeforeValidator(_seconds)] = setting(
+        86400,
+        "the longest lifetime a token may have: seconds, or e.g. 30m, 12h, 7d",
+        "auth",
+        "a duration such as 3600, 90s, 30m, 12h or 7d",
+        gt=0,
+    )
+    jwt_revoked: Path | None = setting(
+        None, "a file of revoked `jti`s: a JSON array, or one per line (# comments)", "auth", "a file path"
+    )
+
+    # serving and routing
+    serve_slim: bool = setting(
+        True,
+        "off: the model server keeps scikit-learn loaded instead of re-executing as a slim numpy server",
+        "serving",
+        "on or off",
+    )
+    router_port: int | None = setting(
+        None,
+        "port of the local router (default: the last one used, 8000, or a free one; 0: any free one)",
+        "serving",
+        "a port from 0 to 65535",
+        ge=0,
+        le=65535,
+    )
+
+    # packaging
+    base_image: Annotated[str, BeforeValidator(str.strip)] = setting(
+        "python:3.11-slim", "base image of model images", "package", "an image reference such as python:3.11-slim"
+    )
+    image_registry: Annotated[str | None, BeforeValidator(_strip_slash)] = setting(
+        None,
+        "where `image build --push` and the package stage push",
+        "package",
+        "host[:port][/path] without a scheme or credentials, e.g. 127.0.0.1:5000",
+    )
+    source_url: str | None = setting(
+        None, "the source repository recorded in the image's labels (default: Jenkins' GIT_URL)", "package", "a URL"
+    )
+    build_ca_bundle: Path | None = setting(
+        None,
+        "a PEM CA bundle pip trusts in the image's build stage only (a TLS-inspecting proxy)",
+        "package",
+        "a PEM file",
+    )
+    pip_index_url: str | None = setting(
+        None,
+        "pip's index in the image's build stage only (a PyPI mirror; default PIP_INDEX_URL)",
+        "package",
+        "an http(s) URL",
+    )
+    ci_wheel: Path | None = setting(
+        None,
+        "a prebuilt legion_ci-*.whl to install in images (default: built from this source tree)",
+        "package",
+        "a wheel file",
+    )
+    registry_user: str | None = setting(
+        None,
+        "image registry login for the push; with LEGION_REGISTRY_PASSWORD, never in images or logs",
+        "package",
+        "a user name",
+    )
+    registry_password: SecretStr | None = setting(
+        None, "image registry password for the push; with LEGION_REGISTRY_USER", "package", "a string"
+    )
+
+    # jenkins
+    scm_url: str | None = setting(
+        None,
+        "git URL of the model repository the rendered jobs check out (default: the checkout's origin)",
+        "jenkins",
+        "a git URL",
+    )
+    scm_branch: str = setting("main", "branch the rendered jobs build", "jenkins", "a branch name")
+    scm_credentials_id: str = setting(
+        "legion-git", "Jenkins credentials id the rendered jobs check out with", "jenkins", "a credentials id"
+    )
+
+    # deploy
+    ansible_dir: Path | None = setting(
+        None, "the ansible/ folder to deploy with (default: the one legion-ci ships)", "deploy", "a folder path"
+    )
+    jwt_existing_secret: str | None = setting(
+        None,
+        "kubernetes target: the name of an existing Secret holding the JWT secret (instead of the chart creating one)",
+        "deploy",
+        "a Kubernetes Secret name",
+    )
+
+    # internal: the contract with child processes
+    model_dir: Path | None = setting(
+        None, "train.py's model folder (also the model folder in rendered Jenkinsfiles)", "internal", "a folder", True
+    )
+    train_output: Path | None = setting(None, "where train.py's export goes", "internal", "a folder", True)
+    extra_data: str | None = setting(
+        None,
+        "extra data files train.py appends (os.pathsep-separated; the feedback loop's export)",
+        "internal",
+        "paths",
+        True,
+    )
+    test_artifact: Path | None = setting(
+        None, "the candidate artifact a model's own tests get", "internal", "a folder", True
+    )
+    test_production_artifact: Path | None = setting(
+        None, "production's artifact a model's own tests get", "internal", "a folder", True
+    )
+    perf_invoke_path: str | None = setting(None, "the path the perf locustfile posts to", "internal", "a path", True)
+    perf_examples: str | None = setting(
+        None, "the example rows the perf locustfile posts (JSON)", "internal", "JSON", True
+    )
+    perf_token: SecretStr | None = setting(
+        None, "the bearer token of the perf load (environment only: never argv or a file)", "internal", "a token", True
+    )
+    router_state: Path | None = setting(
+        None, "the state file that must keep naming a started router for it to keep running", "internal", "a file", True
+    )
+
+    @model_validator(mode="after")
+    def _resolve_home(self) -> Settings:
+        home = self.home.expanduser().resolve()
+        object.__setattr__(self, "home", home)
+        if not self.registry_url:
+            object.__setattr__(self, "registry_url", f"sqlite:///{home / 'registry.db'}")
+        return self
 
     @property
     def artifacts_dir(self) -> Path:
@@ -30,9 +284,66 @@ class Settings:
     def feedback_dir(self) -> Path:
         return self.home / "feedback"
 
+    @property
+    def jwt_secret_value(self) -> str | None:
+        return self.jwt_secret.get_secret_value() if self.jwt_secret else None
 
-def load_settings(home: str | None = None, registry_url: str | None = None) -> Settings:
-    """Build settings from defaults, then LEGION_HOME / LEGION_REGISTRY_URL, then the arguments."""
-    home_path = Path(home or os.environ.get("LEGION_HOME") or Path.home() / ".legion").expanduser()
-    url = registry_url or os.environ.get("LEGION_REGISTRY_URL") or f"sqlite:///{home_path / 'registry.db'}"
-    return Settings(home=home_path.resolve(), registry_url=url)
+
+def env_name(field: str) -> str:
+    """The environment variable of a Settings field: traffic_weight -> LEGION_TRAFFIC_WEIGHT."""
+    return PREFIX + field.upper()
+
+
+def _flag(field: str) -> str:
+    return "--" + field.replace("_", "-")
+
+
+def load_settings(home: str | Path | None = None, registry_url: str | None = None, **overrides: Any) -> Settings:
+    """Defaults < environment < the arguments (command-line values; None means not given).
+
+    A bad value raises SettingsError naming the variable (or flag), the value and what was expected."""
+    given = {k: v for k, v in {"home": home, "registry_url": registry_url, **overrides}.items() if v is not None}
+    try:
+        return Settings(**given)
+    except ValidationError as exc:
+        raise _settings_error(exc, given) from None
+
+
+def _settings_error(exc: ValidationError, given: dict[str, Any]) -> SettingsError:
+    first = exc.errors()[0]
+    field = str(first["loc"][0]) if first["loc"] else ""
+    info = Settings.model_fields.get(field)
+    extra = info.json_schema_extra if info is not None and isinstance(info.json_schema_extra, dict) else {}
+    expected = str(extra.get("expected") or first["msg"])
+    secret = info is not None and "SecretStr" in str(info.annotation)
+    if field in given:
+        name, value = _flag(field), given[field]
+    else:
+        name, value = env_name(field), os.environ.get(env_name(field))
+    return SettingsError(name, "***" if secret else str(value), expected)
+
+
+def _as_env(value: Any) -> str:
+    if isinstance(value, bool):
+        return "on" if value else "off"
+    if isinstance(value, SecretStr):
+        return value.get_secret_value()
+    return str(value)
+
+
+def child_env(settings: Settings, **internal: Any) -> dict[str, str]:
+    """The environment that gives a child process these settings: every public setting that is set, plus
+    the `internal` ones named (field=value). Passed on top of the parent's environment."""
+    env: dict[str, str] = {}
+    for field, info in Settings.model_fields.items():
+        extra = info.json_schema_extra if isinstance(info.json_schema_extra, dict) else {}
+        value = getattr(settings, field)
+        if extra.get("internal") or value is None:
+            continue
+        env[env_name(field)] = _as_env(value)
+    for field, value in internal.items():
+        if field not in Settings.model_fields:
+            raise KeyError(f"{field} is not a setting")
+        if value is not None:
+            env[env_name(field)] = _as_env(value)
+    return env

@@ -23,10 +23,10 @@ from legion_ci.deploy.inventory import PlaybookFiles
 Log = Callable[[str], None]
 
 
-def ansible_dir() -> Path:
-    """$LEGION_ANSIBLE_DIR, else the ansible/ folder legion-ci carries (see legion_ci.core.resources)."""
-    configured = os.environ.get("LEGION_ANSIBLE_DIR")
-    folder = Path(configured) if configured else resources.folder("ansible")
+def ansible_dir(configured: Path | None = None) -> Path:
+    """`configured` (Settings.ansible_dir, $LEGION_ANSIBLE_DIR), else the ansible/ folder legion-ci carries
+    (see legion_ci.core.resources)."""
+    folder = configured if configured else resources.folder("ansible")
     if not (folder / "deploy.yml").is_file():
         raise ConfigError(
             f"no Ansible playbooks in {folder} (expected deploy.yml there); "
@@ -86,9 +86,11 @@ def _message(result: dict[str, Any]) -> str:
     return "; ".join(p for p in parts if p)[:2000]
 
 
-def run_playbook(playbook: str, files: PlaybookFiles, log: Log, timeout: float = 900.0) -> PlaybookRun:
-    """Run ansible/PLAYBOOK with the generated inventory and vars; raise PlaybookFailed if it fails."""
-    folder = ansible_dir()
+def run_playbook(
+    playbook: str, files: PlaybookFiles, log: Log, timeout: float = 900.0, folder: Path | None = None
+) -> PlaybookRun:
+    """Run PLAYBOOK of ansible_dir(folder) with the generated inventory and vars; PlaybookFailed if it fails."""
+    folder = ansible_dir(folder)
     command = [ansible_playbook(), "-i", str(files.inventory), playbook, "-e", f"@{files.vars}"]
     shown = " ".join(command[1:])
     env = {

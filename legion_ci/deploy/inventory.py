@@ -57,9 +57,8 @@ def deploy_vars(
     }
     if target == "kubernetes":
         out.update(image_vars(version))
-        secret = os.environ.get("LEGION_JWT_EXISTING_SECRET")
-        if secret:
-            out["legion_jwt_existing_secret"] = secret
+        if settings.jwt_existing_secret:
+            out["legion_jwt_existing_secret"] = settings.jwt_existing_secret
     return out
 
 

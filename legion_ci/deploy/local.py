@@ -10,7 +10,7 @@ from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import DeployError
 from legion_ci.core.processes import alive, spawn_many, stop_pid
 from legion_ci.core.registry import DeploymentRecord, Registry, VersionRecord
-from legion_ci.core.settings import Settings
+from legion_ci.core.settings import Settings, child_env
 from legion_ci.deploy import weights
 from legion_ci.deploy.drain import wait_drained
 from legion_ci.router import supervisor
@@ -56,7 +56,7 @@ def spawn_replicas(
         port = ports[i] if i < len(ports) else 0
         log = settings.deployments_dir / art.name / f"{art.id}-{i}.log"
         jobs.append((["serve", str(art.path), "--host", "127.0.0.1", "--port", str(port), *flags.args()], log))
-    return spawn_many(jobs, {"LEGION_HOME": str(settings.home)})
+    return spawn_many(jobs, child_env(settings))
 
 
 def record(

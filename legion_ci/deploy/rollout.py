@@ -70,7 +70,7 @@ def deploy(
         retire(settings, registry, stale, "stopped", folder / "stale", log)
     variables = inventory.deploy_vars(settings, spec, version, weight, target)
     files = inventory.write(folder, variables, f"deploy {version.label} to {target}")
-    run_playbook("deploy.yml", files, log)
+    run_playbook("deploy.yml", files, log, folder=settings.ansible_dir)
     if target != local.TARGET and already is None:
         _record_kubernetes(registry, version, spec, weight)
     record = local.find_serving(registry, version.id, target)
@@ -115,7 +115,10 @@ def retire(
             drain_timeout=drain_timeout,
         )
         run_playbook(
-            playbook, inventory.write(folder, variables, f"{status} deployments {[d.id for d in local_ones]}"), log
+            playbook,
+            inventory.write(folder, variables, f"{status} deployments {[d.id for d in local_ones]}"),
+            log,
+            folder=settings.ansible_dir,
         )
     for d in active:
         if d.target == local.TARGET:
@@ -129,7 +132,12 @@ def retire(
             str(d.detail.get("version")),
             namespace=str(d.detail.get("namespace", "legion")),
         )
-        run_playbook("undeploy.yml", inventory.write(folder, variables, f"{status} {d.model} deployment {d.id}"), log)
+        run_playbook(
+            "undeploy.yml",
+            inventory.write(folder, variables, f"{status} {d.model} deployment {d.id}"),
+            log,
+            folder=settings.ansible_dir,
+        )
         registry.update_deployment(d.id, status=status, weight=0)
     still = [d.id for d in active if registry.deployment(d.id).status in ACTIVE]
     if still:

@@ -22,6 +22,7 @@ import jinja2
 
 from legion_ci.core import resources
 from legion_ci.core.errors import ConfigError
+from legion_ci.core.settings import Settings
 from legion_ci.core.spec import SPEC_FILE, LoadedSpec
 from legion_ci.jenkins import jobs
 from legion_ci.pipeline.graph import Stage
@@ -44,11 +45,12 @@ class RenderOptions:
     repo_root: Path | None = None  # the git work tree the model lives in; default: found from the model folder
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> RenderOptions:
+    def from_settings(cls, settings: Settings, **overrides: Any) -> RenderOptions:
+        """LEGION_SCM_URL, LEGION_SCM_BRANCH, LEGION_SCM_CREDENTIALS_ID, then `overrides` (None: not given)."""
         values: dict[str, Any] = {
-            "scm_url": os.environ.get("LEGION_SCM_URL") or None,
-            "scm_branch": os.environ.get("LEGION_SCM_BRANCH") or "main",
-            "scm_credentials_id": os.environ.get("LEGION_SCM_CREDENTIALS_ID") or jobs.SCM_CREDENTIALS_ID,
+            "scm_url": settings.scm_url,
+            "scm_branch": settings.scm_branch,
+            "scm_credentials_id": settings.scm_credentials_id,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

@@ -64,7 +64,7 @@ def package(
     The rendered Dockerfile, requirements.txt and the context's file list are kept in `workdir`."""
     if options.push and not options.registry:
         raise ConfigError(f"nothing to push to: set {ENV_REGISTRY} (e.g. 127.0.0.1:5000), or build without pushing")
-    auth = registry_auth() if options.push else None  # checked before the long build, never logged
+    auth = registry_auth(options) if options.push else None  # checked before the long build, never logged
     clock = time.monotonic()
     engine = Engine.connect()
     name = metadata.image_name(art, options.registry, options.namespace, options.extra_tags)

@@ -8,7 +8,10 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 from typing import Any
 
+from pydantic import SecretStr
+
 from legion_ci.core.errors import ConfigError
+from legion_ci.core.settings import Settings, env_name
 
 DEFAULT_BASE_IMAGE = "python:3.11-slim"
 DEFAULT_NAMESPACE = "legion"
@@ -17,20 +20,18 @@ REGISTRY = re.compile(r"^[a-z0-9]([a-z0-9.-]*[a-z0-9])?(:[0-9]{1,5})?(/[a-z0-9]+
 TAG = re.compile(r"^[A-Za-z0-9_][A-Za-z0-9_.-]{0,127}$")
 IMAGE_REF = re.compile(r"^[a-z0-9][a-z0-9._/:-]*[a-z0-9](@sha256:[0-9a-f]{64})?$", re.IGNORECASE)
 
-ENV_BASE_IMAGE = "LEGION_BASE_IMAGE"
-ENV_REGISTRY = "LEGION_IMAGE_REGISTRY"
-ENV_SOURCE_URL = "LEGION_SOURCE_URL"
-ENV_CA_BUNDLE = "LEGION_BUILD_CA_BUNDLE"
-ENV_PIP_INDEX = "LEGION_PIP_INDEX_URL"
-ENV_WHEEL = "LEGION_CI_WHEEL"
-ENV_USER = "LEGION_REGISTRY_USER"
-ENV_PASSWORD = "LEGION_REGISTRY_PASSWORD"  # the variable's name, not a secret
+ENV_BASE_IMAGE = env_name("base_image")
+ENV_REGISTRY = env_name("image_registry")
+ENV_CA_BUNDLE = env_name("build_ca_bundle")
+ENV_WHEEL = env_name("ci_wheel")
+ENV_USER = env_name("registry_user")
+ENV_PASSWORD = env_name("registry_password")  # the variable's name, not a secret
 
 
 @dataclass(frozen=True)
 class PackageOptions:
-    """How an artifact becomes an image. Registry credentials are not here: they are read from the
-    environment at push time only, so they cannot reach a log, a label or a file."""
+    """How an artifact becomes an image. The registry password is a SecretStr (masked in every repr) and
+    is used at push time only, so it cannot reach a log, a label or a file."""
 
     base_image: str = DEFAULT_BASE_IMAGE
     registry: str | None = None
@@ -41,21 +42,24 @@ class PackageOptions:
     pip_index_url: str | None = None  # pip's index in the build stage only (a PyPI mirror)
     wheel: Path | None = None  # a prebuilt legion-ci wheel; default: made from the running legion-ci (wheel.py)
     extra_tags: tuple[str, ...] = ()  # besides VERSION and VERSION-ARTIFACTID8, e.g. "latest"
+    registry_user: str | None = None
+    registry_password: SecretStr | None = None
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> PackageOptions:
+    def from_settings(cls, settings: Settings, **overrides: Any) -> PackageOptions:
         """LEGION_BASE_IMAGE, LEGION_IMAGE_REGISTRY, LEGION_SOURCE_URL (else Jenkins' GIT_URL),
-        LEGION_BUILD_CA_BUNDLE, LEGION_PIP_INDEX_URL (else PIP_INDEX_URL), LEGION_CI_WHEEL."""
-        env = os.environ
-        ca = env.get(ENV_CA_BUNDLE) or None
-        index = env.get(ENV_PIP_INDEX) or env.get("PIP_INDEX_URL") or None
+        LEGION_BUILD_CA_BUNDLE, LEGION_PIP_INDEX_URL (else PIP_INDEX_URL), LEGION_CI_WHEEL,
+        LEGION_REGISTRY_USER/_PASSWORD; then `overrides` (command-line values; None means not given)."""
+        index = settings.pip_index_url or os.environ.get("PIP_INDEX_URL") or None
         options = cls(
-            base_image=env.get(ENV_BASE_IMAGE) or DEFAULT_BASE_IMAGE,
-            registry=(env.get(ENV_REGISTRY) or "").strip().rstrip("/") or None,
-            source_url=env.get(ENV_SOURCE_URL) or env.get("GIT_URL") or None,
-            ca_bundle=Path(ca) if ca else None,
+            base_image=settings.base_image,
+            registry=settings.image_registry,
+            source_url=settings.source_url or os.environ.get("GIT_URL") or None,
+            ca_bundle=settings.build_ca_bundle,
             pip_index_url=index if index and index.startswith(("http://", "https://")) else None,
-            wheel=Path(env[ENV_WHEEL]) if env.get(ENV_WHEEL) else None,
+            wheel=settings.ci_wheel,
+            registry_user=settings.registry_user,
+            registry_password=settings.registry_password,
         )
         options = replace(options, **{k: v for k, v in overrides.items() if v is not None})
         options.check()
@@ -85,9 +89,10 @@ class PackageOptions:
             raise ConfigError(f"{ENV_WHEEL}: {str(self.wheel)!r} is not a wheel file (expected legion_ci-*.whl)")
 
 
-def registry_auth() -> dict[str, str] | None:
+def registry_auth(options: PackageOptions) -> dict[str, str] | None:
     """Credentials for the push, from LEGION_REGISTRY_USER / LEGION_REGISTRY_PASSWORD (both or neither)."""
-    user, password = os.environ.get(ENV_USER), os.environ.get(ENV_PASSWORD)
+    user = options.registry_user
+    password = options.registry_password.get_secret_value() if options.registry_password else None
     if not user and not password:
         return None
     if not (user and password):

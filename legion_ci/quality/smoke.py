@@ -11,14 +11,16 @@ import httpx
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.settings import Settings
 
+SMOKE_TOKEN_SECONDS = 300
+
 
 def auth_headers(settings: Settings, art: Artifact, auth: bool) -> dict[str, str]:
     """A short-lived token for this model (any version: through the router either may answer)."""
     if not auth:
         return {}
-    from legion_ci.auth.jwt import create_token, load_or_create_secret
+    from legion_ci.auth.tokens import mint_model_token
 
-    token = create_token(load_or_create_secret(settings), art.name, None, ttl_seconds=300)
+    token = mint_model_token(settings, art.name, None, min(SMOKE_TOKEN_SECONDS, settings.jwt_max_ttl))
     return {"Authorization": f"Bearer {token}"}
 
 

@@ -13,7 +13,6 @@ from legion_ci.core.registry import Registry
 from legion_ci.core.settings import Settings
 from legion_ci.router.app import RouterApp
 from legion_ci.router.source import POLL_INTERVAL, RegistryPoller
-from legion_ci.router.supervisor import ENV_STATE
 from legion_ci.router.table import RouteTable
 from legion_ci.router.upstream import Upstream
 
@@ -66,9 +65,8 @@ def serve(settings: Settings, host: str, port: int, target: str | None = None, t
         timeout_keep_alive=30,
     )
     server = uvicorn.Server(config)
-    state = os.environ.get(ENV_STATE)
-    if state:
-        threading.Thread(target=_watch_state, args=(Path(state),), daemon=True, name="state-watch").start()
+    if settings.router_state:
+        threading.Thread(target=_watch_state, args=(settings.router_state,), daemon=True, name="state-watch").start()
     sock = config.bind_socket()
     bound_host, bound_port = sock.getsockname()[:2]
     print(f"listening on http://{bound_host}:{bound_port}", flush=True)

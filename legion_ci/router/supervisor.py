@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import fcntl
 import json
-import os
 import time
 from collections.abc import Iterator
 from contextlib import contextmanager
@@ -19,11 +18,10 @@ from typing import Any
 from legion_ci.core.artifact import write_json_atomic
 from legion_ci.core.errors import ConfigError, DeployError
 from legion_ci.core.processes import ours, port_free, ready, spawn, stop_pid, wait_ready
-from legion_ci.core.settings import Settings
+from legion_ci.core.settings import Settings, child_env, env_name
 
 DEFAULT_PORT = 8000
-ENV_PORT = "LEGION_ROUTER_PORT"
-ENV_STATE = "LEGION_ROUTER_STATE"  # tells a started router which state file must keep naming it
+ENV_PORT = env_name("router_port")
 
 
 @dataclass(frozen=True)
@@ -71,21 +69,14 @@ def _locked(settings: Settings) -> Iterator[None]:
             fcntl.flock(fh, fcntl.LOCK_UN)
 
 
-def requested_port(port: int | None) -> int | None:
+def requested_port(settings: Settings, port: int | None) -> int | None:
     """--port, else LEGION_ROUTER_PORT, else None (choose)."""
-    if port is not None:
-        return port
-    raw = os.environ.get(ENV_PORT)
-    if not raw:
-        return None
-    if not raw.isdigit() or not 0 <= int(raw) <= 65535:
-        raise ConfigError(f"{ENV_PORT}={raw!r} is not a port (expected a number from 0 to 65535)")
-    return int(raw)
+    return port if port is not None else settings.router_port
 
 
 def ensure(settings: Settings, host: str = "127.0.0.1", port: int | None = None) -> tuple[RouterInfo, bool]:
     """The running router of this home, or a new one started detached; returns (info, started)."""
-    wanted = requested_port(port)
+    wanted = requested_port(settings, port)
     with _locked(settings):
         info = running(settings)
         if info is not None:
@@ -114,7 +105,7 @@ def ensure(settings: Settings, host: str = "127.0.0.1", port: int | None = None)
 def _start(settings: Settings, host: str, port: int) -> RouterInfo:
     log = state_dir(settings) / "router.log"
     command = ["router", "serve", "--host", host, "--port", str(port), "--target", "local"]
-    env = {"LEGION_HOME": str(settings.home), ENV_STATE: str(state_file(settings))}
+    env = child_env(settings, router_state=state_file(settings))  # it stops once the file stops naming it
     endpoint = spawn(command, log, env)
     wait_ready(endpoint, "router")
     info = RouterInfo(endpoint["url"], int(endpoint["pid"]), int(endpoint["port"]), host, str(log), time.time())

@@ -77,7 +77,7 @@ class ModelApp:
             artifact.model, self.features, list(schema.get("example") or []), self.validator.numeric
         )
         self.classes = artifact.manifest.get("classes")
-        self.auth = Authenticator(AuthConfig.from_env(settings, options.auth), self.name, self.version)
+        self.auth = Authenticator(AuthConfig.from_settings(settings, options.auth), self.name, self.version)
         self.auth_enabled = self.auth.config.enabled
         commit = (artifact.manifest.get("git") or {}).get("commit")
         self.metrics = Metrics(self.name, self.version, artifact.id, commit)

@@ -8,25 +8,22 @@ about a third of the memory. Set LEGION_SERVE_SLIM=off to keep the full process.
 
 from __future__ import annotations
 
+import functools
 import hashlib
-import json
 import logging
 import os
 import sys
 import tempfile
-from dataclasses import asdict
 from pathlib import Path
 from typing import Any
 
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import ArtifactError, ConfigError
-from legion_ci.core.settings import Settings, load_settings
+from legion_ci.core.settings import Settings, child_env, load_settings
 from legion_ci.serving.options import ServeOptions
 
-ENV_ARTIFACT = "LEGION_SERVE_ARTIFACT"
-ENV_OPTIONS = "LEGION_SERVE_OPTIONS"
-ENV_PLAN = "LEGION_SERVE_PLAN"
-ENV_SLIM = "LEGION_SERVE_SLIM"
+PROMETHEUS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess mode has no other switch
+METRICS_DIR_PREFIX = "legion-metrics-"
 log = logging.getLogger(__name__)
 
 
@@ -83,7 +80,7 @@ def _predictor(art: Artifact, plan: Path | None) -> Any:
         raise ConfigError(f"--plan: cannot read {plan}: {exc}") from None
 
 
-def _argv(artifact_path: str | Path, options: ServeOptions, plan: Path) -> list[str]:
+def _argv(artifact_path: str | Path, options: ServeOptions, plan: Path | None) -> list[str]:
     args = [
         sys.executable,
         "-m",
@@ -102,9 +99,9 @@ def _argv(artifact_path: str | Path, options: ServeOptions, plan: Path) -> list[
         str(options.max_rows),
         "--max-body-bytes",
         str(options.max_body_bytes),
-        "--plan",
-        str(plan),
     ]
+    if plan is not None:
+        args += ["--plan", str(plan)]
     if not options.auth:
         args.append("--no-auth")
     if not options.capture:
@@ -118,7 +115,7 @@ def _go_slim(art: Artifact, artifact_path: str | Path, options: ServeOptions, se
 
     app = create_app(art, options, settings)  # checks auth settings etc. before we exec
     plan = app.predictor.plan
-    if plan is None or os.environ.get(ENV_SLIM, "on").lower() in ("off", "0", "false", "no"):
+    if plan is None or not settings.serve_slim:
         return
     folder = settings.home / "run"
     try:
@@ -131,7 +128,7 @@ def _go_slim(art: Artifact, artifact_path: str | Path, options: ServeOptions, se
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execv(sys.executable, _argv(artifact_path, options, Path(name)))
+    os.execve(sys.executable, _argv(artifact_path, options, Path(name)), {**os.environ, **child_env(settings)})
 
 
 def serve(
@@ -173,38 +170,41 @@ def _serve_one(art: Artifact, options: ServeOptions, settings: Settings, predict
     return 0 if server.started else 1
 
 
-def app_from_env() -> Any:
-    """uvicorn factory for worker processes: the artifact, options and plan come from the environment."""
+def worker_app(artifact_path: str, options: ServeOptions, settings: Settings, plan: Path | None) -> Any:
+    """uvicorn factory run in each worker process; its arguments travel pickled with uvicorn's Config."""
     from legion_ci.serving.app import create_app
 
-    options = ServeOptions(**json.loads(os.environ[ENV_OPTIONS]))
-    plan = Path(os.environ[ENV_PLAN]) if os.environ.get(ENV_PLAN) else None
-    art = Artifact.open(os.environ[ENV_ARTIFACT]) if plan else check_artifact(os.environ[ENV_ARTIFACT])
-    return create_app(art, options, load_settings(), _predictor(art, plan))
+    art = Artifact.open(artifact_path) if plan else check_artifact(artifact_path)
+    return create_app(art, options, settings, _predictor(art, plan))
 
 
 def _serve_workers(artifact_path: Path, options: ServeOptions, settings: Settings, plan: Path | None) -> int:
-    """Several worker processes on one socket; metrics are summed through PROMETHEUS_MULTIPROC_DIR."""
+    """Several worker processes on one socket; metrics are summed through PROMETHEUS_MULTIPROC_DIR.
+
+    prometheus_client reads that variable in each worker, which inherits this process's environment; so
+    without it, this server executes itself again with it set (os.environ itself is never written)."""
     import shutil
 
     import uvicorn
     from uvicorn.supervisors import Multiprocess
 
-    metrics_dir = Path(tempfile.mkdtemp(prefix="legion-metrics-"))
-    os.environ["PROMETHEUS_MULTIPROC_DIR"] = str(metrics_dir)
-    os.environ[ENV_ARTIFACT] = str(artifact_path)
-    os.environ[ENV_OPTIONS] = json.dumps(asdict(options))
-    os.environ[ENV_PLAN] = str(plan or "")
-    os.environ["LEGION_HOME"] = str(settings.home)
+    metrics_dir = os.environ.get(PROMETHEUS_DIR_VARIABLE)
+    if not metrics_dir:
+        fresh = tempfile.mkdtemp(prefix=METRICS_DIR_PREFIX)
+        sys.stdout.flush()
+        sys.stderr.flush()
+        env = {**os.environ, **child_env(settings), PROMETHEUS_DIR_VARIABLE: fresh}
+        os.execve(sys.executable, _argv(artifact_path, options, plan), env)
+    ours = Path(str(metrics_dir)).name.startswith(METRICS_DIR_PREFIX)
     try:
-        config = uvicorn.Config(
-            "legion_ci.serving.server:app_from_env", factory=True, workers=options.workers, **_uvicorn_kwargs(options)
-        )
+        factory = functools.partial(worker_app, str(artifact_path), options, settings, plan)
+        config = uvicorn.Config(factory, factory=True, workers=options.workers, **_uvicorn_kwargs(options))
         sock = config.bind_socket()
         _announce(sock)
         Multiprocess(config, sockets=[sock]).run()
     finally:
-        shutil.rmtree(metrics_dir, ignore_errors=True)
+        if ours:
+            shutil.rmtree(str(metrics_dir), ignore_errors=True)
     return 0
 
 

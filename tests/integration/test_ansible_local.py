@@ -127,8 +127,9 @@ def test_redeploy_replaces_a_deployment_that_lost_a_replica(place: Place, monkey
         place.play("deploy.yml", place.deploy_vars())
     (broken,) = place.registry.deployments("iris")
     os.kill(int(broken.endpoints[0]["pid"]), signal.SIGKILL)
+    settings = place.settings.model_copy(update={"router_port": 0})  # what LEGION_ROUTER_PORT=0 gives a process
     deployed = rollout.deploy(
-        place.settings, place.registry, place.version, place.spec, 20, "local", place.folder, place.lines.append
+        settings, place.registry, place.version, place.spec, 20, "local", place.folder, place.lines.append
     )
     assert deployed.started and deployed.router_url
     assert place.registry.deployment(broken.id).status == "stopped"
@@ -234,7 +235,8 @@ def test_cli_errors_name_the_bad_value(tmp_path: Path) -> None:
         text=True,
         env={**os.environ, "LEGION_HOME": str(tmp_path), supervisor.ENV_PORT: "eighty"},
     )
-    assert bad_port.returncode == 2 and "LEGION_ROUTER_PORT='eighty' is not a port" in bad_port.stderr
+    assert bad_port.returncode == 2
+    assert "LEGION_ROUTER_PORT='eighty' is not valid (expected a port from 0 to 65535)" in bad_port.stderr
 
 
 def test_kubernetes_needs_the_packaged_image(place: Place) -> None:
@@ -251,7 +253,7 @@ def test_kubernetes_needs_the_packaged_image(place: Place) -> None:
 def test_ansible_dir_must_hold_the_playbooks(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEGION_ANSIBLE_DIR", str(tmp_path))
     with pytest.raises(ConfigError, match=r"no Ansible playbooks in .* set LEGION_ANSIBLE_DIR"):
-        ansible_dir()
+        ansible_dir(load_settings().ansible_dir)
 
 
 def test_undeploy_of_an_unknown_model_is_refused(place: Place) -> None:

@@ -106,8 +106,10 @@ class Trained:
         return Artifact.open(self.registry.version_by_id(self.version_id).path)
 
     def stage(self, name: str, **options: Any) -> StageResult:
+        """Run one stage as its own process would: with the settings of the environment it starts in."""
+        settings = load_settings(self.settings.home, self.settings.registry_url)
         return single_stage(
-            self.settings, self.registry, name, None, self.run_id, "push", RunOptions(**options), PlainReporter()
+            settings, self.registry, name, None, self.run_id, "push", RunOptions(**options), PlainReporter()
         )[1]
 
 

@@ -14,7 +14,7 @@ import jwt
 import pytest
 
 from legion_ci.api.audit import AuditLog, outcome
-from legion_ci.api.authn import DEFAULT_AUDIENCE, ManagementAuth, audience, auth_config, bearer
+from legion_ci.api.authn import DEFAULT_AUDIENCE, ManagementAuth, auth_config, bearer
 from legion_ci.api.changes import check_weights, parse_weights
 from legion_ci.api.endpoints import ENDPOINTS
 from legion_ci.api.errors import ApiError, status_of
@@ -25,7 +25,7 @@ from legion_ci.api.tokens import create_management_token
 from legion_ci.auth.jwt import AuthError
 from legion_ci.core.errors import ConfigError, DeployError, LockedError, NotFoundError, RegistryError, StageFailed
 from legion_ci.core.registry import DeploymentRecord
-from legion_ci.core.settings import Settings
+from legion_ci.core.settings import Settings, load_settings
 
 SECRET = "unit-secret-0123456789abcdef0123456789abcdef"
 
@@ -51,7 +51,7 @@ def auth_env(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Settings:
         monkeypatch.delenv(key, raising=False)
     monkeypatch.setenv("LEGION_JWT_SECRET", SECRET)
     monkeypatch.setenv("LEGION_JWT_MAX_TTL", "2h")
-    return settings
+    return load_settings()  # settings are read once: after the environment is set
 
 
 def principal(role: str = "viewer", models: list[str] | None = None) -> Principal:
@@ -133,7 +133,7 @@ def test_model_server_tokens_and_other_audiences_are_refused(
         asyncio.run(auth.principal(f"Bearer {value}"))
     assert info.value.status == 401
     monkeypatch.setenv("LEGION_API_AUDIENCE", "ops.example")
-    assert audience() == "ops.example" and ManagementAuth(auth_config(auth_env)).audience == "ops.example"
+    assert ManagementAuth(auth_config(load_settings())).audience == "ops.example"
 
 
 def test_expired_and_too_long_tokens_are_refused(auth_env: Settings) -> None:
@@ -164,7 +164,7 @@ def test_bearer_header_problems(header: str | None, reason: str) -> None:
 def test_the_api_never_runs_with_auth_off(auth_env: Settings, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEGION_AUTH", "off")
     with pytest.raises(ConfigError, match="never runs without token checks"):
-        auth_config(auth_env)
+        auth_config(load_settings())
 
 
 @pytest.mark.parametrize(

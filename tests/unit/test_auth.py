@@ -24,10 +24,10 @@ from legion_ci.auth.jwt import (
     create_token,
     in_scope,
     load_or_create_secret,
-    parse_duration,
 )
-from legion_ci.core.errors import ConfigError
-from legion_ci.core.settings import Settings
+from legion_ci.core.durations import parse_duration
+from legion_ci.core.errors import ConfigError, SettingsError
+from legion_ci.core.settings import Settings, load_settings
 
 SECRET = "unit-secret-0123456789abcdef0123456789abcdef"
 AUD = "legion-ci"
@@ -222,20 +222,20 @@ def test_secret_file_is_created_0600_once(tmp_path: Path, monkeypatch: pytest.Mo
     assert stat.S_IMODE(path.stat().st_mode) == 0o600 and len(first) == 64
     assert load_or_create_secret(settings) == first
     monkeypatch.setenv("LEGION_JWT_SECRET", "from-env")
-    assert load_or_create_secret(settings) == "from-env"
+    assert load_or_create_secret(load_settings(tmp_path, "sqlite://")) == "from-env"
     monkeypatch.delenv("LEGION_JWT_SECRET")
     monkeypatch.setenv("LEGION_JWT_SECRET_FILE", str(tmp_path / "missing.key"))
     with pytest.raises(ConfigError, match="LEGION_JWT_SECRET_FILE: cannot read"):
-        load_or_create_secret(settings)
+        load_or_create_secret(load_settings(tmp_path, "sqlite://"))
 
 
 def test_auth_off_by_environment(tmp_path: Path, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEGION_AUTH", "off")
-    assert not AuthConfig.from_env(Settings(home=tmp_path, registry_url="sqlite://")).enabled
+    assert not AuthConfig.from_settings(load_settings(tmp_path, "sqlite://")).enabled
     monkeypatch.setenv("LEGION_AUTH", "on")
     monkeypatch.setenv("LEGION_JWT_MAX_TTL", "forever")
-    with pytest.raises(ConfigError, match="LEGION_JWT_MAX_TTL: 'forever' is not a duration"):
-        AuthConfig.from_env(Settings(home=tmp_path, registry_url="sqlite://"))
+    with pytest.raises(SettingsError, match=r"LEGION_JWT_MAX_TTL='forever' is not valid \(expected a duration"):
+        load_settings(tmp_path, "sqlite://")
 
 
 def test_parse_duration() -> None:

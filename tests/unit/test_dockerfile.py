@@ -20,6 +20,7 @@ import yaml
 
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import ArtifactError, ConfigError
+from legion_ci.core.settings import load_settings
 from legion_ci.package import metadata
 from legion_ci.package.context import assemble
 from legion_ci.package.dockerfile import DockerfileInputs, dockerfile_string, render
@@ -171,6 +172,11 @@ def test_skip_reason(target: str, registry: str | None, skips: bool) -> None:
 
 
 # -- options ---------------------------------------------------------------------------------------------
+def _options() -> PackageOptions:
+    """Packaging options from the settings read now (a process reads them once, at its start)."""
+    return PackageOptions.from_settings(load_settings())
+
+
 @pytest.mark.parametrize(
     "value",
     ["http://127.0.0.1:5000", "user:pw@registry.example.com", "Registry.Example.com", "registry.example.com/ml//x"],
@@ -178,12 +184,12 @@ def test_skip_reason(target: str, registry: str | None, skips: bool) -> None:
 def test_bad_registry_is_refused_naming_the_variable(value: str, monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEGION_IMAGE_REGISTRY", value)
     with pytest.raises(ConfigError, match=r"LEGION_IMAGE_REGISTRY=.*expected host\[:port\]"):
-        PackageOptions.from_env()
+        _options()
 
 
 def test_registry_trailing_slash_is_forgiven(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.setenv("LEGION_IMAGE_REGISTRY", "registry.example.com/ml/")
-    assert PackageOptions.from_env().registry == "registry.example.com/ml"
+    assert _options().registry == "registry.example.com/ml"
 
 
 def test_options_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
@@ -197,23 +203,23 @@ def test_options_from_env(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> No
     }.items():
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("LEGION_PIP_INDEX_URL", raising=False)
-    options = PackageOptions.from_env()
+    options = _options()
     assert (options.registry, options.base_image, options.ca_bundle) == ("127.0.0.1:5000", "legion-base:bookworm", ca)
     assert options.pip_index_url is None  # a file:// index on this host means nothing inside the build
     monkeypatch.setenv("LEGION_BUILD_CA_BUNDLE", str(tmp_path / "missing.pem"))
     with pytest.raises(ConfigError, match=r"LEGION_BUILD_CA_BUNDLE.*missing\.pem.*not a file"):
-        PackageOptions.from_env()
+        _options()
 
 
 def test_registry_auth_needs_both(monkeypatch: pytest.MonkeyPatch) -> None:
     monkeypatch.delenv("LEGION_REGISTRY_USER", raising=False)
     monkeypatch.delenv("LEGION_REGISTRY_PASSWORD", raising=False)
-    assert registry_auth() is None
+    assert registry_auth(_options()) is None
     monkeypatch.setenv("LEGION_REGISTRY_USER", "bot")
     with pytest.raises(ConfigError, match="LEGION_REGISTRY_PASSWORD is not set"):
-        registry_auth()
+        registry_auth(_options())
     monkeypatch.setenv("LEGION_REGISTRY_PASSWORD", SECRET)
-    assert registry_auth() == {"username": "bot", "password": SECRET}
+    assert registry_auth(_options()) == {"username": "bot", "password": SECRET}
 
 
 def test_no_engine_is_a_clear_error(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:

@@ -6,7 +6,7 @@ import pytest
 
 from legion_ci.core.errors import StageError, StageFailed
 from legion_ci.core.registry import Registry
-from legion_ci.core.settings import Settings
+from legion_ci.core.settings import Settings, load_settings
 from legion_ci.pipeline.graph import FLOWS, STAGES, Stage, check_graph, flow, stage
 from legion_ci.pipeline.progress import PlainReporter
 from legion_ci.pipeline.runner import run_stage
@@ -101,6 +101,6 @@ def test_options_come_from_jenkins_parameters(monkeypatch: pytest.MonkeyPatch) -
     monkeypatch.setenv("LEGION_TARGET", "kubernetes")
     monkeypatch.setenv("LEGION_TRAFFIC_WEIGHT", "35")
     monkeypatch.setenv("LEGION_SKIP_PERF_REASON", "perf cluster down")
-    options = RunOptions.from_env(target="local")
+    options = RunOptions.from_settings(load_settings(), target="local")
     assert options.target == "local"  # the command line wins over the environment
     assert options.traffic_weight == 35 and options.skip_perf_reason == "perf cluster down"

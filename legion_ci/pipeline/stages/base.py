@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
@@ -31,14 +30,14 @@ class RunOptions:
     lock_wait: float = 0.0
 
     @classmethod
-    def from_env(cls, **overrides: Any) -> RunOptions:
-        """Read LEGION_TARGET, LEGION_TRAFFIC_WEIGHT, LEGION_SKIP_PERF_REASON, LEGION_FORCE_REASON."""
-        weight = os.environ.get("LEGION_TRAFFIC_WEIGHT") or None
+    def from_settings(cls, settings: Settings, **overrides: Any) -> RunOptions:
+        """LEGION_TARGET, LEGION_TRAFFIC_WEIGHT, LEGION_SKIP_PERF_REASON, LEGION_FORCE_REASON from the
+        settings, then `overrides` (command-line values; None means not given)."""
         values: dict[str, Any] = {
-            "target": os.environ.get("LEGION_TARGET") or None,
-            "traffic_weight": int(weight) if weight and weight.isdigit() else None,
-            "skip_perf_reason": os.environ.get("LEGION_SKIP_PERF_REASON") or None,
-            "force_reason": os.environ.get("LEGION_FORCE_REASON") or None,
+            "target": settings.target,
+            "traffic_weight": settings.traffic_weight,
+            "skip_perf_reason": settings.skip_perf_reason,
+            "force_reason": settings.force_reason,
         }
         values.update({k: v for k, v in overrides.items() if v is not None})
         return cls(**values)

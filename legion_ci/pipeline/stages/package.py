@@ -23,7 +23,7 @@ def skip_reason(target: str, registry: str | None) -> str | None:
 
 
 def run(ctx: StageContext) -> StageResult:
-    options = PackageOptions.from_env()
+    options = PackageOptions.from_settings(ctx.settings)
     reason = skip_reason(ctx.target, options.registry)
     if reason:
         return StageResult("skipped", reason, {"skipped": True})

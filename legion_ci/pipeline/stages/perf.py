@@ -5,14 +5,13 @@ here, whatever happens; production's deployment is never touched."""
 
 from __future__ import annotations
 
-import os
 import time
 from typing import Any
 
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import LegionError, StageFailed
 from legion_ci.core.processes import start_server, stop_pid
-from legion_ci.core.settings import Settings
+from legion_ci.core.settings import Settings, child_env
 from legion_ci.pipeline.stages.base import StageContext, StageResult
 from legion_ci.quality.gate import Check
 from legion_ci.quality.perf import locustfile
@@ -29,16 +28,9 @@ def token_env(settings: Settings, art: Artifact, auth: bool, seconds: int) -> di
     """A bearer token for the load, in the environment only (never argv, never a file), when auth is on."""
     if not auth:
         return {}
-    from legion_ci.auth.jwt import create_token, load_or_create_secret
+    from legion_ci.auth.tokens import mint_model_token
 
-    token = create_token(
-        load_or_create_secret(settings),
-        art.name,
-        art.version,
-        ttl_seconds=seconds,
-        audience=os.environ.get("LEGION_JWT_AUDIENCE") or "legion-ci",
-        issuer=os.environ.get("LEGION_JWT_ISSUER") or None,
-    )
+    token = mint_model_token(settings, art.name, art.version, min(seconds, settings.jwt_max_ttl))
     return {locustfile.ENV_TOKEN: token}
 
 
@@ -84,7 +76,7 @@ def run(ctx: StageContext) -> StageResult:
         lf, evidence.locustfile_source = locustfile.choose(ctx.model_dir, art, folder)
         evidence.locustfile = str(lf)
         server_args = (["--no-auth"] if not spec.deploy.auth else []) + ["--no-capture"]
-        env = {"LEGION_HOME": str(ctx.settings.home)}
+        env = child_env(ctx.settings)
         watch.lap("locustfile")
         endpoint = start_server(str(art.path), folder / "server.log", env, server_args)
         evidence.url, evidence.pid = endpoint["url"], int(endpoint["pid"])

@@ -7,16 +7,17 @@ LEGION_TEST_PRODUCTION_ARTIFACT. By hand: `--legion-artifact PATH [--legion-prod
 
 from __future__ import annotations
 
-import os
+import functools
 from typing import Any
 
 import pandas as pd
 import pytest
 
 from legion_ci.core.artifact import Artifact
+from legion_ci.core.settings import PREFIX, Settings, env_name, load_settings
 
-ENV_ARTIFACT = "LEGION_TEST_ARTIFACT"
-ENV_PRODUCTION = "LEGION_TEST_PRODUCTION_ARTIFACT"
+ENV_ARTIFACT = env_name("test_artifact")
+ENV_PRODUCTION = env_name("test_production_artifact")
 
 
 def pytest_addoption(parser: pytest.Parser) -> None:
@@ -36,7 +37,17 @@ def pytest_addoption(parser: pytest.Parser) -> None:
 
 
 def _path(config: pytest.Config, option: str, env: str) -> str | None:
-    return config.getoption(option) or os.environ.get(env) or None
+    """The command-line option, else the setting behind `env` (read once per test session)."""
+    given = config.getoption(option)
+    if given:
+        return str(given)
+    value = getattr(_settings(), env.removeprefix(PREFIX).lower())
+    return str(value) if value else None
+
+
+@functools.cache
+def _settings() -> Settings:
+    return load_settings()
 
 
 @pytest.fixture(scope="session")

@@ -8,13 +8,20 @@ from legion_ci.core.errors import ConfigError
 from legion_ci.core.settings import Settings, env_name
 
 
-def check_ttl(settings: Settings, ttl_seconds: int, what: str = "token ttl") -> int:
-    """`ttl_seconds`, or ConfigError when the servers would refuse a token that long-lived."""
+def check_ttl(
+    settings: Settings,
+    ttl_seconds: int,
+    what: str = "token ttl",
+    given: str | None = None,
+    by: str = "the servers accept",
+) -> int:
+    """`ttl_seconds`, or ConfigError when the servers (`by`: "the servers accept", "the API accepts") would
+    refuse a token that long-lived; `given` is the value as the user wrote it, for the message."""
     if ttl_seconds <= 0:
         raise ConfigError(f"{what}: {ttl_seconds} is not a positive number of seconds")
     if ttl_seconds > settings.jwt_max_ttl:
         raise ConfigError(
-            f"{what}: {ttl_seconds}s is longer than the servers accept "
+            f"{what}: {given or f'{ttl_seconds}s'} is longer than {by} "
             f"({settings.jwt_max_ttl}s, {env_name('jwt_max_ttl')})"
         )
     return ttl_seconds

@@ -86,7 +86,7 @@ def cmd_create_admin(args: argparse.Namespace) -> int:
 
     settings = settings_of(args)
     check_role(args.role)  # before the secret file is created on first use
-    ttl = check_ttl(settings, parse_duration(args.ttl, "--ttl"), "--ttl")
+    ttl = check_ttl(settings, parse_duration(args.ttl, "--ttl"), "--ttl", args.ttl, "the API accepts")
     sub = args.sub if args.sub is not None else _user()
     secret = load_or_create_secret(settings)
     print(

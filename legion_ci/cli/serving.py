@@ -113,7 +113,7 @@ def _token_create(args: argparse.Namespace) -> int:
     from legion_ci.core.durations import parse_duration
 
     settings = settings_of(args)
-    ttl = check_ttl(settings, parse_duration(args.ttl, "--ttl"), "--ttl")
+    ttl = check_ttl(settings, parse_duration(args.ttl, "--ttl"), "--ttl", args.ttl)
     print(mint_model_token(settings, args.model, args.model_version, ttl, args.audience, args.issuer))
     return 0
 

@@ -14,13 +14,13 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from legion_ci.auth.jwt import create_token, load_or_create_secret
 from legion_ci.auth.tokens import mint_model_token
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.registry import Registry
 from legion_ci.core.settings import Settings, env_name, load_settings
-from tests.e2e.test_local_pipeline import short_perf
 
 ISSUER = "https://issuer.legion.example"
 AUDIENCE = "iris-callers"
@@ -57,7 +57,9 @@ def issuer_settings(home: Path, monkeypatch: pytest.MonkeyPatch) -> Settings:
 def test_deploy_and_smoke_pass_with_an_issuer_and_audience_set(
     home: Path, iris_dir: Path, issuer_settings: Settings
 ) -> None:
-    short_perf(iris_dir)
+    spec = yaml.safe_load((iris_dir / "legion.yaml").read_text())
+    spec["perf"] = {**spec.get("perf", {}), "users": 4, "spawn_rate": 4, "duration": 5}  # real load, briefly
+    (iris_dir / "legion.yaml").write_text(yaml.safe_dump(spec))
     done = cli(home, "run", str(iris_dir), "--json")
     assert done.stdout.strip(), done.stderr
     summary = json.loads(done.stdout)

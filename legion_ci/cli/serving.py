@@ -6,7 +6,6 @@ import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
-from legion_ci.cli.common import settings_of
 from legion_ci.core.errors import ConfigError
 
 
@@ -105,14 +104,14 @@ def _serve(args: argparse.Namespace) -> int:
         max_rows=args.max_rows,
         max_body_bytes=args.max_body_bytes,
     )
-    return serve(args.artifact, options, settings_of(args), args.plan)
+    return serve(args.artifact, options, args.settings, args.plan)
 
 
 def _token_create(args: argparse.Namespace) -> int:
     from legion_ci.auth.tokens import check_ttl, mint_model_token
     from legion_ci.core.durations import parse_duration
 
-    settings = settings_of(args)
+    settings = args.settings
     ttl = check_ttl(settings, parse_duration(args.ttl, "--ttl"), "--ttl", args.ttl)
     print(mint_model_token(settings, args.model, args.model_version, ttl, args.audience, args.issuer))
     return 0
@@ -132,6 +131,6 @@ def _feedback_export(args: argparse.Namespace) -> int:
     from legion_ci.feedback.export import export_feedback
 
     out = Path(args.out) if args.out else Path(f"{args.model}-feedback.csv")
-    rows = export_feedback(settings_of(args), args.model, parse_since(args.since), out)
+    rows = export_feedback(args.settings, args.model, parse_since(args.since), out)
     print(f"wrote {rows} rows to {out}")
     return 0

@@ -51,8 +51,7 @@ EXTERNAL: tuple[tuple[str, str, str], ...] = (
     ("LEGION_OIDC_ESCAPE_SECRET", "jenkins/casc-oidc.yaml", "its password"),
     ("LEGION_REGISTRY_ADDR", "scripts/services.sh", "address of the local Docker registry the tests start"),
     ("LEGION_UPDATE_FIXTURES", "tests", "1: fixture-pair tests rewrite their expected files"),
-    ("LEGION_MODEL_NAME", "helm/legion-model", "set by the chart for the model server; legion-ci does not read it"),
-    ("LEGION_MODEL_VERSION", "helm/legion-model", "set by the chart for the model server; legion-ci does not read it"),
+    ("LEGION_LOG_LEVEL", "nothing", "only an `extraEnv` example in the charts' ci/ test values"),
 )
 
 

@@ -269,7 +269,7 @@ def test_every_documented_revocation_form_is_read(text: str, ids: set[str]) -> N
         ('["a", ', "not a JSON array"),
         ('["a", {"jti": "b"}]', "item [1]"),
         ("[true]", "item [0]"),
-        ('"abc"', 'line 1: \'"abc"\' is not a bare token id'),
+        ('"abc"', "line 1: '\"abc\"' is not a bare token id"),
         ('{"revoked": ["a"]}', "line 1"),
         ("a\nb c\n", "line 2: 'b c'"),
     ],

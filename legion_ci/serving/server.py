@@ -1,9 +1,12 @@
 """Run the model server: uvicorn with uvloop and httptools; prints `listening on http://HOST:PORT` once bound.
 
 Start-up loads the model with scikit-learn and picks the fastest predictor that gives its answers. When
-that predictor is a plain-numpy LinearPlan, the process saves the plan and re-executes itself (same pid,
-same command plus `--plan FILE`) as a slim server that never imports scikit-learn, scipy or pandas:
-about a third of the memory. Set LEGION_SERVE_SLIM=off to keep the full process.
+that predictor is a plain-numpy LinearPlan, the process saves the plan in the plan cache
+($LEGION_HOME/cache/plans, keyed by the artifact id and the model file's sha256) and re-executes itself
+(same pid, same command plus `--plan FILE`) as a slim server that never imports scikit-learn, scipy or
+pandas: about a third of the memory. The next server of the same artifact finds the plan in the cache and
+starts slim at once, in well under a second, since importing scikit-learn is most of a cold start. Set
+LEGION_SERVE_SLIM=off to keep the full process.
 """
 
 from __future__ import annotations
@@ -66,13 +69,27 @@ def _plan_stamp(art: Artifact) -> str:
     return hashlib.sha256(f"{art.id}:{art.manifest['model']['sha256']}".encode()).hexdigest()[:16]
 
 
+def plan_cache_file(art: Artifact, settings: Settings) -> Path:
+    """Where the verified plain-numpy plan of this artifact's model is kept between server starts."""
+    return settings.home / "cache" / "plans" / f"plan-{_plan_stamp(art)}.npz"
+
+
+def _cached_plan(art: Artifact, settings: Settings) -> Path | None:
+    """The cached plan of this artifact, once its model file is checked against the manifest; else None."""
+    cached = plan_cache_file(art, settings)
+    if not settings.serve_slim or not cached.is_file():
+        return None
+    art.verify()  # the plan stands for the model only while the model file is the one the manifest names
+    return cached
+
+
 def _predictor(art: Artifact, plan: Path | None) -> Any:
     from legion_ci.serving.fastpath import LinearPlan
     from legion_ci.serving.predictor import Predictor
 
     if plan is None:
         return None
-    if not plan.name.startswith(f"plan-{_plan_stamp(art)}-"):
+    if not plan.name.startswith(f"plan-{_plan_stamp(art)}"):
         raise ConfigError(f"--plan: {plan} was not made from the artifact {art.path}")
     try:
         return Predictor.from_plan(LinearPlan.load(plan))
@@ -117,18 +134,19 @@ def _go_slim(art: Artifact, artifact_path: str | Path, options: ServeOptions, se
     plan = app.predictor.plan
     if plan is None or not settings.serve_slim:
         return
-    folder = settings.home / "run"
-    try:
-        folder.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=folder, prefix=f"plan-{_plan_stamp(art)}-", suffix=".npz")
+    cached = plan_cache_file(art, settings)
+    try:  # written beside, then renamed: replicas starting together never read half a file
+        cached.parent.mkdir(parents=True, exist_ok=True)
+        fd, name = tempfile.mkstemp(dir=cached.parent, prefix=f"{cached.stem}-", suffix=".tmp")
         os.close(fd)
         plan.save(Path(name))
+        os.replace(name, cached)
     except OSError as exc:
-        log.warning("cannot save the slim plan in %s (%s); serving with scikit-learn loaded", folder, exc)
+        log.warning("cannot save the slim plan in %s (%s); serving with scikit-learn loaded", cached.parent, exc)
         return
     sys.stdout.flush()
     sys.stderr.flush()
-    os.execve(sys.executable, _argv(artifact_path, options, Path(name)), {**os.environ, **child_env(settings)})
+    os.execve(sys.executable, _argv(artifact_path, options, cached), {**os.environ, **child_env(settings)})
 
 
 def serve(
@@ -140,28 +158,32 @@ def serve(
         raise ConfigError(f"--workers: {options.workers} (expected 1 or more)")
     if not 0.0 <= options.capture_rate <= 1.0:
         raise ConfigError(f"--capture-rate: {options.capture_rate} (expected a number from 0 to 1)")
+    art = Artifact.open(artifact_path)
+    predictor = None
     if plan is None:
-        art = check_artifact(artifact_path)
-        _go_slim(art, artifact_path, options, settings)
+        plan = _cached_plan(art, settings)
+        try:
+            predictor = _predictor(art, plan)
+        except ConfigError as exc:  # a damaged cache entry: drop it and make the plan again
+            log.warning("plan cache: %s; rebuilding it from the model", exc)
+            plan_cache_file(art, settings).unlink(missing_ok=True)
+            plan = None
+        if plan is None:
+            art = check_artifact(artifact_path)
+            _go_slim(art, artifact_path, options, settings)
     else:
-        art = Artifact.open(artifact_path)
-    try:
-        if options.workers > 1:
-            return _serve_workers(Path(artifact_path).resolve(), options, settings, plan)
-        return _serve_one(art, options, settings, _predictor(art, plan), plan)
-    finally:
-        if plan is not None:
-            plan.unlink(missing_ok=True)
+        predictor = _predictor(art, plan)
+    if options.workers > 1:
+        return _serve_workers(Path(artifact_path).resolve(), options, settings, plan)
+    return _serve_one(art, options, settings, predictor)
 
 
-def _serve_one(art: Artifact, options: ServeOptions, settings: Settings, predictor: Any, plan: Path | None) -> int:
+def _serve_one(art: Artifact, options: ServeOptions, settings: Settings, predictor: Any) -> int:
     import uvicorn
 
     from legion_ci.serving.app import create_app
 
     app = create_app(art, options, settings, predictor)
-    if plan is not None:
-        plan.unlink(missing_ok=True)
     config = uvicorn.Config(app, **_uvicorn_kwargs(options))
     server = uvicorn.Server(config)
     sock = config.bind_socket()

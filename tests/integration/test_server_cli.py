@@ -10,6 +10,7 @@ import subprocess
 import sys
 from pathlib import Path
 
+import httpx
 import jwt
 
 from .conftest import ROOT
@@ -67,3 +68,33 @@ def test_serve_refuses_bad_artifacts_before_binding(iris_artifact: Path, tmp_pat
     assert "listening on" not in refused.stdout
     rate = run("serve", str(iris_artifact), "--capture-rate", "2", home=tmp_path)
     assert rate.returncode == 2 and "invalid rate '2'" in rate.stderr
+
+
+def _loaded_modules(server_pid: int) -> str:
+    """The shared libraries a running server has mapped (scikit-learn's compiled parts show up here)."""
+    return Path(f"/proc/{server_pid}/maps").read_text()
+
+
+def test_a_second_server_of_an_artifact_starts_slim_from_the_plan_cache(iris_artifact: Path, tmp_path: Path) -> None:
+    """The first server verifies the plain-numpy plan against scikit-learn and caches it; the next one
+    serves the same answers without importing scikit-learn at all. A damaged cache entry is rebuilt."""
+    from .conftest import start_server
+
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.0, 5.2, 2.3], [5.9, 3.0, 4.2, 1.5]]
+    answers = []
+    for attempt in ("cold", "cached", "damaged"):
+        if attempt == "damaged":
+            next((tmp_path / "cache" / "plans").glob("plan-*.npz")).write_bytes(b"not a plan")
+        server = start_server(iris_artifact, tmp_path, "--no-auth")
+        try:
+            plans = list((tmp_path / "cache" / "plans").glob("plan-*.npz"))
+            assert len(plans) == 1, plans
+            if attempt == "cached":
+                assert "sklearn" not in _loaded_modules(server.proc.pid)
+            answer = httpx.post(f"{server.url}/api/model/iris/1.0.0/invoke", json={"instances": rows}, timeout=30)
+            assert answer.status_code == 200, answer.text
+            answers.append(answer.json()["predictions"])
+        finally:
+            server.stop()
+    assert answers[0] == answers[1] == answers[2]
+    assert "cannot read" in " ".join(server.lines)

@@ -1,14 +1,21 @@
-"""The `local` target's operations on this machine, each small enough for one Ansible task to call
-through `legion-ci deployments ...`: find, spawn a replica, record it with its traffic weight, retire."""
+"""The `local` target on this machine, run in the deploying process itself: find what serves, start a
+version's replicas, wait until each answers ready, record them with a traffic weight, retire.
+
+No Ansible here (it stays for Kubernetes and the platform): on one host every step is a call into this
+module, and a playbook would only add an ansible-playbook process and one `legion-ci` process per step
+(seconds each) around the same calls.
+"""
 
 from __future__ import annotations
 
+from collections.abc import Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import DeployError
-from legion_ci.core.processes import alive, spawn_many, stop_pid
+from legion_ci.core.processes import alive, spawn_many, stop_pid, wait_ready
 from legion_ci.core.registry import DeploymentRecord, Registry, VersionRecord
 from legion_ci.core.settings import Settings, child_env
 from legion_ci.deploy import weights
@@ -57,6 +64,39 @@ def spawn_replicas(
         log = settings.deployments_dir / art.name / f"{art.id}-{i}.log"
         jobs.append((["serve", str(art.path), "--host", "127.0.0.1", "--port", str(port), *flags.args()], log))
     return spawn_many(jobs, child_env(settings))
+
+
+def deploy(
+    settings: Settings,
+    registry: Registry,
+    version: VersionRecord,
+    replicas: int,
+    flags: ServerFlags,
+    weight: int,
+    log: Callable[[str], None],
+    ports: list[int] | None = None,
+) -> DeploymentRecord:
+    """Start `replicas` servers of `version` at once, wait until every one answers /health/ready, then
+    record them at `weight` percent (the router follows within half a second). If a replica fails to
+    start or to become ready, every one started here is stopped and nothing is recorded."""
+    artifact = Path(version.path)
+    if not (artifact / "manifest.json").is_file():
+        raise DeployError(
+            f"no artifact at {artifact} (no manifest.json there) for model {version.model} version {version.version}"
+        )
+    try:
+        endpoints = spawn_replicas(settings, str(artifact.resolve()), replicas, flags, ports)
+    except DeployError as exc:
+        raise DeployError(f"deploying {version.label} on this host failed: {exc}; production is untouched") from None
+    try:
+        for endpoint in endpoints:
+            wait_ready(endpoint)
+        log(f"{len(endpoints)} replica(s) of {version.label} ready: {', '.join(e['url'] for e in endpoints)}")
+        return record(registry, version, endpoints, weight)
+    except BaseException:
+        for endpoint in endpoints:
+            stop_pid(int(endpoint["pid"]))
+        raise
 
 
 def record(

@@ -1,6 +1,7 @@
-"""Rollout: deploy a version beside production, promote it, roll it back or undeploy; every change to
-running processes or releases goes through the Ansible playbooks, every traffic change through the registry
-weights the router follows. No step fails a request: weights move first, processes stop after draining."""
+"""Rollout: deploy a version beside production, promote it, roll it back or undeploy. The local target's
+processes are started and stopped here (legion_ci.deploy.local); Kubernetes releases go through the
+Ansible playbooks. Every traffic change goes through the registry weights the router follows. No step
+fails a request: weights move first, processes stop after draining."""
 
 from __future__ import annotations
 
@@ -68,17 +69,30 @@ def deploy(
     if stale:  # some replica of it died: replace the whole deployment rather than route around the gap
         log(f"deployment(s) {[d.id for d in stale]} of {version.label} lost a replica; retiring them first")
         retire(settings, registry, stale, "stopped", folder / "stale", log)
+    if target == local.TARGET:
+        record = already or _deploy_local(settings, registry, version, spec, weight, log)
+        return Deployed(record, already is None, router.url if router else None)
     variables = inventory.deploy_vars(settings, spec, version, weight, target)
     files = inventory.write(folder, variables, f"deploy {version.label} to {target}")
     run_playbook("deploy.yml", files, log, folder=settings.ansible_dir)
-    if target != local.TARGET and already is None:
+    if already is None:
         _record_kubernetes(registry, version, spec, weight)
-    record = local.find_serving(registry, version.id, target)
-    if record is None:
+    found = local.find_serving(registry, version.id, target)
+    if found is None:
         raise DeployError(
             f"deploy.yml finished but no serving deployment of {version.label} is recorded (see {files.vars.parent})"
         )
-    return Deployed(record, already is None, router.url if router else None)
+    return Deployed(found, already is None, None)
+
+
+def _deploy_local(
+    settings: Settings, registry: Registry, version: VersionRecord, spec: ModelSpec, weight: int, log: Log
+) -> DeploymentRecord:
+    flags = local.ServerFlags(
+        auth=spec.deploy.auth, capture=spec.serving.capture.enabled, capture_rate=spec.serving.capture.sample_rate
+    )
+    log(f"starting {spec.deploy.replicas} replica(s) of {version.label} on this host")
+    return local.deploy(settings, registry, version, spec.deploy.replicas, flags, weight, log)
 
 
 def _record_kubernetes(registry: Registry, version: VersionRecord, spec: ModelSpec, weight: int) -> None:
@@ -99,27 +113,15 @@ def retire(
     log: Log,
     drain_timeout: float = 30.0,
 ) -> list[int]:
-    """Take deployments out of service through rollback.yml (status rolled-back) or undeploy.yml; returns
-    the ids retired. Local ones drain through the router first; Kubernetes releases are uninstalled."""
+    """Take deployments out of service (status rolled-back or stopped); returns the ids retired. Local ones
+    drain through the router first, then stop; Kubernetes releases are uninstalled through undeploy.yml."""
     active = [d for d in deployments if d.status in ACTIVE]
     if not active:
         return []
-    playbook = "rollback.yml" if status == "rolled-back" else "undeploy.yml"
     local_ones = [d for d in active if d.target == local.TARGET]
     if local_ones:
-        variables = inventory.retire_vars(
-            settings,
-            local.TARGET,
-            local_ones[0].model,
-            deployment_ids=[d.id for d in local_ones],
-            drain_timeout=drain_timeout,
-        )
-        run_playbook(
-            playbook,
-            inventory.write(folder, variables, f"{status} deployments {[d.id for d in local_ones]}"),
-            log,
-            folder=settings.ansible_dir,
-        )
+        log(f"retiring deployment(s) {[d.id for d in local_ones]} ({status}): weight 0, drain, stop")
+        local.retire(settings, registry, local_ones, status, drain_timeout)
     for d in active:
         if d.target == local.TARGET:
             continue
@@ -141,7 +143,7 @@ def retire(
         registry.update_deployment(d.id, status=status, weight=0)
     still = [d.id for d in active if registry.deployment(d.id).status in ACTIVE]
     if still:
-        raise DeployError(f"{playbook} finished but deployments {still} are still active")
+        raise DeployError(f"retiring finished but deployments {still} are still active")
     return [d.id for d in active]
 
 

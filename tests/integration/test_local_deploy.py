@@ -1,6 +1,7 @@
-"""The local half of ansible/: deploy.yml, rollback.yml and undeploy.yml run for real by ansible-playbook
-(through legion_ci.deploy.ansible) with an inventory generated from the spec, starting and stopping real
-model-server processes; the errors a person can cause, each with a clear message."""
+"""The local target, deployed by legion-ci itself (legion_ci.deploy.rollout and .local): real model-server
+processes started, recorded, rolled back, replaced and undeployed; the errors a person can cause, each with
+a clear message. Then what is left of ansible/ for this file: the top-level playbooks, which refuse the
+local target and hand Kubernetes to its playbooks."""
 
 from __future__ import annotations
 
@@ -12,7 +13,6 @@ from dataclasses import dataclass, replace
 from pathlib import Path
 
 import pytest
-import yaml
 
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import ConfigError, DeployError, NotFoundError
@@ -41,8 +41,19 @@ class Place:
         files = inventory.write(self.folder, variables, f"test {playbook}")
         return run_playbook(playbook, files, self.lines.append)
 
-    def deploy_vars(self, **changes: object) -> dict:
-        return {**inventory.deploy_vars(self.settings, self.spec, self.version, 20, "local"), **changes}
+    def deploy(
+        self, version: VersionRecord | None = None, weight: int = 20, **spec_changes: object
+    ) -> rollout.Deployed:
+        spec = self.spec
+        if spec_changes:
+            spec = spec.model_copy(update={"deploy": replace_model(spec.deploy, **spec_changes)})
+        return rollout.deploy(
+            self.settings, self.registry, version or self.version, spec, weight, "local", self.folder, self.lines.append
+        )
+
+    def retire(self, status: str, **select: object) -> list[int]:
+        chosen = local.select(self.registry, **select)  # type: ignore[arg-type]
+        return rollout.retire(self.settings, self.registry, chosen, status, self.folder, self.lines.append)
 
 
 def _servers_of(artifact: str) -> list[int]:
@@ -81,39 +92,33 @@ def replace_model(model: object, **changes: object) -> object:
 
 def test_deploy_runs_replicas_records_them_and_a_rerun_starts_nothing(place: Place) -> None:
     place.lines.clear()
-    run = place.play("deploy.yml", place.deploy_vars())
-    assert run.changed  # type: ignore[attr-defined]
-    assert "model_local : Start the model-server processes: changed" in place.lines
-    assert "model_local : Wait until every replica answers ready: ok" in place.lines
+    deployed = place.deploy()
+    assert deployed.started and deployed.router_url
     (deployment,) = place.registry.deployments("iris")
+    assert deployment.id == deployed.deployment.id
     assert deployment.weight == 100  # alone: all of the traffic, whatever the spec asks for
     assert len(deployment.endpoints) == 2 and all(ready(e["url"]) for e in deployment.endpoints)
     assert sorted(_servers_of(place.version.path)) == sorted(int(e["pid"]) for e in deployment.endpoints)
-    vars_file = yaml.safe_load((place.folder / "vars.yml").read_text())
-    assert vars_file["legion_replicas"] == 2 and vars_file["legion_target"] == "local"
-    assert "LEGION_REGISTRY_URL" not in (place.folder / "vars.yml").read_text()
+    assert any("2 replica(s) of iris 1.0.0 (01234567) ready" in line for line in place.lines), place.lines
+    assert not list(place.folder.glob("*.yml"))  # no playbook files for the local target
 
-    place.lines.clear()
-    again = place.play("deploy.yml", place.deploy_vars())
-    assert not again.changed, place.lines  # type: ignore[attr-defined]
+    again = place.deploy()
+    assert not again.started
     assert [d.id for d in place.registry.deployments("iris")] == [deployment.id]
 
 
 def test_rollback_marks_the_candidate_rolled_back_and_gives_its_share_back(place: Place) -> None:
     if not place.registry.deployments("iris"):
-        place.play("deploy.yml", place.deploy_vars())
+        place.deploy()
     (production,) = place.registry.deployments("iris")
     other = build_iris_artifact(place.settings.home / "candidate", version="1.1.0")
     manifest = {**Artifact.open(other).manifest, "artifact_id": "fedcba9876543210"}
     candidate_version = place.registry.register_version(manifest, str(other))[0]
-    place.play(
-        "deploy.yml",
-        {**inventory.deploy_vars(place.settings, place.spec, candidate_version, 20, "local"), "legion_replicas": 1},
-    )
+    place.deploy(candidate_version, 20, replicas=1)
     weights = {d.detail["version"]: d.weight for d in place.registry.deployments("iris")}
     assert weights == {"1.0.0": 80, "1.1.0": 20}
     candidate = next(d for d in place.registry.deployments("iris") if d.version_id == candidate_version.id)
-    place.play("rollback.yml", inventory.retire_vars(place.settings, "local", "iris", "1.1.0"))
+    assert place.retire("rolled-back", model="iris", version="1.1.0") == [candidate.id]
     assert place.registry.deployment(candidate.id).status == "rolled-back"
     assert place.registry.deployment(production.id).weight == 100
     assert _servers_of(str(other)) == []
@@ -124,7 +129,7 @@ def test_redeploy_replaces_a_deployment_that_lost_a_replica(place: Place, monkey
 
     monkeypatch.setenv(supervisor.ENV_PORT, "0")
     if not place.registry.deployments("iris"):
-        place.play("deploy.yml", place.deploy_vars())
+        place.deploy()
     (broken,) = place.registry.deployments("iris")
     os.kill(int(broken.endpoints[0]["pid"]), signal.SIGKILL)
     settings = place.settings.model_copy(update={"router_port": 0})  # what LEGION_ROUTER_PORT=0 gives a process
@@ -140,23 +145,22 @@ def test_redeploy_replaces_a_deployment_that_lost_a_replica(place: Place, monkey
 
 def test_undeploy_drains_and_stops_them_and_a_rerun_changes_nothing(place: Place) -> None:
     if not place.registry.deployments("iris"):
-        place.play("deploy.yml", place.deploy_vars())
+        place.deploy()
     (deployment,) = place.registry.deployments("iris")
-    variables = inventory.retire_vars(place.settings, "local", "iris", deployment_ids=[deployment.id])
-    assert place.play("undeploy.yml", variables).changed  # type: ignore[attr-defined]
+    assert place.retire("stopped", ids=[deployment.id]) == [deployment.id]
     assert place.registry.deployment(deployment.id).status == "stopped"
     assert _servers_of(place.version.path) == []
-    assert not place.play("undeploy.yml", variables).changed  # type: ignore[attr-defined]
+    assert place.retire("stopped", ids=[deployment.id]) == []
 
 
-def test_a_missing_artifact_fails_naming_playbook_task_and_status(place: Place) -> None:
+def test_a_missing_artifact_fails_naming_it_and_records_nothing(place: Place, tmp_path: Path) -> None:
     before = place.registry.deployments(active_only=False)
-    with pytest.raises(PlaybookFailed) as failed:
-        place.play("deploy.yml", place.deploy_vars(legion_artifact_path="/nonexistent/artifact", legion_version_id=999))
-    message = str(failed.value)
-    assert failed.value.playbook == "deploy.yml" and failed.value.status == 2
-    assert "task 'model_local : Fail when the artifact is missing'" in message
-    assert "No artifact at /nonexistent/artifact" in message
+    gone = replace(place.version, id=999, path=str(tmp_path / "nonexistent"))
+    with pytest.raises(DeployError) as failed:
+        place.deploy(gone)
+    assert f"no artifact at {tmp_path / 'nonexistent'} (no manifest.json there) for model iris version 1.0.0" in str(
+        failed.value
+    )
     assert place.registry.deployments(active_only=False) == before
 
 
@@ -171,25 +175,25 @@ def test_a_replica_that_cannot_start_stops_the_ones_that_did(place: Place, tmp_p
     version = place.registry.register_version(
         {**Artifact.open(other).manifest, "artifact_id": "a1b2c3d4e5f60718"}, str(other)
     )[0]
+    flags = local.ServerFlags(auth=False)
     try:
-        with pytest.raises(PlaybookFailed) as failed:
-            place.play(
-                "deploy.yml",
-                {**inventory.deploy_vars(place.settings, place.spec, version, 20, "local"), "legion_ports": [0, taken]},
-            )
+        with pytest.raises(DeployError) as failed:
+            local.deploy(place.settings, place.registry, version, 2, flags, 20, place.lines.append, ports=[0, taken])
     finally:
         holder.close()
     message = str(failed.value)
-    assert "failed at 'Start the model-server processes'" in message
+    assert "deploying iris 1.2.0 (a1b2c3d4) on this host failed" in message
     assert "Address already in use" in message
     assert "production is untouched" in message
     assert _servers_of(str(other)) == []  # replica 0 did start, and was stopped again
     assert all(d.version_id != version.id for d in place.registry.deployments())
 
 
-def test_an_unknown_target_is_refused(place: Place) -> None:
-    with pytest.raises(PlaybookFailed, match=r"legion_target is 'docker' .expected 'local' or 'kubernetes'"):
-        place.play("deploy.yml", place.deploy_vars(legion_target="docker"))
+@pytest.mark.parametrize("target", ["docker", "local"])
+def test_the_playbooks_take_only_the_kubernetes_target(place: Place, target: str) -> None:
+    variables = inventory.deploy_vars(place.settings, place.spec, place.version, 20, "local")
+    with pytest.raises(PlaybookFailed, match=rf"legion_target is '{target}' .expected 'kubernetes'; the local"):
+        place.play("deploy.yml", {**variables, "legion_target": target})
 
 
 @pytest.mark.parametrize("playbook", ["deploy.yml", "rollback.yml", "undeploy.yml"])
@@ -218,10 +222,6 @@ def _cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
 
 
 def test_cli_errors_name_the_bad_value(tmp_path: Path) -> None:
-    bad_endpoint = _cli(
-        tmp_path, "deployments", "record", "--version-id", "1", "--weight", "20", "--endpoint", "http://127.0.0.1:1"
-    )
-    assert bad_endpoint.returncode == 2 and "invalid endpoint 'http://127.0.0.1:1'" in bad_endpoint.stderr
     bad_weight = _cli(tmp_path, "deployments", "set-weight", "1", "150")
     assert bad_weight.returncode == 2
     assert "invalid weight '150' (expected a whole percentage, 0-100)" in bad_weight.stderr

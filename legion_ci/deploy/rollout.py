@@ -14,8 +14,7 @@ from legion_ci.core.errors import DeployError, NotFoundError
 from legion_ci.core.registry import DeploymentRecord, Registry, VersionRecord
 from legion_ci.core.settings import Settings
 from legion_ci.core.spec import ModelSpec
-from legion_ci.deploy import inventory, local
-from legion_ci.deploy.ansible import run_playbook
+from legion_ci.deploy import local
 from legion_ci.deploy.weights import rebalance
 from legion_ci.router import supervisor
 
@@ -72,6 +71,9 @@ def deploy(
     if target == local.TARGET:
         record = already or _deploy_local(settings, registry, version, spec, weight, log)
         return Deployed(record, already is None, router.url if router else None)
+    from legion_ci.deploy import inventory  # Ansible's part: the Kubernetes target only
+    from legion_ci.deploy.ansible import run_playbook
+
     variables = inventory.deploy_vars(settings, spec, version, weight, target)
     files = inventory.write(folder, variables, f"deploy {version.label} to {target}")
     run_playbook("deploy.yml", files, log, folder=settings.ansible_dir)
@@ -125,6 +127,9 @@ def retire(
     for d in active:
         if d.target == local.TARGET:
             continue
+        from legion_ci.deploy import inventory  # Ansible's part: the Kubernetes target only
+        from legion_ci.deploy.ansible import run_playbook
+
         # Each version is its own Helm release: taking a version out means uninstalling its release.
         registry.set_weights(_without(registry, d))
         variables = inventory.retire_vars(

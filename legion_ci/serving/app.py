@@ -26,7 +26,7 @@ from legion_ci.asgi.request_id import REQUEST_ID_CHARS, request_id_for, valid_re
 from legion_ci.asgi.types import Receive, Scope, Send
 from legion_ci.auth.jwt import AuthConfig, Authenticator, AuthError, NeedsRefresh
 from legion_ci.core.artifact import Artifact
-from legion_ci.core.settings import Settings, load_settings
+from legion_ci.core.settings import Settings
 from legion_ci.feedback.capture import CaptureWriter, store_dir
 from legion_ci.serving import v2
 from legion_ci.serving.metrics import CONTENT_TYPE, Metrics
@@ -393,9 +393,10 @@ def _class_datatype(classes: Any) -> str:
 
 def create_app(
     artifact: Artifact,
-    options: ServeOptions | None = None,
-    settings: Settings | None = None,
+    options: ServeOptions,
+    settings: Settings,
     predictor: Predictor | None = None,
 ) -> ModelApp:
-    """The ASGI app serving `artifact` (its model is loaded and checked here unless `predictor` is given)."""
-    return ModelApp(artifact, options or ServeOptions(), settings or load_settings(), predictor)
+    """The ASGI app serving `artifact` (its model is loaded and checked here unless `predictor` is given)
+    with the settings its process read at start."""
+    return ModelApp(artifact, options, settings, predictor)

@@ -22,7 +22,7 @@ from typing import Any
 
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import ArtifactError, ConfigError
-from legion_ci.core.settings import Settings, child_env, load_settings
+from legion_ci.core.settings import Settings, child_env
 from legion_ci.serving.options import ServeOptions
 
 PROMETHEUS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess mode has no other switch
@@ -149,11 +149,8 @@ def _go_slim(art: Artifact, artifact_path: str | Path, options: ServeOptions, se
     os.execve(sys.executable, _argv(artifact_path, options, cached), {**os.environ, **child_env(settings)})
 
 
-def serve(
-    artifact_path: str | Path, options: ServeOptions, settings: Settings | None = None, plan: Path | None = None
-) -> int:
-    """Serve until SIGINT/SIGTERM; returns the exit status."""
-    settings = settings or load_settings()
+def serve(artifact_path: str | Path, options: ServeOptions, settings: Settings, plan: Path | None = None) -> int:
+    """Serve until SIGINT/SIGTERM with the settings the process read at start; returns the exit status."""
     if options.workers < 1:
         raise ConfigError(f"--workers: {options.workers} (expected 1 or more)")
     if not 0.0 <= options.capture_rate <= 1.0:

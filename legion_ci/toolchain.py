@@ -20,6 +20,7 @@ import pandas as pd
 
 from legion_ci.core.artifact import save_model, write_json_atomic
 from legion_ci.core.errors import LegionError
+from legion_ci.core.manifest import ExportedModel, Feature, InputSchema
 from legion_ci.core.settings import Settings, env_name, load_settings
 from legion_ci.core.spec import ModelSpec, load_spec
 from legion_ci.training.data import Split, load_dataset, split
@@ -135,17 +136,17 @@ def export(model: Any) -> Path:
     predictions = model.predict(example)
     classifier = is_classifier(model)
     info = save_model(model, ctx.output_dir)
-    export_record = {
-        "model": info,
-        "task": "classification" if classifier else "regression",
-        "classes": _plain(model.classes_) if classifier and hasattr(model, "classes_") else None,
-        "estimator": f"{type(model).__module__}.{type(model).__name__}",
-        "input_schema": {
-            "features": [{"name": str(c), "dtype": _dtype_name(ctx.x_test[c])} for c in ctx.x_test.columns],
-            "example": json.loads(example.to_json(orient="values")),
-            "example_predictions": _plain(predictions),
-        },
-        "target": str(ctx.y_train.name),
-    }
-    write_json_atomic(ctx.output_dir / EXPORT_FILE, export_record)
+    export_record = ExportedModel(
+        **info.model_dump(),
+        task="classification" if classifier else "regression",
+        classes=_plain(model.classes_) if classifier and hasattr(model, "classes_") else None,
+        estimator=f"{type(model).__module__}.{type(model).__name__}",
+        input_schema=InputSchema(
+            features=[Feature(name=str(c), dtype=_dtype_name(ctx.x_test[c])) for c in ctx.x_test.columns],
+            example=json.loads(example.to_json(orient="values")),
+            example_predictions=_plain(predictions),
+        ),
+        target=str(ctx.y_train.name),
+    )
+    write_json_atomic(ctx.output_dir / EXPORT_FILE, export_record.to_json())
     return ctx.output_dir

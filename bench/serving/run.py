@@ -90,6 +90,7 @@ def build_models(work: Path, bench_python: Path | None) -> dict[str, Path]:
     from sklearn.linear_model import LogisticRegression
 
     from legion_ci.core.artifact import save_model, write_json_atomic
+    from legion_ci.core.manifest import ExportedModel, Feature, InputSchema, Manifest
 
     frame = load_iris(as_frame=True).frame
     x, y = frame.drop(columns=["target"]), frame["target"]
@@ -97,24 +98,20 @@ def build_models(work: Path, bench_python: Path | None) -> dict[str, Path]:
     art = work / "artifact"
     art.mkdir(parents=True)
     example = x.iloc[[0, 50, 100]]
-    write_json_atomic(
-        art / "manifest.json",
-        {
-            "name": "iris",
-            "version": "1.0.0",
-            "artifact_id": "bench0000000000",
-            "model": save_model(model, art),
-            "task": "classification",
-            "classes": [0, 1, 2],
-            "target": "target",
-            "estimator": "sklearn.linear_model.LogisticRegression",
-            "input_schema": {
-                "features": [{"name": n, "dtype": "float64"} for n in FEATURES],
-                "example": example.to_numpy().tolist(),
-                "example_predictions": model.predict(example).tolist(),
-            },
-        },
+    exported = ExportedModel(
+        **save_model(model, art).model_dump(),
+        task="classification",
+        classes=[0, 1, 2],
+        target="target",
+        estimator="sklearn.linear_model.LogisticRegression",
+        input_schema=InputSchema(
+            features=[Feature(name=n, dtype="float64") for n in FEATURES],
+            example=example.to_numpy().tolist(),
+            example_predictions=model.predict(example).tolist(),
+        ),
     )
+    manifest = Manifest(name="iris", version="1.0.0", artifact_id="bench0000000000", model=exported)
+    write_json_atomic(art / "manifest.json", manifest.to_json())
     import joblib
 
     joblib.dump(model, work / "model.joblib")

@@ -4,25 +4,24 @@ from __future__ import annotations
 
 from typing import Any
 
+from legion_ci.core.manifest import Manifest
 from legion_ci.core.registry import DeploymentRecord, Registry, RunRecord, StageRecord, VersionRecord
 from legion_ci.pipeline.graph import STAGES
 
 STAGE_ORDER = {s.name: i for i, s in enumerate(STAGES)}
 
 
-def lineage(manifest: dict[str, Any]) -> dict[str, Any]:
+def lineage(manifest: Manifest) -> dict[str, Any]:
     """Where a version came from, in brief: commit, data, run, Jenkins build."""
-    git = manifest.get("git") or {}
-    jenkins = manifest.get("jenkins") or {}
     return {
-        "git_commit": git.get("commit"),
-        "git_branch": git.get("branch"),
-        "git_dirty": git.get("dirty"),
-        "data_fingerprint": manifest.get("data_fingerprint"),
-        "source_fingerprint": manifest.get("source_fingerprint"),
-        "run_id": manifest.get("run_id"),
-        "jenkins_build_url": jenkins.get("BUILD_URL") if isinstance(jenkins, dict) else None,
-        "trained_at": manifest.get("created_at"),
+        "git_commit": manifest.git.commit,
+        "git_branch": manifest.git.branch,
+        "git_dirty": manifest.git.dirty,
+        "data_fingerprint": manifest.data.fingerprint,
+        "source_fingerprint": manifest.source_fingerprint,
+        "run_id": manifest.run_id,
+        "jenkins_build_url": manifest.jenkins.build_url if manifest.jenkins else None,
+        "trained_at": manifest.created_at,
     }
 
 
@@ -33,7 +32,7 @@ def version(v: VersionRecord, aliases: list[str]) -> dict[str, Any]:
         "artifact_id": v.artifact_id,
         "created_at": v.created_at,
         "aliases": sorted(aliases),
-        "metrics": v.manifest.get("metrics") or {},
+        "metrics": dict(v.manifest.metrics),
         "lineage": lineage(v.manifest),
         "image": v.image,
         "image_digest": v.image_digest,
@@ -44,7 +43,7 @@ def version_full(v: VersionRecord, aliases: list[str], deployments: list[Deploym
     return {
         **version(v, aliases),
         "path": v.path,
-        "manifest": v.manifest,
+        "manifest": v.manifest.to_json(),
         "deployments": [deployment(d) for d in deployments if d.version_id == v.id],
     }
 

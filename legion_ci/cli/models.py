@@ -113,7 +113,7 @@ def cmd_status(args: argparse.Namespace) -> int:
                         "id": v.id,
                         "version": v.version,
                         "artifact_id": v.artifact_id,
-                        "metrics": v.manifest.get("metrics"),
+                        "metrics": v.manifest.metrics,
                         "image": v.image,
                     }
                     for v in versions

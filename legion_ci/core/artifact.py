@@ -1,4 +1,4 @@
-"""A trained model on disk: the model file, manifest.json with lineage, metrics; packable as a tarball."""
+"""A trained model on disk: the model file and its manifest.json (legion_ci.core.manifest); packable as a tarball."""
 
 from __future__ import annotations
 
@@ -14,6 +14,7 @@ from pathlib import Path
 from typing import Any
 
 from legion_ci.core.errors import ArtifactError
+from legion_ci.core.manifest import InputSchema, Manifest, ModelFile
 
 MANIFEST = "manifest.json"
 SKOPS_FILE = "model.skops"
@@ -50,19 +51,19 @@ def write_json_atomic(path: Path, data: Any) -> None:
         raise
 
 
-def save_model(model: Any, folder: Path) -> dict[str, str]:
+def save_model(model: Any, folder: Path) -> ModelFile:
     """Save with skops (safe to load); fall back to joblib with a sha256 checked before loading."""
     import skops.io as sio
 
     try:
         sio.dump(model, folder / SKOPS_FILE)
-        return {"format": "skops", "file": SKOPS_FILE, "sha256": sha256_file(folder / SKOPS_FILE)}
+        return ModelFile(format="skops", file=SKOPS_FILE, sha256=sha256_file(folder / SKOPS_FILE))
     except Exception:
         (folder / SKOPS_FILE).unlink(missing_ok=True)
     import joblib
 
     joblib.dump(model, folder / JOBLIB_FILE)
-    return {"format": "joblib", "file": JOBLIB_FILE, "sha256": sha256_file(folder / JOBLIB_FILE)}
+    return ModelFile(format="joblib", file=JOBLIB_FILE, sha256=sha256_file(folder / JOBLIB_FILE))
 
 
 @dataclass(frozen=True)
@@ -70,7 +71,7 @@ class Artifact:
     """An artifact folder; `open` checks it is complete."""
 
     path: Path
-    manifest: dict[str, Any]
+    manifest: Manifest
 
     @classmethod
     def open(cls, path: str | Path) -> Artifact:
@@ -78,53 +79,46 @@ class Artifact:
         file = folder / MANIFEST
         if not file.is_file():
             raise ArtifactError(f"{folder}: not an artifact (no {MANIFEST})")
-        try:
-            manifest = json.loads(file.read_text(encoding="utf-8"))
-        except ValueError as exc:
-            raise ArtifactError(f"{file}: unreadable manifest: {exc}") from None
-        for key in ("name", "version", "artifact_id", "model", "input_schema"):
-            if key not in manifest:
-                raise ArtifactError(f"{file}: manifest lacks {key!r}")
-        return cls(folder, manifest)
+        return cls(folder, Manifest.load(file))
 
     @property
     def id(self) -> str:
-        return str(self.manifest["artifact_id"])
+        return self.manifest.artifact_id
 
     @property
     def name(self) -> str:
-        return str(self.manifest["name"])
+        return self.manifest.name
 
     @property
     def version(self) -> str:
-        return str(self.manifest["version"])
+        return self.manifest.version
 
     @property
     def metrics(self) -> dict[str, float]:
-        return dict(self.manifest.get("metrics", {}))
+        return dict(self.manifest.metrics)
 
     @property
-    def schema(self) -> dict[str, Any]:
-        return dict(self.manifest["input_schema"])
+    def schema(self) -> InputSchema:
+        return self.manifest.input_schema
 
     @property
     def feature_names(self) -> list[str]:
-        return [f["name"] for f in self.schema["features"]]
+        return self.schema.names
 
     @property
     def task(self) -> str:
-        return str(self.manifest.get("task", "classification"))
+        return self.manifest.task
 
     def verify(self) -> Path:
         """The model file, after checking its sha256 against the manifest."""
-        info = self.manifest["model"]
-        file = self.path / str(info["file"])
+        info = self.manifest.model
+        file = self.path / info.file
         if not file.is_file():
-            raise ArtifactError(f"{self.path}: model file {info['file']} is missing")
+            raise ArtifactError(f"{self.path}: model file {info.file} is missing")
         actual = sha256_file(file)
-        if actual != info["sha256"]:
+        if actual != info.sha256:
             raise ArtifactError(
-                f"{file}: sha256 {actual[:12]}… does not match the manifest's {info['sha256'][:12]}…; refusing to load"
+                f"{file}: sha256 {actual[:12]}… does not match the manifest's {info.sha256[:12]}…; refusing to load"
             )
         return file
 
@@ -132,7 +126,7 @@ class Artifact:
     def model(self) -> Any:
         """The fitted estimator, loaded only after its integrity (and, for skops, its types) are checked."""
         file = self.verify()
-        if self.manifest["model"]["format"] == "skops":
+        if self.manifest.model.format == "skops":
             import skops.io as sio
 
             untrusted = sio.get_untrusted_types(file=file)

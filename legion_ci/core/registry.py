@@ -29,10 +29,11 @@ from sqlalchemy import (
     event,
     select,
 )
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Connection, Engine, Row
 from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
 
 from legion_ci.core.errors import NotFoundError, RegistryError
+from legion_ci.core.manifest import Manifest
 from legion_ci.core.settings import Settings
 
 metadata = MetaData()
@@ -119,7 +120,7 @@ class VersionRecord:
     version: str
     artifact_id: str
     path: str
-    manifest: dict[str, Any]
+    manifest: Manifest
     image: str | None
     image_digest: str | None
     created_at: str
@@ -127,6 +128,14 @@ class VersionRecord:
     @property
     def label(self) -> str:
         return f"{self.model} {self.version} ({self.artifact_id[:8]})"
+
+
+def _version(row: Row[Any]) -> VersionRecord:
+    """A versions row, its stored manifest parsed (manifests of every readable schema version)."""
+    fields = dict(row._mapping)
+    source = f"registry version {fields['id']} ({fields['model']} {fields['version']})"
+    fields["manifest"] = Manifest.parse(fields["manifest"], source)
+    return VersionRecord(**fields)
 
 
 @dataclass(frozen=True)
@@ -234,9 +243,9 @@ class Registry:
         self.engine.dispose()
 
     # -- models and versions -------------------------------------------------------------
-    def register_version(self, manifest: dict[str, Any], path: str) -> tuple[VersionRecord, bool]:
+    def register_version(self, manifest: Manifest, path: str) -> tuple[VersionRecord, bool]:
         """Add a version for an artifact; the same artifact registered again returns the first record."""
-        name, aid = manifest["name"], manifest["artifact_id"]
+        name, aid = manifest.name, manifest.artifact_id
         try:
             with self.tx() as conn:
                 if conn.execute(select(models.c.name).where(models.c.name == name)).first() is None:
@@ -245,14 +254,14 @@ class Registry:
                     select(versions).where(versions.c.model == name, versions.c.artifact_id == aid)
                 ).first()
                 if existing is not None:
-                    return VersionRecord(**existing._mapping), False
+                    return _version(existing), False
                 conn.execute(
                     versions.insert().values(
                         model=name,
-                        version=manifest["version"],
+                        version=manifest.version,
                         artifact_id=aid,
                         path=path,
-                        manifest=json.loads(json.dumps(manifest, default=str)),
+                        manifest=manifest.to_json(),
                         created_at=now(),
                     )
                 )
@@ -267,14 +276,14 @@ class Registry:
             ).first()
         if row is None:
             raise NotFoundError(f"model {model!r} has no artifact {artifact_id!r}")
-        return VersionRecord(**row._mapping)
+        return _version(row)
 
     def version_by_id(self, version_id: int) -> VersionRecord:
         with self.tx() as conn:
             row = conn.execute(select(versions).where(versions.c.id == version_id)).first()
         if row is None:
             raise NotFoundError(f"no version with id {version_id}")
-        return VersionRecord(**row._mapping)
+        return _version(row)
 
     def resolve(self, model: str, ref: str) -> VersionRecord:
         """A version by alias (production), artifact id (prefix) or version string (newest of it)."""
@@ -290,7 +299,7 @@ class Registry:
     def versions(self, model: str) -> list[VersionRecord]:
         with self.tx() as conn:
             rows = conn.execute(select(versions).where(versions.c.model == model).order_by(versions.c.id)).all()
-        return [VersionRecord(**r._mapping) for r in rows]
+        return [_version(r) for r in rows]
 
     def model_names(self) -> list[str]:
         with self.tx() as conn:
@@ -308,7 +317,7 @@ class Registry:
                 .join(aliases, aliases.c.version_id == versions.c.id)
                 .where(aliases.c.model == model, aliases.c.alias == alias)
             ).first()
-        return VersionRecord(**row._mapping) if row else None
+        return _version(row) if row else None
 
     def set_alias(self, model: str, alias: str, version_id: int) -> int | None:
         """Point `alias` at a version; returns the version id it pointed at before (None if new)."""

@@ -54,7 +54,7 @@ class BuildContext:
 def model_files(art: Artifact) -> dict[str, Path]:
     """The artifact files an image needs: the manifest and the model file it names (checked by sha256).
     Everything else in the artifact folder (the held-out data, notes) stays out."""
-    name = str(art.manifest["model"]["file"])
+    name = art.manifest.model.file
     if "/" in name or "\\" in name or name in ("", ".", ".."):
         raise ArtifactError(f"{art.path / MANIFEST}: model.file {name!r} is not a plain file name")
     return {f"model/{MANIFEST}": art.path / MANIFEST, f"model/{name}": art.verify()}

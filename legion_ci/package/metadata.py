@@ -70,13 +70,13 @@ def labels(art: Artifact, base_image: str, source_url: str | None, legion_versio
     `created` is the artifact's creation time, not the build's: rebuilding the same artifact gives the
     same image, and so the same digest."""
     manifest = art.manifest
-    git = manifest.get("git") or {}
-    commit = git.get("commit") or ""
+    git = manifest.git
+    commit = git.commit or ""
     found: dict[str, str | None] = {
         "org.opencontainers.image.title": art.name,
         "org.opencontainers.image.description": f"legion-ci model server for {art.name} {art.version}",
         "org.opencontainers.image.version": art.version,
-        "org.opencontainers.image.created": str(manifest.get("created_at") or ""),
+        "org.opencontainers.image.created": manifest.created_at or "",
         "org.opencontainers.image.revision": commit,
         "org.opencontainers.image.source": public_url(source_url),
         "org.opencontainers.image.base.name": base_image,
@@ -84,10 +84,10 @@ def labels(art: Artifact, base_image: str, source_url: str | None, legion_versio
         "ai.legion.version": art.version,
         "ai.legion.artifact-id": art.id,
         "ai.legion.git-commit": commit,
-        "ai.legion.git-dirty": "" if git.get("dirty") is None else str(bool(git["dirty"])).lower(),
-        "ai.legion.data-fingerprint": str(manifest.get("data_fingerprint") or ""),
+        "ai.legion.git-dirty": "" if git.dirty is None else str(git.dirty).lower(),
+        "ai.legion.data-fingerprint": manifest.data.fingerprint or "",
         "ai.legion.metrics": json.dumps(art.metrics, sort_keys=True, separators=(",", ":")),
-        "ai.legion.build-url": public_url((manifest.get("jenkins") or {}).get("build_url")),
+        "ai.legion.build-url": public_url(manifest.jenkins.build_url if manifest.jenkins else None),
         "ai.legion.legion-ci-version": legion_version,
     }
     return {k: v for k, v in found.items() if v}

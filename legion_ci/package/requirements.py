@@ -81,7 +81,7 @@ def requirements(art: Artifact, wheel: Path) -> str:
     pins = pinned_closure(roots)
     recorded = {
         str(canonicalize_name(k)): f"{canonicalize_name(k)}=={v}"
-        for k, v in (art.manifest.get("packages") or {}).items()
+        for k, v in art.manifest.packages.items()
         if k not in NOT_PACKAGES and canonicalize_name(k) != SELF
     }
     differs = sorted(k for k, v in recorded.items() if k in pins and pins[k] != v)

@@ -11,6 +11,7 @@ import pandas as pd
 
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import ArtifactError
+from legion_ci.core.manifest import InputSchema
 from legion_ci.core.spec import GateSpec
 from legion_ci.quality.metrics import LOWER_IS_BETTER, better, evaluate
 
@@ -186,14 +187,14 @@ def comparison_check(
 
 
 def schema_check(
-    gate: GateSpec, candidate: dict[str, Any], production: dict[str, Any] | None, production_label: str = "production"
+    gate: GateSpec, candidate: InputSchema, production: InputSchema | None, production_label: str = "production"
 ) -> Check:
     """The candidate's input schema (feature names, order and dtypes) equals production's."""
     name = "input schema matches production"
     if production is None:
         return Check("data", name, True, "skipped: no production version yet", skipped=True)
-    cand = [(f["name"], f["dtype"]) for f in candidate["features"]]
-    prod = [(f["name"], f["dtype"]) for f in production["features"]]
+    cand = [(f.name, f.dtype) for f in candidate.features]
+    prod = [(f.name, f.dtype) for f in production.features]
     if cand == prod:
         return Check(
             "data", name, True, f"{len(cand)} features with the same names, order and dtypes as {production_label}"

@@ -42,7 +42,7 @@ def compare(where: str, art: Artifact, answer: httpx.Response) -> list[str]:
     if served != art.version:
         problems.append(f"{where}: answered from version {served!r}, expected {art.version!r}")
     predictions = answer.json().get("predictions", [])
-    expected = art.schema["example_predictions"]
+    expected = art.schema.example_predictions
     if len(predictions) != len(expected):
         problems.append(f"{where}: {len(predictions)} predictions for {len(expected)} rows")
     for i, (want, got) in enumerate(zip(expected, predictions, strict=False)):
@@ -53,7 +53,7 @@ def compare(where: str, art: Artifact, answer: httpx.Response) -> list[str]:
 
 def check_endpoint(url: str, art: Artifact, headers: dict[str, str]) -> list[str]:
     """Problems found at one replica (empty when it answers exactly as the artifact predicts)."""
-    body = {"instances": art.schema["example"]}
+    body = {"instances": art.schema.example}
     try:
         answer = httpx.post(f"{url}/api/model/{art.name}/{art.version}/invoke", json=body, headers=headers, timeout=10)
     except httpx.HTTPError as exc:
@@ -65,7 +65,7 @@ def check_router(router_url: str, art: Artifact, headers: dict[str, str], weight
     """Through the router: the version-pinned path answers as the artifact predicts, and the stable path
     (shared by weight) answers from this version within the requests its weight should need."""
     problems = check_endpoint(router_url, art, headers)
-    body = {"instances": art.schema["example"]}
+    body = {"instances": art.schema.example}
     attempts = max(10, 5 * math.ceil(100 / max(weight, 1)))
     stable = f"{router_url}/api/model/{art.name}/invoke"
     seen: dict[str, int] = {}

@@ -36,9 +36,8 @@ from legion_ci.serving.predictor import Predictor
 from legion_ci.serving.validation import InputError, Rows, Validator, parse_json
 
 log = logging.getLogger(__name__)
-LINEAGE_KEYS = (
+LINEAGE_FIELDS = {
     "git",
-    "data_fingerprint",
     "source_fingerprint",
     "metrics",
     "params",
@@ -46,9 +45,8 @@ LINEAGE_KEYS = (
     "jenkins",
     "created_at",
     "seed",
-    "estimator",
     "run_id",
-)
+}
 
 Handler = Callable[[Scope, Receive, str], Awaitable[tuple[int, bytes, list[tuple[bytes, bytes]]]]]
 
@@ -70,16 +68,15 @@ class ModelApp:
         self.options = options
         self.name, self.version = artifact.name, artifact.version
         schema = artifact.schema
-        self.features = list(schema["features"])
-        allow_nan = bool(schema.get("allow_nan", False))
-        self.validator = Validator(self.features, options.max_rows, allow_nan)
+        self.features = list(schema.features)
+        self.validator = Validator(self.features, options.max_rows, schema.allow_nan)
         self.predictor = predictor or Predictor.for_model(
-            artifact.model, self.features, list(schema.get("example") or []), self.validator.numeric
+            artifact.model, self.features, list(schema.example), self.validator.numeric
         )
-        self.classes = artifact.manifest.get("classes")
+        self.classes = artifact.manifest.model.classes
         self.auth = Authenticator(AuthConfig.from_settings(settings, options.auth), self.name, self.version)
         self.auth_enabled = self.auth.config.enabled
-        commit = (artifact.manifest.get("git") or {}).get("commit")
+        commit = artifact.manifest.git.commit
         self.metrics = Metrics(self.name, self.version, artifact.id, commit)
         self.capture_on = options.capture and options.capture_rate > 0
         self.store = store_dir(settings.feedback_dir, self.name)
@@ -128,7 +125,7 @@ class ModelApp:
 
     def startup(self) -> None:
         if self.writer is None:
-            target = str(self.artifact.manifest.get("target") or "target")
+            target = self.artifact.manifest.model.target
             self.writer = CaptureWriter(
                 self.store,
                 self.name,
@@ -310,15 +307,19 @@ class ModelApp:
     # -- descriptions --------------------------------------------------------------------------------
     async def info(self, scope: Scope, receive: Receive, rid: str) -> tuple[int, bytes, list[Any]]:
         manifest = self.artifact.manifest
-        lineage = {k: manifest[k] for k in LINEAGE_KEYS if k in manifest}
+        lineage = {
+            **manifest.model_dump(mode="json", include=LINEAGE_FIELDS),
+            "data_fingerprint": manifest.data.fingerprint,
+            "estimator": manifest.model.estimator,
+        }
         answer = {
             "model": self.name,
             "version": self.version,
             "artifact_id": self.artifact.id,
             "task": self.artifact.task,
             "classes": self.classes,
-            "estimator": manifest.get("estimator"),
-            "input_schema": self.artifact.schema,
+            "estimator": manifest.model.estimator,
+            "input_schema": self.artifact.schema.to_json(),
             "lineage": lineage,
             "serving": {
                 "predictor": self.predictor.tier,

@@ -6,6 +6,7 @@ from typing import Any
 
 from legion_ci import __version__
 from legion_ci.core.artifact import Artifact
+from legion_ci.core.manifest import Feature
 from legion_ci.serving.options import ServeOptions
 from legion_ci.serving.v2 import DATATYPES
 from legion_ci.serving.validation import NUMERIC
@@ -14,8 +15,8 @@ KIND_SCHEMA = {"f": {"type": "number"}, "i": {"type": "integer"}, "b": {"type": 
 ERROR = {"$ref": "#/components/schemas/Error"}
 
 
-def _value(feature: dict[str, Any], allow_nan: bool) -> dict[str, Any]:
-    schema: dict[str, Any] = dict(KIND_SCHEMA[NUMERIC.get(str(feature.get("dtype")), "s")])
+def _value(feature: Feature, allow_nan: bool) -> dict[str, Any]:
+    schema: dict[str, Any] = dict(KIND_SCHEMA[NUMERIC.get(feature.dtype, "s")])
     if allow_nan and schema["type"] == "number":
         schema["nullable"] = True
     return schema
@@ -39,14 +40,12 @@ def _errors(codes: list[int], auth: bool) -> dict[str, Any]:
     return {str(c): _json(ERROR, text[c]) for c in sorted(set(codes))}
 
 
-def build_openapi(
-    artifact: Artifact, features: list[dict[str, Any]], auth: bool, options: ServeOptions
-) -> dict[str, Any]:
+def build_openapi(artifact: Artifact, features: list[Feature], auth: bool, options: ServeOptions) -> dict[str, Any]:
     """An OpenAPI 3.0 document for the server of `artifact`."""
     name, version = artifact.name, artifact.version
-    allow_nan = bool(artifact.schema.get("allow_nan", False))
+    allow_nan = artifact.schema.allow_nan
     values = [_value(f, allow_nan) for f in features]
-    names = [str(f["name"]) for f in features]
+    names = [f.name for f in features]
     distinct = {tuple(sorted(v.items())) for v in values}
     item = values[0] if len(distinct) == 1 else {"anyOf": [dict(d) for d in distinct]}
     row_array = {
@@ -68,7 +67,7 @@ def build_openapi(
         "maxItems": options.max_rows,
         "items": {"anyOf": [{"$ref": "#/components/schemas/RowArray"}, {"$ref": "#/components/schemas/RowObject"}]},
     }
-    example = (artifact.schema.get("example") or [[]])[:2]
+    example = (artifact.schema.example or [[]])[:2]
     invoke_request = {
         "anyOf": [
             {

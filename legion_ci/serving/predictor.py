@@ -13,12 +13,15 @@ from __future__ import annotations
 import logging
 import warnings
 from collections.abc import Callable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from legion_ci.serving.fastpath import Compiled, LinearPlan, compile_model
 from legion_ci.serving.validation import NUMERIC, Rows
+
+if TYPE_CHECKING:
+    from legion_ci.core.manifest import Feature
 
 log = logging.getLogger(__name__)
 PROBE_ROWS = 256
@@ -26,9 +29,9 @@ PROBE_ROWS = 256
 Fn = Callable[[Rows], np.ndarray]
 
 
-def _dtypes(features: list[dict[str, Any]]) -> dict[str, str]:
+def _dtypes(features: list[Feature]) -> dict[str, str]:
     kinds = {"f": "float64", "i": "int64", "b": "bool"}
-    return {str(f["name"]): kinds.get(NUMERIC.get(str(f.get("dtype")), "s"), "object") for f in features}
+    return {f.name: kinds.get(NUMERIC.get(f.dtype, "s"), "object") for f in features}
 
 
 def _same(a: np.ndarray, b: np.ndarray) -> bool:
@@ -56,13 +59,11 @@ class Predictor:
         return cls("compiled", lambda r: plan.predict(r.matrix), proba, plan)
 
     @classmethod
-    def for_model(
-        cls, model: Any, features: list[dict[str, Any]], example: list[list[Any]], numeric: bool
-    ) -> Predictor:
+    def for_model(cls, model: Any, features: list[Feature], example: list[list[Any]], numeric: bool) -> Predictor:
         """The fastest tier that gives `model`'s own answers on the probe rows."""
         import pandas as pd
 
-        names = [str(f["name"]) for f in features]
+        names = [f.name for f in features]
         dtypes = _dtypes(features)
         has_proba = hasattr(model, "predict_proba")
 

@@ -66,7 +66,7 @@ def check_artifact(path: str | Path) -> Artifact:
 
 
 def _plan_stamp(art: Artifact) -> str:
-    return hashlib.sha256(f"{art.id}:{art.manifest['model']['sha256']}".encode()).hexdigest()[:16]
+    return hashlib.sha256(f"{art.id}:{art.manifest.model.sha256}".encode()).hexdigest()[:16]
 
 
 def plan_cache_file(art: Artifact, settings: Settings) -> Path:

@@ -7,11 +7,14 @@ feature named after it, each of shape [N] or [N, 1]. Outputs: "predict" and, whe
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
 from legion_ci.serving.validation import InputError, Rows, Validator, json_type
+
+if TYPE_CHECKING:
+    from legion_ci.core.manifest import Feature
 
 DATATYPES = {
     "FP64",
@@ -148,9 +151,9 @@ def output(name: str, values: np.ndarray) -> dict[str, Any]:
     return {"name": name, "shape": list(arr.shape), "datatype": datatype(arr), "data": data}
 
 
-def input_metadata(features: list[dict[str, Any]]) -> list[dict[str, Any]]:
+def input_metadata(features: list[Feature]) -> list[dict[str, Any]]:
     kinds = {"float64": "FP64", "float32": "FP32", "int64": "INT64", "int32": "INT32", "bool": "BOOL"}
-    dtypes = {kinds.get(str(f.get("dtype")), "BYTES") for f in features}
+    dtypes = {kinds.get(f.dtype, "BYTES") for f in features}
     if len(dtypes) == 1:
         return [{"name": "input-0", "datatype": dtypes.pop(), "shape": [-1, len(features)]}]
-    return [{"name": f["name"], "datatype": kinds.get(str(f.get("dtype")), "BYTES"), "shape": [-1]} for f in features]
+    return [{"name": f.name, "datatype": kinds.get(f.dtype, "BYTES"), "shape": [-1]} for f in features]

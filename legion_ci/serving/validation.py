@@ -5,12 +5,15 @@ from __future__ import annotations
 import json
 import math
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 import orjson
 
 from legion_ci.core.errors import LegionError
+
+if TYPE_CHECKING:
+    from legion_ci.core.manifest import Feature
 
 NUMERIC = {"float64": "f", "float32": "f", "float": "f", "int64": "i", "int32": "i", "int": "i", "bool": "b"}
 INVOKE_KEYS = ("instances", "columns", "data", "return_probabilities")
@@ -90,9 +93,9 @@ class Rows:
 class Validator:
     """Checks rows against the schema's features (name, dtype) and the row limit."""
 
-    def __init__(self, features: list[dict[str, Any]], max_rows: int, allow_nan: bool = False) -> None:
-        self.names = [str(f["name"]) for f in features]
-        self.kinds = [NUMERIC.get(str(f.get("dtype", "float64")), "s") for f in features]
+    def __init__(self, features: list[Feature], max_rows: int, allow_nan: bool = False) -> None:
+        self.names = [f.name for f in features]
+        self.kinds = [NUMERIC.get(f.dtype, "s") for f in features]
         self.index = {n: i for i, n in enumerate(self.names)}
         self.width = len(self.names)
         self.max_rows = max_rows

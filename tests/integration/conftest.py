@@ -25,6 +25,7 @@ def build_iris_artifact(folder: Path, name: str = "iris", version: str = "1.0.0"
     from sklearn.linear_model import LogisticRegression
 
     from legion_ci.core.artifact import save_model, write_json_atomic
+    from legion_ci.core.manifest import DataLineage, ExportedModel, Feature, GitInfo, InputSchema, Manifest
 
     frame = load_iris(as_frame=True).frame
     x, y = frame.drop(columns=["target"]), frame["target"]
@@ -32,26 +33,29 @@ def build_iris_artifact(folder: Path, name: str = "iris", version: str = "1.0.0"
     folder.mkdir(parents=True, exist_ok=True)
     info = save_model(model, folder)
     example = x.iloc[[0, 50, 100, 1, 51]]
-    manifest = {
-        "name": name,
-        "version": version,
-        "artifact_id": "0123456789abcdef",
-        "model": info,
-        "task": "classification",
-        "classes": [int(c) for c in model.classes_],
-        "estimator": f"{type(model).__module__}.{type(model).__name__}",
-        "input_schema": {
-            "features": [{"name": str(c), "dtype": "float64"} for c in x.columns],
-            "example": example.to_numpy().tolist(),
-            "example_predictions": [int(p) for p in model.predict(example)],
-        },
-        "target": "target",
-        "git": {"commit": "abc123", "branch": "main", "dirty": False},
-        "data_fingerprint": "f" * 64,
-        "metrics": {"accuracy": 0.97},
-        "params": {"max_iter": 500},
-    }
-    write_json_atomic(folder / "manifest.json", manifest)
+    exported = ExportedModel(
+        **info.model_dump(),
+        task="classification",
+        classes=[int(c) for c in model.classes_],
+        estimator=f"{type(model).__module__}.{type(model).__name__}",
+        input_schema=InputSchema(
+            features=[Feature(name=str(c), dtype="float64") for c in x.columns],
+            example=example.to_numpy().tolist(),
+            example_predictions=[int(p) for p in model.predict(example)],
+        ),
+        target="target",
+    )
+    manifest = Manifest(
+        name=name,
+        version=version,
+        artifact_id="0123456789abcdef",
+        git=GitInfo(commit="abc123", branch="main", dirty=False),
+        data=DataLineage(fingerprint="f" * 64),
+        metrics={"accuracy": 0.97},
+        params={"max_iter": 500},
+        model=exported,
+    )
+    write_json_atomic(folder / "manifest.json", manifest.to_json())
     return folder
 
 

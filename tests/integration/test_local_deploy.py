@@ -112,7 +112,7 @@ def test_rollback_marks_the_candidate_rolled_back_and_gives_its_share_back(place
         place.deploy()
     (production,) = place.registry.deployments("iris")
     other = build_iris_artifact(place.settings.home / "candidate", version="1.1.0")
-    manifest = {**Artifact.open(other).manifest, "artifact_id": "fedcba9876543210"}
+    manifest = Artifact.open(other).manifest.model_copy(update={"artifact_id": "fedcba9876543210"})
     candidate_version = place.registry.register_version(manifest, str(other))[0]
     place.deploy(candidate_version, 20, replicas=1)
     weights = {d.detail["version"]: d.weight for d in place.registry.deployments("iris")}
@@ -173,7 +173,7 @@ def test_a_replica_that_cannot_start_stops_the_ones_that_did(place: Place, tmp_p
     taken = holder.getsockname()[1]
     other = build_iris_artifact(tmp_path / "busy", version="1.2.0")
     version = place.registry.register_version(
-        {**Artifact.open(other).manifest, "artifact_id": "a1b2c3d4e5f60718"}, str(other)
+        Artifact.open(other).manifest.model_copy(update={"artifact_id": "a1b2c3d4e5f60718"}), str(other)
     )[0]
     flags = local.ServerFlags(auth=False)
     try:

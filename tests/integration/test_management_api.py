@@ -26,6 +26,7 @@ from legion_ci.api.endpoints import ENDPOINTS
 from legion_ci.api.tokens import create_management_token
 from legion_ci.auth.jwt import create_token
 from legion_ci.cli import main
+from legion_ci.core.manifest import JenkinsBuild, Manifest
 from legion_ci.core.registry import Registry
 from legion_ci.core.settings import load_settings
 from tests.hostile import malformed_tokens
@@ -137,15 +138,16 @@ def _register(registry: Registry, source: Path, folder: Path, name: str, version
     """A copy of the `source` artifact as `name` `version`, registered through the Registry API."""
     shutil.copytree(source, folder)
     manifest_file = folder / "manifest.json"
-    manifest = json.loads(manifest_file.read_text())
-    manifest.update(
-        name=name,
-        version=version,
-        artifact_id=artifact_id,
-        run_id=f"{name}-train-{version}",
-        jenkins={"BUILD_URL": f"https://jenkins.example/job/{name}/7/"},
+    manifest = Manifest.load(manifest_file).model_copy(
+        update={
+            "name": name,
+            "version": version,
+            "artifact_id": artifact_id,
+            "run_id": f"{name}-train-{version}",
+            "jenkins": JenkinsBuild(build_url=f"https://jenkins.example/job/{name}/7/"),
+        }
     )
-    manifest_file.write_text(json.dumps(manifest))
+    manifest_file.write_text(json.dumps(manifest.to_json()))
     record, _ = registry.register_version(manifest, str(folder))
     return record.id
 
@@ -390,7 +392,7 @@ def test_model_detail_shows_versions_lineage_aliases_and_deployments(world: Worl
 def test_version_manifest_run_list_and_run_detail(world: World) -> None:
     viewer = token("viewer")
     version = world.api.call("GET", "/api/v1/models/iris/versions/b2b2", viewer).json()  # artifact id prefix
-    assert version["version"] == "2.0.0" and version["manifest"]["input_schema"]["features"]
+    assert version["version"] == "2.0.0" and version["manifest"]["model"]["input_schema"]["features"]
     assert world.api.call("GET", "/api/v1/models/iris/versions/7.7.7", viewer).status_code == 404
     runs = world.api.call("GET", "/api/v1/models/iris/runs?limit=5", viewer).json()["runs"]
     assert {r["id"] for r in runs} == {"iris-nogate", "iris-notrain"}

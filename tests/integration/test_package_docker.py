@@ -205,16 +205,16 @@ def test_labels_read_back_from_the_registry(trained: Trained, packaged: Packaged
     art = trained.artifact
     config = image_config(packaged.outputs["image"])
     labels = config["config"]["Labels"]
-    commit = art.manifest["git"]["commit"]
+    commit = art.manifest.git.commit
     assert labels["org.opencontainers.image.title"] == "iris"
     assert labels["org.opencontainers.image.version"] == art.version
-    assert labels["org.opencontainers.image.created"] == art.manifest["created_at"]
+    assert labels["org.opencontainers.image.created"] == art.manifest.created_at
     assert labels["org.opencontainers.image.revision"] == commit
     assert labels["org.opencontainers.image.base.name"] == base_image
     assert labels["ai.legion.model"] == "iris" and labels["ai.legion.version"] == art.version
     assert labels["ai.legion.artifact-id"] == art.id
     assert labels["ai.legion.git-commit"] == commit
-    assert labels["ai.legion.data-fingerprint"] == art.manifest["data_fingerprint"]
+    assert labels["ai.legion.data-fingerprint"] == art.manifest.data.fingerprint
     assert json.loads(labels["ai.legion.metrics"]) == art.metrics
     image = config["config"]
     assert image["User"] == "10001:10001"
@@ -258,7 +258,7 @@ def test_container_answers_with_the_artifacts_predictions(trained: Trained, pack
         uid = container.exec_run(["python", "-c", "import os; print(os.getuid(), os.getgid())"])
         assert uid.output.decode().split() == ["10001", "10001"]
         listing = container.exec_run(["python", "-c", "import os; print(sorted(os.listdir('/opt/legion/model')))"])
-        assert listing.output.decode().strip() == repr(sorted(["manifest.json", art.manifest["model"]["file"]]))
+        assert listing.output.decode().strip() == repr(sorted(["manifest.json", art.manifest.model.file]))
         while time.monotonic() < deadline:  # Docker's own HEALTHCHECK, every 10 s
             container.reload()
             if container.attrs["State"].get("Health", {}).get("Status") == "healthy":

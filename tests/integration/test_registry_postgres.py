@@ -16,6 +16,7 @@ import pytest
 
 from legion_ci.core.processes import free_port
 from legion_ci.core.registry import Registry
+from tests.manifests import stub_manifest
 
 
 def _as_postgres(cmd: list[str]) -> list[str]:
@@ -61,8 +62,8 @@ def pg_url() -> Iterator[str]:
 
 def test_registry_works_on_postgres(pg_url: str) -> None:
     reg = Registry(pg_url)
-    v1, created = reg.register_version({"name": "pg", "version": "1.0.0", "artifact_id": "p1"}, "/p")
-    _, again = reg.register_version({"name": "pg", "version": "1.0.0", "artifact_id": "p1"}, "/p")
+    v1, created = reg.register_version(stub_manifest("pg", "1.0.0", "p1"), "/p")
+    _, again = reg.register_version(stub_manifest("pg", "1.0.0", "p1"), "/p")
     assert created and not again
     reg.set_alias("pg", "production", v1.id)
     assert reg.resolve("pg", "production").artifact_id == "p1"
@@ -75,10 +76,11 @@ def test_registry_works_on_postgres(pg_url: str) -> None:
 WRITER = textwrap.dedent("""
     import sys
     from legion_ci.core.registry import Registry
+    from tests.manifests import stub_manifest
     reg = Registry(sys.argv[1])
     for i in range(25):
-        reg.register_version({"name": "cc", "version": "1.0.0", "artifact_id": f"{sys.argv[2]}-{i}"}, "/p")
-        reg.register_version({"name": "cc", "version": "1.0.0", "artifact_id": f"shared-{i}"}, "/p")
+        reg.register_version(stub_manifest("cc", "1.0.0", f"{sys.argv[2]}-{i}"), "/p")
+        reg.register_version(stub_manifest("cc", "1.0.0", f"shared-{i}"), "/p")
 """)
 
 

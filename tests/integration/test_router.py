@@ -120,7 +120,7 @@ def _register(registry: Registry, folder: Path) -> VersionRecord:
     from legion_ci.core.artifact import Artifact
 
     art = Artifact.open(folder)
-    manifest = {**art.manifest, "artifact_id": f"{art.version.replace('.', '')}abcdef0123"}
+    manifest = art.manifest.model_copy(update={"artifact_id": f"{art.version.replace('.', '')}abcdef0123"})
     return registry.register_version(manifest, str(folder))[0]
 
 

@@ -33,13 +33,14 @@ def test_manifest_carries_lineage(
     result = train(settings, registry, iris_dir)
     manifest = json.loads((Path(result.outputs["path"]) / "manifest.json").read_text())
     assert manifest["jenkins"] == {"build_url": "https://jenkins.example/job/iris/7/", "build_number": "7"}
-    assert len(manifest["data_fingerprint"]) == 64
+    assert manifest["schema_version"] == 2 and "data_fingerprint" not in manifest
+    assert len(manifest["data"]["fingerprint"]) == 64
     assert manifest["params"] == {"C": 1.0, "max_iter": 500}
     assert manifest["packages"]["scikit-learn"] and manifest["packages"]["python"]
     assert set(manifest["git"]) == {"commit", "branch", "dirty"}
     assert manifest["metrics"]["accuracy"] > 0.8 and "train_accuracy" in manifest["metrics"]
-    features = [f["name"] for f in manifest["input_schema"]["features"]]
-    assert features[0] == "sepal length (cm)" and len(manifest["input_schema"]["example"]) == 5
+    features = [f["name"] for f in manifest["model"]["input_schema"]["features"]]
+    assert features[0] == "sepal length (cm)" and len(manifest["model"]["input_schema"]["example"]) == 5
     assert (Path(result.outputs["path"]) / "holdout.csv").is_file()
 
 

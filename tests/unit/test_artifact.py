@@ -12,27 +12,21 @@ from sklearn.linear_model import LogisticRegression
 
 from legion_ci.core.artifact import Artifact, artifact_id, publish, save_model, unpack, write_json_atomic
 from legion_ci.core.errors import ArtifactError
+from legion_ci.core.manifest import ExportedModel, Feature, InputSchema, Manifest
 
 
 def make_artifact(folder: Path, aid: str = "abc123") -> Path:
     folder.mkdir(parents=True)
     x, y = load_iris(return_X_y=True)
     info = save_model(LogisticRegression(max_iter=300).fit(x, y), folder)
-    write_json_atomic(
-        folder / "manifest.json",
-        {
-            "name": "iris",
-            "version": "1.0.0",
-            "artifact_id": aid,
-            "model": info,
-            "task": "classification",
-            "input_schema": {
-                "features": [{"name": f"f{i}", "dtype": "float64"} for i in range(4)],
-                "example": [[5.1, 3.5, 1.4, 0.2]],
-                "example_predictions": [0],
-            },
-        },
+    schema = InputSchema(
+        features=[Feature(name=f"f{i}", dtype="float64") for i in range(4)],
+        example=[[5.1, 3.5, 1.4, 0.2]],
+        example_predictions=[0],
     )
+    model = ExportedModel(**info.model_dump(), task="classification", input_schema=schema)
+    manifest = Manifest(name="iris", version="1.0.0", artifact_id=aid, model=model)
+    write_json_atomic(folder / "manifest.json", manifest.to_json())
     return folder
 
 
@@ -45,7 +39,7 @@ def test_same_inputs_same_id_any_change_new_id() -> None:
 
 def test_model_is_saved_with_skops_and_loads(tmp_path: Path) -> None:
     art = Artifact.open(make_artifact(tmp_path / "a"))
-    assert art.manifest["model"]["format"] == "skops"
+    assert art.manifest.model.format == "skops"
     assert art.model.predict([[5.1, 3.5, 1.4, 0.2]])[0] == 0
 
 
@@ -60,9 +54,9 @@ def test_tampered_model_file_is_refused(tmp_path: Path) -> None:
 def test_incomplete_manifest_is_refused(tmp_path: Path) -> None:
     folder = make_artifact(tmp_path / "a")
     data = json.loads((folder / "manifest.json").read_text())
-    del data["input_schema"]
+    del data["model"]["input_schema"]
     (folder / "manifest.json").write_text(json.dumps(data))
-    with pytest.raises(ArtifactError, match="lacks 'input_schema'"):
+    with pytest.raises(ArtifactError, match=r"manifest.json: invalid manifest\n  - field 'model.input_schema'"):
         Artifact.open(folder)
 
 

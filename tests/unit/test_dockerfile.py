@@ -20,6 +20,7 @@ import yaml
 
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import ArtifactError, ConfigError
+from legion_ci.core.manifest import Manifest
 from legion_ci.core.settings import load_settings
 from legion_ci.package import metadata
 from legion_ci.package.context import assemble
@@ -28,6 +29,7 @@ from legion_ci.package.engine import DockerUnavailable, Engine
 from legion_ci.package.options import PackageOptions, registry_auth
 from legion_ci.package.requirements import PIPELINE_ONLY, requirements
 from legion_ci.pipeline.stages.package import skip_reason
+from tests.manifests import stub_manifest
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -37,7 +39,7 @@ SECRET = "s3cr3t-value-that-must-stay-out"
 
 def rendered(case: str) -> str:
     data = yaml.safe_load((FIXTURES / case / "input").read_text())
-    art = Artifact(Path("/nonexistent"), data["manifest"])
+    art = Artifact(Path("/nonexistent"), Manifest.parse(data["manifest"], case))
     opts = data["options"]
     return render(
         DockerfileInputs(
@@ -129,20 +131,20 @@ def test_dockerfile_string_escapes(value: str, word: str) -> None:
 
 def test_labels_carry_the_lineage() -> None:
     data = yaml.safe_load((FIXTURES / "dockerfile-full" / "input").read_text())
-    art = Artifact(Path("/nonexistent"), data["manifest"])
+    art = Artifact(Path("/nonexistent"), Manifest.parse(data["manifest"], "dockerfile-full"))
     found = metadata.labels(art, "python:3.11-slim", None, "9.9.9")
     assert found["ai.legion.model"] == "churn" and found["ai.legion.version"] == "2.1.0+build.7"
     assert found["ai.legion.artifact-id"] == "8f3e2a91c4b7d605"
     commit = data["manifest"]["git"]["commit"]
     assert found["ai.legion.git-commit"] == found["org.opencontainers.image.revision"] == commit
-    assert found["ai.legion.data-fingerprint"] == data["manifest"]["data_fingerprint"]
+    assert found["ai.legion.data-fingerprint"] == data["manifest"]["data"]["fingerprint"]
     assert json.loads(found["ai.legion.metrics"]) == data["manifest"]["metrics"]
     assert found["org.opencontainers.image.created"] == data["manifest"]["created_at"]
     assert "org.opencontainers.image.source" not in found  # unknown: left out, not made up
 
 
 def test_image_name_tags_version_and_artifact() -> None:
-    art = Artifact(Path("/x"), {"name": "churn", "version": "2.1.0+build.7", "artifact_id": "8f3e2a91c4b7d605"})
+    art = Artifact(Path("/x"), stub_manifest("churn", "2.1.0+build.7", "8f3e2a91c4b7d605"))
     name = metadata.image_name(art, "127.0.0.1:5000", "legion")
     assert name.repository == "127.0.0.1:5000/legion/churn"
     assert name.references == [
@@ -244,8 +246,13 @@ def _artifact(folder: Path, model_file: str = "model.skops") -> Artifact:
         "name": "iris",
         "version": "1.0.0",
         "artifact_id": "0123456789abcdef",
-        "input_schema": {"features": []},
-        "model": {"format": "skops", "file": model_file, "sha256": hashlib.sha256(b"model bytes").hexdigest()},
+        "schema_version": 2,
+        "model": {
+            "format": "skops",
+            "file": model_file,
+            "sha256": hashlib.sha256(b"model bytes").hexdigest(),
+            "input_schema": {"features": [{"name": "a"}, {"name": "b"}]},
+        },
         "packages": {"python": "3.11.2", "scikit-learn": "0.0.1", "legion-ci": "0.1.0"},
     }
     (folder / "manifest.json").write_text(json.dumps(manifest))

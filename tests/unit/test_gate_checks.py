@@ -14,6 +14,7 @@ from sklearn.linear_model import LogisticRegression
 
 from legion_ci.core.artifact import Artifact, save_model, write_json_atomic
 from legion_ci.core.errors import ArtifactError
+from legion_ci.core.manifest import ExportedModel, Feature, InputSchema, Manifest
 from legion_ci.core.spec import GateSpec
 from legion_ci.quality.gate import (
     bound_check,
@@ -25,7 +26,7 @@ from legion_ci.quality.gate import (
     threshold_checks,
 )
 
-FEATURES = [{"name": n, "dtype": "float64"} for n in ("a", "b", "c")]
+FEATURES = [Feature(name=n, dtype="float64") for n in ("a", "b", "c")]
 
 
 def gate(**fields: Any) -> GateSpec:
@@ -43,21 +44,17 @@ def make_artifact(folder: Path, model: Any, artifact_id: str, features: list[str
     holdout = x[cols].iloc[::3].copy()
     holdout["target"] = y.iloc[::3].to_numpy()
     holdout.to_csv(folder / "holdout.csv", index=False)
-    write_json_atomic(
-        folder / "manifest.json",
-        {
-            "name": "iris",
-            "version": "1.0.0",
-            "artifact_id": artifact_id,
-            "model": info,
-            "task": "classification",
-            "input_schema": {
-                "features": [{"name": c, "dtype": "float64"} for c in cols],
-                "example": [],
-            },
-            "metrics": {},
-        },
+    manifest = Manifest(
+        name="iris",
+        version="1.0.0",
+        artifact_id=artifact_id,
+        model=ExportedModel(
+            **info.model_dump(),
+            task="classification",
+            input_schema=InputSchema(features=[Feature(name=c, dtype="float64") for c in cols]),
+        ),
     )
+    write_json_atomic(folder / "manifest.json", manifest.to_json())
     return Artifact.open(folder)
 
 
@@ -97,16 +94,16 @@ def test_thresholds_cover_held_out_and_logged_metrics_and_name_a_missing_one() -
 
 
 def test_schema_equal_changed_allowed_and_without_production() -> None:
-    same = schema_check(gate(), {"features": FEATURES}, {"features": FEATURES})
+    same = schema_check(gate(), InputSchema(features=FEATURES), InputSchema(features=FEATURES))
     assert same.passed and not same.skipped
-    changed = {"features": [FEATURES[0], {"name": "b", "dtype": "int64"}, {"name": "d", "dtype": "float64"}]}
-    refused = schema_check(gate(), changed, {"features": FEATURES}, "production 1.0.0 (abcd1234)")
+    changed = InputSchema(features=[FEATURES[0], Feature(name="b", dtype="int64"), Feature(name="d", dtype="float64")])
+    refused = schema_check(gate(), changed, InputSchema(features=FEATURES), "production 1.0.0 (abcd1234)")
     assert not refused.passed
     assert "added features ['d']" in refused.message and "removed features ['c']" in refused.message
     assert "feature 'b' dtype float64 -> int64" in refused.message
     assert "gate.allow_schema_change" in refused.message
-    assert schema_check(gate(allow_schema_change=True), changed, {"features": FEATURES}).passed
-    reordered = schema_check(gate(), {"features": FEATURES[::-1]}, {"features": FEATURES})
+    assert schema_check(gate(allow_schema_change=True), changed, InputSchema(features=FEATURES)).passed
+    reordered = schema_check(gate(), InputSchema(features=FEATURES[::-1]), InputSchema(features=FEATURES))
     assert not reordered.passed and "feature order" in reordered.message
     assert schema_check(gate(), changed, None).skipped
 
@@ -136,7 +133,7 @@ def test_comparison_passes_skips_and_demands_improvement_on_retrain(good: Artifa
     assert comparison_check(gate(compare_to_production={"enabled": False}), bad, good)[0].skipped
     same, _ = comparison_check(spec, good, good, require_improvement=True)
     assert same.passed  # the same artifact against itself is not a regression
-    tie = Artifact(good.path, {**good.manifest, "artifact_id": "other000"})
+    tie = Artifact(good.path, good.manifest.model_copy(update={"artifact_id": "other000"}))
     no_better, _ = comparison_check(spec, tie, good, require_improvement=True)
     assert not no_better.passed and "no better" in no_better.message
 

@@ -16,6 +16,7 @@ from sklearn.pipeline import make_pipeline
 from sklearn.preprocessing import MinMaxScaler, OneHotEncoder, StandardScaler
 from sklearn.tree import DecisionTreeClassifier
 
+from legion_ci.core.manifest import Feature
 from legion_ci.serving.fastpath import LinearPlan
 from legion_ci.serving.predictor import Predictor
 from legion_ci.serving.validation import Validator
@@ -26,9 +27,9 @@ DIAB = load_diabetes(as_frame=True).frame
 X_DIAB, Y_DIAB = DIAB.drop(columns=["target"]), DIAB["target"]
 
 
-def features(x: pd.DataFrame) -> list[dict[str, str]]:
+def features(x: pd.DataFrame) -> list[Feature]:
     kinds = {"f": "float64", "i": "int64", "b": "bool"}
-    return [{"name": str(c), "dtype": kinds.get(x[c].dtype.kind, "string")} for c in x.columns]
+    return [Feature(name=str(c), dtype=kinds.get(x[c].dtype.kind, "string")) for c in x.columns]
 
 
 def build(model: Any, x: pd.DataFrame) -> tuple[Predictor, Validator]:

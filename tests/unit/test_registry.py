@@ -12,11 +12,13 @@ import pytest
 
 from legion_ci.core.errors import LockedError, NotFoundError, RegistryError
 from legion_ci.core.locking import model_lock
+from legion_ci.core.manifest import Manifest
 from legion_ci.core.registry import Registry
+from tests.manifests import stub_manifest
 
 
-def manifest(aid: str, version: str = "1.0.0", name: str = "m") -> dict:
-    return {"name": name, "version": version, "artifact_id": aid}
+def manifest(aid: str, version: str = "1.0.0", name: str = "m") -> Manifest:
+    return stub_manifest(name, version, aid)
 
 
 def test_registering_the_same_artifact_twice_creates_one_version(registry: Registry) -> None:
@@ -101,12 +103,13 @@ def test_stale_lock_of_a_dead_process_is_cleared(registry: Registry) -> None:
 WRITER = textwrap.dedent("""
     import sys
     from legion_ci.core.registry import Registry
+    from tests.manifests import stub_manifest
     reg = Registry(sys.argv[1])
     who = sys.argv[2]
     reg.ensure_run(f"run-{who}", "m", "/d", "push")
     for i in range(int(sys.argv[3])):
-        reg.register_version({"name": "m", "version": "1.0.0", "artifact_id": f"{who}-{i}"}, "/p")
-        reg.register_version({"name": "m", "version": "1.0.0", "artifact_id": f"shared-{i}"}, "/p")
+        reg.register_version(stub_manifest("m", "1.0.0", f"{who}-{i}"), "/p")
+        reg.register_version(stub_manifest("m", "1.0.0", f"shared-{i}"), "/p")
         reg.record_stage(f"run-{who}", f"stage-{i}", "passed", outputs={"i": i})
 """)
 

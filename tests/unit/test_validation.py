@@ -7,14 +7,15 @@ import json
 import numpy as np
 import pytest
 
+from legion_ci.core.manifest import Feature
 from legion_ci.serving.validation import InputError, Validator, parse_json
 
-FEATURES = [{"name": n, "dtype": "float64"} for n in ("a", "b", "c")]
+FEATURES = [Feature(name=n, dtype="float64") for n in ("a", "b", "c")]
 MIXED = [
-    {"name": "x", "dtype": "float64"},
-    {"name": "n", "dtype": "int64"},
-    {"name": "flag", "dtype": "bool"},
-    {"name": "city", "dtype": "string"},
+    Feature(name="x", dtype="float64"),
+    Feature(name="n", dtype="int64"),
+    Feature(name="flag", dtype="bool"),
+    Feature(name="city", dtype="string"),
 ]
 
 

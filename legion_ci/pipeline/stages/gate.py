@@ -180,7 +180,7 @@ def _evidence(
     if candidate.task == "classification":
         known = list(getattr(model, "classes_", []))
         classes = known + [c for c in np.unique(np.asarray(y)).tolist() if c not in known]
-    logged = {k: v for k, v in candidate.metrics.items() if k in candidate.manifest.get("logged_metrics", [])}
+    logged = {k: v for k, v in candidate.metrics.items() if k in candidate.manifest.logged_metrics}
     return GateEvidence(
         candidate.task,
         np.asarray(y).tolist(),
@@ -197,19 +197,18 @@ def _evidence(
 
 def _facts(ctx: StageContext, art: Artifact, prod_label: str | None) -> list[tuple[str, str]]:
     m = art.manifest
-    git = m.get("git") or {}
-    commit = git.get("commit") or "not in git"
-    if git.get("dirty"):
+    commit = m.git.commit or "not in git"
+    if m.git.dirty:
         commit += " (uncommitted changes)"
     return [
         ("model", escape(f"{art.name} {art.version}")),
         ("artifact", escape(f"{art.id} · {art.path}")),
-        ("estimator", escape(str(m.get("estimator", "?")))),
+        ("estimator", escape(m.model.estimator or "?")),
         ("task", escape(art.task)),
-        ("trained", escape(str(m.get("created_at", "?")))),
+        ("trained", escape(m.created_at or "?")),
         ("commit", escape(commit)),
-        ("data", escape(f"{(m.get('data') or {}).get('source', '?')} · sha256 {str(m.get('data_fingerprint'))[:16]}")),
-        ("params", escape(json.dumps(m.get("params", {}), sort_keys=True))),
+        ("data", escape(f"{m.data.source or '?'} · sha256 {(m.data.fingerprint or '?')[:16]}")),
+        ("params", escape(json.dumps(m.params, sort_keys=True))),
         ("production", escape(prod_label or "none yet")),
         ("run", escape(f"{ctx.run.id} ({ctx.run.flow} flow)")),
         (

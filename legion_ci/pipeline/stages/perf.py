@@ -139,4 +139,4 @@ def run(ctx: StageContext) -> StageResult:
 def _examples(art: Artifact) -> str:
     import json
 
-    return json.dumps(art.schema.get("example") or [])
+    return json.dumps(art.schema.example)

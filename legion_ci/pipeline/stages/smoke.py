@@ -25,7 +25,7 @@ def run(ctx: StageContext) -> StageResult:
         )
         more = f" (and {len(problems) - 3} more)" if len(problems) > 3 else ""
         raise StageFailed("smoke", f"{'; '.join(problems[:3])}{more}; {done}", {"problems": problems})
-    rows = len(art.schema["example"])
+    rows = len(art.schema.example)
     via = " and through the router" if router else ""
     return StageResult(
         "passed",

@@ -3,7 +3,6 @@ the artifact. Same commit, source, data, params and seed reuse the artifact inst
 
 from __future__ import annotations
 
-import json
 import shutil
 import subprocess
 import sys
@@ -12,9 +11,20 @@ from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
+from pydantic import ValidationError
+
 from legion_ci.core import lineage
 from legion_ci.core.artifact import MANIFEST, Artifact, artifact_id, publish, write_json_atomic
 from legion_ci.core.errors import ArtifactError, NotFoundError, StageFailed
+from legion_ci.core.manifest import (
+    DataLineage,
+    ExportedModel,
+    GitInfo,
+    JenkinsBuild,
+    LoggedMetrics,
+    Manifest,
+    describe_invalid,
+)
 from legion_ci.core.registry import VersionRecord
 from legion_ci.pipeline.stages.base import StageContext, StageResult
 from legion_ci.quality.metrics import evaluate
@@ -70,10 +80,10 @@ def run(ctx: StageContext) -> StageResult:
         holdout = parts.x_test.copy()
         holdout["target"] = parts.y_test.to_numpy()
         holdout.to_csv(staging / HOLDOUT, index=False)
-        write_json_atomic(staging / MANIFEST, manifest)
+        write_json_atomic(staging / MANIFEST, manifest.to_json())
         art = Artifact.open(staging)
-        manifest["metrics"] = {**manifest["metrics"], **evaluate(art.model, parts.x_test, parts.y_test, art.task)}
-        write_json_atomic(staging / MANIFEST, manifest)
+        manifest = manifest.with_metrics(evaluate(art.model, parts.x_test, parts.y_test, art.task))
+        write_json_atomic(staging / MANIFEST, manifest.to_json())
         art = publish(staging, ctx.settings.artifacts_dir)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
@@ -177,28 +187,35 @@ def _train(ctx: StageContext, staging: Path, extra: list[Path]) -> None:
 
 def _manifest(
     ctx: StageContext, staging: Path, ident: dict[str, Any], aid: str, fingerprint: str, source: str, extra: list[Path]
-) -> dict[str, Any]:
+) -> Manifest:
+    """Lineage from here, the model's own record from export.json (in its namespace, so it cannot
+    overwrite a lineage key), metrics train.py logged."""
     spec = ctx.loaded.spec
-    exported = json.loads((staging / EXPORT_FILE).read_text())
-    logged_file = staging / METRICS_FILE
-    logged = json.loads(logged_file.read_text()) if logged_file.is_file() else {}
-    (staging / EXPORT_FILE).unlink()
+    export_file, logged_file = staging / EXPORT_FILE, staging / METRICS_FILE
+    try:
+        exported = ExportedModel.model_validate_json(export_file.read_text(encoding="utf-8"))
+    except ValidationError as exc:
+        raise StageFailed("train", describe_invalid(f"{export_file}: invalid export record", exc)) from None
+    try:
+        logged = LoggedMetrics.validate_json(logged_file.read_text(encoding="utf-8")) if logged_file.is_file() else {}
+    except ValidationError as exc:
+        raise StageFailed("train", describe_invalid(f"{logged_file}: invalid logged metrics", exc)) from None
+    export_file.unlink()
     logged_file.unlink(missing_ok=True)
-    return {
-        "name": spec.name,
-        "version": spec.version,
-        "artifact_id": aid,
-        "created_at": datetime.now(UTC).isoformat(timespec="seconds"),
-        "git": lineage.git_info(ctx.model_dir),
-        "source_fingerprint": ident["source"],
-        "data": {"source": source, "fingerprint": fingerprint, "extra": [str(p) for p in extra]},
-        "data_fingerprint": fingerprint,
-        "params": spec.train.params,
-        "seed": spec.train.seed,
-        "metrics": logged,
-        "logged_metrics": sorted(logged),
-        "packages": lineage.package_versions(),
-        "jenkins": lineage.jenkins_build(),
-        "run_id": ctx.run.id,
-        **exported,
-    }
+    return Manifest(
+        name=spec.name,
+        version=spec.version,
+        artifact_id=aid,
+        created_at=datetime.now(UTC).isoformat(timespec="seconds"),
+        git=GitInfo(**lineage.git_info(ctx.model_dir)),
+        source_fingerprint=ident["source"],
+        data=DataLineage(source=source, fingerprint=fingerprint, extra=[str(p) for p in extra]),
+        params=spec.train.params,
+        seed=spec.train.seed,
+        metrics=logged,
+        logged_metrics=sorted(logged),
+        packages=lineage.package_versions(),
+        jenkins=JenkinsBuild(**build) if (build := lineage.jenkins_build()) else None,
+        run_id=ctx.run.id,
+        model=exported,
+    )

@@ -51,7 +51,7 @@ def invoke_path(art: Artifact) -> str:
 
 def generate(art: Artifact) -> str:
     """A locustfile posting the artifact's example rows to its invoke endpoint."""
-    rows = art.schema.get("example") or []
+    rows = art.schema.example
     if not rows:
         raise StageError(
             "perf",

@@ -83,6 +83,7 @@ COMMANDS: tuple[Command, ...] = (
         "the management REST API (inspect, route, promote, deploy, roll back)",
         "legion_ci.cli.api:build_api",
     ),
+    Command("db", "the registry's schema: show its revision, upgrade it", "legion_ci.cli.db:build_db"),
 )
 
 

@@ -1,5 +1,8 @@
 """The registry: models, versions, aliases, runs with per-stage results, deployments and locks.
 
+The tables below describe the schema for queries; the schema itself is made by the Alembic
+migrations in legion_ci/core/migrations (a test keeps the two equal).
+
 SQLite under LEGION_HOME by default (WAL, writes in BEGIN IMMEDIATE transactions so concurrent
 processes queue instead of failing); any SQLAlchemy URL works, PostgreSQL included.
 """
@@ -30,10 +33,11 @@ from sqlalchemy import (
     select,
 )
 from sqlalchemy.engine import Connection, Engine, Row
-from sqlalchemy.exc import IntegrityError, OperationalError, SQLAlchemyError
+from sqlalchemy.exc import IntegrityError, SQLAlchemyError
 
 from legion_ci.core.errors import NotFoundError, RegistryError
 from legion_ci.core.manifest import Manifest
+from legion_ci.core.registry_schema import ensure_current
 from legion_ci.core.settings import Settings
 
 metadata = MetaData()
@@ -191,19 +195,38 @@ def _sqlite_setup(engine: Engine) -> None:
         conn.exec_driver_sql("BEGIN IMMEDIATE")
 
 
+def safe_url(url: str) -> str:
+    """The URL with its password hidden, for messages."""
+    from sqlalchemy.engine import make_url
+
+    try:
+        return make_url(url).render_as_string(hide_password=True)
+    except Exception:
+        return url.split("@")[-1]
+
+
+def open_engine(url: str) -> Engine:
+    """An engine for the registry at `url` (SQLite: its folder created, WAL, writes in BEGIN IMMEDIATE)."""
+    try:
+        if url.startswith("sqlite:///"):
+            Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
+            engine = create_engine(url, connect_args={"timeout": 30})
+            _sqlite_setup(engine)
+            return engine
+        return create_engine(url, pool_pre_ping=True)
+    except (SQLAlchemyError, ImportError) as exc:
+        raise RegistryError(f"cannot open registry {safe_url(url)}: {exc}") from None
+
+
 class Registry:
-    """All registry reads and writes go through here."""
+    """All registry reads and writes go through here. Opening one checks its schema revision
+    (and may upgrade it: legion_ci.core.registry_schema says when)."""
 
     def __init__(self, url: str) -> None:
         self.url = url
+        self.engine = open_engine(url)
         try:
-            if url.startswith("sqlite:///"):
-                Path(url.removeprefix("sqlite:///")).parent.mkdir(parents=True, exist_ok=True)
-                self.engine = create_engine(url, connect_args={"timeout": 30})
-                _sqlite_setup(self.engine)
-            else:
-                self.engine = create_engine(url, pool_pre_ping=True)
-            self._create_tables()
+            ensure_current(self.engine, self._safe_url())
         except (SQLAlchemyError, ImportError) as exc:
             raise RegistryError(f"cannot open registry {self._safe_url()}: {exc}") from None
 
@@ -212,21 +235,7 @@ class Registry:
         return cls(settings.registry_url)
 
     def _safe_url(self) -> str:
-        from sqlalchemy.engine import make_url
-
-        try:
-            return make_url(self.url).render_as_string(hide_password=True)
-        except Exception:
-            return self.url.split("@")[-1]
-
-    def _create_tables(self) -> None:
-        for attempt in range(5):
-            try:
-                metadata.create_all(self.engine, checkfirst=True)
-                return
-            except (IntegrityError, OperationalError):  # another process created them at the same moment
-                if attempt == 4:
-                    raise
+        return safe_url(self.url)
 
     @contextmanager
     def tx(self) -> Iterator[Connection]:

@@ -1,4 +1,5 @@
-"""The registry on a real PostgreSQL server (a throwaway cluster started for this module)."""
+"""The registry on a real PostgreSQL server (a throwaway cluster started for this module): reads, writes,
+concurrent writers, and the schema migrations (an empty database, a registry written before migrations)."""
 
 from __future__ import annotations
 
@@ -13,10 +14,17 @@ from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
+from alembic.autogenerate import compare_metadata
+from alembic.migration import MigrationContext
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
 
+from legion_ci.core import registry_schema
+from legion_ci.core.errors import RegistryError
 from legion_ci.core.processes import free_port
-from legion_ci.core.registry import Registry
+from legion_ci.core.registry import Registry, metadata
 from tests.manifests import stub_manifest
+from tests.registry_fixture import REGISTRY_V0, assert_reads_back
 
 
 def _as_postgres(cmd: list[str]) -> list[str]:
@@ -94,3 +102,54 @@ def test_concurrent_writers_on_postgres(pg_url: str) -> None:
         assert p.returncode == 0, err
     ids = [v.artifact_id for v in Registry(pg_url).versions("cc")]
     assert len(ids) == len(set(ids)) == 3 * 25 + 25
+
+
+def _new_database(pg_url: str, name: str) -> str:
+    """A fresh database on the test server; returns its URL."""
+    engine = create_engine(pg_url, isolation_level="AUTOCOMMIT")
+    with engine.connect() as conn:
+        conn.execute(text(f'DROP DATABASE IF EXISTS "{name}"'))
+        conn.execute(text(f'CREATE DATABASE "{name}"'))
+    engine.dispose()
+    return str(make_url(pg_url).set(database=name).render_as_string(hide_password=False))
+
+
+def _revision_and_differences(url: str) -> tuple[str | None, list[object]]:
+    engine = create_engine(url)
+    with engine.connect() as conn:
+        revision = registry_schema.state(conn).revision
+        differences = list(compare_metadata(MigrationContext.configure(conn), metadata))
+    engine.dispose()
+    return revision, differences
+
+
+def test_a_postgres_registry_written_before_migrations_is_refused_then_upgraded(pg_url: str) -> None:
+    """The fixture that cecde6b's code wrote on PostgreSQL: a shared registry does not change its own
+    schema; `legion-ci db upgrade` does, and everything reads back through the current API."""
+    url = _new_database(pg_url, "legacy")
+    target = make_url(url)
+    psql = Path(sorted(glob.glob("/usr/lib/postgresql/*/bin"))[-1]) / "psql"
+    restore = [str(psql), "-q", "-v", "ON_ERROR_STOP=1", "-h", str(target.host), "-p", str(target.port)]
+    restore += ["-U", str(target.username), "-d", "legacy", "-f", str(REGISTRY_V0 / "postgresql.sql")]
+    subprocess.run(restore, check=True, capture_output=True)
+    with pytest.raises(RegistryError, match=r"revision none \(written before .*run `legion-ci db upgrade`"):
+        Registry(url)
+    assert _revision_and_differences(url)[0] is None  # refusing changed nothing
+    done = subprocess.run(
+        [sys.executable, "-m", "legion_ci", "db", "upgrade", "--registry-url", url], capture_output=True, text=True
+    )
+    assert done.returncode == 0, done.stderr
+    assert (
+        f"upgraded from schema revision none (written before legion-ci had migrations) to {registry_schema.HEAD}"
+        in (done.stdout)
+    )
+    assert _revision_and_differences(url) == (registry_schema.HEAD, [])
+    reg = Registry(url)
+    assert_reads_back(reg)
+    reg.close()
+
+
+def test_an_empty_postgres_database_gets_exactly_the_schema_the_code_queries(pg_url: str) -> None:
+    url = _new_database(pg_url, "fresh")
+    Registry(url).close()
+    assert _revision_and_differences(url) == (registry_schema.HEAD, [])

@@ -32,7 +32,12 @@ def test_manifest_carries_lineage(
     monkeypatch.setenv("BUILD_NUMBER", "7")
     result = train(settings, registry, iris_dir)
     manifest = json.loads((Path(result.outputs["path"]) / "manifest.json").read_text())
-    assert manifest["jenkins"] == {"build_url": "https://jenkins.example/job/iris/7/", "build_number": "7"}
+    assert manifest["jenkins"] == {
+        "build_url": "https://jenkins.example/job/iris/7/",
+        "build_number": "7",
+        "job_name": None,
+        "build_tag": None,
+    }
     assert manifest["schema_version"] == 2 and "data_fingerprint" not in manifest
     assert len(manifest["data"]["fingerprint"]) == 64
     assert manifest["params"] == {"C": 1.0, "max_iter": 500}

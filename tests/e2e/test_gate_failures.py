@@ -101,7 +101,7 @@ class World:
         registry.close()
         answer = httpx.post(
             f"{deployment.endpoints[0]['url']}/api/model/iris/{art.version}/invoke",
-            json={"instances": art.schema["example"]},
+            json={"instances": art.schema.example},
             headers=auth_headers(self.settings, art, True),
             timeout=10,
         )

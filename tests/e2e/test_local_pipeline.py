@@ -61,7 +61,7 @@ def production_answers(home: Path, model: str) -> tuple[str, list]:
     url = deployment.endpoints[0]["url"]
     answer = httpx.post(
         f"{url}/api/model/{model}/{art.version}/invoke",
-        json={"instances": art.schema["example"]},
+        json={"instances": art.schema.example},
         headers=auth_headers(settings, art, True),
         timeout=10,
     )
@@ -79,7 +79,7 @@ def test_iris_end_to_end_then_rerun_promotes_nothing(home: Path, iris_dir: Path)
     production = Registry(load_settings(str(home)).registry_url).alias("iris", "production")
     assert production is not None
     art = Artifact.open(production.path)
-    assert version == "1.0.0" and predictions == art.schema["example_predictions"]
+    assert version == "1.0.0" and predictions == art.schema.example_predictions
 
     code, again = run_json(home, iris_dir)
     assert code == 0, again
@@ -120,7 +120,7 @@ def test_diabetes_end_to_end(home: Path, diabetes_dir: Path) -> None:
     assert code == 0, summary
     settings = load_settings(str(home))
     prod = Registry(settings.registry_url).alias("diabetes", "production")
-    assert prod is not None and prod.manifest["task"] == "regression"
+    assert prod is not None and prod.manifest.task == "regression"
 
 
 def test_stage_without_a_run_says_what_to_do(home: Path, iris_dir: Path) -> None:

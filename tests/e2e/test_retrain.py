@@ -41,10 +41,10 @@ def send_feedback(home: Path, rows: int) -> None:
     base = f"{url}/api/model/iris/{art.version}"
     for i in range(rows):
         rid = f"fb-{uuid.uuid4().hex[:12]}"
-        row = art.schema["example"][i % len(art.schema["example"])]
+        row = art.schema.example[i % len(art.schema.example)]
         answer = httpx.post(f"{base}/invoke", json={"instances": [row]}, headers={**headers, "X-Request-ID": rid})
         assert answer.status_code == 200, answer.text
-        truth = art.schema["example_predictions"][i % len(art.schema["example"])]
+        truth = art.schema.example_predictions[i % len(art.schema.example)]
         posted = httpx.post(f"{base}/feedback", json={"request_id": rid, "ground_truth": truth}, headers=headers)
         assert posted.status_code < 300, posted.text
     time.sleep(1.0)  # the capture writer flushes off the hot path
@@ -73,7 +73,7 @@ def test_retrain_trains_on_feedback_and_deploys_a_better_candidate_at_its_weight
     versions = registry.versions("iris")
     assert len(versions) == 2
     candidate = versions[-1]
-    assert any(p.endswith("feedback.csv") for p in candidate.manifest["data"]["extra"])
+    assert any(p.endswith("feedback.csv") for p in candidate.manifest.data.extra)
     production = registry.alias("iris", "production")
     assert production is not None and production.id == versions[0].id  # retrain never promotes by itself
     weights = {d.version_id: d.weight for d in registry.deployments("iris")}

@@ -251,9 +251,9 @@ def test_container_answers_with_the_artifacts_predictions(trained: Trained, pack
             time.sleep(0.5)
         assert check_endpoint(url, art, {}) == []
         answer = httpx.post(
-            f"{url}/api/model/iris/{art.version}/invoke", json={"instances": art.schema["example"]}, timeout=10
+            f"{url}/api/model/iris/{art.version}/invoke", json={"instances": art.schema.example}, timeout=10
         ).json()
-        assert answer["predictions"] == art.schema["example_predictions"]
+        assert answer["predictions"] == art.schema.example_predictions
         assert (answer["model"], answer["version"]) == ("iris", art.version)
         uid = container.exec_run(["python", "-c", "import os; print(os.getuid(), os.getgid())"])
         assert uid.output.decode().split() == ["10001", "10001"]

@@ -27,10 +27,12 @@ from pathlib import Path
 
 import pytest
 
+from legion_ci.core import registry_schema
 from legion_ci.core.resources import BUNDLED
 from legion_ci.core.spec import load_spec
 from legion_ci.jenkins.render import RenderOptions, render_all
 from legion_ci.package.wheel import build_wheel
+from tests.registry_fixture import restore_sqlite
 
 pytestmark = pytest.mark.slow
 
@@ -285,3 +287,18 @@ def test_an_install_missing_its_templates_says_where_it_looked(installed: Instal
     assert f"legion-ci's pipelines/ folder is missing: not in {pipelines}" in done.stderr
     assert "reinstall legion-ci" in done.stderr
     assert not (installed.work / "broken").exists()
+
+
+def test_the_registrys_migrations_run_from_the_wheel(installed: Installed) -> None:
+    """Alembic finds the migration scripts inside the installed package and upgrades a registry that
+    legion-ci wrote before it had migrations (tests/fixtures/registry-v0)."""
+    scripts = installed.python_says("from legion_ci.core import registry_schema; print(registry_schema.SCRIPTS)")
+    assert Path(scripts).is_relative_to(installed.site_packages), scripts
+    url = restore_sqlite(installed.work / "legacy-registry.db")
+    before = installed.run("db", "current", "--registry-url", url)
+    assert before.returncode == 0 and "written before legion-ci had migrations" in before.stdout, before.stderr
+    upgraded = installed.run("db", "upgrade", "--registry-url", url)
+    assert upgraded.returncode == 0 and f"to {registry_schema.HEAD}" in upgraded.stdout, upgraded.stderr
+    listed = installed.run("models", "--json", "--registry-url", url)
+    assert listed.returncode == 0, listed.stderr
+    assert [m["model"] for m in json.loads(listed.stdout)] == ["diabetes", "iris"]

@@ -12,8 +12,8 @@ import pytest
 
 from legion_ci.core.errors import LockedError, NotFoundError, RegistryError
 from legion_ci.core.locking import model_lock
-from legion_ci.core.manifest import Manifest
-from legion_ci.core.registry import Registry
+from legion_ci.core.manifest import Manifest, ManifestError
+from legion_ci.core.registry import Registry, versions
 from tests.manifests import stub_manifest
 
 
@@ -133,3 +133,14 @@ def test_concurrent_writers_lose_nothing(tmp_path: Path) -> None:
     for w in range(4):
         assert len(reg.stages(f"run-{w}")) == n
     assert sqlite3.connect(db).execute("PRAGMA integrity_check").fetchone()[0] == "ok"
+
+
+def test_a_malformed_stored_manifest_names_the_version_and_the_field(registry: Registry) -> None:
+    version, _ = registry.register_version(manifest("a1"), "/p")
+    broken = {**manifest("a1").to_json(), "metrics": {"accuracy": "high"}}
+    with registry.engine.begin() as conn:
+        conn.execute(versions.update().where(versions.c.id == version.id).values(manifest=broken))
+    with pytest.raises(
+        ManifestError, match=rf"registry version {version.id} \(m 1.0.0\): invalid manifest\n.*'metrics.accuracy'"
+    ):
+        registry.versions("m")

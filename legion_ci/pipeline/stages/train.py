@@ -195,11 +195,19 @@ def _manifest(
     try:
         exported = ExportedModel.model_validate_json(export_file.read_text(encoding="utf-8"))
     except ValidationError as exc:
-        raise StageFailed("train", describe_invalid(f"{export_file}: invalid export record", exc)) from None
+        raise StageFailed(
+            "train",
+            describe_invalid(f"{EXPORT_FILE} written by {spec.train.entrypoint} (toolchain.export) is invalid", exc),
+        ) from None
     try:
         logged = LoggedMetrics.validate_json(logged_file.read_text(encoding="utf-8")) if logged_file.is_file() else {}
     except ValidationError as exc:
-        raise StageFailed("train", describe_invalid(f"{logged_file}: invalid logged metrics", exc)) from None
+        raise StageFailed(
+            "train",
+            describe_invalid(
+                f"{METRICS_FILE} written by {spec.train.entrypoint} (toolchain.log_metric) is invalid", exc
+            ),
+        ) from None
     export_file.unlink()
     logged_file.unlink(missing_ok=True)
     return Manifest(

@@ -6,11 +6,10 @@ import argparse
 
 from sqlalchemy.exc import SQLAlchemyError
 
-from legion_ci.cli.common import add_state_args
+from legion_ci.cli.common import add_state_args, settings_of
 from legion_ci.core import registry_schema
 from legion_ci.core.errors import RegistryError
 from legion_ci.core.registry import open_engine, safe_url
-from legion_ci.core.settings import load_settings
 
 
 def build_db(db: argparse.ArgumentParser, name: str) -> None:
@@ -29,7 +28,7 @@ def build_db(db: argparse.ArgumentParser, name: str) -> None:
 
 
 def _url(args: argparse.Namespace) -> str:
-    return load_settings(args.home, args.registry_url).registry_url
+    return settings_of(args).registry_url
 
 
 def cmd_upgrade(args: argparse.Namespace) -> int:

@@ -74,7 +74,7 @@ def test_deploy_and_smoke_pass_with_an_issuer_and_audience_set(
     assert deployment.status == "serving"  # not rolled back
     art = Artifact.open(production.path)
     url = f"{deployment.endpoints[0]['url']}/api/model/iris/{art.version}/invoke"
-    body = {"instances": art.schema["example"]}
+    body = {"instances": art.schema.example}
 
     def call(token: str) -> httpx.Response:
         return httpx.post(url, json=body, headers={"Authorization": f"Bearer {token}"}, timeout=10)
@@ -86,5 +86,5 @@ def test_deploy_and_smoke_pass_with_an_issuer_and_audience_set(
     # ... and the one helper's token, with the configured audience and issuer, is answered
     answered = call(mint_model_token(issuer_settings, "iris", None, 300))
     assert answered.status_code == 200, answered.text
-    assert answered.json()["predictions"] == art.schema["example_predictions"]
+    assert answered.json()["predictions"] == art.schema.example_predictions
     registry.close()

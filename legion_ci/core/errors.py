@@ -50,11 +50,13 @@ class ConfigError(LegionError):
 class SettingsError(ConfigError):
     """A LEGION_* variable (or the flag that overrides it) has a value legion-ci cannot use."""
 
-    def __init__(self, variable: str, value: str, expected: str) -> None:
-        super().__init__(f"{variable}={value!r} is not valid (expected {expected})")
+    def __init__(self, variable: str, value: str, expected: str, others: list[SettingsError] | None = None) -> None:
+        lines = [f"{variable}={value!r} is not valid (expected {expected})", *(str(o) for o in others or [])]
+        super().__init__("\n".join(lines))
         self.variable = variable
         self.value = value
         self.expected = expected
+        self.others = others or []  # further bad settings found in the same reading
 
 
 class NotFoundError(LegionError):

@@ -310,17 +310,32 @@ def load_settings(home: str | Path | None = None, registry_url: str | None = Non
 
 
 def _settings_error(exc: ValidationError, given: dict[str, Any]) -> SettingsError:
-    first = exc.errors()[0]
-    field = str(first["loc"][0]) if first["loc"] else ""
-    info = Settings.model_fields.get(field)
-    extra = info.json_schema_extra if info is not None and isinstance(info.json_schema_extra, dict) else {}
-    expected = str(extra.get("expected") or first["msg"])
-    secret = info is not None and "SecretStr" in str(info.annotation)
-    if field in given:
-        name, value = _flag(field), given[field]
-    else:
-        name, value = env_name(field), os.environ.get(env_name(field))
-    return SettingsError(name, "***" if secret else str(value), expected)
+    """Every bad setting of one reading, the first one's fields on the error itself."""
+    problems = []
+    seen: set[str] = set()
+    for error in exc.errors():
+        field = str(error["loc"][0]) if error["loc"] else ""
+        if field in seen:
+            continue
+        seen.add(field)
+        info = Settings.model_fields.get(field)
+        extra = info.json_schema_extra if info is not None and isinstance(info.json_schema_extra, dict) else {}
+        expected = str(extra.get("expected") or error["msg"])
+        secret = info is not None and "SecretStr" in str(info.annotation)
+        if field in given:
+            name, value = _flag(field), given[field]
+        else:
+            name, value = env_name(field), _environment_value(env_name(field))
+        problems.append(SettingsError(name, "***" if secret else str(value), expected))
+    first = problems[0]
+    return SettingsError(first.variable, first.value, first.expected, problems[1:])
+
+
+def _environment_value(name: str) -> str | None:
+    """The variable as set, in any letter case (the names are matched case-insensitively)."""
+    if name in os.environ:
+        return os.environ[name]
+    return next((v for k, v in os.environ.items() if k.upper() == name), None)
 
 
 def _as_env(value: Any) -> str:

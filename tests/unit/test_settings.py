@@ -138,3 +138,15 @@ def test_no_module_but_settings_reads_a_legion_variable_and_the_server_writes_no
     assert not offenders, "read these through Settings:\n" + "\n".join(offenders)
     server = (ROOT / "legion_ci" / "serving" / "server.py").read_text(encoding="utf-8")
     assert not re.search(r"os\.environ\[[^\]]+\]\s*=|environ\.(update|setdefault|pop)\(|putenv\(", server)
+
+
+def test_every_bad_setting_of_one_reading_is_reported(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setenv("LEGION_TRAFFIC_WEIGHT", "150")
+    monkeypatch.setenv("legion_target", "mars")  # names match in any letter case, as pydantic-settings reads them
+    with pytest.raises(SettingsError) as info:
+        load_settings()
+    assert str(info.value).splitlines() == [
+        "LEGION_TARGET='mars' is not valid (expected local or kubernetes)",
+        "LEGION_TRAFFIC_WEIGHT='150' is not valid (expected a whole number from 1 to 100)",
+    ]
+    assert [e.variable for e in info.value.others] == ["LEGION_TRAFFIC_WEIGHT"]

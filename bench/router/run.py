@@ -32,7 +32,7 @@ sys.path.insert(0, str(ROOT))
 from legion_ci.core.processes import start_server, stop_pid  # noqa: E402
 from legion_ci.core.registry import Registry  # noqa: E402
 from legion_ci.core.settings import load_settings  # noqa: E402
-from legion_ci.router import supervisor  # noqa: E402
+from legion_ci.deploy import local_router  # noqa: E402
 
 UNIT = {"us": 0.001, "ms": 1.0, "s": 1000.0}
 
@@ -118,7 +118,7 @@ def main() -> int:
         flags = [] if args.auth else ["--no-auth"]
         server = start_server(path, home / "server.log", {"LEGION_HOME": str(home)}, [*flags, "--no-capture"])
         registry.add_deployment("iris", version.id, "local", 100, [server], {"version": version.version})
-        router, _ = supervisor.ensure(settings, port=0)
+        router, _ = local_router.ensure(settings, port=0)
         token = None
         if args.auth:
             from legion_ci.auth.jwt import create_token, load_or_create_secret
@@ -143,7 +143,7 @@ def main() -> int:
                     )
         report = summarize(runs, connections, args)
     finally:
-        supervisor.stop(settings)
+        local_router.stop(settings)
         if server:
             stop_pid(int(server["pid"]))
         registry.close()

@@ -10,8 +10,7 @@ from legion_ci.core.errors import NotFoundError
 from legion_ci.core.processes import ours
 from legion_ci.core.registry import VersionRecord
 from legion_ci.core.settings import Settings
-from legion_ci.deploy import rollout
-from legion_ci.router import supervisor
+from legion_ci.deploy import local_router, rollout
 
 
 def list_models(call: Call) -> Reply:
@@ -56,7 +55,7 @@ def get_model(call: Call) -> Reply:
 
 def router_url(settings: Settings) -> str | None:
     """The local router's URL while its process lives (no HTTP call on the request path)."""
-    router = supervisor.read_state(settings)
+    router = local_router.read_state(settings)
     return router.url if router and ours(router.pid, "router") else None
 
 

@@ -5,7 +5,7 @@ from __future__ import annotations
 import argparse
 
 from legion_ci.cli.common import add_state_args, print_json, settings_of
-from legion_ci.router import supervisor
+from legion_ci.deploy import local_router
 
 
 def build_router(p: argparse.ArgumentParser, name: str) -> None:
@@ -20,8 +20,8 @@ def build_router(p: argparse.ArgumentParser, name: str) -> None:
         "--port",
         type=int,
         default=None,
-        help=f"port (serve default {supervisor.DEFAULT_PORT}; start default: $"
-        f"{supervisor.ENV_PORT}, the last port used, {supervisor.DEFAULT_PORT}, or any free one)",
+        help=f"port (serve default {local_router.DEFAULT_PORT}; start default: $"
+        f"{local_router.ENV_PORT}, the last port used, {local_router.DEFAULT_PORT}, or any free one)",
     )
     p.add_argument(
         "--target",
@@ -39,15 +39,17 @@ def cmd_router(args: argparse.Namespace) -> int:
     if args.action == "serve":
         from legion_ci.router.server import serve
 
-        port = supervisor.requested_port(settings, args.port)
-        return serve(settings, args.host, supervisor.DEFAULT_PORT if port is None else port, args.target, args.timeout)
+        port = local_router.requested_port(settings, args.port)
+        return serve(
+            settings, args.host, local_router.DEFAULT_PORT if port is None else port, args.target, args.timeout
+        )
     if args.action == "start":
-        info, started = supervisor.ensure(settings, args.host, args.port)
+        info, started = local_router.ensure(settings, args.host, args.port)
         print(f"router {'started' if started else 'already running'} on {info.url} (pid {info.pid})")
         return 0
     if args.action == "stop":
-        stopped = supervisor.stop(settings)
+        stopped = local_router.stop(settings)
         print(f"router on {stopped.url} stopped" if stopped else "no router running for this home")
         return 0
-    print_json(supervisor.status(settings))
+    print_json(local_router.status(settings))
     return 0

@@ -18,9 +18,8 @@ from legion_ci.core.errors import DeployError
 from legion_ci.core.processes import alive, spawn_many, stop_pid, wait_ready
 from legion_ci.core.registry import DeploymentRecord, Registry, VersionRecord
 from legion_ci.core.settings import Settings, child_env
-from legion_ci.deploy import weights
+from legion_ci.deploy import local_router, weights
 from legion_ci.deploy.drain import wait_drained
-from legion_ci.router import supervisor
 
 TARGET = "local"
 
@@ -139,7 +138,7 @@ def retire(
     for model in {d.model for d in deployments}:
         current = {d.id: d.weight for d in registry.deployments(model)}
         registry.set_weights(weights.rebalance(current, {i: 0 for i in ids if i in current}))
-    router = supervisor.running(settings)
+    router = local_router.running(settings)
     wait_drained(router.url if router else None, ids, drain_timeout)
     for d in deployments:
         if d.target == TARGET:

@@ -14,9 +14,8 @@ from legion_ci.core.errors import DeployError, NotFoundError
 from legion_ci.core.registry import DeploymentRecord, Registry, VersionRecord
 from legion_ci.core.settings import Settings
 from legion_ci.core.spec import ModelSpec
-from legion_ci.deploy import local
+from legion_ci.deploy import local, local_router
 from legion_ci.deploy.weights import rebalance
-from legion_ci.router import supervisor
 
 Log = Callable[[str], None]
 ACTIVE = ("starting", "serving")
@@ -57,7 +56,7 @@ def deploy(
     already serving is left as it is (the playbook finds it and starts nothing)."""
     router = None
     if target == local.TARGET:
-        router, started_router = supervisor.ensure(settings)
+        router, started_router = local_router.ensure(settings)
         log(f"router {'started' if started_router else 'running'} on {router.url}")
     already = local.find_serving(registry, version.id, target)
     stale = [
@@ -240,7 +239,7 @@ def undeploy(
         raise NotFoundError(f"no model {model!r} in the registry (models: {', '.join(known) or 'none'})")
     retired = retire(settings, registry, local.select(registry, model, version), "stopped", folder, log)
     if not any(d.target == local.TARGET for d in registry.deployments()):
-        stopped = supervisor.stop(settings)
+        stopped = local_router.stop(settings)
         if stopped:
             log(f"router on {stopped.url} stopped: nothing left to route")
     return retired

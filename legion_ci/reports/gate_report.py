@@ -12,7 +12,7 @@ from typing import Any
 import numpy as np
 
 from legion_ci.core.spec import Bound
-from legion_ci.quality.gate import Check
+from legion_ci.quality.checks import Check
 from legion_ci.quality.metrics import CLASSIFIER, LOWER_IS_BETTER, REGRESSOR, better
 from legion_ci.reports import gate_plots, html
 from legion_ci.reports.files import write_json, write_text_atomic

@@ -6,7 +6,7 @@ import math
 from collections.abc import Iterable, Sequence
 from html import escape
 
-from legion_ci.quality.gate import Check
+from legion_ci.quality.checks import Check
 from legion_ci.reports.model import ReportHead, counts
 
 WORDS = {

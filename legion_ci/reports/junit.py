@@ -6,7 +6,7 @@ import re
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
-from legion_ci.quality.gate import Check
+from legion_ci.quality.checks import Check
 from legion_ci.reports.files import write_text_atomic
 from legion_ci.reports.model import ReportHead, counts
 

@@ -7,7 +7,7 @@ from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
 from typing import Any, Literal
 
-from legion_ci.quality.gate import Check
+from legion_ci.quality.checks import Check
 
 ReportStatus = Literal["passed", "failed", "forced", "halted", "skipped", "error"]
 

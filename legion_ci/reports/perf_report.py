@@ -10,7 +10,7 @@ from pathlib import Path
 from typing import Any
 
 from legion_ci.core.spec import SlaSpec
-from legion_ci.quality.gate import Check
+from legion_ci.quality.checks import Check
 from legion_ci.quality.perf.results import HistoryPoint, RequestStats
 from legion_ci.reports import html, perf_plots
 from legion_ci.reports.files import write_json, write_text_atomic

@@ -26,11 +26,10 @@ from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import StageFailed
 from legion_ci.core.registry import Registry
 from legion_ci.core.settings import Settings, load_settings
-from legion_ci.deploy import rollout
+from legion_ci.deploy import local_router, rollout
 from legion_ci.pipeline.progress import PlainReporter
 from legion_ci.pipeline.runner import single_stage
 from legion_ci.pipeline.stages.base import RunOptions
-from legion_ci.router import supervisor
 
 pytestmark = pytest.mark.slow
 
@@ -76,7 +75,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, iris_dir: Path) -> It
     home = tmp_path / "home"
     monkeypatch.setenv("LEGION_HOME", str(home))
     monkeypatch.delenv("LEGION_REGISTRY_URL", raising=False)
-    monkeypatch.setenv(supervisor.ENV_PORT, "0")
+    monkeypatch.setenv(local_router.ENV_PORT, "0")
     spec = yaml.safe_load((iris_dir / "legion.yaml").read_text())
     spec["deploy"].update(replicas=1, traffic_weight=20, auth=True)
     (iris_dir / "legion.yaml").write_text(yaml.safe_dump(spec))
@@ -84,7 +83,7 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, iris_dir: Path) -> It
     registry = Registry.from_settings(settings)
     yield settings, registry
     rollout.undeploy(settings, registry, "iris", None, home / "teardown", lambda _line: None)
-    supervisor.stop(settings)
+    local_router.stop(settings)
     registry.close()
 
 
@@ -121,7 +120,7 @@ def test_deploy_at_20_percent_promote_and_failed_smoke_rollback_under_load(
     _set_version(iris_dir, "1.0.0")
     for name in ("train", "deploy", "smoke", "promote"):
         _stage(settings, registry, name, iris_dir, "r1")
-    router = supervisor.running(settings)
+    router = local_router.running(settings)
     assert router is not None
     token = create_token(load_or_create_secret(settings), "iris", None, ttl_seconds=3600)
     load = Load(rollout.stable_url(router.url, "iris") or "", {"Authorization": f"Bearer {token}"})

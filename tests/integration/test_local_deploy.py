@@ -20,9 +20,8 @@ from legion_ci.core.processes import ours, ready
 from legion_ci.core.registry import Registry, VersionRecord
 from legion_ci.core.settings import Settings, load_settings
 from legion_ci.core.spec import ModelSpec, load_spec
-from legion_ci.deploy import inventory, local, rollout
+from legion_ci.deploy import inventory, local, local_router, rollout
 from legion_ci.deploy.ansible import PlaybookFailed, ansible_dir, run_playbook
-from legion_ci.router import supervisor
 from tests.integration.conftest import build_iris_artifact
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -82,7 +81,7 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Place]:
     yield Place(settings, registry, version, spec, home / "run", [])
     for d in registry.deployments():
         local.retire(settings, registry, [d], "stopped", drain_timeout=1)
-    supervisor.stop(settings)
+    local_router.stop(settings)
     registry.close()
 
 
@@ -127,7 +126,7 @@ def test_rollback_marks_the_candidate_rolled_back_and_gives_its_share_back(place
 def test_redeploy_replaces_a_deployment_that_lost_a_replica(place: Place, monkeypatch: pytest.MonkeyPatch) -> None:
     import signal
 
-    monkeypatch.setenv(supervisor.ENV_PORT, "0")
+    monkeypatch.setenv(local_router.ENV_PORT, "0")
     if not place.registry.deployments("iris"):
         place.deploy()
     (broken,) = place.registry.deployments("iris")
@@ -233,7 +232,7 @@ def test_cli_errors_name_the_bad_value(tmp_path: Path) -> None:
         [sys.executable, "-m", "legion_ci", "router", "start"],
         capture_output=True,
         text=True,
-        env={**os.environ, "LEGION_HOME": str(tmp_path), supervisor.ENV_PORT: "eighty"},
+        env={**os.environ, "LEGION_HOME": str(tmp_path), local_router.ENV_PORT: "eighty"},
     )
     assert bad_port.returncode == 2
     assert "LEGION_ROUTER_PORT='eighty' is not valid (expected a port from 0 to 65535)" in bad_port.stderr

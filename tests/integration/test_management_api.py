@@ -686,8 +686,7 @@ def test_deploy_route_rollback_and_undeploy_a_model_for_real(world: World, iris_
         assert [e["method"] for e in entries] == ["POST", "PUT", "POST", "DELETE"]
         assert entries[0]["change"]["deployment_id"] == outputs["deployment_id"]
     finally:
-        from legion_ci.deploy import rollout
-        from legion_ci.router import supervisor
+        from legion_ci.deploy import local_router, rollout
 
         settings = load_settings(str(home))
         registry = Registry.from_settings(settings)
@@ -695,7 +694,7 @@ def test_deploy_route_rollback_and_undeploy_a_model_for_real(world: World, iris_
             rollout.undeploy(settings, registry, "iris-live", None, home / "teardown", lambda _line: None)
         finally:
             registry.close()
-        supervisor.stop(settings)
+        local_router.stop(settings)
 
 
 def test_malformed_token_fields_are_401_never_5xx(world: World) -> None:

@@ -20,9 +20,9 @@ from legion_ci.core.errors import ConfigError
 from legion_ci.core.processes import ours, spawn, stop_pid, wait_ready
 from legion_ci.core.registry import DeploymentRecord, Registry, VersionRecord
 from legion_ci.core.settings import Settings, load_settings
-from legion_ci.deploy import weights
+from legion_ci.deploy import local_router, weights
 from legion_ci.deploy.drain import busy
-from legion_ci.router import paths, supervisor
+from legion_ci.router import paths
 from legion_ci.router.table import Route, RouteTable
 from tests.integration.conftest import build_iris_artifact
 
@@ -136,21 +136,21 @@ def fleet(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Fleet]:
         spawn(["serve", v.path, "--port", "0", "--no-auth", "--no-capture"], home / f"{i}.log", env)
         for i, v in enumerate((versions[0], versions[0], versions[1]))
     ]
-    old_port = os.environ.pop(supervisor.ENV_PORT, None)
+    old_port = os.environ.pop(local_router.ENV_PORT, None)
     try:
         for endpoint in started:
             wait_ready(endpoint)
         v1 = registry.add_deployment("iris", versions[0].id, "local", 80, started[:2], {"version": "1.0.0"})
         v2 = registry.add_deployment("iris", versions[1].id, "local", 20, started[2:], {"version": "2.0.0"})
-        info, _ = supervisor.ensure(settings, port=0)
+        info, _ = local_router.ensure(settings, port=0)
         yield Fleet(settings, registry, info.url, v1, v2)
     finally:
-        supervisor.stop(settings)
+        local_router.stop(settings)
         for endpoint in started:
             stop_pid(int(endpoint["pid"]))
         registry.close()
         if old_port is not None:
-            os.environ[supervisor.ENV_PORT] = old_port
+            os.environ[local_router.ENV_PORT] = old_port
 
 
 def _versions(url: str, n: int, **kwargs: object) -> Counter[str]:
@@ -178,14 +178,14 @@ def test_weights_are_honoured(fleet: Fleet) -> None:
 
 
 def test_weight_changes_apply_live_without_a_restart(fleet: Fleet) -> None:
-    pid = supervisor.read_state(fleet.settings).pid  # type: ignore[union-attr]
+    pid = local_router.read_state(fleet.settings).pid  # type: ignore[union-attr]
     fleet.registry.set_weights({fleet.v1.id: 0, fleet.v2.id: 100})
     fleet.wait_for(lambda r: _weights(r) == {fleet.v1.id: 0, fleet.v2.id: 100})
     assert _versions(fleet.router, 40) == {"2.0.0": 40}
     fleet.registry.set_weights({fleet.v1.id: 50, fleet.v2.id: 50})
     fleet.wait_for(lambda r: _weights(r) == {fleet.v1.id: 50, fleet.v2.id: 50})
     assert _versions(fleet.router, 40) == {"1.0.0": 20, "2.0.0": 20}
-    assert supervisor.read_state(fleet.settings).pid == pid  # type: ignore[union-attr]
+    assert local_router.read_state(fleet.settings).pid == pid  # type: ignore[union-attr]
 
 
 def test_pinned_version_and_unknown_names(fleet: Fleet) -> None:
@@ -275,12 +275,12 @@ def test_a_started_router_is_reused_and_exits_once_its_home_is_gone(tmp_path: Pa
     home = tmp_path / "home"
     settings = load_settings(str(home), f"sqlite:///{home / 'registry.db'}")
     Registry.from_settings(settings).close()
-    info, started = supervisor.ensure(settings, port=0)
+    info, started = local_router.ensure(settings, port=0)
     try:
-        again, started_again = supervisor.ensure(settings)
+        again, started_again = local_router.ensure(settings)
         assert started and not started_again and again.pid == info.pid
         with pytest.raises(ConfigError, match="already listens on"):
-            supervisor.ensure(settings, port=1)
+            local_router.ensure(settings, port=1)
         shutil.rmtree(home)
         deadline = time.monotonic() + 15
         while ours(info.pid, "router") and time.monotonic() < deadline:

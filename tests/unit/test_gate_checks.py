@@ -16,8 +16,8 @@ from legion_ci.core.artifact import Artifact, save_model, write_json_atomic
 from legion_ci.core.errors import ArtifactError
 from legion_ci.core.manifest import ExportedModel, Feature, InputSchema, Manifest
 from legion_ci.core.spec import GateSpec
+from legion_ci.quality.checks import bound_check
 from legion_ci.quality.gate import (
-    bound_check,
     comparison_check,
     evaluate_both,
     load_holdout,
@@ -159,7 +159,8 @@ def test_a_missing_holdout_is_an_artifact_error(good: Artifact, tmp_path: Path) 
 
 def test_verdict_fails_forces_and_halts() -> None:
     from legion_ci.pipeline.stages.gate import verdict
-    from legion_ci.quality.gate import NO_IMPROVEMENT, Check
+    from legion_ci.quality.checks import Check
+    from legion_ci.quality.gate import NO_IMPROVEMENT
 
     ok = Check("threshold", "f1", True, "f1 0.95 within min 0.9")
     low = Check("threshold", "accuracy", False, "accuracy 0.8 is below the minimum 0.9 by 0.1")

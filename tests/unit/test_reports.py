@@ -13,7 +13,7 @@ from sklearn.datasets import load_diabetes, load_iris
 from sklearn.linear_model import LogisticRegression, Ridge
 
 from legion_ci.core.spec import Bound, SlaSpec
-from legion_ci.quality.gate import Check
+from legion_ci.quality.checks import Check
 from legion_ci.quality.perf.results import HistoryPoint, RequestStats
 from legion_ci.reports.gate_report import GateEvidence, write_gate_reports
 from legion_ci.reports.junit import junit_xml

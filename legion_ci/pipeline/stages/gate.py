@@ -15,9 +15,9 @@ import numpy as np
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import LegionError, StageFailed
 from legion_ci.pipeline.stages.base import StageContext, StageResult
+from legion_ci.quality.checks import Check
 from legion_ci.quality.gate import (
     NO_IMPROVEMENT,
-    Check,
     comparison_check,
     evaluate_both,
     load_holdout,

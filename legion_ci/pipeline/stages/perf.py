@@ -13,7 +13,7 @@ from legion_ci.core.errors import LegionError, StageFailed
 from legion_ci.core.processes import start_server, stop_pid
 from legion_ci.core.settings import Settings, child_env
 from legion_ci.pipeline.stages.base import StageContext, StageResult
-from legion_ci.quality.gate import Check
+from legion_ci.quality.checks import Check
 from legion_ci.quality.perf import locustfile
 from legion_ci.quality.perf.results import read_failures, read_history, read_stats
 from legion_ci.quality.perf.runner import run_locust

@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from legion_ci.core.errors import StageError
-from legion_ci.quality.gate import Check
+from legion_ci.quality.checks import Check
 from legion_ci.quality.modeltests.plugin import ENV_ARTIFACT, ENV_PRODUCTION
 
 TIMEOUT = 900.0  # seconds the model's tests may take, all together

@@ -5,7 +5,7 @@ from __future__ import annotations
 import math
 
 from legion_ci.core.spec import SlaSpec
-from legion_ci.quality.gate import Check, bound_check
+from legion_ci.quality.checks import Check, bound_check
 from legion_ci.quality.perf.results import RequestStats
 
 

@@ -1,4 +1,5 @@
-"""The router of one LEGION_HOME: started by the first deploy, reused by the next, found by its state file.
+"""The local target's router process: one per LEGION_HOME, started by the first deploy, reused by the next,
+found by its state file. (The router itself, the production code, is legion_ci/router/; this is deploy's side.)
 
 $LEGION_HOME/router/router.json holds {url, pid, port, host, log, started_at}. The router keeps its port
 across restarts (the stable URL clients call), unless that port has been taken in the meantime.

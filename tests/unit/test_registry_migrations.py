@@ -3,6 +3,9 @@
 
 from __future__ import annotations
 
+import subprocess
+import sys
+import textwrap
 from pathlib import Path
 
 import pytest
@@ -85,3 +88,24 @@ def test_a_registry_from_a_newer_legion_ci_is_refused(tmp_path: Path, capsys: py
     assert "upgrade legion-ci" in capsys.readouterr().err
     assert main(["db", "current", "--registry-url", url]) == 0
     assert "newer than this legion-ci knows" in capsys.readouterr().out
+
+
+OPENER = textwrap.dedent("""
+    import sys
+    from legion_ci.core.registry import Registry
+    reg = Registry(sys.argv[1])
+    reg.ensure_run(f"run-{sys.argv[2]}", "m", "/d", "push")
+""")
+
+
+def test_processes_opening_a_fresh_registry_at_once_migrate_it_once(tmp_path: Path) -> None:
+    url = f"sqlite:///{tmp_path / 'registry.db'}"
+    procs = [
+        subprocess.Popen([sys.executable, "-c", OPENER, url, str(w)], stderr=subprocess.PIPE, text=True)
+        for w in range(4)
+    ]
+    for p in procs:
+        _, err = p.communicate(timeout=120)
+        assert p.returncode == 0, err
+    assert revision(url) == registry_schema.HEAD
+    assert sorted(r.id for r in Registry(url).runs()) == [f"run-{w}" for w in range(4)]

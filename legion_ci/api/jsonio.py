@@ -10,6 +10,7 @@ from starlette.requests import ClientDisconnect, Request
 from starlette.responses import Response
 
 from legion_ci.api.errors import ApiError
+from legion_ci.asgi.http import DRAIN_BYTES
 
 MAX_BODY = 65_536
 
@@ -37,17 +38,23 @@ async def read_object(request: Request, required: bool, limit: int = MAX_BODY) -
     """The body as a JSON object; 413 over `limit` bytes, 400 when it is not a JSON object.
     An empty body is {} unless `required`."""
     length = request.headers.get("content-length", "")
-    if length.isascii() and length.isdigit() and int(length) > limit:
-        raise ApiError(413, f"request body is {int(length)} bytes, over the limit of {limit} bytes")
+    declared = int(length) if length.isascii() and length.isdigit() else None
+    if declared is not None and declared > limit and (declared > DRAIN_BYTES or "expect" in request.headers):
+        raise ApiError(413, f"request body is {declared} bytes, over the limit of {limit} bytes")
     chunks, size = [], 0
     try:
         async for chunk in request.stream():
             size += len(chunk)
-            if size > limit:
-                raise ApiError(413, f"request body is over the limit of {limit} bytes")
-            chunks.append(chunk)
+            if size > DRAIN_BYTES:
+                break
+            if size <= limit:
+                chunks.append(chunk)
+            # over the limit: read on and drop, so a client that writes before reading gets the 413
     except ClientDisconnect:
         raise ApiError(400, "the client disconnected before sending its body") from None
+    if size > limit:
+        what = f"is {declared} bytes, over" if declared is not None and declared > limit else "is over"
+        raise ApiError(413, f"request body {what} the limit of {limit} bytes")
     raw = b"".join(chunks)
     if not raw.strip():
         if required:

@@ -1,4 +1,4 @@
-"""Run the management API with uvicorn; prints `listening on http://HOST:PORT` once bound."""
+"""Run the management API with uvicorn; prints `listening on http://HOST:PORT` once it accepts connections."""
 
 from __future__ import annotations
 
@@ -13,13 +13,16 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = DEFAULT_PORT)
     """Serve until SIGINT/SIGTERM (in-flight requests finish first); returns the exit status."""
     import uvicorn
 
+    from legion_ci.asgi.protocol import PROTOCOL, limits
+
+    limits()
     app = create_app(settings)  # configuration errors surface before the port is bound
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=PROTOCOL,
         lifespan="on",
         access_log=False,
         log_level="warning",
@@ -30,6 +33,7 @@ def serve(settings: Settings, host: str = "127.0.0.1", port: int = DEFAULT_PORT)
         sock = config.bind_socket()
     except SystemExit:  # uvicorn exits when the address is taken
         raise ConfigError(f"--port: cannot listen on {host}:{port} (in use, or not an address of this host)") from None
+    sock.listen(config.backlog)  # connections are accepted from the announcement on
     bound_host, bound_port = sock.getsockname()[:2]
     print(f"listening on http://{bound_host}:{bound_port}", flush=True)
     server = uvicorn.Server(config)

@@ -10,6 +10,7 @@ import orjson
 from legion_ci.asgi.types import Headers, Receive, Scope, Send
 
 JSON = b"application/json"
+DRAIN_BYTES = 16 << 20  # an oversized body up to this size is read and dropped before the 413 goes out
 
 
 class ClientGone(Exception):
@@ -33,11 +34,24 @@ def header(scope: Scope, name: bytes) -> bytes | None:
     return None
 
 
+async def _drain(receive: Receive, budget: int) -> None:
+    """Read and drop the rest of a refused body (up to `budget` bytes), so that a client that writes its
+    whole request before reading the answer (urllib, many SDKs) gets the 413 and not a connection reset."""
+    while budget > 0:
+        message = await receive()
+        if message["type"] == "http.disconnect" or not message.get("more_body"):
+            return
+        budget -= len(message.get("body", b""))
+
+
 async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
     """The whole request body; BodyTooLarge as soon as it (or its Content-Length) passes `limit` bytes,
-    ClientGone when the client disconnects first."""
+    ClientGone when the client disconnects first. The rest of an oversized body is drained (up to
+    DRAIN_BYTES) first, unless the client waits for `100 Continue`."""
     length = header(scope, b"content-length")
     if length is not None and length.isdigit() and int(length) > limit:
+        if int(length) <= DRAIN_BYTES and header(scope, b"expect") is None:
+            await _drain(receive, int(length))
         raise BodyTooLarge(f"request body is {int(length)} bytes, over the limit of {limit} bytes")
     message = await receive()
     if message["type"] == "http.disconnect":
@@ -53,6 +67,7 @@ async def read_body(scope: Scope, receive: Receive, limit: int) -> bytes:
         chunk = message.get("body", b"")
         size += len(chunk)
         if size > limit:
+            await _drain(receive, DRAIN_BYTES - size)
             raise BodyTooLarge(f"request body is over the limit of {limit} bytes")
         chunks.append(chunk)
         if not message.get("more_body"):

@@ -68,6 +68,7 @@ def serve(settings: Settings, host: str, port: int, target: str | None = None, t
     if settings.router_state:
         threading.Thread(target=_watch_state, args=(settings.router_state,), daemon=True, name="state-watch").start()
     sock = config.bind_socket()
+    sock.listen(config.backlog)  # connections are accepted from the announcement on
     bound_host, bound_port = sock.getsockname()[:2]
     print(f"listening on http://{bound_host}:{bound_port}", flush=True)
     server.run(sockets=[sock])

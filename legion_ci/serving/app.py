@@ -19,6 +19,8 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from typing import Any
 
+import orjson
+
 from legion_ci import __version__
 from legion_ci.asgi.http import BodyTooLarge, ClientGone, dumps, header, read_body, respond
 from legion_ci.asgi.lifespan import run_lifespan
@@ -26,6 +28,7 @@ from legion_ci.asgi.request_id import REQUEST_ID_CHARS, request_id_for, valid_re
 from legion_ci.asgi.types import Receive, Scope, Send
 from legion_ci.auth.jwt import AuthConfig, Authenticator, AuthError, NeedsRefresh
 from legion_ci.core.artifact import Artifact
+from legion_ci.core.errors import preview
 from legion_ci.core.settings import Settings
 from legion_ci.feedback.capture import CaptureWriter, store_dir
 from legion_ci.serving import v2
@@ -150,6 +153,7 @@ class ModelApp:
         rid_bytes = request_id_for(header(scope, b"x-request-id"))
         rid = rid_bytes.decode("ascii")
         headers = [*self.headers, (b"x-request-id", rid_bytes)]
+        rid_at = len(headers) - 1  # a handler may name the request otherwise (the v2 body's `id`)
         path = scope["path"]
         route = self.routes.get(path) or self.routes.get(path.rstrip("/"))
         endpoint = route.endpoint if route else "unknown"
@@ -173,7 +177,11 @@ class ModelApp:
                     if route.protected and self.auth_enabled:
                         await self._authenticate(scope)
                     status, body, extra = await handler(scope, receive, rid)
-                    headers.extend(extra)
+                    for item in extra:
+                        if item[0] == b"x-request-id":
+                            headers[rid_at] = item
+                        else:
+                            headers.append(item)
         except (InputError, BodyTooLarge) as exc:
             status, body = exc.status, self._error(exc.message, exc.status, rid)
         except AuthError as exc:
@@ -256,16 +264,36 @@ class ModelApp:
         start = time.perf_counter()
         body = parse_json(await read_body(scope, receive, self.options.max_body_bytes), self.options.max_body_bytes)
         rows = v2.to_rows(body, self.validator)
+        req_id = self._v2_request_id(body, scope, rid)
         predictions, probabilities = self._predict(rows)
         outputs = [v2.output("predict", predictions)]
         if probabilities is not None:
             outputs.append(v2.output("predict_proba", probabilities))
-        req_id = body.get("id") if isinstance(body.get("id"), str) else rid
         answer = {"model_name": self.name, "model_version": self.version, "id": req_id, "outputs": outputs}
         out = dumps(answer)
         preds = predictions if predictions.dtype.kind in "fiub" else predictions.tolist()
-        self._capture(rid, rows, preds, probabilities, start)
-        return 200, out, []
+        self._capture(req_id, rows, preds, probabilities, start)
+        return 200, out, [(b"x-request-id", req_id.encode())] if req_id != rid else []
+
+    @staticmethod
+    def _v2_request_id(body: dict[str, Any], scope: Scope, rid: str) -> str:
+        """One id per request: the body's `id` when given (it then keys the capture, the feedback and the
+        X-Request-ID answer header), else the X-Request-ID. Both given and different is a 422."""
+        if "id" not in body:
+            return rid
+        given = body["id"]
+        if not isinstance(given, str) or not valid_request_id(given):
+            raise InputError(
+                f"id: expected a request id of {REQUEST_ID_CHARS} (it keys the capture and the feedback), "
+                f"got {preview(given)}"
+            )
+        sent = header(scope, b"x-request-id")
+        if sent is not None and sent.decode("latin-1") != given:
+            raise InputError(
+                f"id: {preview(given)} differs from the X-Request-ID header {preview(sent.decode('latin-1'))}; "
+                "send one id (or the same in both)"
+            )
+        return given
 
     # -- feedback ------------------------------------------------------------------------------------
     async def feedback(self, scope: Scope, receive: Receive, rid: str) -> tuple[int, bytes, list[Any]]:
@@ -273,6 +301,11 @@ class ModelApp:
         items = body if isinstance(body, list) else [body]
         if not items:
             raise InputError('body: an empty array (send {"request_id": ..., "ground_truth": ...})')
+        if len(items) > self.options.max_feedback_items:
+            raise InputError(
+                f"body: {len(items)} feedback items, over the limit of {self.options.max_feedback_items} per request",
+                413,
+            )
         checked = [
             self._feedback_item(item, f"[{i}]" if isinstance(body, list) else "body") for i, item in enumerate(items)
         ]
@@ -293,15 +326,21 @@ class ModelApp:
             raise InputError(f"{where}: expected an object with request_id and ground_truth")
         unknown = [k for k in item if k not in ("request_id", "ground_truth", "payload")]
         if unknown:
-            raise InputError(f"{where}: unknown field {unknown[0]!r} (expected request_id, ground_truth, payload)")
+            raise InputError(
+                f"{where}: unknown field {preview(unknown[0])} (expected request_id, ground_truth, payload)"
+            )
         request_id = item.get("request_id")
         if not isinstance(request_id, str) or not valid_request_id(request_id):
             raise InputError(
                 f"{where}.request_id: expected the X-Request-ID of an answered request "
-                f"({REQUEST_ID_CHARS}), got {request_id!r:.60}"
+                f"({REQUEST_ID_CHARS}), got {preview(request_id)}"
             )
         if "ground_truth" not in item:
             raise InputError(f"{where}: missing field 'ground_truth'")
+        try:
+            orjson.dumps([item["ground_truth"], item.get("payload")])
+        except orjson.JSONEncodeError:
+            raise InputError(f"{where}: ground_truth or payload is nested too deep to store") from None
         return request_id, item["ground_truth"], item.get("payload")
 
     # -- descriptions --------------------------------------------------------------------------------

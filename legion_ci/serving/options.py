@@ -17,4 +17,5 @@ class ServeOptions:
     capture_rate: float = 1.0
     max_rows: int = 1000
     max_body_bytes: int = 1_048_576
+    max_feedback_items: int = 1000  # items of one feedback request (413 over it)
     fsync_interval: float = 1.0  # seconds between fsyncs of the capture segment (power-loss window)

@@ -1,4 +1,5 @@
-"""Run the model server: uvicorn with uvloop and httptools; prints `listening on http://HOST:PORT` once bound.
+"""Run the model server: uvicorn with uvloop and httptools (with legion_ci.asgi.protocol's limits); prints
+`listening on http://HOST:PORT` once the socket accepts connections.
 
 Start-up loads the model with scikit-learn and picks the fastest predictor that gives its answers. When
 that predictor is a plain-numpy LinearPlan, the process saves the plan in the plan cache
@@ -31,11 +32,13 @@ log = logging.getLogger(__name__)
 
 
 def _uvicorn_kwargs(options: ServeOptions) -> dict[str, Any]:
+    from legion_ci.asgi.protocol import PROTOCOL
+
     return {
         "host": options.host,
         "port": options.port,
         "loop": "uvloop",
-        "http": "httptools",
+        "http": PROTOCOL,
         "lifespan": "on",
         "access_log": False,
         "log_level": "warning",
@@ -48,7 +51,9 @@ def _uvicorn_kwargs(options: ServeOptions) -> dict[str, Any]:
     }
 
 
-def _announce(sock: Any) -> None:
+def _announce(sock: Any, backlog: int) -> None:
+    """Listen, then say so: from this line on, connections are accepted (queued until the loop runs)."""
+    sock.listen(backlog)
     host, port = sock.getsockname()[:2]
     print(f"listening on http://{host}:{port}", flush=True)
 
@@ -151,6 +156,9 @@ def _go_slim(art: Artifact, artifact_path: str | Path, options: ServeOptions, se
 
 def serve(artifact_path: str | Path, options: ServeOptions, settings: Settings, plan: Path | None = None) -> int:
     """Serve until SIGINT/SIGTERM with the settings the process read at start; returns the exit status."""
+    from legion_ci.asgi.protocol import limits
+
+    limits()  # a bad LEGION_HTTP_* value fails here, before the port is bound
     if options.workers < 1:
         raise ConfigError(f"--workers: {options.workers} (expected 1 or more)")
     if not 0.0 <= options.capture_rate <= 1.0:
@@ -184,7 +192,7 @@ def _serve_one(art: Artifact, options: ServeOptions, settings: Settings, predict
     config = uvicorn.Config(app, **_uvicorn_kwargs(options))
     server = uvicorn.Server(config)
     sock = config.bind_socket()
-    _announce(sock)
+    _announce(sock, config.backlog)
     server.run(sockets=[sock])
     return 0 if server.started else 1
 
@@ -219,7 +227,7 @@ def _serve_workers(artifact_path: Path, options: ServeOptions, settings: Setting
         factory = functools.partial(worker_app, str(artifact_path), options, settings, plan)
         config = uvicorn.Config(factory, factory=True, workers=options.workers, **_uvicorn_kwargs(options))
         sock = config.bind_socket()
-        _announce(sock)
+        _announce(sock, config.backlog)
         Multiprocess(config, sockets=[sock]).run()
     finally:
         if ours:

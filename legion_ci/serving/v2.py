@@ -1,7 +1,9 @@
 """The Open Inference Protocol (KServe v2): request tensors to rows, predictions to output tensors.
 
 Accepted inputs: one tensor of shape [N, F] (data flat in row-major order, or nested), or one tensor per
-feature named after it, each of shape [N] or [N, 1]. Outputs: "predict" and, when asked for in
+feature named after it, each of shape [N] or [N, 1]. `data` may be nested no deeper than its shape has
+dimensions, and is flattened without recursion. The request's fields are id, parameters, inputs and
+outputs; any other is refused (422). Outputs: "predict" and, when asked for in
 `outputs` or by the parameter `return_probabilities`, "predict_proba" of shape [N, classes].
 """
 
@@ -11,6 +13,7 @@ from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
+from legion_ci.core.errors import preview
 from legion_ci.serving.validation import InputError, Rows, Validator, json_type
 
 if TYPE_CHECKING:
@@ -32,25 +35,33 @@ DATATYPES = {
     "BYTES",
 }
 OUTPUTS = ("predict", "predict_proba")
+REQUEST_FIELDS = ("id", "parameters", "inputs", "outputs")
 
 
-def _flat(data: Any, where: str) -> list[Any]:
+def _flat(data: Any, where: str, dims: int) -> list[Any]:
+    """The values of a tensor's `data`, flat or nested up to `dims` levels (its shape's length); no
+    recursion, so a deeply nested body costs one 422, never the stack."""
     if not isinstance(data, list):
         raise InputError(f"{where}.data: expected an array, got {json_type(data)}")
-    if data and isinstance(data[0], list):
-        out: list[Any] = []
-        for item in data:
+    out = data
+    for _ in range(dims - 1):
+        if not out or not isinstance(out[0], list):
+            return out
+        flat: list[Any] = []
+        for item in out:
             if not isinstance(item, list):
                 raise InputError(f"{where}.data: mixes nested arrays and values")
-            out.extend(_flat(item, where) if item and isinstance(item[0], list) else item)
-        return out
-    return data
+            flat.extend(item)
+        out = flat
+    if out and isinstance(out[0], list):
+        raise InputError(f"{where}.data: nested deeper than its {dims}-dimensional shape")
+    return out
 
 
 def _shape(tensor: dict[str, Any], where: str) -> list[int]:
     shape = tensor.get("shape")
     if not isinstance(shape, list) or not shape or not all(type(d) is int and d >= 0 for d in shape):
-        raise InputError(f"{where}.shape: expected an array of non-negative integers, got {shape!r}")
+        raise InputError(f"{where}.shape: expected an array of non-negative integers, got {preview(shape)}")
     return shape
 
 
@@ -65,7 +76,7 @@ def _tensor(item: Any, i: int) -> dict[str, Any]:
         raise InputError(f"{where}.name: expected a string, got {json_type(item['name'])}")
     if not isinstance(item["datatype"], str) or item["datatype"] not in DATATYPES:
         raise InputError(
-            f"{where}.datatype: {item['datatype']!r} is not a v2 datatype "
+            f"{where}.datatype: {preview(item['datatype'])} is not a v2 datatype "
             f"(expected one of {', '.join(sorted(DATATYPES))})"
         )
     return item
@@ -83,7 +94,7 @@ def wants_proba(body: dict[str, Any]) -> bool:
     for k, out in enumerate(outputs):
         name = out.get("name") if isinstance(out, dict) else None
         if name not in OUTPUTS:
-            raise InputError(f"outputs[{k}].name: expected one of {', '.join(OUTPUTS)}, got {name!r}")
+            raise InputError(f"outputs[{k}].name: expected one of {', '.join(OUTPUTS)}, got {preview(name)}")
     return any(o["name"] == "predict_proba" for o in outputs)
 
 
@@ -91,6 +102,9 @@ def to_rows(body: Any, validator: Validator) -> Rows:
     """The rows of an inference request, checked against the schema."""
     if not isinstance(body, dict):
         raise InputError(f"body is a JSON {json_type(body)}; expected an inference request object with 'inputs'")
+    unknown = [k for k in body if k not in REQUEST_FIELDS]
+    if unknown:
+        raise InputError(f"body: unknown field {preview(unknown[0])} (expected {', '.join(REQUEST_FIELDS)})")
     inputs = body.get("inputs")
     if not isinstance(inputs, list) or not inputs:
         raise InputError("inputs: expected a non-empty array of tensors")
@@ -106,7 +120,7 @@ def to_rows(body: Any, validator: Validator) -> Rows:
             raise InputError(
                 f"inputs[0].shape: {t['shape']} does not fit [N, {validator.width}] (features: {', '.join(names)})"
             )
-        data = _flat(t["data"], "inputs[0]")
+        data = _flat(t["data"], "inputs[0]", len(t["shape"]))
         n = shape[0]
         if len(data) != n * shape[1]:
             raise InputError(f"inputs[0].data: {len(data)} values for shape {t['shape']} (expected {n * shape[1]})")
@@ -118,15 +132,15 @@ def to_rows(body: Any, validator: Validator) -> Rows:
     for i, t in enumerate(tensors):
         if t["name"] not in validator.index:
             raise InputError(
-                f"inputs[{i}].name: unknown feature {t['name']!r} (expected one tensor of shape "
+                f"inputs[{i}].name: unknown feature {preview(t['name'])} (expected one tensor of shape "
                 f"[N, {validator.width}], or one per feature: {', '.join(names)})"
             )
         if t["name"] in by_name:
-            raise InputError(f"inputs[{i}].name: feature {t['name']!r} appears twice")
+            raise InputError(f"inputs[{i}].name: feature {preview(t['name'])} appears twice")
         shape = _shape(t, f"inputs[{i}]")
         if len(shape) > 2 or (len(shape) == 2 and shape[1] != 1):
             raise InputError(f"inputs[{i}].shape: {shape} is not [N] or [N, 1]")
-        column = _flat(t["data"], f"inputs[{i}]")
+        column = _flat(t["data"], f"inputs[{i}]", max(len(shape), 1))
         if len(column) != shape[0]:
             raise InputError(f"inputs[{i}].data: {len(column)} values for shape {shape}")
         by_name[t["name"]] = column

@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING, Any
 import numpy as np
 import orjson
 
-from legion_ci.core.errors import LegionError
+from legion_ci.core.errors import LegionError, preview
 
 if TYPE_CHECKING:
     from legion_ci.core.manifest import Feature
@@ -38,6 +38,8 @@ def json_type(value: Any) -> str:
 
 
 def _show(value: Any) -> str:
+    if isinstance(value, (list, dict)):
+        return preview(value, 37)  # caller data: never dumped whole, never recursed into without a bound
     text = json.dumps(value) if not isinstance(value, float) or math.isfinite(value) else repr(value)
     return text if len(text) <= 40 else text[:37] + "..."
 
@@ -112,7 +114,7 @@ class Validator:
             raise InputError(f"body is a JSON {json_type(payload)}; expected {FORMS}")
         unknown = [k for k in payload if k not in INVOKE_KEYS]
         if unknown:
-            raise InputError(f"body: unknown field {unknown[0]!r} (expected {', '.join(INVOKE_KEYS)})")
+            raise InputError(f"body: unknown field {preview(unknown[0])} (expected {', '.join(INVOKE_KEYS)})")
         flag = payload.get("return_probabilities", False)
         if not isinstance(flag, bool):
             raise InputError(f"return_probabilities: expected true or false, got {json_type(flag)} {_show(flag)}")
@@ -134,9 +136,9 @@ class Validator:
         seen: set[str] = set()
         for c in columns:
             if c in seen:
-                raise InputError(f"columns: feature {c!r} appears twice")
+                raise InputError(f"columns: feature {preview(c)} appears twice")
             if c not in self.index:
-                raise InputError(f"columns: unknown feature {c!r} (expected: {', '.join(self.names)})")
+                raise InputError(f"columns: unknown feature {preview(c)} (expected: {', '.join(self.names)})")
             seen.add(c)
         missing = [n for n in self.names if n not in seen]
         if missing:
@@ -208,7 +210,7 @@ class Validator:
     def _from_object(self, row: dict[str, Any], where: str) -> list[Any]:
         for key in row:
             if key not in self.index:
-                raise InputError(f"{where}: unknown feature {key!r} (expected: {', '.join(self.names)})")
+                raise InputError(f"{where}: unknown feature {preview(key)} (expected: {', '.join(self.names)})")
         try:
             return [row[n] for n in self.names]
         except KeyError as exc:

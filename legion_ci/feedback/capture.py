@@ -18,7 +18,6 @@ import os
 import random
 import threading
 import time
-from collections import OrderedDict
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -26,11 +25,11 @@ from typing import Any
 import orjson
 
 from legion_ci.asgi.request_id import valid_request_id
+from legion_ci.feedback.index import RequestIndex
 
 log = logging.getLogger(__name__)
 SEGMENT_BYTES = 16 << 20
 SEGMENT_GLOB = "seg-*.jsonl"
-RECENT_IDS = 50_000
 _OPTS = orjson.OPT_APPEND_NEWLINE | orjson.OPT_SERIALIZE_NUMPY
 
 
@@ -65,7 +64,7 @@ class CaptureWriter:
         self.rate = rate
         self.fsync_interval = fsync_interval
         self.segment_bytes = segment_bytes
-        self.recent: OrderedDict[str, None] = OrderedDict()
+        self.index = RequestIndex(folder)
         self.errors = 0
         self.written = 0
         self._lock = threading.Lock()
@@ -117,8 +116,13 @@ class CaptureWriter:
             self._open()
 
     def _sync_loop(self) -> None:
+        try:
+            self.index.refresh()  # warm: the first feedback does not wait for the store to be read
+        except Exception:
+            log.exception("capture: cannot index the request ids of %s", self.folder)
         while not self._stop.wait(self.fsync_interval):
             self.sync()
+            self.index.seal_if_large()
 
     def sync(self) -> None:
         """Flush the open segment's dirty pages to disk if anything was written since the last time."""
@@ -180,10 +184,7 @@ class CaptureWriter:
             record["probabilities"] = probabilities
         ok = self._append(record)
         if ok:
-            recent = self.recent
-            recent[request_id] = None
-            if len(recent) > RECENT_IDS:
-                recent.popitem(last=False)
+            self.index.add(request_id)
         return ok
 
     def feedback(self, request_id: str, ground_truth: Any, payload: Any, matched: bool) -> bool:
@@ -201,8 +202,9 @@ class CaptureWriter:
         )
 
     def known(self, request_id: str) -> bool:
-        """Was this request id captured (by this process recently, or by any process in the store)?"""
-        return request_id in self.recent or find_prediction(self.folder, request_id)
+        """Was this request id captured (by any process, in the store)? O(1); blocking on a miss while the
+        index catches up with the segments, so call it off the event loop."""
+        return self.index.known(request_id)
 
 
 def segments(folder: Path) -> list[Path]:

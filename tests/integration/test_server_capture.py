@@ -122,3 +122,42 @@ def test_no_capture_with_two_workers(iris_artifact: Path, tmp_path: Path) -> Non
     finally:
         assert srv.stop() == 0
     assert _captured(tmp_path / "home") == {}
+
+
+def _read_bytes(pid: int) -> int:
+    """Bytes the process has read through read() and friends (/proc/PID/io rchar)."""
+    for line in Path(f"/proc/{pid}/io").read_text().splitlines():
+        if line.startswith("rchar:"):
+            return int(line.split()[1])
+    raise AssertionError("no rchar")
+
+
+def test_feedback_matching_does_not_rescan_the_store_per_item(iris_artifact: Path, tmp_path: Path) -> None:
+    home = tmp_path / "home"
+    folder = home / "feedback" / "iris"
+    folder.mkdir(parents=True)
+    line = (
+        '{"kind":"prediction","request_id":"old-%d","ts":1.0,"model":"iris","version":"1.0.0",'
+        '"inputs":[[5.1,3.5,1.4,0.2]],"outputs":[0],"latency_ms":0.1}\n'
+    )
+    header = '{"kind":"segment","model":"iris","version":"1.0.0","features":["a","b","c","d"],"target":"target"}\n'
+    store_bytes = 0
+    for s in range(4):  # 4 closed segments of another (gone) server, ~6 MB in all
+        text = header + "".join(line % (s * 10_000 + i) for i in range(10_000))
+        (folder / f"seg-20260101T00000{s}-1-00000000{s}.jsonl").write_text(text)
+        store_bytes += len(text)
+    srv = start_server(iris_artifact, home, "--no-auth")
+    try:
+        with httpx.Client(base_url=srv.url, timeout=120) as c:
+            known = c.post(f"{API}/feedback", json={"request_id": "old-39999", "ground_truth": 0}).json()
+            assert known["matched"]
+            before = _read_bytes(srv.proc.pid)
+            items = [{"request_id": f"unknown-{i}", "ground_truth": 0} for i in range(200)]
+            answer = c.post(f"{API}/feedback", json=items)
+            assert answer.status_code == 200 and answer.json()["accepted"] == 200
+            assert not any(r["matched"] for r in answer.json()["results"])
+            read = _read_bytes(srv.proc.pid) - before
+            assert read < store_bytes, f"{read} bytes read for 200 unknown ids over a {store_bytes}-byte store"
+            assert c.post(f"{API}/invoke", json={"instances": [ROW]}).status_code == 200
+    finally:
+        srv.stop()

@@ -107,3 +107,19 @@ def test_a_record_larger_than_a_segment_is_refused_not_fatal(settings: Settings)
     assert not w.prediction("big", [[1.0]] * 2000, [0] * 2000, None, 0.1, 1.0)
     assert w.errors == 1 and w.prediction("small", [[1.0]], [0], None, 0.1, 1.0)
     w.close()
+
+
+def test_a_request_id_captured_twice_with_different_inputs_is_left_out(settings: Settings) -> None:
+    w = writer(settings)
+    w.prediction("shared", [[1.0, 2.0]], [0], None, 0.1, 100.0)  # caller A
+    w.prediction("retried", [[3.0, 4.0]], [1], None, 0.1, 100.0)
+    w.prediction("retried", [[3.0, 4.0]], [1], None, 0.1, 101.0)  # the same request again: one prediction
+    w.close()
+    other = writer(settings)  # another server process, caller B reusing A's id
+    other.prediction("shared", [[9.0, 9.0]], [1], None, 0.1, 200.0)
+    other.feedback("shared", "setosa", None, True)
+    other.feedback("retried", "virginica", None, True)
+    other.close()
+    out = join(settings.feedback_dir / "iris")
+    assert out.rows == [[3.0, 4.0, "virginica"]]
+    assert out.ambiguous == 1

@@ -10,11 +10,8 @@ Each refusal is written with `Connection: close`, then the write side is shut an
 sends is read and dropped for up to `LINGER_SECONDS` (or `LINGER_BYTES`), so a client that writes its whole
 request before reading gets the status instead of a connection reset.
 
-Limits come from the environment (read once per process; worker processes inherit it):
-  LEGION_HTTP_MAX_HEADER_BYTES   default 32768
-  LEGION_HTTP_REQUEST_TIMEOUT    default 30 (seconds)
-  LEGION_HTTP_IDLE_TIMEOUT       default 10 (seconds)
-  LEGION_HTTP_MAX_CONNECTIONS    default 1000
+Limits are settings (legion_ci.core.settings: LEGION_HTTP_MAX_HEADER_BYTES, LEGION_HTTP_REQUEST_TIMEOUT,
+LEGION_HTTP_IDLE_TIMEOUT, LEGION_HTTP_MAX_CONNECTIONS), read once per process.
 Servers use it with `uvicorn.Config(..., http=PROTOCOL)`.
 """
 
@@ -22,13 +19,12 @@ from __future__ import annotations
 
 import asyncio
 import functools
-import os
 from dataclasses import dataclass
 from typing import Any
 
 from uvicorn.protocols.http.httptools_impl import STATUS_LINE, HttpToolsProtocol
 
-from legion_ci.core.errors import ConfigError
+from legion_ci.core.settings import Settings, load_settings
 
 PROTOCOL = "legion_ci.asgi.protocol:GuardedHttpToolsProtocol"
 LINGER_SECONDS = 2.0
@@ -37,36 +33,25 @@ LINGER_BYTES = 1 << 20
 
 @dataclass(frozen=True)
 class ConnectionLimits:
-    max_header_bytes: int = 32768
-    request_timeout: float = 30.0
-    idle_timeout: float = 10.0
-    max_connections: int = 1000
+    max_header_bytes: int
+    request_timeout: float
+    idle_timeout: float
+    max_connections: int
 
     @classmethod
-    def from_env(cls) -> ConnectionLimits:
-        def number(name: str, default: float, kind: type) -> Any:
-            raw = os.environ.get(name)
-            if raw is None or raw.strip() == "":
-                return default
-            try:
-                value = kind(raw)
-            except ValueError:
-                value = 0
-            if value <= 0:
-                raise ConfigError(f"{name}: {raw!r} is not a positive {'integer' if kind is int else 'number'}")
-            return value
-
+    def from_settings(cls, settings: Settings) -> ConnectionLimits:
         return cls(
-            max_header_bytes=number("LEGION_HTTP_MAX_HEADER_BYTES", cls.max_header_bytes, int),
-            request_timeout=number("LEGION_HTTP_REQUEST_TIMEOUT", cls.request_timeout, float),
-            idle_timeout=number("LEGION_HTTP_IDLE_TIMEOUT", cls.idle_timeout, float),
-            max_connections=number("LEGION_HTTP_MAX_CONNECTIONS", cls.max_connections, int),
+            settings.http_max_header_bytes,
+            settings.http_request_timeout,
+            settings.http_idle_timeout,
+            settings.http_max_connections,
         )
 
 
 @functools.cache
 def limits() -> ConnectionLimits:
-    return ConnectionLimits.from_env()
+    """This process's limits, from its settings (worker processes read the environment they inherit)."""
+    return ConnectionLimits.from_settings(load_settings())
 
 
 class GuardedHttpToolsProtocol(HttpToolsProtocol):

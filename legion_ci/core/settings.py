@@ -158,6 +158,38 @@ class Settings(BaseSettings):
         "serving",
         "on or off",
     )
+    http_max_header_bytes: int = setting(
+        32768,
+        "the request line and headers of one request may not pass this many bytes (431 and close)",
+        "serving",
+        "a whole number of bytes from 1024",
+        ge=1024,
+        strict=False,
+    )
+    http_request_timeout: float = setting(
+        30.0,
+        "seconds a request (headers and body) may take to arrive after its first byte (408 and close)",
+        "serving",
+        "a positive number of seconds",
+        gt=0,
+        strict=False,
+    )
+    http_idle_timeout: float = setting(
+        10.0,
+        "seconds a new connection may wait before it starts a request (then it is closed)",
+        "serving",
+        "a positive number of seconds",
+        gt=0,
+        strict=False,
+    )
+    http_max_connections: int = setting(
+        1000,
+        "open connections per server process (model server, management API, router); one more gets 503",
+        "serving",
+        "a whole number from 1",
+        ge=1,
+        strict=False,
+    )
     router_port: int | None = setting(
         None,
         "port of the local router (default: the last one used, 8000, or a free one; 0: any free one)",

@@ -48,13 +48,15 @@ def serve(settings: Settings, host: str, port: int, target: str | None = None, t
     """Serve until SIGINT/SIGTERM (in-flight requests finish first); returns the exit status."""
     import uvicorn
 
+    from legion_ci.asgi.protocol import PROTOCOL
+
     app = create_app(settings, target, timeout=timeout)
     config = uvicorn.Config(
         app,
         host=host,
         port=port,
         loop="uvloop",
-        http="httptools",
+        http=PROTOCOL,  # header-size, slow-request and connection limits (legion_ci/asgi/protocol.py)
         lifespan="on",
         access_log=False,
         log_level="warning",

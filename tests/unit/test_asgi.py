@@ -57,23 +57,47 @@ def test_read_body_joins_chunks_under_the_limit() -> None:
     assert asyncio.run(read_body(_scope(), receive, 4)) == b"abcd"
 
 
-def test_read_body_refuses_a_declared_length_over_the_limit_before_reading() -> None:
-    receive = _receiver([])  # nothing may be read: the Content-Length alone decides
+def _scope_expecting_continue(content_length: int) -> Scope:
+    scope = _scope(content_length)
+    scope["headers"].append((b"expect", b"100-continue"))
+    return scope
+
+
+def test_read_body_refuses_a_declared_length_over_the_limit_by_the_header_alone() -> None:
+    receive = _receiver([])  # the client waits for 100 Continue: nothing is read, the Content-Length decides
     with pytest.raises(BodyTooLarge, match="request body is 11 bytes, over the limit of 10 bytes") as caught:
-        asyncio.run(read_body(_scope(11), receive, 10))
+        asyncio.run(read_body(_scope_expecting_continue(11), receive, 10))
     assert caught.value.status == 413
 
 
-def test_read_body_stops_as_soon_as_the_chunks_pass_the_limit() -> None:
-    receive = _receiver(
-        [
-            {"type": "http.request", "body": b"abc", "more_body": True},
-            {"type": "http.request", "body": b"def", "more_body": True},
-            {"type": "http.request", "body": b"never read", "more_body": False},
-        ]
-    )
+def test_read_body_drains_a_refused_body_so_a_write_first_client_reads_the_413() -> None:
+    messages = [
+        {"type": "http.request", "body": b"abcdef", "more_body": True},
+        {"type": "http.request", "body": b"ghijk", "more_body": False},
+    ]
+    pending = list(messages)
+
+    async def receive() -> Message:
+        return pending.pop(0)
+
+    with pytest.raises(BodyTooLarge, match="request body is 11 bytes, over the limit of 10 bytes"):
+        asyncio.run(read_body(_scope(11), receive, 10))
+    assert pending == []  # read to the end (and dropped), not left unread for a connection reset
+
+
+def test_read_body_refuses_as_soon_as_the_chunks_pass_the_limit_and_drains_the_rest() -> None:
+    pending: list[Message] = [
+        {"type": "http.request", "body": b"abc", "more_body": True},
+        {"type": "http.request", "body": b"def", "more_body": True},
+        {"type": "http.request", "body": b"dropped", "more_body": False},
+    ]
+
+    async def receive() -> Message:
+        return pending.pop(0)
+
     with pytest.raises(BodyTooLarge, match="over the limit of 5 bytes"):
         asyncio.run(read_body(_scope(), receive, 5))
+    assert pending == []
 
 
 def test_read_body_notices_a_client_that_went_away() -> None:

@@ -131,3 +131,24 @@ def status(settings: Settings) -> dict[str, Any]:
     if info is None:
         return {"running": False, "state_file": str(state_file(settings))}
     return {"running": running(settings) is not None, **asdict(info)}
+
+
+def wait_routed(info: RouterInfo, deployment_id: int, timeout: float = 15.0) -> None:
+    """Block until the router's table routes `deployment_id` (it re-reads the registry every half second),
+    so the stable URL serves the new deployment the moment deploy returns."""
+    import httpx
+
+    deadline = time.monotonic() + timeout
+    last = "no answer"
+    while time.monotonic() < deadline:
+        try:
+            routes = httpx.get(f"{info.url}/routes", timeout=2.0).json()
+            for model in routes.get("models", {}).values():
+                for entry in model.get("deployments", []):
+                    if entry.get("deployment_id") == deployment_id and entry.get("routed"):
+                        return
+            last = f"generation {routes.get('generation')}, registry error: {routes.get('registry_error')}"
+        except (httpx.HTTPError, ValueError) as exc:
+            last = str(exc)
+        time.sleep(0.1)
+    raise DeployError(f"the router on {info.url} did not route deployment {deployment_id} within {timeout:g}s ({last})")

@@ -69,6 +69,8 @@ def deploy(
         retire(settings, registry, stale, "stopped", folder / "stale", log)
     if target == local.TARGET:
         record = already or _deploy_local(settings, registry, version, spec, weight, log)
+        if router is not None:
+            local_router.wait_routed(router, record.id)
         return Deployed(record, already is None, router.url if router else None)
     from legion_ci.deploy import inventory  # Ansible's part: the Kubernetes target only
     from legion_ci.deploy.ansible import run_playbook

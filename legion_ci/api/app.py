@@ -59,6 +59,7 @@ def create_app(settings: Settings) -> Starlette:
     @asynccontextmanager
     async def lifespan(app: Starlette) -> AsyncIterator[None]:
         yield
+        await run_in_threadpool(dispatcher.operations.shutdown)  # running operations finish first
         registry.close()
 
     routes = [Route(e.full_path, dispatcher.route(e), methods=[e.method]) for e in ENDPOINTS]

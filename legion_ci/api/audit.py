@@ -20,6 +20,8 @@ OUTCOMES = {401: "unauthenticated", 403: "denied", 404: "not-found", 405: "not-a
 
 
 def outcome(status: int) -> str:
+    if status == 202:
+        return "accepted"  # a change handed to a background operation; its end is a line of its own
     if status < 400:
         return "ok"
     if status >= 500:

@@ -1,4 +1,5 @@
-"""What a handler receives: the verified caller, the path and query parameters, the JSON body, the state."""
+"""What a handler receives: the verified caller, the path and query parameters, the JSON body, the state
+(and the background operations, which `GET /operations/{id}` reads)."""
 
 from __future__ import annotations
 
@@ -6,7 +7,7 @@ import uuid
 from collections.abc import Iterator, Mapping
 from contextlib import contextmanager
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from legion_ci.api.errors import ApiError
 from legion_ci.api.roles import Principal
@@ -14,7 +15,12 @@ from legion_ci.core.locking import model_lock
 from legion_ci.core.registry import Registry
 from legion_ci.core.settings import Settings
 
-LOCK_WAIT = 5.0  # seconds a change waits for a model's lock before answering 409
+if TYPE_CHECKING:
+    from legion_ci.api.operations import Operations
+
+# Seconds an operation waits for its model's lock (a pipeline run holds it for minutes) before it fails
+# with status 409. It waits in the background: the request was answered 202 already.
+LOCK_WAIT = 60.0
 
 
 @dataclass(frozen=True)
@@ -25,6 +31,7 @@ class Call:
     params: Mapping[str, str]
     query: Mapping[str, str]
     body: dict[str, Any]
+    operations: Operations | None = None
 
     @property
     def model(self) -> str:
@@ -38,7 +45,8 @@ class Call:
 
     @contextmanager
     def locked(self, model: str) -> Iterator[None]:
-        """Hold the model's lock (the one pipelines take) for one change; 409 when a run holds it."""
+        """Hold the model's lock (the one pipelines take) for one change; LockedError (409) when a run holds it
+        longer than LOCK_WAIT."""
         owner = f"api:{self.principal.sub or 'anonymous'}:{uuid.uuid4().hex[:8]}"
         with model_lock(self.registry, model, owner=owner, wait=LOCK_WAIT):
             yield

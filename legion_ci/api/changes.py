@@ -1,4 +1,5 @@
-"""PUT handlers: point an alias at a version, set the traffic weights of a model's active deployments."""
+"""PUT handlers: point an alias at a version, set the traffic weights of a model's active deployments.
+Each checks the request now and returns the Change that a background operation runs."""
 
 from __future__ import annotations
 
@@ -7,13 +8,13 @@ from typing import Any
 from legion_ci.api import fields, views
 from legion_ci.api.call import Call
 from legion_ci.api.errors import conflict, invalid
-from legion_ci.api.jsonio import Reply
+from legion_ci.api.operations import Change, Done, Log
 from legion_ci.api.reads import resolve
 from legion_ci.core.registry import DeploymentRecord
 from legion_ci.deploy.weights import TOTAL
 
 
-def put_alias(call: Call) -> Reply:
+def put_alias(call: Call) -> Change:
     """Body {"version": REF}: REF is a version string, an artifact id (prefix) or another alias."""
     name = call.known_model()
     alias = fields.alias_name(call.params["alias"])
@@ -22,25 +23,24 @@ def put_alias(call: Call) -> Reply:
     target = resolve(call, name, ref, "version")
     before = call.registry.alias(name, alias)
     call.principal.require_model(name, [target.version] + ([before.version] if before else []))
-    with call.locked(name):
-        previous_id = call.registry.set_alias(name, alias, target.id)
-    previous = call.registry.version_by_id(previous_id) if previous_id is not None else None
-    aliases = views.aliases_by_version(call.registry, name).get(target.id, [])
-    body = {
-        "model": name,
-        "alias": alias,
-        "version": views.version(target, aliases),
-        "previous": {"id": previous.id, "version": previous.version} if previous else None,
-        "changed": previous_id != target.id,
-    }
-    audit = {
-        "model": name,
-        "alias": alias,
-        "version": target.version,
-        "artifact_id": target.artifact_id,
-        "previous_version": previous.version if previous else None,
-    }
-    return Reply(200, body, audit)
+    asked = {"model": name, "alias": alias, "version": target.version, "artifact_id": target.artifact_id}
+
+    def work(log: Log) -> Done:
+        with call.locked(name):
+            previous_id = call.registry.set_alias(name, alias, target.id)
+        previous = call.registry.version_by_id(previous_id) if previous_id is not None else None
+        log(f"{alias} of {name}: {previous.version if previous else 'none'} -> {target.version}")
+        aliases = views.aliases_by_version(call.registry, name).get(target.id, [])
+        body = {
+            "model": name,
+            "alias": alias,
+            "version": views.version(target, aliases),
+            "previous": {"id": previous.id, "version": previous.version} if previous else None,
+            "changed": previous_id != target.id,
+        }
+        return Done(body, {**asked, "previous_version": previous.version if previous else None})
+
+    return Change("alias", name, asked, work)
 
 
 def parse_weights(body: dict[str, Any]) -> dict[int, int]:
@@ -81,28 +81,32 @@ def check_weights(model: str, wanted: dict[int, int], active: list[DeploymentRec
         )
 
 
-def put_routes(call: Call) -> Reply:
+def put_routes(call: Call) -> Change:
     """Set the traffic split of a model's active deployments in one registry transaction (the router
-    follows within half a second)."""
+    follows within half a second). Checked against the active deployments now, and again under the
+    model's lock when the operation runs (a deploy in between fails it with the same 409/422)."""
     name = call.known_model()
     wanted = parse_weights(call.body)
-    with call.locked(name):
-        active = call.registry.deployments(name)
-        if not active:
-            raise conflict(f"model {name!r} has no active deployment to route traffic to")
-        call.principal.require_model(name, [str(d.detail.get("version")) for d in active])
-        check_weights(name, wanted, active)
-        call.registry.set_weights(wanted)
-        after = call.registry.deployments(name)
-    previous = {d.id: d.weight for d in active}
-    body = {
-        "model": name,
-        "deployments": [views.deployment(d) for d in after],
-        "previous": {str(k): v for k, v in previous.items()},
-    }
-    audit = {
-        "model": name,
-        "weights": {str(k): v for k, v in wanted.items()},
-        "previous": {str(k): v for k, v in previous.items()},
-    }
-    return Reply(200, body, audit)
+    _checked_active(call, name, wanted)
+    asked = {"model": name, "weights": {str(k): v for k, v in wanted.items()}}
+
+    def work(log: Log) -> Done:
+        with call.locked(name):
+            active = _checked_active(call, name, wanted)
+            call.registry.set_weights(wanted)
+            after = call.registry.deployments(name)
+        previous = {str(d.id): d.weight for d in active}
+        log(f"weights of {name}: {previous} -> {asked['weights']}")
+        body = {"model": name, "deployments": [views.deployment(d) for d in after], "previous": previous}
+        return Done(body, {**asked, "previous": previous})
+
+    return Change("routes", name, asked, work)
+
+
+def _checked_active(call: Call, name: str, wanted: dict[int, int]) -> list[DeploymentRecord]:
+    active = call.registry.deployments(name)
+    if not active:
+        raise conflict(f"model {name!r} has no active deployment to route traffic to")
+    call.principal.require_model(name, [str(d.detail.get("version")) for d in active])
+    check_weights(name, wanted, active)
+    return active

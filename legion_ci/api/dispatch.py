@@ -1,5 +1,7 @@
 """One request's way through the API: authenticate, check role and model scope, read the body, run the
-handler off the event loop, answer JSON, and record every mutating call in the audit log."""
+handler off the event loop, answer JSON, and record every mutating call in the audit log. A change that
+passed its checks is handed to the background operations and answered 202 (see operations.py); the
+audit log records it when it is accepted and again when it ends."""
 
 from __future__ import annotations
 
@@ -14,9 +16,10 @@ from starlette.responses import Response
 from legion_ci.api.audit import AuditLog, outcome
 from legion_ci.api.authn import ManagementAuth
 from legion_ci.api.call import Call
-from legion_ci.api.endpoints import Endpoint
+from legion_ci.api.endpoints import PREFIX, Endpoint
 from legion_ci.api.errors import status_of
 from legion_ci.api.jsonio import Reply, error_body, read_object, response
+from legion_ci.api.operations import Change, Operation, Operations
 from legion_ci.api.roles import Principal
 from legion_ci.core.errors import LegionError
 from legion_ci.core.registry import Registry
@@ -40,9 +43,15 @@ def failure(exc: BaseException) -> Reply:
     return Reply(500, error_body(f"internal error: {type(exc).__name__} (details in the API server's log)"))
 
 
+def _failure_body(exc: BaseException) -> tuple[int, dict[str, Any]]:
+    reply = failure(exc)
+    return reply.status, reply.body
+
+
 class Dispatcher:
     def __init__(self, settings: Settings, registry: Registry, auth: ManagementAuth, audit: AuditLog) -> None:
         self.settings, self.registry, self.auth, self.audit = settings, registry, auth, audit
+        self.operations = Operations(f"{PREFIX}/operations", _failure_body, self.record_finished)
 
     def route(self, endpoint: Endpoint) -> Callable[[Request], Awaitable[Response]]:
         async def handle(request: Request) -> Response:
@@ -62,13 +71,48 @@ class Dispatcher:
             if endpoint.body != "none":
                 body = await read_object(request, required=endpoint.body == "required")
             call = Call(
-                self.settings, self.registry, principal, dict(request.path_params), dict(request.query_params), body
+                self.settings,
+                self.registry,
+                principal,
+                dict(request.path_params),
+                dict(request.query_params),
+                body,
+                self.operations,
             )
-            reply = await run_in_threadpool(endpoint.handler, call)
+            answer = await run_in_threadpool(endpoint.handler, call)
+            if isinstance(answer, Change):
+                return self.accept(answer, principal, request)
+            reply = answer
         except Exception as exc:
             reply = failure(exc)
         self.record(request, principal, reply)
         return response(reply)
+
+    def accept(self, change: Change, principal: Principal, request: Request) -> Response:
+        """202 with the queued operation that will run the change, and where to poll it; audited before the
+        work starts, so the log shows the acceptance before the end."""
+        op = self.operations.create(change, principal, request.method, request.url.path)
+        reply = Reply(202, op.view(), {**change.audit, "operation": op.id})
+        reply.headers.update({"location": op.location, "retry-after": "1"})
+        self.record(request, principal, reply)
+        self.operations.start(op, change)
+        return response(reply)
+
+    def record_finished(self, op: Operation, status: int, change: dict[str, Any]) -> None:
+        """Audit the end of an operation: its status is the one the request would have had, had it waited."""
+        entry: dict[str, Any] = {
+            "sub": op.sub,
+            "role": op.role,
+            "method": op.method,
+            "path": op.path,
+            "status": status,
+            "outcome": outcome(status),
+            "operation": op.id,
+        }
+        if op.error:
+            entry["reason"] = op.error.get("error")
+        entry["change"] = change
+        self.audit.record(entry)
 
     def record(self, request: Request, principal: Principal | None, reply: Reply) -> None:
         """Audit a mutating call: who, what, the outcome, what changed; never the token."""

@@ -6,9 +6,10 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from typing import Any
 
-from legion_ci.api import changes, operations, reads
+from legion_ci.api import changes, deploys, reads
 from legion_ci.api.call import Call
 from legion_ci.api.jsonio import Reply
+from legion_ci.api.operations import Change
 from legion_ci.api.roles import Permission
 
 PREFIX = "/api/v1"
@@ -19,7 +20,7 @@ class Endpoint:
     method: str
     path: str  # below PREFIX, with {params}
     permission: Permission
-    handler: Callable[[Call], Reply]
+    handler: Callable[[Call], Reply | Change]  # a change answers 202 and runs as an operation
     summary: str
     body: str = "none"  # none | optional | required
     query: tuple[tuple[str, str, dict[str, Any]], ...] = ()  # (name, description, JSON schema)
@@ -28,6 +29,11 @@ class Endpoint:
     @property
     def name(self) -> str:
         return self.handler.__name__
+
+    @property
+    def is_change(self) -> bool:
+        """Every method but GET changes something: its handler returns a Change, answered 202."""
+        return self.method != "GET"
 
     @property
     def full_path(self) -> str:
@@ -72,6 +78,14 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         errors=(404,),
     ),
     Endpoint(
+        "GET",
+        "/operations/{operation_id}",
+        Permission.READ,
+        reads.get_operation,
+        "A change's operation: queued, running, succeeded (with its result) or failed (with its error)",
+        errors=(404,),
+    ),
+    Endpoint(
         "PUT",
         "/models/{name}/aliases/{alias}",
         Permission.OPERATE,
@@ -93,7 +107,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "POST",
         "/runs/{run_id}/deploy",
         Permission.OPERATE,
-        operations.deploy_run,
+        deploys.deploy_run,
         "Deploy a run's candidate beside production (its gate and perf stages must have passed)",
         body="optional",
         errors=(400, 404, 409, 413, 422),
@@ -102,7 +116,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "POST",
         "/runs/{run_id}/rollback",
         Permission.OPERATE,
-        operations.rollback_run,
+        deploys.rollback_run,
         "Take a run's candidate out of service; after a promote, the version it replaced serves again",
         body="optional",
         errors=(400, 404, 409, 413, 422),
@@ -111,7 +125,7 @@ ENDPOINTS: tuple[Endpoint, ...] = (
         "DELETE",
         "/models/{name}/deployments",
         Permission.ADMIN,
-        operations.undeploy,
+        deploys.undeploy,
         "Stop every deployment of a model, or of one version",
         query=(("version", "only this version", {"type": "string"}),),
         errors=(404, 409),

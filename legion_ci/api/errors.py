@@ -6,6 +6,7 @@ from legion_ci.auth.jwt import AuthError
 from legion_ci.core.errors import (
     LegionError,
     LockedError,
+    NeedsUnmet,
     NotFoundError,
     RegistryError,
     SpecError,
@@ -37,6 +38,7 @@ def conflict(message: str) -> ApiError:
 STATUS: tuple[tuple[type[LegionError], int], ...] = (
     (NotFoundError, 404),
     (LockedError, 409),
+    (NeedsUnmet, 409),
     (StageFailed, 409),
     (SpecError, 409),
     (RegistryError, 503),

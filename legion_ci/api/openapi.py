@@ -6,8 +6,9 @@ import re
 from typing import Any
 
 from legion_ci import __version__
-from legion_ci.api.endpoints import ENDPOINTS, Endpoint
+from legion_ci.api.endpoints import ENDPOINTS, PREFIX, Endpoint
 from legion_ci.api.fields import ALIAS
+from legion_ci.api.operations import OperationStatus
 from legion_ci.api.roles import roles_with
 from legion_ci.core.spec import NAME
 
@@ -15,8 +16,8 @@ ERRORS = {
     400: "Malformed body (not JSON, not an object)",
     401: "Missing, invalid, expired or revoked token",
     403: "The token's role or models claim does not allow this",
-    404: "No such model, version or run",
-    409: "The model's or run's state does not allow it now (locked, stages not passed)",
+    404: "No such model, version, run or operation",
+    409: "The model's or run's state does not allow it now (stages not passed, no active deployment)",
     413: "Body over 64 KiB",
     422: "A field is wrong (see `field`)",
     500: "The server failed (see its log)",
@@ -27,6 +28,7 @@ OBJ = {"type": "object", "additionalProperties": True}
 PATH_PARAMS = {
     "name": {"type": "string", "pattern": NAME.pattern},
     "alias": {"type": "string", "pattern": ALIAS.pattern},
+    "operation_id": {"type": "string", "pattern": "^[0-9a-f]{32}$"},
 }
 
 
@@ -71,7 +73,34 @@ STAGE_ANSWER = _obj(
     status=STR,
     summary=STR,
     outputs=OBJ,
-    log={"type": "array", "items": STR},
+)
+OPERATION = _obj(
+    ["id", "action", "model", "status", "created_at", "result", "error", "location"],
+    id=STR,
+    action={"type": "string", "enum": ["alias", "routes", "deploy", "rollback", "undeploy"]},
+    model=STR,
+    status={"type": "string", "enum": [s.value for s in OperationStatus]},
+    requested_by=NULL_STR,
+    method=STR,
+    path=STR,
+    created_at=STR,
+    started_at=NULL_STR,
+    finished_at=NULL_STR,
+    result={
+        "type": "object",
+        "nullable": True,
+        "additionalProperties": True,
+        "description": "once succeeded: what the change did (AliasChange, Routes, StageAnswer or Undeploy)",
+    },
+    error={
+        "type": "object",
+        "nullable": True,
+        "required": ["error", "status"],
+        "properties": {"error": STR, "field": NULL_STR, "status": INT},
+        "description": "once failed: why, and the HTTP status the request would have had (409 locked, ...)",
+    },
+    log={"type": "array", "items": STR, "description": "the last lines the work logged"},
+    location={"type": "string", "description": "where to poll this operation"},
 )
 SCHEMAS: dict[str, dict[str, Any]] = {
     "Error": _obj(["error", "field"], error=STR, field=NULL_STR),
@@ -175,12 +204,12 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         "additionalProperties": False,
     },
     "StageAnswer": STAGE_ANSWER,
+    "Operation": OPERATION,
     "Undeploy": _obj(
         ["model", "retired"],
         model=STR,
         version=NULL_STR,
         retired={"type": "array", "items": INT},
-        log={"type": "array", "items": STR},
     ),
 }
 ANSWERS = {
@@ -189,6 +218,7 @@ ANSWERS = {
     "get_version": "VersionDetail",
     "model_runs": "RunList",
     "get_run": "Run",
+    "get_operation": "Operation",
     "put_alias": "AliasChange",
     "put_routes": "Routes",
     "deploy_run": "StageAnswer",
@@ -211,7 +241,16 @@ def _operation(e: Endpoint) -> dict[str, Any]:
     params += [
         {"name": q, "in": "query", "required": False, "description": d, "schema": schema} for q, d, schema in e.query
     ]
-    responses = {"200": _json(_ref(ANSWERS[e.name]), "OK")}
+    if e.is_change:
+        accepted = _json(
+            _ref("Operation"),
+            f"Accepted: the change runs in the background; poll the Location (GET {PREFIX}/operations/{{id}}) "
+            f"until its status is succeeded (`result`: {ANSWERS[e.name]}) or failed (`error`)",
+        )
+        accepted["headers"] = {"Location": {"description": "the operation to poll", "schema": STR}}
+        responses = {"202": accepted}
+    else:
+        responses = {"200": _json(_ref(ANSWERS[e.name]), "OK")}
     for code in sorted({*e.errors, 401, 403, 500, 503}):
         responses[str(code)] = _json(_ref("Error"), ERRORS[code])
     op: dict[str, Any] = {
@@ -252,7 +291,8 @@ def build_openapi(audience: str) -> dict[str, Any]:
         "info": {
             "title": "legion-ci management API",
             "version": __version__,
-            "description": "Inspect, route, promote, deploy and roll back models. Every call needs a JWT "
+            "description": "Inspect, route, promote, deploy and roll back models. A change answers 202 with an "
+            "operation to poll; the work runs in the background. Every call needs a JWT "
             f"with audience {audience!r} and a `role` claim (viewer, operator, admin); an "
             'optional `models` claim (patterns like "iris", "iris:1.*") limits the models.',
         },

@@ -87,3 +87,16 @@ def get_run(call: Call) -> Reply:
     run = call.registry.run(call.params["run_id"])
     call.principal.require_model(run.model)
     return Reply(200, views.run(run, call.registry.stages(run.id), full=True))
+
+
+def get_operation(call: Call) -> Reply:
+    """One operation this API process accepted; 404 for an unknown id, 403 when the token does not cover
+    the operation's model."""
+    op_id = call.params["operation_id"]
+    op = call.operations.get(op_id) if call.operations else None
+    if op is None:
+        raise ApiError(
+            404, f"no operation {op_id!r} (operations live in the API process that accepted them)", "operation_id"
+        )
+    call.principal.require_model(op.model)
+    return Reply(200, op.view(), headers={} if op.status.finished else {"retry-after": "1"})

@@ -16,9 +16,9 @@ from legion_ci.cli.common import add_state_args, open_state, print_json
 from legion_ci.core.errors import ConfigError
 from legion_ci.core.registry import DeploymentRecord
 from legion_ci.deploy import local, rollout
+from legion_ci.pipeline.graph import ROLLBACK
 from legion_ci.pipeline.progress import PlainReporter
-from legion_ci.pipeline.runner import open_run
-from legion_ci.pipeline.stages import rollback
+from legion_ci.pipeline.runner import single_stage
 from legion_ci.pipeline.stages.base import RunOptions
 
 
@@ -76,12 +76,13 @@ def cmd_rollback(args: argparse.Namespace) -> int:
     settings, registry = open_state(args)
     if args.model_dir is None and args.run_id is None:
         raise ConfigError("give MODEL_DIR (its latest run), --run-id, or both")
-    run = open_run(registry, args.model_dir, args.run_id, "push", first_stage=False)
     reporter = PlainReporter(verbose_logs=not args.json)
     options = RunOptions.from_settings(settings, lock_wait=args.wait)
-    result = rollback.run_recorded(settings, registry, run, options, reporter.log)
+    run, result = single_stage(
+        settings, registry, ROLLBACK.name, args.model_dir, args.run_id, "push", options, reporter
+    )
     if args.json:
-        print_json({"run_id": run.id, "stage": rollback.NAME, "status": result.status, "summary": result.summary})
+        print_json({"run_id": run.id, "stage": ROLLBACK.name, "status": result.status, "summary": result.summary})
     else:
         print(result.summary)
     return 0

@@ -127,7 +127,7 @@ def cmd_stage(args: argparse.Namespace) -> int:
                 "outputs": result.outputs,
             }
         )
-    return 0 if result.status in ("passed", "skipped") else EXIT_FAILED
+    return 0 if result.status.satisfied else EXIT_FAILED
 
 
 def _print_summary(summary: RunSummary) -> None:

@@ -90,6 +90,11 @@ class StageError(LegionError):
         self.stage = stage
 
 
+class NeedsUnmet(StageError):
+    """A stage was asked to run before the stages it needs passed in its run, or against a run that does
+    not exist; nothing was recorded."""
+
+
 class DeployError(LegionError):
     """A deployment could not be started, checked or stopped."""
 

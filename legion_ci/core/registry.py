@@ -39,6 +39,7 @@ from legion_ci.core.errors import NotFoundError, RegistryError
 from legion_ci.core.manifest import Manifest
 from legion_ci.core.registry_schema import ensure_current
 from legion_ci.core.settings import Settings
+from legion_ci.core.status import ACTIVE_DEPLOYMENT, DeploymentStatus, RunStatus, StageStatus
 
 metadata = MetaData()
 models = Table("models", metadata, Column("name", String(64), primary_key=True), Column("created_at", String(40)))
@@ -148,22 +149,28 @@ class RunRecord:
     model: str
     model_dir: str
     flow: str
-    status: str
+    status: RunStatus
     created_at: str
     updated_at: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", RunStatus(self.status))  # the stored string, as a member
 
 
 @dataclass(frozen=True)
 class StageRecord:
     run_id: str
     stage: str
-    status: str
+    status: StageStatus
     summary: str
     outputs: dict[str, Any]
     attempts: int
     started_at: str | None
     finished_at: str | None
     seconds: float | None
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", StageStatus(self.status))
 
 
 @dataclass(frozen=True)
@@ -172,12 +179,15 @@ class DeploymentRecord:
     model: str
     version_id: int
     target: str
-    status: str
+    status: DeploymentStatus
     weight: int
     endpoints: list[dict[str, Any]]
     detail: dict[str, Any]
     created_at: str
     updated_at: str
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", DeploymentStatus(self.status))
 
 
 def _sqlite_setup(engine: Engine) -> None:
@@ -361,7 +371,7 @@ class Registry:
                             model=model,
                             model_dir=model_dir,
                             flow=flow,
-                            status="running",
+                            status=RunStatus.RUNNING,
                             created_at=now(),
                             updated_at=now(),
                         )
@@ -387,27 +397,30 @@ class Registry:
         with self.tx() as conn:
             return [RunRecord(**r._mapping) for r in conn.execute(query).all()]
 
-    def set_run_status(self, run_id: str, status: str) -> None:
+    def set_run_status(self, run_id: str, status: RunStatus) -> None:
         with self.tx() as conn:
-            conn.execute(runs.update().where(runs.c.id == run_id).values(status=status, updated_at=now()))
+            conn.execute(
+                runs.update().where(runs.c.id == run_id).values(status=RunStatus(status).value, updated_at=now())
+            )
 
     def record_stage(
         self,
         run_id: str,
         stage: str,
-        status: str,
+        status: StageStatus,
         summary: str = "",
         outputs: dict[str, Any] | None = None,
         started_at: str | None = None,
         seconds: float | None = None,
     ) -> None:
         """Insert or update one stage's result; attempts counts the reruns."""
+        status = StageStatus(status)
         values = dict(
-            status=status,
+            status=status.value,
             summary=summary,
             outputs=json.loads(json.dumps(outputs or {}, default=str)),
             started_at=started_at,
-            finished_at=now() if status != "running" else None,
+            finished_at=now() if status.finished else None,
             seconds=seconds,
         )
         with self.tx() as conn:
@@ -417,7 +430,7 @@ class Registry:
             if row is None:
                 conn.execute(stage_results.insert().values(run_id=run_id, stage=stage, attempts=1, **values))
             else:
-                attempts = row[0] + (1 if status == "running" else 0)
+                attempts = row[0] + (1 if status is StageStatus.RUNNING else 0)
                 conn.execute(
                     stage_results.update()
                     .where(stage_results.c.run_id == run_id, stage_results.c.stage == stage)
@@ -439,7 +452,7 @@ class Registry:
         weight: int,
         endpoints: list[dict[str, Any]],
         detail: dict[str, Any] | None = None,
-        status: str = "serving",
+        status: DeploymentStatus = DeploymentStatus.SERVING,
     ) -> DeploymentRecord:
         with self.tx() as conn:
             result = conn.execute(
@@ -447,7 +460,7 @@ class Registry:
                     model=model,
                     version_id=version_id,
                     target=target,
-                    status=status,
+                    status=DeploymentStatus(status).value,
                     weight=weight,
                     endpoints=endpoints,
                     detail=detail or {},
@@ -466,6 +479,8 @@ class Registry:
         return DeploymentRecord(**row._mapping)
 
     def update_deployment(self, deployment_id: int, **fields: Any) -> None:
+        if "status" in fields:
+            fields["status"] = DeploymentStatus(fields["status"]).value
         with self.tx() as conn:
             conn.execute(
                 deployments.update().where(deployments.c.id == deployment_id).values(updated_at=now(), **fields)
@@ -474,6 +489,8 @@ class Registry:
     def set_weights(self, weights: dict[int, int], **fields: Any) -> None:
         """Set several deployments' weights in one transaction (a router sees all or none of the change);
         `fields` (e.g. status) apply to the deployments whose weight becomes 0."""
+        if "status" in fields:
+            fields["status"] = DeploymentStatus(fields["status"]).value
         with self.tx() as conn:
             for deployment_id, weight in weights.items():
                 extra = fields if weight == 0 else {}
@@ -488,7 +505,7 @@ class Registry:
         if model:
             query = query.where(deployments.c.model == model)
         if active_only:
-            query = query.where(deployments.c.status.in_(("starting", "serving")))
+            query = query.where(deployments.c.status.in_([s.value for s in ACTIVE_DEPLOYMENT]))
         with self.tx() as conn:
             return [DeploymentRecord(**r._mapping) for r in conn.execute(query).all()]
 

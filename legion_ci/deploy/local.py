@@ -18,6 +18,7 @@ from legion_ci.core.errors import DeployError
 from legion_ci.core.processes import alive, spawn_many, stop_pid, wait_ready
 from legion_ci.core.registry import DeploymentRecord, Registry, VersionRecord
 from legion_ci.core.settings import Settings, child_env
+from legion_ci.core.status import DeploymentStatus
 from legion_ci.deploy import local_router, weights
 from legion_ci.deploy.drain import wait_drained
 
@@ -127,7 +128,7 @@ def retire(
     settings: Settings,
     registry: Registry,
     deployments: list[DeploymentRecord],
-    status: str = "stopped",
+    status: DeploymentStatus = DeploymentStatus.STOPPED,
     drain_timeout: float = 30.0,
 ) -> list[DeploymentRecord]:
     """Take deployments out of service without failing a request: weight 0 (the others take their
@@ -158,7 +159,7 @@ def select(
     """Active deployments by id, or of a model (and version string); raises when ids are unknown."""
     if ids:
         found = [registry.deployment(i) for i in ids]
-        return [d for d in found if d.status in ("starting", "serving")]
+        return [d for d in found if d.status.active]
     if not model:
         raise DeployError("name deployments by id, or a model (and optionally a version)")
     return [

@@ -14,11 +14,11 @@ from legion_ci.core.errors import DeployError, NotFoundError
 from legion_ci.core.registry import DeploymentRecord, Registry, VersionRecord
 from legion_ci.core.settings import Settings
 from legion_ci.core.spec import ModelSpec
+from legion_ci.core.status import DeploymentStatus
 from legion_ci.deploy import local, local_router
 from legion_ci.deploy.weights import rebalance
 
 Log = Callable[[str], None]
-ACTIVE = ("starting", "serving")
 
 
 @dataclass(frozen=True)
@@ -66,7 +66,7 @@ def deploy(
     ]
     if stale:  # some replica of it died: replace the whole deployment rather than route around the gap
         log(f"deployment(s) {[d.id for d in stale]} of {version.label} lost a replica; retiring them first")
-        retire(settings, registry, stale, "stopped", folder / "stale", log)
+        retire(settings, registry, stale, DeploymentStatus.STOPPED, folder / "stale", log)
     if target == local.TARGET:
         record = already or _deploy_local(settings, registry, version, spec, weight, log)
         if router is not None:
@@ -111,14 +111,14 @@ def retire(
     settings: Settings,
     registry: Registry,
     deployments: list[DeploymentRecord],
-    status: str,
+    status: DeploymentStatus,
     folder: Path,
     log: Log,
     drain_timeout: float = 30.0,
 ) -> list[int]:
     """Take deployments out of service (status rolled-back or stopped); returns the ids retired. Local ones
     drain through the router first, then stop; Kubernetes releases are uninstalled through undeploy.yml."""
-    active = [d for d in deployments if d.status in ACTIVE]
+    active = [d for d in deployments if d.status.active]
     if not active:
         return []
     local_ones = [d for d in active if d.target == local.TARGET]
@@ -147,7 +147,7 @@ def retire(
             folder=settings.ansible_dir,
         )
         registry.update_deployment(d.id, status=status, weight=0)
-    still = [d.id for d in active if registry.deployment(d.id).status in ACTIVE]
+    still = [d.id for d in active if registry.deployment(d.id).status.active]
     if still:
         raise DeployError(f"retiring finished but deployments {still} are still active")
     return [d.id for d in active]
@@ -180,7 +180,7 @@ def promote(
         registry.update_deployment(deployment.id, detail={**deployment.detail, "replaces_version_id": previous})
     else:
         previous = deployment.detail.get("replaces_version_id")
-    retired = retire(settings, registry, others, "stopped", folder, log)
+    retired = retire(settings, registry, others, DeploymentStatus.STOPPED, folder, log)
     return previous, retired, changed or bool(retired) or alias_moved
 
 
@@ -220,7 +220,7 @@ def rollback(
         deploy(settings, registry, before, spec, 100, target, folder / "restore", log)
         registry.set_alias(candidate.model, "production", before.id)
         restored = f"; production is {before.label} again"
-    retired = retire(settings, registry, mine, "rolled-back", folder, log)
+    retired = retire(settings, registry, mine, DeploymentStatus.ROLLED_BACK, folder, log)
     if not retired and not restored:
         return f"nothing to roll back: {candidate.label} has no active deployment"
     serving = [f"{d.detail.get('version')} ({d.weight}%)" for d in registry.deployments(candidate.model)]
@@ -239,7 +239,7 @@ def undeploy(
     known = registry.model_names()
     if model not in known:
         raise NotFoundError(f"no model {model!r} in the registry (models: {', '.join(known) or 'none'})")
-    retired = retire(settings, registry, local.select(registry, model, version), "stopped", folder, log)
+    retired = retire(settings, registry, local.select(registry, model, version), DeploymentStatus.STOPPED, folder, log)
     if not any(d.target == local.TARGET for d in registry.deployments()):
         stopped = local_router.stop(settings)
         if stopped:

@@ -30,12 +30,12 @@ class Stage:
 
 STAGES: tuple[Stage, ...] = (
     Stage("validate", "Validate", "check legion.yaml and the files it names", "legion_ci.pipeline.stages.validate:run"),
+    # train needs nothing: it loads (so validates) the spec itself, and may start a run as validate does.
     Stage(
         "train",
         "Train",
         "run train.py; register the artifact with its lineage",
         "legion_ci.pipeline.stages.train:run",
-        needs=("validate",),
     ),
     Stage(
         "gate",
@@ -83,6 +83,17 @@ STAGES: tuple[Stage, ...] = (
     ),
 )
 
+# Stages of no flow, run on demand against a run: a failed smoke test rolls back by itself; Jenkins (or a
+# person, or the management API) runs `legion-ci rollback --run-id ID` when a later step fails.
+ROLLBACK = Stage(
+    "rollback",
+    "Rollback",
+    "take the run's candidate out of service; after a promote, the version it replaced serves again",
+    "legion_ci.pipeline.stages.rollback:run",
+    needs=("train",),
+)
+ON_DEMAND: tuple[Stage, ...] = (ROLLBACK,)
+
 # A flow is the ordered subset of stages one kind of job runs.
 FLOWS: dict[str, tuple[str, ...]] = {
     "push": tuple(s.name for s in STAGES),
@@ -91,11 +102,16 @@ FLOWS: dict[str, tuple[str, ...]] = {
 
 
 def stage(name: str) -> Stage:
-    """The stage called `name`; KeyError lists the valid names."""
-    for s in STAGES:
+    """The stage called `name` (of the graph, or run on demand); KeyError lists the valid names."""
+    for s in STAGES + ON_DEMAND:
         if s.name == name:
             return s
-    raise KeyError(f"no stage {name!r} (stages: {', '.join(s.name for s in STAGES)})")
+    raise KeyError(f"no stage {name!r} (stages: {', '.join(s.name for s in STAGES + ON_DEMAND)})")
+
+
+def starts_a_run(st: Stage) -> bool:
+    """Whether `st` may create its run: only a stage that needs no earlier one (validate, train)."""
+    return not st.needs
 
 
 def flow(name: str) -> tuple[Stage, ...]:

@@ -11,23 +11,31 @@ from rich.live import Live
 from rich.table import Table
 from rich.text import Text
 
+from legion_ci.core.status import StageStatus
 from legion_ci.pipeline.graph import Stage
 
-STYLES = {
-    "passed": "green",
-    "failed": "bold red",
-    "error": "bold red",
-    "skipped": "yellow",
-    "running": "cyan",
-    "pending": "dim",
+STYLES: dict[str, str] = {
+    StageStatus.PASSED: "green",
+    StageStatus.FAILED: "bold red",
+    StageStatus.ERROR: "bold red",
+    StageStatus.SKIPPED: "yellow",
+    StageStatus.RUNNING: "cyan",
+    StageStatus.PENDING: "dim",
 }
-ICONS = {"passed": "✔", "failed": "✘", "error": "✘", "skipped": "↷", "running": "…", "pending": "·"}
+ICONS: dict[str, str] = {
+    StageStatus.PASSED: "✔",
+    StageStatus.FAILED: "✘",
+    StageStatus.ERROR: "✘",
+    StageStatus.SKIPPED: "↷",
+    StageStatus.RUNNING: "…",
+    StageStatus.PENDING: "·",
+}
 
 
 class Reporter(Protocol):
     def begin(self, title: str, stages: tuple[Stage, ...]) -> None: ...
     def started(self, stage: Stage) -> None: ...
-    def finished(self, stage: Stage, status: str, summary: str, seconds: float) -> None: ...
+    def finished(self, stage: Stage, status: StageStatus, summary: str, seconds: float) -> None: ...
     def log(self, line: str) -> None: ...
     def end(self) -> None: ...
 
@@ -45,7 +53,7 @@ class PlainReporter:
     def started(self, stage: Stage) -> None:
         self.console.print(f"[{stage.name}] {stage.title}: {stage.summary}", markup=False)
 
-    def finished(self, stage: Stage, status: str, summary: str, seconds: float) -> None:
+    def finished(self, stage: Stage, status: StageStatus, summary: str, seconds: float) -> None:
         self.console.print(
             f"[{stage.name}] {status.upper()} in {seconds:.1f}s: {summary}", style=STYLES.get(status), markup=False
         )
@@ -66,7 +74,7 @@ class QuietReporter(PlainReporter):
 
     def begin(self, title: str, stages: tuple[Stage, ...]) -> None: ...
     def started(self, stage: Stage) -> None: ...
-    def finished(self, stage: Stage, status: str, summary: str, seconds: float) -> None: ...
+    def finished(self, stage: Stage, status: StageStatus, summary: str, seconds: float) -> None: ...
     def log(self, line: str) -> None: ...
 
 
@@ -86,7 +94,7 @@ class LiveReporter:
         for col in ("", "stage", "time", "result"):
             table.add_column(col)
         for stage in self.stages:
-            status, seconds, summary = self.rows.get(stage.name, ["pending", None, stage.summary])
+            status, seconds, summary = self.rows.get(stage.name, [StageStatus.PENDING, None, stage.summary])
             if self.current and self.current[0] == stage.name:
                 seconds = time.monotonic() - self.current[1]
             style = STYLES[str(status)]
@@ -94,7 +102,7 @@ class LiveReporter:
                 Text(ICONS[str(status)], style=style),
                 Text(stage.title, style=style),
                 f"{seconds:.1f}s" if seconds is not None else "",
-                Text(str(summary), style="dim" if status == "pending" else ""),
+                Text(str(summary), style="dim" if status is StageStatus.PENDING else ""),
             )
         return table
 
@@ -105,9 +113,9 @@ class LiveReporter:
 
     def started(self, stage: Stage) -> None:
         self.current = (stage.name, time.monotonic())
-        self.rows[stage.name] = ["running", 0.0, stage.summary]
+        self.rows[stage.name] = [StageStatus.RUNNING, 0.0, stage.summary]
 
-    def finished(self, stage: Stage, status: str, summary: str, seconds: float) -> None:
+    def finished(self, stage: Stage, status: StageStatus, summary: str, seconds: float) -> None:
         self.current = None
         self.rows[stage.name] = [status, seconds, summary]
 

@@ -17,7 +17,7 @@ from legion_ci.quality.metrics import CLASSIFIER, LOWER_IS_BETTER, REGRESSOR, be
 from legion_ci.reports import gate_plots, html
 from legion_ci.reports.files import write_json, write_text_atomic
 from legion_ci.reports.junit import write_junit
-from legion_ci.reports.model import ReportHead, counts
+from legion_ci.reports.model import ReportHead, ReportStatus, counts
 
 log = logging.getLogger(__name__)
 FILES = {"html": "report.html", "junit": "junit.xml", "summary": "summary.json"}
@@ -177,7 +177,7 @@ def write_gate_reports(
     paths = {kind: folder / name for kind, name in FILES.items()}
     summary = {
         **head.as_dict(),
-        "passed": head.status == "passed",
+        "passed": head.status is ReportStatus.PASSED,
         "counts": counts(checks),
         "checks": [c.as_dict() for c in checks],
         "error": error,

@@ -7,16 +7,9 @@ from collections.abc import Iterable, Sequence
 from html import escape
 
 from legion_ci.quality.checks import Check
-from legion_ci.reports.model import ReportHead, counts
+from legion_ci.reports.model import ReportHead, ReportStatus, counts
 
-WORDS = {
-    "passed": "PASSED",
-    "failed": "FAILED",
-    "forced": "FORCED",
-    "halted": "HALTED",
-    "skipped": "SKIPPED",
-    "error": "ERROR",
-}
+WORDS = {status: status.value.upper() for status in ReportStatus}
 CSS = """
 :root{--ink:#1f2328;--muted:#59636e;--line:#d1d9e0;--soft:#f6f8fa;--pass:#1a7f37;--pass-bg:#dafbe1;
 --fail:#cf222e;--fail-bg:#ffebe9;--warn:#9a6700;--warn-bg:#fff8c5;--skip:#59636e;--skip-bg:#f6f8fa}
@@ -95,12 +88,14 @@ def banner(head: ReportHead, checks: Sequence[Check]) -> str:
     failed = [c for c in checks if not c.passed]
     n = counts(list(checks))
     others = "".join(f"<li>{escape(c.message)}</li>" for c in failed[1:])
-    why = escape(failed[0].message if failed and head.status in ("failed", "forced") else head.headline)
+    why = escape(
+        failed[0].message if failed and head.status in (ReportStatus.FAILED, ReportStatus.FORCED) else head.headline
+    )
     tally = f"{n['passed']} passed · {n['failed']} failed · {n['skipped']} skipped" + (
         f" · {head.seconds:.1f}s" if head.seconds is not None else ""
     )
     forced = ""
-    if head.status == "forced":
+    if head.status is ReportStatus.FORCED:
         forced = (
             f'<div class="forced-note"><strong>Forced past a failed {escape(head.title.lower())}.</strong> '
             f"Reason given: “{escape(head.forced_reason or '')}”. The failed checks below still stand.</div>"

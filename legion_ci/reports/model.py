@@ -5,11 +5,21 @@ from __future__ import annotations
 import time
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
-from typing import Any, Literal
+from enum import StrEnum
+from typing import Any
 
 from legion_ci.quality.checks import Check
 
-ReportStatus = Literal["passed", "failed", "forced", "halted", "skipped", "error"]
+
+class ReportStatus(StrEnum):
+    """A report's verdict: a stage's status, plus what the gate adds (forced past a failure, halted)."""
+
+    PASSED = "passed"
+    FAILED = "failed"
+    FORCED = "forced"
+    HALTED = "halted"
+    SKIPPED = "skipped"
+    ERROR = "error"
 
 
 @dataclass(frozen=True)
@@ -27,6 +37,9 @@ class ReportHead:
     forced_reason: str | None = None
     seconds: float | None = None
     generated_at: str = field(default_factory=lambda: datetime.now(UTC).isoformat(timespec="seconds"))
+
+    def __post_init__(self) -> None:
+        object.__setattr__(self, "status", ReportStatus(self.status))  # "passed" or a member: a member
 
     @property
     def label(self) -> str:

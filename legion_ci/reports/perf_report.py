@@ -15,7 +15,7 @@ from legion_ci.quality.perf.results import HistoryPoint, RequestStats
 from legion_ci.reports import html, perf_plots
 from legion_ci.reports.files import write_json, write_text_atomic
 from legion_ci.reports.junit import write_junit
-from legion_ci.reports.model import ReportHead, counts
+from legion_ci.reports.model import ReportHead, ReportStatus, counts
 
 FILES = {"html": "report.html", "junit": "junit.xml", "summary": "summary.json", "locust": "locust.html"}
 
@@ -211,7 +211,7 @@ def write_perf_reports(
     total = evidence.total if evidence else None
     summary = {
         **head.as_dict(),
-        "passed": head.status == "passed",
+        "passed": head.status is ReportStatus.PASSED,
         "counts": counts(checks),
         "error": error,
         "checks": [c.as_dict() for c in checks],

@@ -1,4 +1,5 @@
-"""The local rollout under continuous load, with the real stages, Ansible and processes.
+"""The local rollout under continuous load, with the real stages (each candidate through the real gate; perf
+skipped with its reason), Ansible and processes.
 
 A client thread calls the router's stable URL for the whole test. v1 is deployed and promoted; v2 is
 deployed at 20% (about a fifth of the answers come from it), smoke-tested and promoted (then all answers
@@ -26,6 +27,7 @@ from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import StageFailed
 from legion_ci.core.registry import Registry
 from legion_ci.core.settings import Settings, load_settings
+from legion_ci.core.status import StageStatus
 from legion_ci.deploy import local_router, rollout
 from legion_ci.pipeline.progress import PlainReporter
 from legion_ci.pipeline.runner import single_stage
@@ -94,12 +96,22 @@ def _set_version(model_dir: Path, version: str, replicas: int = 1) -> None:
     (model_dir / "legion.yaml").write_text(yaml.safe_dump(spec))
 
 
+# The runner refuses to deploy a candidate whose gate and perf have not passed: the gate runs for real, perf is
+# skipped with its reason (tests/integration/test_perf_stage.py runs it for real).
+OPTIONS = RunOptions(skip_perf_reason="iris meets its SLA in tests/integration/test_perf_stage.py")
+
+
 def _stage(settings: Settings, registry: Registry, name: str, model_dir: Path, run_id: str) -> str:
     _, result = single_stage(
-        settings, registry, name, str(model_dir), run_id, "push", RunOptions(), PlainReporter(verbose_logs=True)
+        settings, registry, name, str(model_dir), run_id, "push", OPTIONS, PlainReporter(verbose_logs=True)
     )
-    assert result.status == "passed", result.summary
+    assert result.status == (StageStatus.SKIPPED if name == "perf" else StageStatus.PASSED), result.summary
     return result.summary
+
+
+def _trained_and_checked(settings: Settings, registry: Registry, model_dir: Path, run_id: str) -> None:
+    for name in ("train", "gate", "perf"):
+        _stage(settings, registry, name, model_dir, run_id)
 
 
 def _break_examples(artifact_path: str) -> None:
@@ -118,7 +130,8 @@ def test_deploy_at_20_percent_promote_and_failed_smoke_rollback_under_load(
 
     # v1: the whole push flow's deploy half; alone, it takes all the traffic.
     _set_version(iris_dir, "1.0.0")
-    for name in ("train", "deploy", "smoke", "promote"):
+    _trained_and_checked(settings, registry, iris_dir, "r1")
+    for name in ("deploy", "smoke", "promote"):
         _stage(settings, registry, name, iris_dir, "r1")
     router = local_router.running(settings)
     assert router is not None
@@ -131,7 +144,7 @@ def test_deploy_at_20_percent_promote_and_failed_smoke_rollback_under_load(
 
         # v2 at 20% beside v1: about a fifth of the answers.
         _set_version(iris_dir, "2.0.0", replicas=2)
-        _stage(settings, registry, "train", iris_dir, "r2")
+        _trained_and_checked(settings, registry, iris_dir, "r2")
         summary = _stage(settings, registry, "deploy", iris_dir, "r2")
         assert "at 20% beside 1.0.0 at 80%" in summary and "stable URL" in summary
         window = load.next(400)
@@ -153,7 +166,7 @@ def test_deploy_at_20_percent_promote_and_failed_smoke_rollback_under_load(
 
         # v3 fails its smoke test: rolled back, v2 keeps all the traffic.
         _set_version(iris_dir, "3.0.0")
-        _stage(settings, registry, "train", iris_dir, "r3")
+        _trained_and_checked(settings, registry, iris_dir, "r3")
         v3 = registry.version_by_id(int(registry.stages("r3")["train"].outputs["version_id"]))
         _break_examples(v3.path)
         assert "at 20% beside 2.0.0 at 80%" in _stage(settings, registry, "deploy", iris_dir, "r3")

@@ -29,6 +29,7 @@ from legion_ci.cli import main
 from legion_ci.core.manifest import JenkinsBuild, Manifest
 from legion_ci.core.registry import Registry
 from legion_ci.core.settings import load_settings
+from legion_ci.core.status import StageStatus
 from tests.hostile import malformed_tokens
 from tests.processes import launch
 
@@ -68,6 +69,29 @@ class Api:
         if content is not None:
             sent.setdefault("Content-Type", "application/json")
         return httpx.request(method, self.url + path, headers=sent, content=content, timeout=timeout)
+
+    def change(
+        self, method: str, path: str, token: str, body: Any = None, timeout: float = 60.0
+    ) -> tuple[httpx.Response, dict[str, Any]]:
+        """A change: answered 202 with a queued operation and its Location, polled until it ends."""
+        accepted = self.call(method, path, token, body)
+        assert accepted.status_code == 202, accepted.text
+        queued = accepted.json()
+        assert queued["status"] == "queued" and queued["result"] is None and queued["error"] is None
+        assert accepted.headers["location"] == queued["location"] == f"/api/v1/operations/{queued['id']}"
+        return accepted, self.wait(queued["location"], token, timeout)
+
+    def wait(self, location: str, token: str, timeout: float) -> dict[str, Any]:
+        """Poll an operation until it succeeded or failed (the deadline only stops a hung test)."""
+        deadline = time.monotonic() + timeout
+        while True:
+            answer = self.call("GET", location, token)
+            assert answer.status_code == 200, answer.text
+            operation: dict[str, Any] = answer.json()
+            if operation["status"] in ("succeeded", "failed"):
+                return operation
+            assert time.monotonic() < deadline, f"operation still {operation['status']}: {operation}"
+            time.sleep(0.2)
 
     def audit(self) -> list[dict[str, Any]]:
         path = self.home / "audit.log"
@@ -179,12 +203,14 @@ def populate(home: Path, source: Path) -> dict[str, int]:
                 {"version": version, "release": release, "namespace": "legion"},
             ).id
         registry.ensure_run("iris-nogate", "iris", str(home / "iris-src"), "push")
-        registry.record_stage("iris-nogate", "train", "passed", "trained iris 2.0.0", {"version_id": ids["iris2"]})
-        registry.record_stage("iris-nogate", "gate", "failed", "accuracy 0.5 < 0.9")
+        registry.record_stage(
+            "iris-nogate", "train", StageStatus.PASSED, "trained iris 2.0.0", {"version_id": ids["iris2"]}
+        )
+        registry.record_stage("iris-nogate", "gate", StageStatus.FAILED, "accuracy 0.5 < 0.9")
         registry.ensure_run("iris-notrain", "iris", str(home / "iris-src"), "push")
-        registry.record_stage("iris-notrain", "train", "error", "train.py exited with 1")
+        registry.record_stage("iris-notrain", "train", StageStatus.ERROR, "train.py exited with 1")
         registry.ensure_run("wine-run", "wine", str(home / "wine-src"), "push")
-        registry.record_stage("wine-run", "train", "passed", "trained", {"version_id": ids["wine1"]})
+        registry.record_stage("wine-run", "train", StageStatus.PASSED, "trained", {"version_id": ids["wine1"]})
     finally:
         registry.close()
     return ids
@@ -211,6 +237,7 @@ CASES = [
     ("GET", "/models/{name}/versions/{ref}", "/api/v1/models/iris/versions/production", None, "viewer", 200),
     ("GET", "/models/{name}/runs", "/api/v1/models/iris/runs", None, "viewer", 200),
     ("GET", "/runs/{run_id}", "/api/v1/runs/iris-nogate", None, "viewer", 200),
+    ("GET", "/operations/{operation_id}", "/api/v1/operations/" + "0" * 32, None, "viewer", 404),
     (
         "PUT",
         "/models/{name}/aliases/{alias}",
@@ -360,8 +387,8 @@ def test_a_version_pattern_limits_what_the_token_may_change(world: World) -> Non
     assert world.api.call("GET", "/api/v1/models/iris", ones).status_code == 200
     answer = world.api.call("PUT", "/api/v1/models/iris/aliases/canary", ones, {"version": "2.0.0"})
     assert answer.status_code == 403 and "version(s) 2.0.0 of model 'iris'" in answer.json()["error"]
-    answer = world.api.call("PUT", "/api/v1/models/iris/aliases/canary", ones, {"version": "1.0.0"})
-    assert answer.status_code == 200, answer.text
+    _, operation = world.api.change("PUT", "/api/v1/models/iris/aliases/canary", ones, {"version": "1.0.0"})
+    assert operation["status"] == "succeeded", operation
     # Routes touch every active deployment, 2.0.0's too.
     answer = world.api.call(
         "PUT",
@@ -442,24 +469,31 @@ def test_routes_validation_errors_are_422_with_a_clear_message(world: World) -> 
 
 def test_routes_set_the_split_in_the_registry_and_the_audit_log(world: World) -> None:
     d1, d2 = world.ids["d_iris1"], world.ids["d_iris2"]
-    answer = world.api.call(
+    _, operation = world.api.change(
         "PUT", "/api/v1/models/iris/routes", token("operator", sub="carol"), {"weights": {str(d1): 80, str(d2): 20}}
     )
-    assert answer.status_code == 200, answer.text
-    assert {d["id"]: d["weight"] for d in answer.json()["deployments"]} == {d1: 80, d2: 20}
+    assert operation["status"] == "succeeded" and operation["action"] == "routes", operation
+    assert {d["id"]: d["weight"] for d in operation["result"]["deployments"]} == {d1: 80, d2: 20}
     registry = Registry.from_settings(load_settings(str(world.api.home)))
     try:
         assert {d.id: d.weight for d in registry.deployments("iris")} == {d1: 80, d2: 20}
     finally:
         registry.close()
-    entry = world.api.audit()[-1]
+    accepted, entry = world.api.audit()[-2:]  # when it was accepted, when its operation ended
+    assert accepted["status"] == 202 and accepted["outcome"] == "accepted"
+    assert accepted["change"] == {
+        "model": "iris",
+        "weights": {str(d1): 80, str(d2): 20},
+        "operation": operation["id"],
+    }
     assert entry["sub"] == "carol" and entry["role"] == "operator" and entry["outcome"] == "ok"
     assert entry["method"] == "PUT" and entry["path"] == "/api/v1/models/iris/routes" and entry["status"] == 200
-    assert entry["change"]["weights"] == {str(d1): 80, str(d2): 20}
-    restored = world.api.call(
+    assert entry["operation"] == operation["id"] and entry["change"]["weights"] == {str(d1): 80, str(d2): 20}
+    assert entry["change"]["previous"] == {str(d1): 100, str(d2): 0}
+    _, restored = world.api.change(
         "PUT", "/api/v1/models/iris/routes", token("operator"), {"weights": {str(d1): 100, str(d2): 0}}
     )
-    assert restored.status_code == 200
+    assert restored["status"] == "succeeded"
 
 
 def test_alias_moves_and_refuses_unknown_versions(world: World) -> None:
@@ -478,9 +512,9 @@ def test_alias_moves_and_refuses_unknown_versions(world: World) -> None:
     bad_name = world.api.call("PUT", "/api/v1/models/iris/aliases/Prod!", operator, {"version": "2.0.0"})
     assert bad_name.status_code == 422 and "is not a name" in bad_name.json()["error"]
 
-    moved = world.api.call("PUT", "/api/v1/models/iris/aliases/production", operator, {"version": "2.0.0"})
-    assert moved.status_code == 200, moved.text
-    assert moved.json()["version"]["version"] == "2.0.0" and moved.json()["previous"]["version"] == "1.0.0"
+    _, moved = world.api.change("PUT", "/api/v1/models/iris/aliases/production", operator, {"version": "2.0.0"})
+    assert moved["status"] == "succeeded", moved
+    assert moved["result"]["version"]["version"] == "2.0.0" and moved["result"]["previous"]["version"] == "1.0.0"
     shown = world.api.call("GET", "/api/v1/models/iris/versions/production", token("viewer")).json()
     assert shown["version"] == "2.0.0"
     assert world.api.audit()[-1]["change"] == {
@@ -490,8 +524,51 @@ def test_alias_moves_and_refuses_unknown_versions(world: World) -> None:
         "artifact_id": "b2" * 8,
         "previous_version": "1.0.0",
     }
-    back = world.api.call("PUT", "/api/v1/models/iris/aliases/production", operator, {"version": "1.0.0"})
-    assert back.status_code == 200
+    _, back = world.api.change("PUT", "/api/v1/models/iris/aliases/production", operator, {"version": "1.0.0"})
+    assert back["status"] == "succeeded" and back["result"]["changed"]
+
+
+# -- operations -------------------------------------------------------------------------------------------
+
+
+def test_a_deploy_whose_needs_did_not_pass_is_refused_at_once_and_writes_nothing(world: World) -> None:
+    answer = world.api.call("POST", "/api/v1/runs/iris-nogate/deploy", token("operator"), {})
+    assert answer.status_code == 409, answer.text
+    assert "needs stage 'gate' (failed) and stage 'perf' (not run) of run 'iris-nogate'" in answer.json()["error"]
+    run = world.api.call("GET", "/api/v1/runs/iris-nogate", token("viewer")).json()
+    assert [s["stage"] for s in run["stages"]] == ["train", "gate"]
+
+
+def test_a_failed_operation_says_why_with_the_status_the_request_would_have_had(world: World) -> None:
+    """wine-run's model folder does not exist: the rollback is accepted (its train passed), then its stage
+    cannot read legion.yaml. The operation fails with 409 and the reason; the run records the attempt."""
+    operator = token("operator", sub="frank")
+    _, operation = world.api.change("POST", "/api/v1/runs/wine-run/rollback", operator)
+    assert operation["status"] == "failed" and operation["result"] is None, operation
+    assert operation["error"]["status"] == 409 and "wine-src" in operation["error"]["error"], operation
+    assert (operation["action"], operation["model"], operation["requested_by"]) == ("rollback", "wine", "frank")
+    assert operation["started_at"] and operation["finished_at"]
+    stages = world.api.call("GET", "/api/v1/runs/wine-run", token("viewer")).json()["stages"]
+    assert [(s["stage"], s["status"]) for s in stages] == [("train", "passed"), ("rollback", "error")]
+    ended = world.api.audit()[-1]
+    assert (ended["sub"], ended["status"], ended["outcome"], ended["operation"]) == (
+        "frank",
+        409,
+        "conflict",
+        operation["id"],
+    )
+    assert "wine-src" in ended["reason"]
+
+
+def test_operations_are_read_like_their_model(world: World) -> None:
+    _, operation = world.api.change("POST", "/api/v1/runs/wine-run/rollback", token("operator"))
+    location = operation["location"]
+    assert world.api.call("GET", location, token("viewer", models=["wine"])).json()["id"] == operation["id"]
+    other = world.api.call("GET", location, token("viewer", models=["iris"]))
+    assert other.status_code == 403 and "does not cover model 'wine'" in other.json()["error"]
+    unknown = world.api.call("GET", "/api/v1/operations/" + "f" * 32, token("viewer"))
+    assert unknown.status_code == 404 and unknown.json()["field"] == "operation_id"
+    assert "no operation 'fff" in unknown.json()["error"]
 
 
 # -- audit log, errors, OpenAPI ---------------------------------------------------------------------------
@@ -644,9 +721,9 @@ def test_deploy_route_rollback_and_undeploy_a_model_for_real(world: World, iris_
             registry, iris_artifact, home / "artifacts" / "iris-live", "iris-live", "1.0.0", "d4" * 8
         )
         registry.ensure_run("live-run", "iris-live", str(source), "push")
-        registry.record_stage("live-run", "train", "passed", "trained", {"version_id": version_id})
-        registry.record_stage("live-run", "gate", "passed", "all thresholds met")
-        registry.record_stage("live-run", "perf", "skipped", "skipped: LEGION_SKIP_PERF_REASON=api test")
+        registry.record_stage("live-run", "train", StageStatus.PASSED, "trained", {"version_id": version_id})
+        registry.record_stage("live-run", "gate", StageStatus.PASSED, "all thresholds met")
+        registry.record_stage("live-run", "perf", StageStatus.SKIPPED, "skipped: LEGION_SKIP_PERF_REASON=api test")
     finally:
         registry.close()
     operator, admin = token("operator", sub="deployer"), token("admin", sub="root-ops")
@@ -654,34 +731,33 @@ def test_deploy_route_rollback_and_undeploy_a_model_for_real(world: World, iris_
         bad = world.api.call("POST", "/api/v1/runs/live-run/deploy", operator, {"weight": 0})
         assert bad.status_code == 422 and bad.json()["field"] == "weight"
 
-        deployed = world.api.call("POST", "/api/v1/runs/live-run/deploy", operator, {"weight": 30}, timeout=300)
-        assert deployed.status_code == 200, deployed.text
-        outputs = deployed.json()["outputs"]
-        assert deployed.json()["status"] == "passed" and outputs["weight"] == 100  # alone: all the traffic
+        _, deployed = world.api.change("POST", "/api/v1/runs/live-run/deploy", operator, {"weight": 30}, timeout=300)
+        assert deployed["status"] == "succeeded", deployed
+        outputs = deployed["result"]["outputs"]
+        assert deployed["result"]["status"] == "passed" and outputs["weight"] == 100  # alone: all the traffic
+        assert deployed["log"]  # the stage's last log lines
         assert httpx.get(f"{outputs['urls'][0]}/health/ready", timeout=5).status_code == 200
         model = world.api.call("GET", "/api/v1/models/iris-live", token("viewer")).json()
         assert [d["id"] for d in model["deployments"]] == [outputs["deployment_id"]]
         assert model["stable_url"] == outputs["url"]
 
         only = str(outputs["deployment_id"])
-        assert (
-            world.api.call("PUT", "/api/v1/models/iris-live/routes", operator, {"weights": {only: 100}}).status_code
-            == 200
-        )
+        _, routed = world.api.change("PUT", "/api/v1/models/iris-live/routes", operator, {"weights": {only: 100}})
+        assert routed["status"] == "succeeded", routed
         assert (
             world.api.call("PUT", "/api/v1/models/iris-live/routes", operator, {"weights": {only: 50}}).status_code
             == 422
         )
 
-        rolled = world.api.call("POST", "/api/v1/runs/live-run/rollback", operator, timeout=300)
-        assert rolled.status_code == 200, rolled.text
-        assert "rolled back iris-live 1.0.0" in rolled.json()["summary"]
+        _, rolled = world.api.change("POST", "/api/v1/runs/live-run/rollback", operator, timeout=300)
+        assert rolled["status"] == "succeeded", rolled
+        assert "rolled back iris-live 1.0.0" in rolled["result"]["summary"]
         assert world.api.call("GET", "/api/v1/models/iris-live", token("viewer")).json()["deployments"] == []
         run = world.api.call("GET", "/api/v1/runs/live-run", token("viewer")).json()
         assert [s["stage"] for s in run["stages"]][-2:] == ["deploy", "rollback"]
 
-        gone = world.api.call("DELETE", "/api/v1/models/iris-live/deployments", admin, timeout=300)
-        assert gone.status_code == 200 and gone.json()["retired"] == []
+        _, gone = world.api.change("DELETE", "/api/v1/models/iris-live/deployments", admin, timeout=300)
+        assert gone["status"] == "succeeded" and gone["result"]["retired"] == []
         entries = [e for e in world.api.audit() if e["sub"] in ("deployer", "root-ops") and e["status"] == 200]
         assert [e["method"] for e in entries] == ["POST", "PUT", "POST", "DELETE"]
         assert entries[0]["change"]["deployment_id"] == outputs["deployment_id"]

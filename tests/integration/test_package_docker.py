@@ -115,12 +115,15 @@ class Trained:
 
 @pytest.fixture(scope="module")
 def trained(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Trained]:
-    """examples/iris trained by the real train stage in a private LEGION_HOME."""
+    """examples/iris trained by the real train stage in a private LEGION_HOME, then through the real gate (the
+    runner packages nothing whose gate and perf did not pass; perf is skipped with its reason)."""
     home = tmp_path_factory.mktemp("package-home")
     settings = load_settings(str(home), f"sqlite:///{home / 'registry.db'}")
     registry = Registry.from_settings(settings)
     run_id = "iris-package-test"
-    single_stage(settings, registry, "train", str(IRIS), run_id, "push", RunOptions(), PlainReporter())
+    options = RunOptions(skip_perf_reason="iris meets its SLA in tests/integration/test_perf_stage.py")
+    for name in ("train", "gate", "perf"):
+        single_stage(settings, registry, name, str(IRIS), run_id, "push", options, PlainReporter())
     yield Trained(settings, registry, run_id)
     registry.close()
 

@@ -23,6 +23,7 @@ from legion_ci.core import registry_schema
 from legion_ci.core.errors import RegistryError
 from legion_ci.core.processes import free_port
 from legion_ci.core.registry import Registry, metadata
+from legion_ci.core.status import StageStatus
 from tests.manifests import stub_manifest
 from tests.registry_fixture import REGISTRY_V0, assert_reads_back
 
@@ -76,7 +77,7 @@ def test_registry_works_on_postgres(pg_url: str) -> None:
     reg.set_alias("pg", "production", v1.id)
     assert reg.resolve("pg", "production").artifact_id == "p1"
     reg.ensure_run("pg-run", "pg", "/d", "push")
-    reg.record_stage("pg-run", "train", "passed", outputs={"version_id": v1.id})
+    reg.record_stage("pg-run", "train", StageStatus.PASSED, outputs={"version_id": v1.id})
     assert reg.stages("pg-run")["train"].outputs == {"version_id": v1.id}
     reg.close()
 

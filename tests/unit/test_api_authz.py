@@ -23,7 +23,15 @@ from legion_ci.api.openapi import build_openapi
 from legion_ci.api.roles import ROLES, Permission, Principal, roles_with
 from legion_ci.api.tokens import create_management_token
 from legion_ci.auth.jwt import AuthError
-from legion_ci.core.errors import ConfigError, DeployError, LockedError, NotFoundError, RegistryError, StageFailed
+from legion_ci.core.errors import (
+    ConfigError,
+    DeployError,
+    LockedError,
+    NeedsUnmet,
+    NotFoundError,
+    RegistryError,
+    StageFailed,
+)
 from legion_ci.core.registry import DeploymentRecord
 from legion_ci.core.settings import Settings, load_settings
 
@@ -315,6 +323,7 @@ def test_error_statuses() -> None:
     assert status_of(NotFoundError("x")) == 404
     assert status_of(LockedError("x")) == 409
     assert status_of(StageFailed("smoke", "x")) == 409
+    assert status_of(NeedsUnmet("deploy", "needs stage 'gate'")) == 409
     assert status_of(RegistryError("x")) == 503
     assert status_of(DeployError("ansible failed")) == 500
 
@@ -325,7 +334,9 @@ def test_openapi_describes_every_endpoint_with_its_roles() -> None:
         operation = document["paths"][e.full_path][e.method.lower()]
         assert operation["x-roles"] == roles_with(e.permission)
         assert operation["security"] == [{"bearer": []}]
-        assert {"200", "401", "403"} <= set(operation["responses"])
+        assert {"202" if e.is_change else "200", "401", "403"} <= set(operation["responses"])
+        if e.is_change:  # answered by an operation to poll, never by the work itself
+            assert "200" not in operation["responses"] and "Location" in operation["responses"]["202"]["headers"]
         refs = json.dumps(operation)
         for name in [part.split('"')[0] for part in refs.split("#/components/schemas/")[1:]]:
             assert name in document["components"]["schemas"], name

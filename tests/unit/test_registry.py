@@ -14,6 +14,7 @@ from legion_ci.core.errors import LockedError, NotFoundError, RegistryError
 from legion_ci.core.locking import model_lock
 from legion_ci.core.manifest import Manifest, ManifestError
 from legion_ci.core.registry import Registry, versions
+from legion_ci.core.status import StageStatus
 from tests.manifests import stub_manifest
 
 
@@ -51,8 +52,8 @@ def test_set_alias_returns_the_previous_version(registry: Registry) -> None:
 def test_stage_results_count_attempts(registry: Registry) -> None:
     registry.ensure_run("r1", "m", "/d", "push")
     for _ in range(2):
-        registry.record_stage("r1", "train", "running")
-        registry.record_stage("r1", "train", "passed", "ok", {"version_id": 1})
+        registry.record_stage("r1", "train", StageStatus.RUNNING)
+        registry.record_stage("r1", "train", StageStatus.PASSED, "ok", {"version_id": 1})
     record = registry.stages("r1")["train"]
     assert record.attempts == 2 and record.outputs == {"version_id": 1} and record.status == "passed"
 
@@ -103,6 +104,7 @@ def test_stale_lock_of_a_dead_process_is_cleared(registry: Registry) -> None:
 WRITER = textwrap.dedent("""
     import sys
     from legion_ci.core.registry import Registry
+    from legion_ci.core.status import StageStatus
     from tests.manifests import stub_manifest
     reg = Registry(sys.argv[1])
     who = sys.argv[2]
@@ -110,7 +112,7 @@ WRITER = textwrap.dedent("""
     for i in range(int(sys.argv[3])):
         reg.register_version(stub_manifest("m", "1.0.0", f"{who}-{i}"), "/p")
         reg.register_version(stub_manifest("m", "1.0.0", f"shared-{i}"), "/p")
-        reg.record_stage(f"run-{who}", f"stage-{i}", "passed", outputs={"i": i})
+        reg.record_stage(f"run-{who}", f"stage-{i}", StageStatus.PASSED, outputs={"i": i})
 """)
 
 

@@ -4,9 +4,10 @@ from __future__ import annotations
 
 import pytest
 
-from legion_ci.core.errors import StageError, StageFailed
+from legion_ci.core.errors import NeedsUnmet, StageError, StageFailed
 from legion_ci.core.registry import Registry
 from legion_ci.core.settings import Settings, load_settings
+from legion_ci.core.status import RunStatus, StageStatus
 from legion_ci.pipeline.graph import FLOWS, STAGES, Stage, check_graph, flow, stage
 from legion_ci.pipeline.progress import PlainReporter
 from legion_ci.pipeline.runner import run_stage
@@ -104,3 +105,30 @@ def test_options_come_from_jenkins_parameters(monkeypatch: pytest.MonkeyPatch) -
     options = RunOptions.from_settings(load_settings(), target="local")
     assert options.target == "local"  # the command line wins over the environment
     assert options.traffic_weight == 35 and options.skip_perf_reason == "perf cluster down"
+
+
+def test_a_stage_whose_needs_did_not_pass_is_refused_before_anything_is_written(
+    settings: Settings, registry: Registry, run
+) -> None:
+    needy = Stage("deploy", "Deploy", "test stage", "tests.unit.test_runner:passes", needs=("gate", "perf"))
+    registry.record_stage("r1", "gate", StageStatus.FAILED, "accuracy 0.5 below 0.9")
+    before = len(CALLS)
+    with pytest.raises(NeedsUnmet) as info:
+        run_stage(settings, registry, run, needy, RunOptions(), PlainReporter())
+    assert "needs stage 'gate' (failed) and stage 'perf' (not run) of run 'r1'" in info.value.message
+    assert "legion-ci gate /nowhere --run-id r1" in info.value.message and info.value.exit_code == 2
+    assert len(CALLS) == before and set(registry.stages("r1")) == {"gate"}
+    assert registry.run("r1").status is RunStatus.RUNNING
+    registry.record_stage("r1", "gate", StageStatus.PASSED, "fine")
+    registry.record_stage("r1", "perf", StageStatus.SKIPPED, "skipped: no perf cluster")
+    assert run_stage(settings, registry, run, needy, RunOptions(), PlainReporter()).status is StageStatus.PASSED
+
+
+def test_a_stage_run_on_demand_is_recorded_but_leaves_the_run_status(
+    settings: Settings, registry: Registry, run
+) -> None:
+    on_demand = Stage("rollback", "Rollback", "test stage", "tests.unit.test_runner:says_no")
+    with pytest.raises(StageFailed):
+        run_stage(settings, registry, run, on_demand, RunOptions(), PlainReporter())
+    assert registry.stages("r1")["rollback"].status is StageStatus.FAILED
+    assert registry.run("r1").status is RunStatus.RUNNING

@@ -6,15 +6,14 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from functools import cached_property
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import StageError
 from legion_ci.core.registry import Registry, RunRecord, VersionRecord
 from legion_ci.core.settings import Settings
 from legion_ci.core.spec import LoadedSpec, load_spec
-
-Status = Literal["passed", "failed", "skipped"]
+from legion_ci.core.status import StageStatus
 
 
 @dataclass(frozen=True)
@@ -48,10 +47,13 @@ class StageResult:
     """A stage's verdict. `halt` ends the flow here without failing it (e.g. a retrain that found
     nothing better than production): later stages of the run are skipped with that reason."""
 
-    status: Status
+    status: StageStatus
     summary: str
     outputs: dict[str, Any] = field(default_factory=dict)
     halt: str | None = None
+
+    def __post_init__(self) -> None:
+        self.status = StageStatus(self.status)  # "passed" or a member: a member (an unknown word fails here)
 
 
 @dataclass
@@ -87,7 +89,7 @@ class StageContext:
     def output(self, stage: str) -> dict[str, Any]:
         """What an earlier stage of this run produced; it must have passed."""
         record = self.registry.stages(self.run.id).get(stage)
-        if record is None or record.status not in ("passed", "skipped"):
+        if record is None or not record.status.satisfied:
             state = record.status if record else "not run"
             raise StageError(
                 self.stage,

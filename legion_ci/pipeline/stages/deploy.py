@@ -3,6 +3,7 @@ when nothing serves yet), through ansible/deploy.yml; production keeps serving u
 
 from __future__ import annotations
 
+from legion_ci.core.status import StageStatus
 from legion_ci.deploy import rollout
 from legion_ci.pipeline.stages.base import StageContext, StageResult
 
@@ -21,7 +22,7 @@ def run(ctx: StageContext) -> StageResult:
     url = rollout.stable_url(deployed.router_url, spec.name)
     summary = f"{verb} {version.label} at {record.weight}% {where}, {len(deployed.urls)} replica(s)"
     return StageResult(
-        "passed",
+        StageStatus.PASSED,
         summary + (f"; stable URL {url}" if url else ""),
         {
             "deployment_id": record.id,

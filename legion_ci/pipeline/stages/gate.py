@@ -14,6 +14,7 @@ import numpy as np
 
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import LegionError, StageFailed
+from legion_ci.core.status import StageStatus
 from legion_ci.pipeline.stages.base import StageContext, StageResult
 from legion_ci.quality.checks import Check
 from legion_ci.quality.gate import (
@@ -27,7 +28,7 @@ from legion_ci.quality.gate import (
 )
 from legion_ci.quality.modeltests.runner import run_model_tests
 from legion_ci.reports.gate_report import GateEvidence, write_gate_reports
-from legion_ci.reports.model import ReportHead, Stopwatch, headline
+from legion_ci.reports.model import ReportHead, ReportStatus, Stopwatch, headline
 from legion_ci.training.data import load_dataset
 
 TITLE = "Quality gate"
@@ -45,7 +46,7 @@ def run(ctx: StageContext) -> StageResult:
     evidence: GateEvidence | None = None
     watch = Stopwatch()
 
-    def head(status: str, line: str, forced: str | None = None) -> ReportHead:
+    def head(status: ReportStatus, line: str, forced: str | None = None) -> ReportHead:
         return ReportHead(
             "gate",
             TITLE,
@@ -53,7 +54,7 @@ def run(ctx: StageContext) -> StageResult:
             candidate.version,
             candidate.id,
             ctx.run.id,
-            status,  # type: ignore[arg-type]
+            status,
             line,
             forced,
             time.monotonic() - clock,
@@ -84,7 +85,7 @@ def run(ctx: StageContext) -> StageResult:
     except LegionError as exc:
         write_gate_reports(
             folder,
-            head("error", exc.message),
+            head(ReportStatus.ERROR, exc.message),
             checks,
             evidence,
             _facts(ctx, candidate, prod_label),
@@ -111,19 +112,19 @@ def run(ctx: StageContext) -> StageResult:
         "force_reason": v.forced,
         "candidate": candidate.id,
     }
-    if v.status == "failed":
+    if v.status is ReportStatus.FAILED:
         raise StageFailed("gate", v.reason, {"checks": [c.as_dict() for c in v.checks], "reports": reports})
     if v.forced:
         ctx.log(f"FORCED: the gate failed ({len(v.failed)} check(s)) and was overridden: {v.forced}")
-        return StageResult("passed", f"FORCED: {v.forced} (the gate failed: {v.reason})", outputs)
-    return StageResult("passed", v.reason, outputs, halt=v.halt)
+        return StageResult(StageStatus.PASSED, f"FORCED: {v.forced} (the gate failed: {v.reason})", outputs)
+    return StageResult(StageStatus.PASSED, v.reason, outputs, halt=v.halt)
 
 
 @dataclass(frozen=True)
 class Verdict:
     """What the gate decides from its checks and a person's --force."""
 
-    status: str  # passed, failed, forced, halted
+    status: ReportStatus  # passed, failed, forced or halted
     reason: str
     checks: list[Check]
     failed: list[Check]
@@ -136,14 +137,14 @@ def verdict(checks: list[Check], force_reason: str | None) -> Verdict:
     beat production halts the flow instead: not an error, nothing is deployed."""
     failed = [c for c in checks if not c.passed]
     if not failed:
-        return Verdict("passed", headline(checks, "checks"), checks, [])
+        return Verdict(ReportStatus.PASSED, headline(checks, "checks"), checks, [])
     if force_reason:
-        return Verdict("forced", headline(checks, "checks"), checks, failed, forced=force_reason)
+        return Verdict(ReportStatus.FORCED, headline(checks, "checks"), checks, failed, forced=force_reason)
     if all(c.code == NO_IMPROVEMENT for c in failed):
         halt = f"{failed[0].message}; nothing to deploy"
         kept = [replace(c, passed=True, skipped=True, message=halt) if c.code == NO_IMPROVEMENT else c for c in checks]
-        return Verdict("halted", halt, kept, [], halt=halt)
-    return Verdict("failed", headline(checks, "checks"), checks, failed)
+        return Verdict(ReportStatus.HALTED, halt, kept, [], halt=halt)
+    return Verdict(ReportStatus.FAILED, headline(checks, "checks"), checks, failed)
 
 
 def data_checks(

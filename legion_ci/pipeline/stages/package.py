@@ -6,6 +6,7 @@ from __future__ import annotations
 import time
 
 from legion_ci.core.errors import StageError
+from legion_ci.core.status import StageStatus
 from legion_ci.package.build import package
 from legion_ci.package.options import ENV_REGISTRY, PackageOptions
 from legion_ci.pipeline.stages.base import StageContext, StageResult
@@ -26,7 +27,7 @@ def run(ctx: StageContext) -> StageResult:
     options = PackageOptions.from_settings(ctx.settings)
     reason = skip_reason(ctx.target, options.registry)
     if reason:
-        return StageResult("skipped", reason, {"skipped": True})
+        return StageResult(StageStatus.SKIPPED, reason, {"skipped": True})
     if not options.registry:
         raise StageError(
             "package",
@@ -47,7 +48,7 @@ def run(ctx: StageContext) -> StageResult:
         raise StageError("package", f"{built.image} was built but not pushed")
     ctx.registry.set_image(version.id, built.image, built.digest)
     return StageResult(
-        "passed",
+        StageStatus.PASSED,
         f"pushed {built.image} ({built.digest[:19]}…, {built.size_bytes / 1e6:.0f} MB) in {built.seconds:.0f}s",
         {
             "image": built.image,

@@ -12,13 +12,14 @@ from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import LegionError, StageFailed
 from legion_ci.core.processes import start_server, stop_pid
 from legion_ci.core.settings import Settings, child_env
+from legion_ci.core.status import StageStatus
 from legion_ci.pipeline.stages.base import StageContext, StageResult
 from legion_ci.quality.checks import Check
 from legion_ci.quality.perf import locustfile
 from legion_ci.quality.perf.results import read_failures, read_history, read_stats
 from legion_ci.quality.perf.runner import run_locust
 from legion_ci.quality.perf.sla import sla_checks
-from legion_ci.reports.model import ReportHead, Stopwatch, headline
+from legion_ci.reports.model import ReportHead, ReportStatus, Stopwatch, headline
 from legion_ci.reports.perf_report import PerfEvidence, write_perf_reports
 
 TITLE = "Performance test"
@@ -42,7 +43,7 @@ def run(ctx: StageContext) -> StageResult:
     clock = time.monotonic()
     settings_line = f"{perf.users} users, spawn rate {perf.spawn_rate:g}/s, {perf.duration}s"
 
-    def head(status: str, line: str) -> ReportHead:
+    def head(status: ReportStatus, line: str) -> ReportHead:
         return ReportHead(
             "perf",
             TITLE,
@@ -50,7 +51,7 @@ def run(ctx: StageContext) -> StageResult:
             art.version,
             art.id,
             ctx.run.id,
-            status,  # type: ignore[arg-type]
+            status,
             line,
             None,
             time.monotonic() - clock,
@@ -64,9 +65,9 @@ def run(ctx: StageContext) -> StageResult:
         else None
     )
     if skip:
-        reports = write_perf_reports(folder, head("skipped", skip), [], None, perf.sla, {"reason": skip})
+        reports = write_perf_reports(folder, head(ReportStatus.SKIPPED, skip), [], None, perf.sla, {"reason": skip})
         ctx.log(skip)
-        return StageResult("skipped", skip, {"skipped": True, "reason": skip, "reports": reports})
+        return StageResult(StageStatus.SKIPPED, skip, {"skipped": True, "reason": skip, "reports": reports})
 
     evidence = PerfEvidence(users=perf.users, spawn_rate=perf.spawn_rate, duration=perf.duration, auth=spec.deploy.auth)
     checks: list[Check] = []
@@ -103,7 +104,13 @@ def run(ctx: StageContext) -> StageResult:
         checks = sla_checks(perf.sla, evidence.total, perf.duration)
     except LegionError as exc:
         write_perf_reports(
-            folder, head("error", exc.message), checks, evidence, perf.sla, {"timings": watch.phases}, error=exc.message
+            folder,
+            head(ReportStatus.ERROR, exc.message),
+            checks,
+            evidence,
+            perf.sla,
+            {"timings": watch.phases},
+            error=exc.message,
         )
         raise
 
@@ -112,7 +119,12 @@ def run(ctx: StageContext) -> StageResult:
     failed = [c for c in checks if not c.passed]
     reason = headline(checks, "SLA bounds")
     reports = write_perf_reports(
-        folder, head("failed" if failed else "passed", reason), checks, evidence, perf.sla, {"timings": watch.phases}
+        folder,
+        head(ReportStatus.FAILED if failed else ReportStatus.PASSED, reason),
+        checks,
+        evidence,
+        perf.sla,
+        {"timings": watch.phases},
     )
     watch.lap("reports")
     ctx.log(f"time: {watch.line()}")
@@ -129,7 +141,7 @@ def run(ctx: StageContext) -> StageResult:
     if failed:
         raise StageFailed("perf", reason, {"checks": [c.as_dict() for c in checks], "reports": reports})
     return StageResult(
-        "passed",
+        StageStatus.PASSED,
         f"{reason}: p95 {total.p95_ms:g} ms, p99 {total.p99_ms:g} ms, "
         f"{total.rps:.0f} req/s, {total.failures} errors ({settings_line})",
         outputs,

@@ -3,6 +3,7 @@ are drained and stopped (through ansible/undeploy.yml). A second promote changes
 
 from __future__ import annotations
 
+from legion_ci.core.status import StageStatus
 from legion_ci.deploy import rollout
 from legion_ci.pipeline.stages.base import StageContext, StageResult
 
@@ -14,9 +15,13 @@ def run(ctx: StageContext) -> StageResult:
     outputs = {"version_id": candidate.id, "previous_version_id": previous, "changed": changed, "retired": retired}
     if not changed:
         return StageResult(
-            "passed", f"{candidate.label} is already production with all the traffic; nothing to promote", outputs
+            StageStatus.PASSED,
+            f"{candidate.label} is already production with all the traffic; nothing to promote",
+            outputs,
         )
     before = ctx.registry.version_by_id(previous).label if previous and previous != candidate.id else "none"
     return StageResult(
-        "passed", f"production: {before} -> {candidate.label} at 100%; retired {len(retired)} deployment(s)", outputs
+        StageStatus.PASSED,
+        f"production: {before} -> {candidate.label} at 100%; retired {len(retired)} deployment(s)",
+        outputs,
     )

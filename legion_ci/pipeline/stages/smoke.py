@@ -4,6 +4,7 @@ the router. A failed smoke test rolls the candidate back (production keeps servi
 from __future__ import annotations
 
 from legion_ci.core.errors import StageFailed
+from legion_ci.core.status import StageStatus
 from legion_ci.deploy import rollout
 from legion_ci.pipeline.stages.base import StageContext, StageResult
 from legion_ci.quality.smoke import auth_headers, check_endpoint, check_router
@@ -28,7 +29,7 @@ def run(ctx: StageContext) -> StageResult:
     rows = len(art.schema.example)
     via = " and through the router" if router else ""
     return StageResult(
-        "passed",
+        StageStatus.PASSED,
         f"{rows} example rows answered as the artifact predicts on {len(deployed['urls'])} replica(s){via}",
         {"rows": rows},
     )

@@ -26,6 +26,7 @@ from legion_ci.core.manifest import (
     describe_invalid,
 )
 from legion_ci.core.registry import VersionRecord
+from legion_ci.core.status import StageStatus
 from legion_ci.pipeline.stages.base import StageContext, StageResult
 from legion_ci.quality.metrics import evaluate
 from legion_ci.toolchain import ENV_EXTRA_DATA, ENV_MODEL_DIR, ENV_OUTPUT_DIR, EXPORT_FILE, METRICS_FILE
@@ -66,7 +67,7 @@ def run(ctx: StageContext) -> StageResult:
             halt = "no new data or code since production was trained; nothing to retrain"
         shutil.copyfile(Path(existing.path) / MANIFEST, ctx.stage_dir() / MANIFEST)
         return StageResult(
-            "passed",
+            StageStatus.PASSED,
             f"reused artifact {aid} (same commit, source, data, params and seed)",
             {"version_id": existing.id, "artifact_id": aid, "path": existing.path, "reused": True},
             halt=halt,
@@ -92,7 +93,7 @@ def run(ctx: StageContext) -> StageResult:
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(art.metrics.items()))
     verb = "registered" if created else "already registered"
     return StageResult(
-        "passed",
+        StageStatus.PASSED,
         f"{verb} {spec.name} {spec.version} artifact {aid}: {metrics}",
         {"version_id": version.id, "artifact_id": aid, "path": str(art.path), "reused": not created},
     )

@@ -1,0 +1,53 @@
+"""The states the registry records: a stage's, a run's, a deployment's. StrEnums, so the registry stores
+and reads the same strings it always did (an existing registry reads the same) while the code compares
+members, never spelled-out strings."""
+
+from __future__ import annotations
+
+from enum import StrEnum
+
+
+class StageStatus(StrEnum):
+    """One stage of one run. PENDING is shown for a stage not started yet; it is never stored."""
+
+    PENDING = "pending"
+    RUNNING = "running"
+    PASSED = "passed"
+    SKIPPED = "skipped"  # not needed (an earlier stage halted the flow) or skipped on purpose (perf)
+    FAILED = "failed"  # the stage ran and its check said no (gate, perf, smoke)
+    ERROR = "error"  # the stage could not run (bad input, a tool failed, a bug)
+
+    @property
+    def satisfied(self) -> bool:
+        """Whether a later stage that needs this one may go on."""
+        return self in (StageStatus.PASSED, StageStatus.SKIPPED)
+
+    @property
+    def finished(self) -> bool:
+        return self not in (StageStatus.PENDING, StageStatus.RUNNING)
+
+
+class RunStatus(StrEnum):
+    """A whole run: running until its flow ends (or until a stage run alone fails)."""
+
+    RUNNING = "running"
+    PASSED = "passed"
+    FAILED = "failed"
+    ERROR = "error"
+
+
+class DeploymentStatus(StrEnum):
+    """One deployment of one version; only STARTING and SERVING ones take traffic."""
+
+    STARTING = "starting"
+    SERVING = "serving"
+    STOPPED = "stopped"
+    ROLLED_BACK = "rolled-back"
+
+    @property
+    def active(self) -> bool:
+        return self in ACTIVE_DEPLOYMENT
+
+
+ACTIVE_DEPLOYMENT: tuple[DeploymentStatus, ...] = (DeploymentStatus.STARTING, DeploymentStatus.SERVING)
+RETIRED_DEPLOYMENT: tuple[DeploymentStatus, ...] = (DeploymentStatus.STOPPED, DeploymentStatus.ROLLED_BACK)

@@ -20,6 +20,7 @@ from legion_ci.core.processes import ours, ready
 from legion_ci.core.registry import Registry, VersionRecord
 from legion_ci.core.settings import Settings, load_settings
 from legion_ci.core.spec import ModelSpec, load_spec
+from legion_ci.core.status import DeploymentStatus
 from legion_ci.deploy import inventory, local, local_router, rollout
 from legion_ci.deploy.ansible import PlaybookFailed, ansible_dir, run_playbook
 from tests.integration.conftest import build_iris_artifact
@@ -80,7 +81,7 @@ def place(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Place]:
     spec = spec.model_copy(update={"deploy": replace_model(spec.deploy, replicas=2, auth=False)})
     yield Place(settings, registry, version, spec, home / "run", [])
     for d in registry.deployments():
-        local.retire(settings, registry, [d], "stopped", drain_timeout=1)
+        local.retire(settings, registry, [d], DeploymentStatus.STOPPED, drain_timeout=1)
     local_router.stop(settings)
     registry.close()
 

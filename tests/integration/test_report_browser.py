@@ -116,7 +116,7 @@ def test_classifier_gate_report_renders_confusion_matrix_roc_and_metrics(tmp_pat
         "production 1.0.0 (fedcba98)",
         {"accuracy": Bound(min=0.99)},
     )
-    paths = write_gate_reports(tmp_path, head("failed"), CHECKS, evidence, [], {})
+    paths = write_gate_reports(tmp_path, head(ReportStatus.FAILED), CHECKS, evidence, [], {})
     dom = rendered_dom(Path(paths["html"]), tmp_path)
     # metrics: 3 metrics x 2 bars; confusion: 9 cells' counts + the mesh; roc: 3 curves
     assert_drawn(dom, {"metrics": 6, "confusion": 10, "roc": 3})
@@ -139,7 +139,7 @@ def test_regressor_gate_report_renders_predicted_vs_actual_and_residuals(tmp_pat
         None,
         {"rmse": Bound(max=65)},
     )
-    paths = write_gate_reports(tmp_path, head("passed"), [], evidence, [], {})
+    paths = write_gate_reports(tmp_path, head(ReportStatus.PASSED), [], evidence, [], {})
     dom = rendered_dom(Path(paths["html"]), tmp_path)
     assert_drawn(dom, {"metrics": 3, "pva": 1, "residuals": 2})
     points = re.search(r'<g id="pva-data-points".*?</g>\s*</g>', dom, re.S)
@@ -187,7 +187,7 @@ def test_perf_report_renders_latency_and_throughput_over_time(tmp_path: Path) ->
             margin=-10.99,
         )
     ]
-    paths = write_perf_reports(tmp_path, head("failed", "perf"), checks, evidence, SlaSpec(p95_ms=0.01), {})
+    paths = write_perf_reports(tmp_path, head(ReportStatus.FAILED, "perf"), checks, evidence, SlaSpec(p95_ms=0.01), {})
     dom = rendered_dom(Path(paths["html"]), tmp_path)
     assert_drawn(dom, {"latency": 3, "throughput": 3})
     assert "p95 latency 11 ms is above the maximum 0.01 ms by 10.99 ms" in dom and 'href="locust.html"' in dom

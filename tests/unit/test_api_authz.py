@@ -34,6 +34,7 @@ from legion_ci.core.errors import (
 )
 from legion_ci.core.registry import DeploymentRecord
 from legion_ci.core.settings import Settings, load_settings
+from legion_ci.core.status import DeploymentStatus
 
 SECRET = "unit-secret-0123456789abcdef0123456789abcdef"
 
@@ -241,6 +242,7 @@ def test_an_unwritable_audit_log_is_a_config_error(tmp_path: Path) -> None:
     [
         (200, "ok"),
         (400, "invalid"),
+        (202, "accepted"),
         (401, "unauthenticated"),
         (403, "denied"),
         (404, "not-found"),
@@ -281,7 +283,9 @@ def test_percent_limit_alias_and_unknown_keys() -> None:
 
 
 def _deployment(ident: int, version: str, weight: int) -> DeploymentRecord:
-    return DeploymentRecord(ident, "iris", ident, "local", "serving", weight, [], {"version": version}, "", "")
+    return DeploymentRecord(
+        ident, "iris", ident, "local", DeploymentStatus.SERVING, weight, [], {"version": version}, "", ""
+    )
 
 
 def test_weights_parse_and_check() -> None:

@@ -42,7 +42,7 @@ EXTERNAL = re.compile(
 )
 
 
-def head(status: ReportStatus = "failed", forced: str | None = None, stage: str = "gate") -> ReportHead:
+def head(status: ReportStatus = ReportStatus.FAILED, forced: str | None = None, stage: str = "gate") -> ReportHead:
     return ReportHead(
         stage,
         "Quality gate" if stage == "gate" else "Performance test",
@@ -109,7 +109,7 @@ def test_junit_has_one_testcase_per_check_and_failures_carry_the_reason() -> Non
 
 
 def test_junit_of_a_forced_gate_keeps_its_failures_and_names_the_reason() -> None:
-    root = ET.fromstring(junit_xml(head("forced", "hotfix, ticket ML-7"), CHECKS))
+    root = ET.fromstring(junit_xml(head(ReportStatus.FORCED, "hotfix, ticket ML-7"), CHECKS))
     props = {p.get("name"): p.get("value") for p in root.iter("property")}
     assert props["forced_reason"] == "hotfix, ticket ML-7" and props["status"] == "forced"
     assert root.find("testsuite").get("failures") == "2"  # type: ignore[union-attr]
@@ -117,7 +117,7 @@ def test_junit_of_a_forced_gate_keeps_its_failures_and_names_the_reason() -> Non
 
 
 def test_junit_of_a_broken_stage_has_an_error_testcase() -> None:
-    root = ET.fromstring(junit_xml(head("error"), [], error="holdout.csv: cannot read"))
+    root = ET.fromstring(junit_xml(head(ReportStatus.ERROR), [], error="holdout.csv: cannot read"))
     (error,) = root.iter("error")
     assert error.get("message") == "holdout.csv: cannot read"
     assert root.find("testsuite").get("errors") == "1"  # type: ignore[union-attr]
@@ -148,7 +148,7 @@ def test_gate_html_is_self_contained_verdict_first_with_its_plots(tmp_path: Path
 
 
 def test_forced_gate_page_says_forced_and_why(tmp_path: Path) -> None:
-    paths = write_gate_reports(tmp_path, head("forced", "hotfix <b>now</b>"), CHECKS, None, [], {})
+    paths = write_gate_reports(tmp_path, head(ReportStatus.FORCED, "hotfix <b>now</b>"), CHECKS, None, [], {})
     page = Path(paths["html"]).read_text()
     assert 'data-status="forced"' in page and ">FORCED<" in page
     assert "hotfix &lt;b&gt;now&lt;/b&gt;" in page and "<b>now</b>" not in page
@@ -183,7 +183,7 @@ def test_perf_reports_with_history_and_a_missed_sla(tmp_path: Path) -> None:
         requests=[total],
         history=history,
     )
-    paths = write_perf_reports(tmp_path, head("failed", stage="perf"), checks, ev, SlaSpec(p95_ms=0.01), {})
+    paths = write_perf_reports(tmp_path, head(ReportStatus.FAILED, stage="perf"), checks, ev, SlaSpec(p95_ms=0.01), {})
     page = Path(paths["html"]).read_text()
     assert "p95 latency 11 ms is above the maximum 0.01 ms by 10.99 ms" in page
     assert 'href="locust.html"' in page and Path(paths["locust"]).is_file()  # a stand-in: Locust wrote none
@@ -202,7 +202,7 @@ def test_skipped_perf_still_writes_every_report(tmp_path: Path) -> None:
         "1.0.0",
         "0123456789abcdef",
         "r",
-        "skipped",
+        ReportStatus.SKIPPED,
         "skipped by request: load test lab down",
     )
     paths = write_perf_reports(tmp_path, skipped, [], None, SlaSpec(), {"reason": "load test lab down"})
@@ -218,7 +218,7 @@ def test_skipped_perf_still_writes_every_report(tmp_path: Path) -> None:
 
 def test_summary_json_is_strict_even_with_nan(tmp_path: Path) -> None:
     nan = Check("sla", "p99 latency", False, "p99 latency unknown: no request succeeded", value=float("nan"))
-    paths = write_perf_reports(tmp_path, head("failed", stage="perf"), [nan], None, SlaSpec(), {})
+    paths = write_perf_reports(tmp_path, head(ReportStatus.FAILED, stage="perf"), [nan], None, SlaSpec(), {})
     text = Path(paths["summary"]).read_text()
     assert "NaN" not in text and json.loads(text)["checks"][0]["value"] is None
     assert np.isnan(nan.value)  # type: ignore[arg-type]

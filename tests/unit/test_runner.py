@@ -18,11 +18,11 @@ CALLS: list[str] = []
 
 def passes(ctx: StageContext) -> StageResult:
     CALLS.append(ctx.stage)
-    return StageResult("passed", "fine", {"n": len(CALLS)})
+    return StageResult(StageStatus.PASSED, "fine", {"n": len(CALLS)})
 
 
 def halts(ctx: StageContext) -> StageResult:
-    return StageResult("passed", "candidate no better", halt="nothing to deploy")
+    return StageResult(StageStatus.PASSED, "candidate no better", halt="nothing to deploy")
 
 
 def says_no(ctx: StageContext) -> StageResult:

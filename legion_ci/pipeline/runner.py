@@ -90,6 +90,8 @@ def _open_for(
     try:
         return open_run(registry, model_dir, run_id, flow_name, first_stage=starts_a_run(st))
     except NotFoundError:
+        if not st.needs:  # `train --run-id ID` without MODEL_DIR: nothing to start the run from
+            raise
         first = st.needs[0]
         where = f"{model_dir} " if model_dir is not None else "MODEL_DIR "
         raise NeedsUnmet(

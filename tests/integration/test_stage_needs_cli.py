@@ -116,3 +116,9 @@ def test_statuses_are_stored_as_the_same_words(home: Path, iris_dir: Path, train
         assert record.status is StageStatus.PASSED and record.status.satisfied
     finally:
         registry.close()
+
+
+def test_a_first_stage_without_a_model_dir_cannot_start_a_run(home: Path) -> None:
+    done = cli(home, "train", "--run-id", "iris-new")
+    assert done.returncode == 2 and "no run 'iris-new'" in done.stderr, done.stderr
+    assert runs(home) == []

@@ -8,6 +8,7 @@ import sqlite3
 from pathlib import Path
 
 from legion_ci.core.registry import Registry
+from legion_ci.core.status import StageStatus
 from tests.manifests import stub_manifest
 
 FIXTURES = Path(__file__).resolve().parent / "fixtures"
@@ -65,5 +66,5 @@ def assert_reads_back(reg: Registry) -> None:
     reg.set_alias("iris", "production", added.id)
     assert reg.resolve("iris", "production").version == "1.2.0"
     reg.ensure_run("iris-run-3", "iris", "/d", "push")
-    reg.record_stage("iris-run-3", "train", "passed", outputs={"version_id": added.id})
+    reg.record_stage("iris-run-3", "train", StageStatus.PASSED, outputs={"version_id": added.id})
     assert reg.add_deployment("iris", added.id, "local", 10, []).id == 3

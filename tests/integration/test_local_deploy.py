@@ -51,7 +51,7 @@ class Place:
             self.settings, self.registry, version or self.version, spec, weight, "local", self.folder, self.lines.append
         )
 
-    def retire(self, status: str, **select: object) -> list[int]:
+    def retire(self, status: DeploymentStatus, **select: object) -> list[int]:
         chosen = local.select(self.registry, **select)  # type: ignore[arg-type]
         return rollout.retire(self.settings, self.registry, chosen, status, self.folder, self.lines.append)
 
@@ -118,7 +118,7 @@ def test_rollback_marks_the_candidate_rolled_back_and_gives_its_share_back(place
     weights = {d.detail["version"]: d.weight for d in place.registry.deployments("iris")}
     assert weights == {"1.0.0": 80, "1.1.0": 20}
     candidate = next(d for d in place.registry.deployments("iris") if d.version_id == candidate_version.id)
-    assert place.retire("rolled-back", model="iris", version="1.1.0") == [candidate.id]
+    assert place.retire(DeploymentStatus.ROLLED_BACK, model="iris", version="1.1.0") == [candidate.id]
     assert place.registry.deployment(candidate.id).status == "rolled-back"
     assert place.registry.deployment(production.id).weight == 100
     assert _servers_of(str(other)) == []
@@ -147,10 +147,10 @@ def test_undeploy_drains_and_stops_them_and_a_rerun_changes_nothing(place: Place
     if not place.registry.deployments("iris"):
         place.deploy()
     (deployment,) = place.registry.deployments("iris")
-    assert place.retire("stopped", ids=[deployment.id]) == [deployment.id]
+    assert place.retire(DeploymentStatus.STOPPED, ids=[deployment.id]) == [deployment.id]
     assert place.registry.deployment(deployment.id).status == "stopped"
     assert _servers_of(place.version.path) == []
-    assert place.retire("stopped", ids=[deployment.id]) == []
+    assert place.retire(DeploymentStatus.STOPPED, ids=[deployment.id]) == []
 
 
 def test_a_missing_artifact_fails_naming_it_and_records_nothing(place: Place, tmp_path: Path) -> None:

@@ -39,7 +39,7 @@ from legion_ci.core.errors import NotFoundError, RegistryError
 from legion_ci.core.manifest import Manifest
 from legion_ci.core.registry_schema import ensure_current
 from legion_ci.core.settings import Settings
-from legion_ci.core.status import ACTIVE_DEPLOYMENT, DeploymentStatus, RunStatus, StageStatus
+from legion_ci.core.status import ACTIVE_DEPLOYMENT, DeploymentStatus, RunStatus, StageStatus, stored
 
 metadata = MetaData()
 models = Table("models", metadata, Column("name", String(64), primary_key=True), Column("created_at", String(40)))
@@ -154,7 +154,7 @@ class RunRecord:
     updated_at: str
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "status", RunStatus(self.status))  # the stored string, as a member
+        object.__setattr__(self, "status", stored(RunStatus, self.status))  # the stored string, as a member
 
 
 @dataclass(frozen=True)
@@ -170,7 +170,7 @@ class StageRecord:
     seconds: float | None
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "status", StageStatus(self.status))
+        object.__setattr__(self, "status", stored(StageStatus, self.status))
 
 
 @dataclass(frozen=True)
@@ -187,7 +187,7 @@ class DeploymentRecord:
     updated_at: str
 
     def __post_init__(self) -> None:
-        object.__setattr__(self, "status", DeploymentStatus(self.status))
+        object.__setattr__(self, "status", stored(DeploymentStatus, self.status))
 
 
 def _sqlite_setup(engine: Engine) -> None:

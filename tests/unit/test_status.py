@@ -42,3 +42,15 @@ def test_records_read_back_as_members(registry: Registry) -> None:
     with pytest.raises(ValueError):
         registry.record_stage("r1", "gate", "halted")  # type: ignore[arg-type]
     assert "gate" not in registry.stages("r1")
+
+
+def test_a_word_this_version_does_not_know_reads_as_itself(registry: Registry) -> None:
+    """A registry row written by hand or by another version must not break every read of the registry."""
+    registry.ensure_run("r1", "m", "/nowhere", "push")
+    registry.record_stage("r1", "train", StageStatus.PASSED)
+    with registry.tx() as conn:
+        conn.exec_driver_sql("UPDATE stage_results SET status = 'halted' WHERE run_id = 'r1'")
+    record = registry.stages("r1")["train"]
+    assert record.status == "halted" and f"{record.status}" == "halted"
+    assert not record.status.satisfied and record.status.finished
+    assert record.status not in list(StageStatus)

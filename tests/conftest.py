@@ -11,6 +11,8 @@ import pytest
 from legion_ci.core.registry import Registry
 from legion_ci.core.settings import Settings, load_settings
 
+pytest_plugins = ["tests.s3"]  # the stand-in S3 server fixture, started only by tests that ask for it
+
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLES = ROOT / "examples"
 

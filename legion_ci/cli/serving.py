@@ -41,7 +41,9 @@ def _port(value: str) -> int:
 
 def build_serve(serve: argparse.ArgumentParser, name: str) -> None:
     serve.description = "Serve ARTIFACT_DIR. Prints 'listening on http://HOST:PORT' when ready."
-    serve.add_argument("artifact", metavar="ARTIFACT_DIR", help="an artifact folder (with manifest.json)")
+    serve.add_argument(
+        "artifact", metavar="ARTIFACT_DIR", help="an artifact folder (with manifest.json) or its store URI (s3://...)"
+    )
     serve.add_argument("--host", default="127.0.0.1", help="address to bind (default 127.0.0.1)")
     serve.add_argument("--port", type=_port, default=8080, help="port (default 8080; 0 picks a free port)")
     serve.add_argument("--workers", type=_positive, default=1, help="worker processes (default 1)")
@@ -90,6 +92,7 @@ def build_feedback(feedback: argparse.ArgumentParser, name: str) -> None:
 
 
 def _serve(args: argparse.Namespace) -> int:
+    from legion_ci.core.store import Store, is_remote
     from legion_ci.serving.options import ServeOptions
     from legion_ci.serving.server import configure_logging, serve
 
@@ -104,7 +107,10 @@ def _serve(args: argparse.Namespace) -> int:
         max_rows=args.max_rows,
         max_body_bytes=args.max_body_bytes,
     )
-    return serve(args.artifact, options, args.settings, args.plan)
+    artifact = args.artifact
+    if is_remote(artifact):  # a store URI: served from this machine's verified cache
+        artifact = str(Store.from_settings(args.settings).fetch(artifact).artifact.path)
+    return serve(artifact, options, args.settings, args.plan)
 
 
 def _token_create(args: argparse.Namespace) -> int:

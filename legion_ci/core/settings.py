@@ -95,6 +95,13 @@ class Settings(BaseSettings):
         "state",
         REGISTRY_URL_EXPECTED,
     )
+    store_url: Annotated[str, BeforeValidator(_strip_slash)] = setting(
+        "",
+        "the artifact store: a folder, or s3://BUCKET/PREFIX on any S3-compatible service (endpoint and "
+        "credentials from the standard AWS variables and config, AWS_ENDPOINT_URL included); default $LEGION_HOME",
+        "state",
+        "a folder path or a URL such as s3://BUCKET/PREFIX",
+    )
 
     # run options
     target: Literal["local", "kubernetes"] | None = setting(

@@ -19,6 +19,7 @@ from legion_ci.core.processes import alive, spawn_many, stop_pid, wait_ready
 from legion_ci.core.registry import DeploymentRecord, Registry, VersionRecord
 from legion_ci.core.settings import Settings, child_env
 from legion_ci.core.status import DeploymentStatus
+from legion_ci.core.store import is_remote, open_artifact
 from legion_ci.deploy import local_router, weights
 from legion_ci.deploy.drain import wait_drained
 
@@ -79,11 +80,12 @@ def deploy(
     """Start `replicas` servers of `version` at once, wait until every one answers /health/ready, then
     record them at `weight` percent (the router follows within half a second). If a replica fails to
     start or to become ready, every one started here is stopped and nothing is recorded."""
-    artifact = Path(version.path)
-    if not (artifact / "manifest.json").is_file():
+    if not is_remote(version.path) and not (Path(version.path) / "manifest.json").is_file():
         raise DeployError(
-            f"no artifact at {artifact} (no manifest.json there) for model {version.model} version {version.version}"
+            f"no artifact at {version.path} (no manifest.json there) "
+            f"for model {version.model} version {version.version}"
         )
+    artifact = open_artifact(settings, version.path).path  # from the store, checked, via this host's cache
     try:
         endpoints = spawn_replicas(settings, str(artifact.resolve()), replicas, flags, ports)
     except DeployError as exc:

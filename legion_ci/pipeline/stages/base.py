@@ -14,6 +14,7 @@ from legion_ci.core.registry import Registry, RunRecord, VersionRecord
 from legion_ci.core.settings import Settings
 from legion_ci.core.spec import LoadedSpec, load_spec
 from legion_ci.core.status import StageStatus
+from legion_ci.core.store import open_artifact
 
 
 @dataclass(frozen=True)
@@ -105,7 +106,7 @@ class StageContext:
 
     @cached_property
     def candidate_artifact(self) -> Artifact:
-        return Artifact.open(self.candidate.path)
+        return open_artifact(self.settings, self.candidate.path)
 
     @property
     def target(self) -> str:

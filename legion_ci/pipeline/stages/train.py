@@ -6,7 +6,6 @@ from __future__ import annotations
 import shutil
 import subprocess
 import sys
-import tempfile
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
@@ -14,7 +13,7 @@ from typing import Any
 from pydantic import ValidationError
 
 from legion_ci.core import lineage
-from legion_ci.core.artifact import MANIFEST, Artifact, artifact_id, publish, write_json_atomic
+from legion_ci.core.artifact import MANIFEST, Artifact, artifact_id, write_json_atomic
 from legion_ci.core.errors import ArtifactError, NotFoundError, StageFailed
 from legion_ci.core.manifest import (
     DataLineage,
@@ -27,6 +26,7 @@ from legion_ci.core.manifest import (
 )
 from legion_ci.core.registry import VersionRecord
 from legion_ci.core.status import StageStatus
+from legion_ci.core.store import Store, open_artifact
 from legion_ci.pipeline.stages.base import StageContext, StageResult
 from legion_ci.quality.metrics import evaluate
 from legion_ci.toolchain import ENV_EXTRA_DATA, ENV_MODEL_DIR, ENV_OUTPUT_DIR, EXPORT_FILE, METRICS_FILE
@@ -65,7 +65,7 @@ def run(ctx: StageContext) -> StageResult:
         halt = None
         if ctx.run.flow == "retrain" and production is not None and production.id == existing.id:
             halt = "no new data or code since production was trained; nothing to retrain"
-        shutil.copyfile(Path(existing.path) / MANIFEST, ctx.stage_dir() / MANIFEST)
+        shutil.copyfile(open_artifact(ctx.settings, existing.path).path / MANIFEST, ctx.stage_dir() / MANIFEST)
         return StageResult(
             StageStatus.PASSED,
             f"reused artifact {aid} (same commit, source, data, params and seed)",
@@ -73,7 +73,8 @@ def run(ctx: StageContext) -> StageResult:
             halt=halt,
         )
 
-    staging = Path(tempfile.mkdtemp(prefix=f".staging-{aid}-", dir=_store(ctx, spec.name)))
+    store = Store.from_settings(ctx.settings)
+    staging = store.staging_dir(spec.name, aid)
     try:
         _train(ctx, staging, extra)
         manifest = _manifest(ctx, staging, ident, aid, dataset.fingerprint, dataset.source, extra)
@@ -85,17 +86,18 @@ def run(ctx: StageContext) -> StageResult:
         art = Artifact.open(staging)
         manifest = manifest.with_metrics(evaluate(art.model, parts.x_test, parts.y_test, art.task))
         write_json_atomic(staging / MANIFEST, manifest.to_json())
-        art = publish(staging, ctx.settings.artifacts_dir)
+        published = store.publish(staging)
     finally:
         shutil.rmtree(staging, ignore_errors=True)
-    version, created = ctx.registry.register_version(art.manifest, str(art.path))
+    art, uri = published.artifact, published.uri
+    version, created = ctx.registry.register_version(art.manifest, uri)
     shutil.copyfile(art.path / MANIFEST, ctx.stage_dir() / MANIFEST)  # archived by Jenkins with the run folder
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(art.metrics.items()))
     verb = "registered" if created else "already registered"
     return StageResult(
         StageStatus.PASSED,
         f"{verb} {spec.name} {spec.version} artifact {aid}: {metrics}",
-        {"version_id": version.id, "artifact_id": aid, "path": str(art.path), "reused": not created},
+        {"version_id": version.id, "artifact_id": aid, "path": uri, "reused": not created},
     )
 
 
@@ -118,18 +120,12 @@ def feedback_data(ctx: StageContext) -> list[Path]:
     return [out] if has_rows else []
 
 
-def _store(ctx: StageContext, name: str) -> Path:
-    folder = ctx.settings.artifacts_dir / name
-    folder.mkdir(parents=True, exist_ok=True)
-    return folder
-
-
 def _reusable(ctx: StageContext, name: str, aid: str) -> VersionRecord | None:
     if ctx.options.retrain_from_scratch:
         return None
     try:
         version = ctx.registry.version_by_artifact(name, aid)
-        Artifact.open(version.path).verify()
+        open_artifact(ctx.settings, version.path)  # fetched and checked: a damaged one is trained again
         return version
     except (NotFoundError, ArtifactError):  # unknown, or damaged on disk: train again
         return None

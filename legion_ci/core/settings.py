@@ -95,8 +95,8 @@ class Settings(BaseSettings):
         "state",
         REGISTRY_URL_EXPECTED,
     )
-    store_url: Annotated[str, BeforeValidator(_strip_slash)] = setting(
-        "",
+    store_url: Annotated[str | None, BeforeValidator(_strip_slash)] = setting(
+        None,
         "the artifact store: a folder, or s3://BUCKET/PREFIX on any S3-compatible service (endpoint and "
         "credentials from the standard AWS variables and config, AWS_ENDPOINT_URL included); default $LEGION_HOME",
         "state",

@@ -13,8 +13,10 @@
    process per stage, each process's wall against the seconds its stage recorded: the difference is the
    process's own overhead (interpreter, imports, registry).
 
-Read the ratios on a loaded machine, the absolutes on an idle one. Results go to bench/startup/results/
-(JSON and Markdown).
+Beside each wall time, the CPU seconds (user + system) the process spent to get there: on a machine
+shared with other work, wall time measures the queue; CPU time is close to what the wall time is on an
+idle machine (these start-ups are single-threaded). Read the ratios and the CPU times on a loaded machine.
+Results go to bench/startup/results/ (JSON and Markdown).
 """
 
 from __future__ import annotations
@@ -23,6 +25,7 @@ import argparse
 import http.client
 import json
 import os
+import resource
 import socket
 import statistics
 import subprocess
@@ -53,23 +56,42 @@ def legion(*args: str) -> list[str]:
     return [sys.executable, "-m", "legion_ci", *args]
 
 
-def wall(command: list[str], env: dict[str, str] | None = None) -> float:
-    start = time.perf_counter()
+def children_cpu() -> float:
+    usage = resource.getrusage(resource.RUSAGE_CHILDREN)
+    return usage.ru_utime + usage.ru_stime
+
+
+def timed(command: list[str], env: dict[str, str] | None = None) -> tuple[float, float]:
+    """(wall seconds, CPU seconds) of one run of COMMAND, which must succeed."""
+    cpu, start = children_cpu(), time.perf_counter()
     subprocess.run(command, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, check=True, cwd=ROOT)
-    return time.perf_counter() - start
+    return time.perf_counter() - start, children_cpu() - cpu
 
 
-def bench_cli(runs: int) -> dict[str, float]:
+def wall(command: list[str], env: dict[str, str] | None = None) -> float:
+    return timed(command, env)[0]
+
+
+def bench_cli(runs: int) -> dict[str, dict[str, float]]:
     commands = {
         "python -c pass": [sys.executable, "-c", "pass"],
         "legion-ci --version": legion("--version"),
         "legion-ci --help": legion("--help"),
     }
-    times: dict[str, list[float]] = {name: [] for name in commands}
+    times: dict[str, list[tuple[float, float]]] = {name: [] for name in commands}
     for _ in range(runs):
         for name, command in commands.items():
-            times[name].append(wall(command))
-    return {name: statistics.median(values) for name, values in times.items()}
+            times[name].append(timed(command))
+    return {
+        name: {"wall_s": statistics.median(w for w, _ in values), "cpu_s": statistics.median(c for _, c in values)}
+        for name, values in times.items()
+    }
+
+
+def process_cpu(pid: int) -> float:
+    """CPU seconds (user + system) process `pid` has used so far, across its exec()s."""
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
 
 
 def free_port() -> int:
@@ -89,8 +111,9 @@ def answers(port: int) -> bool:
         return False
 
 
-def time_to_first_answer(command: list[str], env: dict[str, str], timeout: float = 120.0) -> float:
-    """Seconds from starting COMMAND --port P until GET /health/ready answers 200; the process is stopped."""
+def time_to_first_answer(command: list[str], env: dict[str, str], timeout: float = 120.0) -> tuple[float, float]:
+    """(wall, CPU) seconds from starting COMMAND --port P until GET /health/ready answers 200; the process
+    is stopped."""
     port = free_port()
     start = time.perf_counter()
     proc = subprocess.Popen(
@@ -103,7 +126,7 @@ def time_to_first_answer(command: list[str], env: dict[str, str], timeout: float
             if time.perf_counter() - start > timeout:
                 raise RuntimeError(f"{' '.join(command)} did not answer in {timeout:.0f}s")
             time.sleep(0.005)
-        return time.perf_counter() - start
+        return time.perf_counter() - start, process_cpu(proc.pid)
     finally:
         proc.terminate()
         proc.wait(timeout=30)
@@ -122,18 +145,24 @@ def bench_serve(home: Path, rounds: int) -> dict[str, Any]:
     serve = legion("serve", artifact, "--no-auth", "--no-capture")
     bare = [sys.executable, str(HERE / "bare_app.py")]
     cold = time_to_first_answer(serve, env)  # empty plan cache: scikit-learn loaded, plan verified and cached
-    ours: list[float] = []
-    floor: list[float] = []
+    ours: list[tuple[float, float]] = []
+    floor: list[tuple[float, float]] = []
     for i in range(rounds):
         pair = [(ours, serve), (floor, bare)] if i % 2 == 0 else [(floor, bare), (ours, serve)]
         for into, command in pair:
             into.append(time_to_first_answer(command, env))
-        log(f"  round {i + 1}: legion-ci serve {ours[-1]:.3f}s, bare uvicorn {floor[-1]:.3f}s")
+        log(f"  round {i + 1}: legion-ci serve {ours[-1][0]:.3f}s, bare uvicorn {floor[-1][0]:.3f}s")
+    ours_wall, floor_wall = statistics.median(w for w, _ in ours), statistics.median(w for w, _ in floor)
+    ours_cpu, floor_cpu = statistics.median(c for _, c in ours), statistics.median(c for _, c in floor)
     return {
-        "legion_serve_cold_s": cold,
-        "legion_serve_s": statistics.median(ours),
-        "bare_uvicorn_s": statistics.median(floor),
-        "ratio": statistics.median(ours) / statistics.median(floor),
+        "legion_serve_cold_s": cold[0],
+        "legion_serve_cold_cpu_s": cold[1],
+        "legion_serve_s": ours_wall,
+        "legion_serve_cpu_s": ours_cpu,
+        "bare_uvicorn_s": floor_wall,
+        "bare_uvicorn_cpu_s": floor_cpu,
+        "ratio": ours_wall / floor_wall,
+        "cpu_ratio": ours_cpu / floor_cpu,
         "rounds": {"legion_serve": ours, "bare_uvicorn": floor},
     }
 
@@ -174,10 +203,11 @@ def bench_pipeline(workdir: Path) -> dict[str, Any]:
     home = workdir / "jenkins-home"
     run_id = f"iris-startup-bench-{os.getpid()}"
     process_wall: dict[str, float] = {}
+    process_cpu_s: dict[str, float] = {}
     try:
         for name in PUSH_STAGES:
             args = [name, str(IRIS), "--run-id", run_id] if name == "validate" else [name, "--run-id", run_id]
-            process_wall[name] = wall(legion(*args), env_for(home))
+            process_wall[name], process_cpu_s[name] = timed(legion(*args), env_for(home))
         recorded = stage_seconds(home, run_id)
     finally:
         clean_up(home)
@@ -186,6 +216,7 @@ def bench_pipeline(workdir: Path) -> dict[str, Any]:
         "run_wall_s": run_wall,
         "run_stage_s": in_one,
         "stage_process_wall_s": process_wall,
+        "stage_process_cpu_s": process_cpu_s,
         "stage_recorded_s": recorded,
         "stage_process_overhead_s": overhead,
     }
@@ -217,19 +248,21 @@ def main() -> int:
 
 def markdown(report: dict[str, Any]) -> str:
     load = ", ".join(f"{x:.1f}" for x in report["load_average"])
+    serve = report["serve"]
     lines = [
         f"# Start-up, {report['when']} ({report['cpus']} CPUs, load average {load})",
         "",
-        "| command | median wall s |",
-        "|---|---|",
-        *(f"| `{name}` | {seconds:.3f} |" for name, seconds in report["cli_s"].items()),
+        "| command | median wall s | median CPU s |",
+        "|---|---|---|",
+        *(f"| `{name}` | {t['wall_s']:.3f} | {t['cpu_s']:.3f} |" for name, t in report["cli_s"].items()),
         "",
-        "| server | time to first answer s |",
-        "|---|---|",
-        f"| `legion-ci serve`, first start (empty plan cache) | {report['serve']['legion_serve_cold_s']:.3f} |",
-        f"| `legion-ci serve` (median) | {report['serve']['legion_serve_s']:.3f} |",
-        f"| bare uvicorn app (median) | {report['serve']['bare_uvicorn_s']:.3f} |",
-        f"| **ratio** legion-ci serve / bare uvicorn | **{report['serve']['ratio']:.2f}x** |",
+        "| server | time to first answer s | CPU s until then |",
+        "|---|---|---|",
+        f"| `legion-ci serve`, first start (empty plan cache) | {serve['legion_serve_cold_s']:.3f} | "
+        f"{serve['legion_serve_cold_cpu_s']:.3f} |",
+        f"| `legion-ci serve` (median) | {serve['legion_serve_s']:.3f} | {serve['legion_serve_cpu_s']:.3f} |",
+        f"| bare uvicorn app (median) | {serve['bare_uvicorn_s']:.3f} | {serve['bare_uvicorn_cpu_s']:.3f} |",
+        f"| **ratio** legion-ci serve / bare uvicorn | **{serve['ratio']:.2f}x** | {serve['cpu_ratio']:.2f}x |",
     ]
     pipeline = report.get("pipeline")
     if pipeline:
@@ -237,13 +270,14 @@ def markdown(report: dict[str, Any]) -> str:
             "",
             f"`legion-ci run examples/iris`, fresh LEGION_HOME: **{pipeline['run_wall_s']:.1f} s** wall.",
             "",
-            "| stage | in `run` s | own process: wall s | its stage s | process overhead s |",
-            "|---|---|---|---|---|",
+            "| stage | in `run` s | own process: wall s | its CPU s | its stage s | process overhead s |",
+            "|---|---|---|---|---|---|",
         ]
         for name in PUSH_STAGES:
             lines.append(
                 f"| {name} | {pipeline['run_stage_s'].get(name, 0.0):.2f} | "
-                f"{pipeline['stage_process_wall_s'][name]:.2f} | {pipeline['stage_recorded_s'].get(name, 0.0):.2f} | "
+                f"{pipeline['stage_process_wall_s'][name]:.2f} | {pipeline['stage_process_cpu_s'][name]:.2f} | "
+                f"{pipeline['stage_recorded_s'].get(name, 0.0):.2f} | "
                 f"{pipeline['stage_process_overhead_s'][name]:.2f} |"
             )
     return "\n".join(lines) + "\n"

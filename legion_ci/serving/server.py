@@ -3,7 +3,8 @@
 
 Start-up loads the model with scikit-learn and picks the fastest predictor that gives its answers. When
 that predictor is a plain-numpy LinearPlan, the process saves the plan in the plan cache
-($LEGION_HOME/cache/plans, keyed by the artifact id and the model file's sha256) and re-executes itself
+(serving/plan_cache.py: $LEGION_HOME/cache/plans, keyed by the artifact id and the model file's sha256)
+and re-executes itself
 (same pid, same command plus `--plan FILE`) as a slim server that never imports scikit-learn, scipy or
 pandas: about a third of the memory. The next server of the same artifact finds the plan in the cache and
 starts slim at once, in well under a second, since importing scikit-learn is most of a cold start. Set
@@ -13,7 +14,6 @@ LEGION_SERVE_SLIM=off to keep the full process.
 from __future__ import annotations
 
 import functools
-import hashlib
 import logging
 import os
 import sys
@@ -24,6 +24,7 @@ from typing import Any
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import ArtifactError, ConfigError
 from legion_ci.core.settings import Settings, child_env
+from legion_ci.serving import plan_cache
 from legion_ci.serving.options import ServeOptions
 
 PROMETHEUS_DIR_VARIABLE = "PROMETHEUS_MULTIPROC_DIR"  # prometheus_client's multiprocess mode has no other switch
@@ -70,18 +71,9 @@ def check_artifact(path: str | Path) -> Artifact:
     return art
 
 
-def _plan_stamp(art: Artifact) -> str:
-    return hashlib.sha256(f"{art.id}:{art.manifest.model.sha256}".encode()).hexdigest()[:16]
-
-
-def plan_cache_file(art: Artifact, settings: Settings) -> Path:
-    """Where the verified plain-numpy plan of this artifact's model is kept between server starts."""
-    return settings.home / "cache" / "plans" / f"plan-{_plan_stamp(art)}.npz"
-
-
 def _cached_plan(art: Artifact, settings: Settings) -> Path | None:
     """The cached plan of this artifact, once its model file is checked against the manifest; else None."""
-    cached = plan_cache_file(art, settings)
+    cached = plan_cache.cache_file(art, settings)
     if not settings.serve_slim or not cached.is_file():
         return None
     art.verify()  # the plan stands for the model only while the model file is the one the manifest names
@@ -94,7 +86,7 @@ def _predictor(art: Artifact, plan: Path | None) -> Any:
 
     if plan is None:
         return None
-    if not plan.name.startswith(f"plan-{_plan_stamp(art)}"):
+    if not plan.name.startswith(f"plan-{plan_cache.stamp(art)}"):
         raise ConfigError(f"--plan: {plan} was not made from the artifact {art.path}")
     try:
         return Predictor.from_plan(LinearPlan.load(plan))
@@ -139,15 +131,8 @@ def _go_slim(art: Artifact, artifact_path: str | Path, options: ServeOptions, se
     plan = app.predictor.plan
     if plan is None or not settings.serve_slim:
         return
-    cached = plan_cache_file(art, settings)
-    try:  # written beside, then renamed: replicas starting together never read half a file
-        cached.parent.mkdir(parents=True, exist_ok=True)
-        fd, name = tempfile.mkstemp(dir=cached.parent, prefix=f"{cached.stem}-", suffix=".tmp")
-        os.close(fd)
-        plan.save(Path(name))
-        os.replace(name, cached)
-    except OSError as exc:
-        log.warning("cannot save the slim plan in %s (%s); serving with scikit-learn loaded", cached.parent, exc)
+    cached = plan_cache.save(plan, art, settings)
+    if cached is None:
         return
     sys.stdout.flush()
     sys.stderr.flush()
@@ -171,7 +156,7 @@ def serve(artifact_path: str | Path, options: ServeOptions, settings: Settings, 
             predictor = _predictor(art, plan)
         except ConfigError as exc:  # a damaged cache entry: drop it and make the plan again
             log.warning("plan cache: %s; rebuilding it from the model", exc)
-            plan_cache_file(art, settings).unlink(missing_ok=True)
+            plan_cache.cache_file(art, settings).unlink(missing_ok=True)
             plan = None
         if plan is None:
             art = check_artifact(artifact_path)

@@ -3,8 +3,9 @@
 A server that finds its artifact's plan here starts without importing scikit-learn, scipy or pandas
 (seconds of a cold start). A plan is written only after it gave the estimator's own answers on the probe
 rows (serving/predictor.py), and it is keyed by the artifact id and the model file's sha256, so it stands
-for exactly that model file. The train stage, which has the model loaded anyway, warms the cache, so even
-the first server of a new artifact (the perf test's) starts slim.
+for exactly that model file. In a pipeline the perf test's server makes it, and the deploy's replicas start
+slim. (`warm` would let the train stage make it while the model is loaded, but the layer rule keeps the
+pipeline from importing serving/; left for a core-level home of the plan.)
 """
 
 from __future__ import annotations

@@ -7,8 +7,6 @@ import subprocess
 import sys
 from pathlib import Path
 
-import numpy as np
-import pandas as pd
 import pytest
 import yaml
 
@@ -49,23 +47,6 @@ def test_manifest_carries_lineage(
     features = [f["name"] for f in manifest["model"]["input_schema"]["features"]]
     assert features[0] == "sepal length (cm)" and len(manifest["model"]["input_schema"]["example"]) == 5
     assert (Path(result.outputs["path"]) / "holdout.csv").is_file()
-
-
-def test_training_a_linear_model_warms_the_slim_plan_cache(
-    settings: Settings, registry: Registry, iris_dir: Path
-) -> None:
-    """The first server of the new artifact (the perf test's) starts slim: its plan is cached, and it is the
-    plan a server would make and check itself (same answers as the model on the schema's example)."""
-    from legion_ci.core.artifact import Artifact
-    from legion_ci.serving import plan_cache
-    from legion_ci.serving.fastpath import LinearPlan
-
-    art = Artifact.open(train(settings, registry, iris_dir).outputs["path"])
-    cached = plan_cache.cache_file(art, settings)
-    assert cached.is_file()
-    example = art.schema.example
-    want = art.model.predict(pd.DataFrame(example, columns=art.feature_names))
-    assert LinearPlan.load(cached).predict(np.asarray(example, dtype=np.float64)).tolist() == want.tolist()
 
 
 def test_same_inputs_reuse_the_artifact_and_a_change_makes_a_new_one(

@@ -118,7 +118,7 @@ def _break_examples(artifact_path: str) -> None:
     """Alter the artifact's recorded example predictions, so the served answers no longer match them."""
     manifest_file = Path(artifact_path) / "manifest.json"
     manifest = json.loads(manifest_file.read_text())
-    schema = manifest["input_schema"]
+    schema = manifest["model"]["input_schema"]  # manifest schema 2: the export under "model"
     schema["example_predictions"] = [(int(p) + 1) % 3 for p in schema["example_predictions"]]
     manifest_file.write_text(json.dumps(manifest))
 

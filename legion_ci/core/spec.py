@@ -214,6 +214,39 @@ def parse_spec(data: Any, file: str) -> ModelSpec:
         raise SpecError(file, [_describe(e) for e in exc.errors()]) from None
 
 
+MAX_SPEC_BYTES = 256 * 1024
+
+
+class StrictLoader(yaml.SafeLoader):  # type: ignore[misc]  # PyYAML is untyped here
+    """SafeLoader that refuses what makes a spec read differently from how it looks: a key given twice
+    (last-wins would hide the first value a reviewer reads) and aliases (`*name`, which can also expand a
+    few hundred bytes into gigabytes)."""
+
+    def compose_node(self, parent: Any, index: Any) -> Any:
+        if self.check_event(yaml.AliasEvent):
+            mark = self.peek_event().start_mark
+            raise yaml.composer.ComposerError(
+                None, None, "aliases (*name) are not allowed in legion.yaml; write the value out", mark
+            )
+        return super().compose_node(parent, index)
+
+    def construct_mapping(self, node: Any, deep: bool = False) -> Any:
+        seen: dict[Any, int] = {}
+        for key_node, _ in node.value:
+            key = self.construct_object(key_node, deep=True)
+            line = key_node.start_mark.line + 1
+            if isinstance(key, (str, int, float, bool)) and key in seen:
+                raise yaml.constructor.ConstructorError(
+                    None,
+                    None,
+                    f"key {str(key)[:60]!r} appears twice (lines {seen[key]} and {line})",
+                    key_node.start_mark,
+                )
+            if isinstance(key, (str, int, float, bool)):
+                seen[key] = line
+        return super().construct_mapping(node, deep)
+
+
 def load_spec(model_dir: str | Path) -> LoadedSpec:
     """Read and validate MODEL_DIR/legion.yaml, then check that the files it names exist."""
     folder = Path(model_dir).resolve()
@@ -222,8 +255,11 @@ def load_spec(model_dir: str | Path) -> LoadedSpec:
         raise SpecError(str(file), [f"model folder {str(folder)!r} does not exist"])
     if not file.is_file():
         raise SpecError(str(file), [f"no {SPEC_FILE} in {str(folder)!r} (expected the model's spec there)"])
+    size = file.stat().st_size
+    if size > MAX_SPEC_BYTES:
+        raise SpecError(str(file), [f"{size} bytes, over the limit of {MAX_SPEC_BYTES} bytes for a spec"])
     try:
-        raw = yaml.safe_load(file.read_text(encoding="utf-8"))
+        raw = yaml.load(file.read_text(encoding="utf-8"), Loader=StrictLoader)  # a SafeLoader subclass
     except yaml.YAMLError as exc:
         raise SpecError(str(file), [f"not valid YAML: {exc}"]) from None
     spec = parse_spec(raw, str(file))

@@ -149,3 +149,28 @@ def test_every_problem_is_listed_at_once(iris_dir: Path) -> None:
     with pytest.raises(SpecError) as info:
         load_spec(iris_dir)
     assert len(info.value.problems) == 2
+
+
+def test_a_key_given_twice_is_refused_with_both_lines(tmp_path: Path) -> None:
+    (tmp_path / "legion.yaml").write_text(
+        "name: iris\ngate:\n  metrics:\n    accuracy: 0.9\ngate:\n  metrics:\n    accuracy: 0.1\n"
+    )
+    with pytest.raises(SpecError, match=r"key 'gate' appears twice \(lines 2 and 5\)"):
+        load_spec(tmp_path)
+
+
+def test_an_alias_bomb_is_refused_in_a_short_message(tmp_path: Path) -> None:
+    lines = ['a: &a ["lol","lol","lol","lol","lol","lol","lol","lol","lol"]']
+    for k in "bcdefghi":
+        prev = chr(ord(k) - 1)
+        lines.append(f"{k}: &{k} [*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev},*{prev}]")
+    (tmp_path / "legion.yaml").write_text("\n".join(lines) + "\nname: *i\n")
+    with pytest.raises(SpecError, match="aliases") as caught:
+        load_spec(tmp_path)
+    assert len(str(caught.value)) < 2000
+
+
+def test_a_spec_over_the_size_limit_is_refused(tmp_path: Path) -> None:
+    (tmp_path / "legion.yaml").write_text("name: iris\n" + "# pad\n" * 50_000)
+    with pytest.raises(SpecError, match="over the limit of 262144 bytes"):
+        load_spec(tmp_path)

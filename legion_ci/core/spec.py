@@ -269,21 +269,41 @@ def load_spec(model_dir: str | Path) -> LoadedSpec:
     return LoadedSpec(spec=spec, model_dir=folder, raw=raw)
 
 
+def _inside(folder: Path, field: str, value: str, kind: str) -> tuple[Path | None, str | None]:
+    """`value` resolved (symlinks followed) against the model folder; a problem when it lands outside it."""
+    root = folder.resolve()
+    target = (root / value).resolve()
+    if not target.is_relative_to(root):
+        return None, (
+            f"{field}: {value!r} resolves to {str(target)!r}, outside the model folder {str(root)!r} "
+            f"(expected a {kind} inside it)"
+        )
+    return target, None
+
+
 def check_files(spec: ModelSpec, folder: Path, raw: dict[str, Any] | None = None) -> list[str]:
-    """Files the spec points at must exist inside the model folder. `gate.tests` is optional when left at its
-    default (a model without tests), but a folder the spec names explicitly must be there."""
+    """Files the spec points at must exist inside the model folder (after symlinks are resolved: a link
+    out of the folder is refused like an absolute path). `gate.tests` is optional when left at its default
+    (a model without tests), but a folder the spec names explicitly must be there."""
     problems = []
+    tests, outside = _inside(folder, "gate.tests", spec.gate.tests, "folder")
     named_tests = isinstance(raw, dict) and "tests" in (raw.get("gate") or {})
-    if named_tests and not (folder / spec.gate.tests).is_dir():
+    if outside and named_tests:
+        problems.append(outside)
+    elif named_tests and tests is not None and not tests.is_dir():
         problems.append(
             f"gate.tests: folder {spec.gate.tests!r} not found in {str(folder)!r} "
             "(expected the model's pytest tests there; remove the field to run none)"
         )
-    entry = folder / spec.train.entrypoint
-    if not entry.is_file():
+    entry, outside = _inside(folder, "train.entrypoint", spec.train.entrypoint, "Python file")
+    if outside:
+        problems.append(outside)
+    elif entry is not None and not entry.is_file():
         problems.append(f"train.entrypoint: file {spec.train.entrypoint!r} not found in {str(folder)!r}")
     if not spec.train.data.startswith("sklearn:"):
-        data = folder / spec.train.data
-        if not data.is_file():
+        data, outside = _inside(folder, "train.data", spec.train.data, "CSV")
+        if outside:
+            problems.append(outside)
+        elif data is not None and not data.is_file():
             problems.append(f"train.data: file {spec.train.data!r} not found in {str(folder)!r} (expected a CSV)")
     return problems

@@ -82,6 +82,15 @@ MALFORMED = {
         lambda d: d["train"].update(data="data/train.csv"),
         "train.data: file 'data/train.csv' not found",
     ),
+    "data outside the folder": (
+        lambda d: d["train"].update(data="/etc/passwd"),
+        "train.data: '/etc/passwd' resolves to '/etc/passwd', outside the model folder",
+    ),
+    "entrypoint climbing out": (
+        lambda d: d["train"].update(entrypoint="../../train.py"),
+        "train.entrypoint: '../../train.py' resolves to",
+    ),
+    "tests outside the folder": (lambda d: d["gate"].update(tests="/tmp"), "gate.tests: '/tmp' resolves to '/tmp'"),
     "missing train.py": (lambda d: d["train"].update(entrypoint="fit.py"), "train.entrypoint: file 'fit.py' not found"),
 }
 
@@ -117,6 +126,17 @@ def test_default_tests_folder_may_be_absent(iris_dir: Path) -> None:
     write_spec(iris_dir, data)
     shutil.rmtree(iris_dir / "tests")
     assert load_spec(iris_dir).spec.gate.tests == "tests"
+
+
+def test_a_symlink_out_of_the_model_folder_is_refused(iris_dir: Path, tmp_path: Path) -> None:
+    outside = tmp_path / "secret.csv"
+    outside.write_text("a,target\n1,0\n")
+    (iris_dir / "data.csv").symlink_to(outside)
+    data = base()
+    data["train"]["data"] = "data.csv"
+    write_spec(iris_dir, data)
+    with pytest.raises(SpecError, match="train.data: 'data.csv' resolves to .*outside the model folder"):
+        load_spec(iris_dir)
 
 
 def test_not_yaml(iris_dir: Path) -> None:

@@ -133,9 +133,10 @@ def status(settings: Settings) -> dict[str, Any]:
     return {"running": running(settings) is not None, **asdict(info)}
 
 
-def wait_routed(info: RouterInfo, deployment_id: int, timeout: float = 15.0) -> None:
-    """Block until the router's table routes `deployment_id` (it re-reads the registry every half second),
-    so the stable URL serves the new deployment the moment deploy returns."""
+def wait_routed(info: RouterInfo, deployment_id: int, weight: int, timeout: float = 15.0) -> None:
+    """Block until the router's table routes `deployment_id` at `weight` (it re-reads the registry every half
+    second; a deployment is recorded at 0 and then given its weight, so seeing it listed is not enough), so
+    the stable URL serves the new deployment the moment deploy returns."""
     import httpx
 
     deadline = time.monotonic() + timeout
@@ -145,10 +146,14 @@ def wait_routed(info: RouterInfo, deployment_id: int, timeout: float = 15.0) -> 
             routes = httpx.get(f"{info.url}/routes", timeout=2.0).json()
             for model in routes.get("models", {}).values():
                 for entry in model.get("deployments", []):
-                    if entry.get("deployment_id") == deployment_id and entry.get("routed"):
+                    routed = entry.get("deployment_id") == deployment_id and entry.get("routed")
+                    if routed and entry.get("weight") == weight:
                         return
             last = f"generation {routes.get('generation')}, registry error: {routes.get('registry_error')}"
         except (httpx.HTTPError, ValueError) as exc:
             last = str(exc)
         time.sleep(0.1)
-    raise DeployError(f"the router on {info.url} did not route deployment {deployment_id} within {timeout:g}s ({last})")
+    raise DeployError(
+        f"the router on {info.url} did not route deployment {deployment_id} at weight {weight} "
+        f"within {timeout:g}s ({last})"
+    )

@@ -70,7 +70,8 @@ def deploy(
     if target == local.TARGET:
         record = already or _deploy_local(settings, registry, version, spec, weight, log)
         if router is not None:
-            local_router.wait_routed(router, record.id)
+            current = next((d.weight for d in registry.deployments(version.model) if d.id == record.id), record.weight)
+            local_router.wait_routed(router, record.id, int(current))
         return Deployed(record, already is None, router.url if router else None)
     from legion_ci.deploy import inventory  # Ansible's part: the Kubernetes target only
     from legion_ci.deploy.ansible import run_playbook

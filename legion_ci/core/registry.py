@@ -263,30 +263,36 @@ class Registry:
 
     # -- models and versions -------------------------------------------------------------
     def register_version(self, manifest: Manifest, path: str) -> tuple[VersionRecord, bool]:
-        """Add a version for an artifact; the same artifact registered again returns the first record."""
+        """Add a version for an artifact; the same artifact registered again returns the first record.
+
+        Concurrent writers race on two unique keys: the model row and the (model, artifact) row. A
+        loser of either race retries its whole transaction, which then sees the winner's rows.
+        """
         name, aid = manifest.name, manifest.artifact_id
-        try:
-            with self.tx() as conn:
-                if conn.execute(select(models.c.name).where(models.c.name == name)).first() is None:
-                    conn.execute(models.insert().values(name=name, created_at=now()))
-                existing = conn.execute(
-                    select(versions).where(versions.c.model == name, versions.c.artifact_id == aid)
-                ).first()
-                if existing is not None:
-                    return _version(existing), False
-                conn.execute(
-                    versions.insert().values(
-                        model=name,
-                        version=manifest.version,
-                        artifact_id=aid,
-                        path=path,
-                        manifest=manifest.to_json(),
-                        created_at=now(),
+        for _attempt in range(5):
+            try:
+                with self.tx() as conn:
+                    if conn.execute(select(models.c.name).where(models.c.name == name)).first() is None:
+                        conn.execute(models.insert().values(name=name, created_at=now()))
+                    existing = conn.execute(
+                        select(versions).where(versions.c.model == name, versions.c.artifact_id == aid)
+                    ).first()
+                    if existing is not None:
+                        return _version(existing), False
+                    conn.execute(
+                        versions.insert().values(
+                            model=name,
+                            version=manifest.version,
+                            artifact_id=aid,
+                            path=path,
+                            manifest=manifest.to_json(),
+                            created_at=now(),
+                        )
                     )
-                )
-        except IntegrityError:
-            pass  # a concurrent writer registered the same artifact first: read theirs below
-        return self.version_by_artifact(name, aid), True
+                return self.version_by_artifact(name, aid), True
+            except IntegrityError:
+                continue  # a concurrent writer inserted the model or this artifact first: look again
+        raise RegistryError(f"registry {self._safe_url()}: could not register {name} {aid} after 5 attempts")
 
     def version_by_artifact(self, model: str, artifact_id: str) -> VersionRecord:
         with self.tx() as conn:

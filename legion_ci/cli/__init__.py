@@ -44,7 +44,21 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         command_parser = sub.add_parser(command.name, help=command.help, description=command.help)
         if argv is None or command.name == chosen:
             command.build(command_parser)
+            _describe_steps(command_parser)
     return parser
+
+
+def _describe_steps(parser: argparse.ArgumentParser) -> None:
+    """A step (`legion-ci db upgrade`) whose builder gave it a one-line help but no description gets that
+    line as its description too, so its own --help says what it does."""
+    for action in parser._actions:
+        if isinstance(action, argparse._SubParsersAction):
+            helps = {choice.dest: choice.help for choice in action._choices_actions}
+            for name, step in action.choices.items():
+                if not step.description and helps.get(name):
+                    text = str(helps[name])
+                    step.description = f"{text[0].upper()}{text[1:]}."
+                _describe_steps(step)
 
 
 def main(argv: list[str] | None = None) -> int:

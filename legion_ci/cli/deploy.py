@@ -37,37 +37,43 @@ def build_rollback(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("model_dir", metavar="MODEL_DIR", nargs="?", help="model folder (default run: its latest)")
     p.add_argument("--run-id", help="the run whose candidate to roll back")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for the model's lock")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
     add_state_args(p)
     p.set_defaults(handler=cmd_rollback)
 
 
 def build_undeploy(p: argparse.ArgumentParser, name: str) -> None:
     p.description = (
-        "Weight 0, drained by the router, stopped (on Kubernetes, the release is uninstalled through "
-        "ansible/undeploy.yml)."
+        "Stop every deployment of a model (or of one of its versions): each is set to weight 0, drained by "
+        "the router so that no request in flight fails, then stopped and recorded as stopped (on Kubernetes, "
+        "its Helm release is uninstalled through ansible/undeploy.yml). The versions stay in the registry."
     )
-    p.add_argument("model")
+    p.add_argument("model", help="the model's name (as in legion.yaml)")
     p.add_argument("--version", help="only this version (default: every version of the model)")
     add_state_args(p)
     p.set_defaults(handler=cmd_undeploy)
 
 
 def build_deployments(d: argparse.ArgumentParser, name: str) -> None:
+    d.description = (
+        "List the deployments of every model (or of one), or give one deployment a share of its model's "
+        "traffic by hand."
+    )
     steps = d.add_subparsers(dest="step", metavar="STEP", required=True)
 
-    s = steps.add_parser("list", help="deployments of every model, or of one")
-    s.add_argument("model", nargs="?")
+    s = steps.add_parser(
+        "list", help="deployments of every model, or of one", description="Deployments of every model, or of one."
+    )
+    s.add_argument("model", nargs="?", help="only this model's deployments")
     s.add_argument("--all", action="store_true", help="include stopped and rolled-back ones")
-    s.add_argument("--json", action="store_true")
+    s.add_argument("--json", action="store_true", help="print the deployments as JSON on stdout")
     add_state_args(s)
     s.set_defaults(handler=cmd_list)
 
-    s = steps.add_parser(
-        "set-weight", help="give a deployment a share of its model's traffic; the others share the rest"
-    )
-    s.add_argument("deployment_id", type=int)
-    s.add_argument("weight", type=_percent)
+    what = "give a deployment a share of its model's traffic; the others share the rest"
+    s = steps.add_parser("set-weight", help=what, description=f"{what[0].upper()}{what[1:]}.")
+    s.add_argument("deployment_id", type=int, help="the deployment's id (see `legion-ci deployments list`)")
+    s.add_argument("weight", type=_percent, help="its share, a whole percentage 0-100")
     add_state_args(s)
     s.set_defaults(handler=cmd_set_weight)
 

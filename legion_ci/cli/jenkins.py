@@ -61,7 +61,7 @@ def build_schedule(p: argparse.ArgumentParser, name: str) -> None:
         "The next run times of the retrain job, with Jenkins' hash for H seeded "
         "by the job's full name <model>/<model>-retrain."
     )
-    p.add_argument("model_dir", metavar="MODEL_DIR")
+    p.add_argument("model_dir", metavar="MODEL_DIR", help="folder holding legion.yaml (its schedule.retrain)")
     p.add_argument("-n", "--count", type=int, default=5, help="how many times to print (default: 5)")
     p.add_argument("--after", help="start from this ISO time (default: now)")
     p.add_argument(
@@ -80,7 +80,7 @@ def build_jenkins(jp: argparse.ArgumentParser, name: str) -> None:
         description="Print a plan, then create or update the folder and jobs of each model. "
         "Stale jobs of models not given are deleted only with --prune.",
     )
-    p.add_argument("model_dirs", nargs="*", metavar="MODEL_DIR")
+    p.add_argument("model_dirs", nargs="*", metavar="MODEL_DIR", help="folders holding legion.yaml")
     p.add_argument("--dry-run", action="store_true", help="print the plan only")
     p.add_argument("--prune", action="store_true", help="delete managed jobs of models that are gone")
     _render_args(p)
@@ -105,7 +105,7 @@ def build_jenkins(jp: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("model", metavar="MODEL", help="model name, or a folder holding legion.yaml")
     p.add_argument("--job", default="pipeline", help="pipeline (default) or retrain")
     p.add_argument("-n", "--count", type=int, default=5, help="how many builds (default: 5)")
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--json", action="store_true", help="print the builds as JSON on stdout")
     _creds_args(p)
     p.set_defaults(handler=cmd_status)
 

@@ -14,22 +14,31 @@ from legion_ci.core.errors import NotFoundError
 
 
 def build_models(p: argparse.ArgumentParser, name: str) -> None:
-    p.add_argument("--json", action="store_true")
+    p.description = (
+        "List every model in the registry: its production version and artifact, how many versions it has and "
+        "how many deployments."
+    )
+    p.add_argument("--json", action="store_true", help="print the list as JSON on stdout")
     add_state_args(p)
     p.set_defaults(handler=cmd_models)
 
 
 def build_runs(p: argparse.ArgumentParser, name: str) -> None:
+    p.description = "List the newest runs (of every model, or of one) with the state of each of their stages."
     p.add_argument("model", nargs="?", help="only this model's runs")
-    p.add_argument("--limit", type=int, default=10)
-    p.add_argument("--json", action="store_true")
+    p.add_argument("--limit", type=int, default=10, help="how many runs (default: 10)")
+    p.add_argument("--json", action="store_true", help="print the runs as JSON on stdout")
     add_state_args(p)
     p.set_defaults(handler=cmd_runs)
 
 
 def build_status(p: argparse.ArgumentParser, name: str) -> None:
-    p.add_argument("model")
-    p.add_argument("--json", action="store_true")
+    p.description = (
+        "Show one model: every version with its artifact id, aliases (production, ...) and creation time, "
+        "then its active deployments with their traffic weights and endpoints."
+    )
+    p.add_argument("model", help="the model's name (as in legion.yaml)")
+    p.add_argument("--json", action="store_true", help="print the model's state as JSON on stdout")
     add_state_args(p)
     p.set_defaults(handler=cmd_status)
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import sys
+from typing import Any
 
 from rich.console import Console
 from rich.markup import escape
@@ -12,18 +13,42 @@ from rich.table import Table
 from legion_ci.cli.common import add_state_args, open_state, print_json, settings_of
 from legion_ci.core.errors import EXIT_FAILED
 from legion_ci.core.spec import load_spec
-from legion_ci.pipeline.graph import FLOWS, stage
+from legion_ci.pipeline.graph import FLOWS, stage, starts_a_run
 from legion_ci.pipeline.progress import STYLES, reporter_for
 from legion_ci.pipeline.runner import RunSummary, run_flow, single_stage
 from legion_ci.pipeline.stages.base import RunOptions
 
+# The run options, each once: its flag, argparse keywords, and the RunOptions field it fills.
+_RUN_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
+    "target": (
+        "--target",
+        {"choices": ("local", "kubernetes"), "help": "override deploy.target (where the candidate goes)"},
+    ),
+    "traffic_weight": (
+        "--traffic-weight",
+        {"type": int, "metavar": "PCT", "help": "override deploy.traffic_weight (the candidate's first share)"},
+    ),
+    "skip_perf_reason": ("--skip-perf", {"metavar": "REASON", "help": "skip the performance test, recording why"}),
+    "force_reason": ("--force", {"metavar": "REASON", "help": "pass a failed gate, recording why"}),
+}
+# Which run options each stage reads (a flow reads them all): a stage's --help shows only these.
+STAGE_OPTIONS: dict[str, tuple[str, ...]] = {
+    "validate": (),
+    "train": (),
+    "gate": ("force_reason",),
+    "perf": ("skip_perf_reason",),
+    "package": ("target",),
+    "deploy": ("target", "traffic_weight"),
+    "smoke": (),
+    "promote": (),
+}
 
-def _options_args(parser: argparse.ArgumentParser) -> None:
+
+def _options_args(parser: argparse.ArgumentParser, fields: tuple[str, ...] = tuple(_RUN_OPTIONS)) -> None:
     group = parser.add_argument_group("run options (Jenkins passes these as LEGION_* variables)")
-    group.add_argument("--target", choices=("local", "kubernetes"), help="override deploy.target")
-    group.add_argument("--traffic-weight", type=int, metavar="PCT", help="override deploy.traffic_weight")
-    group.add_argument("--skip-perf", metavar="REASON", help="skip the performance test, recording why")
-    group.add_argument("--force", metavar="REASON", help="deploy despite a failed gate, recording why")
+    for name in fields:
+        flag, kwargs = _RUN_OPTIONS[name]
+        group.add_argument(flag, dest=name, **kwargs)
     group.add_argument(
         "--wait",
         type=float,
@@ -34,14 +59,8 @@ def _options_args(parser: argparse.ArgumentParser) -> None:
 
 
 def _options(args: argparse.Namespace) -> RunOptions:
-    return RunOptions.from_settings(
-        settings_of(args),
-        target=args.target,
-        traffic_weight=args.traffic_weight,
-        skip_perf_reason=args.skip_perf,
-        force_reason=args.force,
-        lock_wait=args.wait,
-    )
+    given = {name: getattr(args, name, None) for name in _RUN_OPTIONS}
+    return RunOptions.from_settings(settings_of(args), **given, lock_wait=args.wait)
 
 
 def build_run(run: argparse.ArgumentParser, name: str) -> None:
@@ -62,7 +81,7 @@ def build_retrain(retrain: argparse.ArgumentParser, name: str) -> None:
         "deploy it beside production at the spec's traffic weight. A candidate no better than "
         "production deploys nothing. One pipeline per model at a time: see --wait."
     )
-    retrain.add_argument("model_dir", metavar="MODEL_DIR")
+    retrain.add_argument("model_dir", metavar="MODEL_DIR", help="folder holding legion.yaml and train.py")
     retrain.add_argument("--run-id", help="reuse or name the run (default: a new id)")
     retrain.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     _options_args(retrain)
@@ -73,15 +92,23 @@ def build_retrain(retrain: argparse.ArgumentParser, name: str) -> None:
 def build_stage(p: argparse.ArgumentParser, name: str) -> None:
     """`legion-ci NAME`: one stage of the graph, alone in this process."""
     st = stage(name)
-    p.description = (
-        f"{st.title}: {st.summary}. Reads earlier stages' outputs from the run record, "
-        "so it can run alone in a fresh process (Jenkins 'Restart from Stage')."
-    )
-    p.add_argument("model_dir", metavar="MODEL_DIR", nargs="?", help="model folder (needed to start a new run)")
-    p.add_argument("--run-id", help="the run this stage belongs to (created if new; default: the latest run)")
-    p.add_argument("--flow", choices=sorted(FLOWS), default="push", help="flow of a new run (default: push)")
+    if starts_a_run(st):
+        how = "Given a new --run-id (or none, for train) it starts a run; validate without --run-id records nothing."
+        run_help = "the run this stage belongs to (created if new)"
+    else:
+        how = (
+            f"Needs stage(s) {', '.join(st.needs)} to have passed in its run, whose outputs it reads from the "
+            "run record, so it can run alone in a fresh process (Jenkins 'Restart from Stage')."
+        )
+        run_help = "the run this stage belongs to (default: the model's latest run; never created here)"
+    p.description = f"{st.title}: {st.summary}. {how}"
+    p.add_argument("model_dir", metavar="MODEL_DIR", nargs="?", help="model folder (holding legion.yaml)")
+    p.add_argument("--run-id", help=run_help)
+    # Every rendered Jenkinsfile passes --flow to every stage; only a stage that may start a run reads it.
+    flow_help = "flow of a new run (default: push)" if starts_a_run(st) else argparse.SUPPRESS
+    p.add_argument("--flow", choices=sorted(FLOWS), default="push", help=flow_help)
     p.add_argument("--json", action="store_true", help="print the stage result as JSON on stdout")
-    _options_args(p)
+    _options_args(p, STAGE_OPTIONS.get(st.name, ()))
     add_state_args(p)
     p.set_defaults(handler=cmd_stage, stage=st.name)
 

@@ -14,7 +14,9 @@ def build_router(p: argparse.ArgumentParser, name: str) -> None:
         "LEGION_HOME, or reuses the running one (what `legion-ci deploy` does); stop and status "
         "act on that one. Routes are the registry's active deployments, read every 0.5 s."
     )
-    p.add_argument("action", nargs="?", choices=("serve", "start", "stop", "status"), default="serve")
+    p.add_argument(
+        "action", nargs="?", choices=("serve", "start", "stop", "status"), default="serve", help="(default: serve)"
+    )
     p.add_argument("--host", default="127.0.0.1", help="address to listen on (default 127.0.0.1)")
     p.add_argument(
         "--port",

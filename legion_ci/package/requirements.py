@@ -21,10 +21,12 @@ from legion_ci.core.errors import ConfigError
 
 SELF = "legion-ci"
 NOT_PACKAGES = {"python"}  # lineage keys that are not distributions
-# Load tests, cluster and engine clients, configuration management, report plots: the pipeline's tools,
-# not the server's.
+# Load tests, cluster and engine clients, configuration management, report plots, the gate's test runner:
+# the pipeline's tools, not the server's.
 # tests/unit/test_dockerfile.py checks that `legion-ci serve` imports none of them.
-PIPELINE_ONLY = frozenset({"locust", "kubernetes", "docker", "ansible-core", "ansible", "ansible-runner", "matplotlib"})
+PIPELINE_ONLY = frozenset(
+    {"locust", "kubernetes", "docker", "ansible-core", "ansible", "ansible-runner", "matplotlib", "pytest"}
+)
 
 
 def _applies(req: Requirement, extras: frozenset[str]) -> bool:

@@ -22,6 +22,7 @@ from sqlalchemy import (
     Column,
     Float,
     ForeignKey,
+    Index,
     Integer,
     MetaData,
     String,
@@ -103,6 +104,20 @@ deployments = Table(
     Column("created_at", String(40)),
     Column("updated_at", String(40)),
 )
+events = Table(
+    "events",
+    metadata,
+    Column("id", Integer, primary_key=True, autoincrement=True),
+    Column("model", String(64), nullable=False),
+    Column("kind", String(32), nullable=False),
+    Column("action", String(32), nullable=False),
+    Column("version_id", Integer, ForeignKey("versions.id")),
+    Column("run_id", String(200)),
+    Column("summary", Text),
+    Column("detail", JSON),
+    Column("created_at", String(40)),
+    Index("ix_events_model", "model", "id"),
+)
 locks = Table(
     "locks",
     metadata,
@@ -171,6 +186,21 @@ class StageRecord:
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "status", stored(StageStatus, self.status))
+
+
+@dataclass(frozen=True)
+class EventRecord:
+    """Something decided about a model, with its evidence (a rollout evaluation's decision)."""
+
+    id: int
+    model: str
+    kind: str
+    action: str
+    version_id: int | None
+    run_id: str | None
+    summary: str
+    detail: dict[str, Any]
+    created_at: str
 
 
 @dataclass(frozen=True)
@@ -514,6 +544,48 @@ class Registry:
             query = query.where(deployments.c.status.in_([s.value for s in ACTIVE_DEPLOYMENT]))
         with self.tx() as conn:
             return [DeploymentRecord(**r._mapping) for r in conn.execute(query).all()]
+
+    # -- events ----------------------------------------------------------------------------
+    def add_event(
+        self,
+        model: str,
+        kind: str,
+        action: str,
+        summary: str,
+        detail: dict[str, Any] | None = None,
+        version_id: int | None = None,
+        run_id: str | None = None,
+    ) -> EventRecord:
+        """Record a decision about `model` with its evidence (`detail`, made JSON-safe)."""
+        with self.tx() as conn:
+            result = conn.execute(
+                events.insert().values(
+                    model=model,
+                    kind=kind,
+                    action=action,
+                    version_id=version_id,
+                    run_id=run_id,
+                    summary=summary,
+                    detail=json.loads(json.dumps(detail or {}, default=str)),
+                    created_at=now(),
+                )
+            )
+            new_id = int(result.inserted_primary_key[0])  # type: ignore[index]
+            row = conn.execute(select(events).where(events.c.id == new_id)).one()
+        return EventRecord(**row._mapping)
+
+    def events(
+        self, model: str, kind: str | None = None, version_id: int | None = None, limit: int = 100
+    ) -> list[EventRecord]:
+        """A model's events, oldest first (the newest `limit`)."""
+        query = select(events).where(events.c.model == model).order_by(events.c.id.desc()).limit(limit)
+        if kind:
+            query = query.where(events.c.kind == kind)
+        if version_id is not None:
+            query = query.where(events.c.version_id == version_id)
+        with self.tx() as conn:
+            rows = conn.execute(query).all()
+        return [EventRecord(**r._mapping) for r in reversed(rows)]
 
     # -- locks -----------------------------------------------------------------------------
     def try_lock(self, name: str, owner: str, host: str, pid: int) -> dict[str, Any] | None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import difflib
+import itertools
 import re
 from pathlib import Path
 from typing import Any, Literal
@@ -17,6 +18,7 @@ SPEC_FILE = "legion.yaml"
 SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]+)?(?:\+[0-9A-Za-z.-]+)?$")
 NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 DURATION = re.compile(r"^(\d+)\s*(s|m|h)?$")
+LONG_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
 # The datasets scikit-learn ships inside its wheel (no download): what `sklearn:load_<name>` may name.
 # tests/unit/test_spec.py checks that each one exists and loads, so a scikit-learn upgrade cannot drift from it.
 BUNDLED_DATASETS = ("load_breast_cancer", "load_diabetes", "load_digits", "load_iris", "load_linnerud", "load_wine")
@@ -152,6 +154,79 @@ class AgentSpec(_Strict):
     kubernetes_image: str | None = None
 
 
+# The metrics a rollout can decide on: each is the mean of a per-row score, so its two streams (production's
+# and the candidate's labelled rows) can be compared as they come. `error_rate` and the losses: lower is better.
+ROLLOUT_METRICS = ("accuracy", "error_rate", "mae", "mse")
+
+
+class GuardSpec(_Strict):
+    """Bounds on the candidate that roll it back at the next evaluation, whatever its metric."""
+
+    max_error_rate: float = Field(0.05, ge=0, le=1, description="share of invokes answered with a 5xx")
+    max_p99_ms: float | None = Field(None, gt=0, description="p99 of the candidate's own answer time")
+    min_requests: int = Field(20, ge=1, description="requests the candidate must have answered before a guard acts")
+
+
+class RolloutSpec(_Strict):
+    """How a deployed candidate reaches production: at once (immediate), through canary steps, or after a
+    shadow period, each step decided by `legion-ci evaluate` on joined predictions and ground truth."""
+
+    strategy: Literal["immediate", "canary", "shadow"] = "immediate"
+    steps: tuple[int, ...] = Field((5, 20, 50, 100), description="canary traffic percents, increasing, last 100")
+    metric: str | None = Field(None, description="per-row metric decided on; default from the gate's comparison")
+    margin: float = Field(0.02, ge=0, description="non-inferiority margin, in the metric's units")
+    alpha: float = Field(0.05, gt=0, lt=0.5, description="chance of a wrong decision over every evaluation")
+    min_labelled: int = Field(100, ge=10, description="labelled rows each variant needs before a decision")
+    max_duration: int = Field(7 * 86400, ge=60, description="seconds; '12h', '7d' accepted")
+    at_max_duration: Literal["keep", "promote"] = "keep"
+    schedule: str = Field("H * * * *", description="Jenkins cron of the <model>-rollout job")
+    shadow_share: float = Field(1.0, gt=0, le=1, description="share of production requests mirrored (shadow)")
+    guard: GuardSpec = Field(default_factory=GuardSpec)
+
+    @field_validator("metric")
+    @classmethod
+    def _metric(cls, v: str | None) -> str | None:
+        if v is not None and v not in ROLLOUT_METRICS:
+            close = difflib.get_close_matches(v, ROLLOUT_METRICS, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(
+                f"{v!r} is not a per-row metric a rollout can decide on; {hint}(one of {', '.join(ROLLOUT_METRICS)})"
+            )
+        return v
+
+    @field_validator("steps")
+    @classmethod
+    def _steps(cls, v: tuple[int, ...]) -> tuple[int, ...]:
+        if not v:
+            raise ValueError("give at least one step (e.g. [5, 20, 50, 100])")
+        if any(s < 1 or s > 100 for s in v):
+            raise ValueError(f"{list(v)}: every step is a percent from 1 to 100")
+        if any(b <= a for a, b in itertools.pairwise(v)):
+            raise ValueError(f"{list(v)}: steps must increase")
+        if v[-1] != 100:
+            raise ValueError(f"{list(v)}: the last step must be 100 (the candidate takes all traffic)")
+        return v
+
+    @field_validator("max_duration", mode="before")
+    @classmethod
+    def _duration(cls, v: Any) -> Any:
+        if isinstance(v, str):
+            m = LONG_DURATION.match(v.strip())
+            if not m:
+                raise ValueError(f"{v!r} is not a duration (expected seconds, or e.g. '90m', '12h', '7d')")
+            return int(m[1]) * {"s": 1, "m": 60, "h": 3600, "d": 86400}[m[2]]
+        return v
+
+    @field_validator("schedule")
+    @classmethod
+    def _cron(cls, v: str) -> str:
+        try:
+            cron.parse(v)
+        except cron.CronSyntaxError as exc:
+            raise ValueError(str(exc)) from None
+        return v
+
+
 class ModelSpec(_Strict):
     name: str
     version: str
@@ -160,6 +235,7 @@ class ModelSpec(_Strict):
     gate: GateSpec = Field(default_factory=GateSpec)
     perf: PerfSpec = Field(default_factory=PerfSpec)
     deploy: DeploySpec = Field(default_factory=DeploySpec)
+    rollout: RolloutSpec = Field(default_factory=RolloutSpec)
     serving: ServingSpec = Field(default_factory=ServingSpec)
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     notify: NotifySpec = Field(default_factory=NotifySpec)

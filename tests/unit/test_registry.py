@@ -146,3 +146,14 @@ def test_a_malformed_stored_manifest_names_the_version_and_the_field(registry: R
         ManifestError, match=rf"registry version {version.id} \(m 1.0.0\): invalid manifest\n.*'metrics.accuracy'"
     ):
         registry.versions("m")
+
+
+def test_events_keep_decisions_with_their_evidence_in_order(registry: Registry) -> None:
+    v, _ = registry.register_version(manifest("a1"), "/p")
+    registry.add_event("m", "rollout", "keep-testing", "too few rows", {"labelled": {"1.0.0": 3}}, v.id)
+    registry.add_event("m", "rollout", "rollback", "worse", {"interval": [-0.5, -0.3]}, v.id, run_id="r1")
+    registry.add_event("other", "rollout", "promote", "better")
+    found = registry.events("m")
+    assert [e.action for e in found] == ["keep-testing", "rollback"]
+    assert found[1].detail == {"interval": [-0.5, -0.3]} and found[1].run_id == "r1" and found[1].version_id == v.id
+    assert [e.action for e in registry.events("m", limit=1)] == ["rollback"]

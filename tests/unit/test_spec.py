@@ -37,6 +37,24 @@ def test_defaults_fill_the_minimal_spec(tmp_path: Path) -> None:
     assert spec.deploy.target == "local" and spec.deploy.auth is True
     assert spec.train.seed == 42 and spec.train.test_size == 0.2
     assert spec.perf.sla.p95_ms == 100 and spec.schedule.retrain is None
+    assert spec.rollout.strategy == "immediate" and spec.rollout.steps == (5, 20, 50, 100)
+
+
+def test_rollout_section_reads_durations_and_guards(tmp_path: Path) -> None:
+    (tmp_path / "train.py").write_text("")
+    rollout = {
+        "strategy": "canary",
+        "steps": [10, 100],
+        "metric": "mse",
+        "margin": 5.0,
+        "max_duration": "2d",
+        "at_max_duration": "promote",
+        "guard": {"max_error_rate": 0.01, "max_p99_ms": 250},
+    }
+    data = {"name": "m", "version": "0.1.0", "train": {"data": "sklearn:load_diabetes"}, "rollout": rollout}
+    spec = load_spec(write_spec(tmp_path, data)).spec.rollout
+    assert spec.strategy == "canary" and spec.steps == (10, 100) and spec.max_duration == 2 * 86400
+    assert spec.guard.max_p99_ms == 250 and spec.guard.max_error_rate == 0.01 and spec.at_max_duration == "promote"
 
 
 def test_duration_accepts_units(tmp_path: Path) -> None:
@@ -92,6 +110,41 @@ MALFORMED = {
     ),
     "tests outside the folder": (lambda d: d["gate"].update(tests="/tmp"), "gate.tests: '/tmp' resolves to '/tmp'"),
     "missing train.py": (lambda d: d["train"].update(entrypoint="fit.py"), "train.entrypoint: file 'fit.py' not found"),
+    "unknown rollout strategy": (lambda d: d.update(rollout={"strategy": "blue-green"}), "rollout.strategy"),
+    "rollout steps not increasing": (
+        lambda d: d.update(rollout={"steps": [20, 5, 100]}),
+        "rollout.steps: [20, 5, 100]: steps must increase",
+    ),
+    "rollout steps not ending at 100": (
+        lambda d: d.update(rollout={"steps": [5, 50]}),
+        "rollout.steps: [5, 50]: the last step must be 100",
+    ),
+    "rollout step out of range": (
+        lambda d: d.update(rollout={"steps": [0, 100]}),
+        "rollout.steps: [0, 100]: every step is a percent from 1 to 100",
+    ),
+    "rollout steps empty": (lambda d: d.update(rollout={"steps": []}), "rollout.steps: give at least one step"),
+    "rollout metric not per-row": (
+        lambda d: d.update(rollout={"metric": "f1"}),
+        "rollout.metric: 'f1' is not a per-row metric a rollout can decide on",
+    ),
+    "rollout metric misspelt": (lambda d: d.update(rollout={"metric": "acuracy"}), "did you mean 'accuracy'?"),
+    "rollout alpha out of range": (lambda d: d.update(rollout={"alpha": 0.7}), "rollout.alpha"),
+    "rollout negative margin": (lambda d: d.update(rollout={"margin": -0.1}), "rollout.margin"),
+    "rollout bad max_duration": (
+        lambda d: d.update(rollout={"max_duration": "a week"}),
+        "rollout.max_duration: 'a week' is not a duration",
+    ),
+    "rollout bad at_max_duration": (lambda d: d.update(rollout={"at_max_duration": "roll"}), "rollout.at_max_duration"),
+    "rollout bad schedule": (lambda d: d.update(rollout={"schedule": "H 25 * * *"}), "rollout.schedule: hour field"),
+    "rollout guard error rate over 1": (
+        lambda d: d.update(rollout={"guard": {"max_error_rate": 2}}),
+        "rollout.guard.max_error_rate",
+    ),
+    "rollout guard unknown field": (
+        lambda d: d.update(rollout={"guard": {"p99": 100}}),
+        "rollout.guard.p99: unknown field",
+    ),
 }
 
 

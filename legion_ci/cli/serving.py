@@ -137,6 +137,5 @@ def _feedback_export(args: argparse.Namespace) -> int:
     from legion_ci.feedback.export import export_feedback
 
     out = Path(args.out) if args.out else Path(f"{args.model}-feedback.csv")
-    rows = export_feedback(args.settings, args.model, parse_since(args.since), out)
-    print(f"wrote {rows} rows to {out}")
+    print(export_feedback(args.settings, args.model, parse_since(args.since), out).summary())
     return 0

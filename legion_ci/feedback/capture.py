@@ -50,6 +50,8 @@ class CaptureWriter:
         rate: float = 1.0,
         fsync_interval: float = 1.0,
         segment_bytes: int = SEGMENT_BYTES,
+        task: str | None = None,
+        classes: list[Any] | None = None,
     ) -> None:
         self.folder = folder
         self.model, self.version = model, version
@@ -59,6 +61,8 @@ class CaptureWriter:
             "version": version,
             "features": features,
             "target": target,
+            "task": task,
+            "classes": classes,
             "pid": os.getpid(),
         }
         self.rate = rate
@@ -173,6 +177,7 @@ class CaptureWriter:
         record = {
             "kind": "prediction",
             "request_id": request_id,
+            "rows": len(inputs),  # right after the id: the index reads both without parsing the line
             "ts": ts,
             "model": self.model,
             "version": self.version,
@@ -184,7 +189,7 @@ class CaptureWriter:
             record["probabilities"] = probabilities
         ok = self._append(record)
         if ok:
-            self.index.add(request_id)
+            self.index.add(request_id, len(inputs))
         return ok
 
     def feedback(self, request_id: str, ground_truth: Any, payload: Any, matched: bool) -> bool:
@@ -205,6 +210,11 @@ class CaptureWriter:
         """Was this request id captured (by any process, in the store)? O(1); blocking on a miss while the
         index catches up with the segments, so call it off the event loop."""
         return self.index.known(request_id)
+
+    def rows_of(self, request_id: str) -> int | None:
+        """The row count of the captured request with this id (index.UNKNOWN_ROWS when the store does not
+        say), None when no process captured it; blocking like `known`."""
+        return self.index.lookup(request_id)
 
 
 def segments(folder: Path) -> list[Path]:

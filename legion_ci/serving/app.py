@@ -31,6 +31,8 @@ from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import preview
 from legion_ci.core.settings import Settings
 from legion_ci.feedback.capture import CaptureWriter, store_dir
+from legion_ci.feedback.index import UNKNOWN_ROWS
+from legion_ci.feedback.labels import LabelError, Target
 from legion_ci.serving import v2
 from legion_ci.serving.metrics import CONTENT_TYPE, Metrics
 from legion_ci.serving.openapi import build_openapi
@@ -77,6 +79,8 @@ class ModelApp:
             artifact.model, self.features, list(schema.example), self.validator.numeric
         )
         self.classes = artifact.manifest.model.classes
+        exported = artifact.manifest.model
+        self.target = Target.of(exported.task, exported.classes, exported.target, f"model {self.name}")
         self.auth = Authenticator(AuthConfig.from_settings(settings, options.auth), self.name, self.version)
         self.auth_enabled = self.auth.config.enabled
         commit = artifact.manifest.git.commit
@@ -137,6 +141,8 @@ class ModelApp:
                 target,
                 self.options.capture_rate,
                 self.options.fsync_interval,
+                task=self.target.task,
+                classes=self.classes,
             )
         gc.collect()
         gc.freeze()  # the model and tables live for the process: keep them out of every GC pass
@@ -306,15 +312,23 @@ class ModelApp:
                 f"body: {len(items)} feedback items, over the limit of {self.options.max_feedback_items} per request",
                 413,
             )
-        checked = [
-            self._feedback_item(item, f"[{i}]" if isinstance(body, list) else "body") for i, item in enumerate(items)
-        ]
+        where = [f"[{i}]" if isinstance(body, list) else "body" for i in range(len(items))]
+        checked = [self._feedback_item(item, at) for item, at in zip(items, where, strict=True)]
         writer = self.writer
         if writer is None:
             raise InputError("the server is not ready to take feedback yet", 503)
-        matched = await asyncio.to_thread(lambda: [writer.known(r) for r, _, _ in checked])
+        counts = await asyncio.to_thread(lambda: [writer.rows_of(r) for r, _, _ in checked])
+        labelled = []  # every item is checked before any is stored: a refused request stores nothing
+        for (request_id, truth, payload), rows, at in zip(checked, counts, where, strict=True):
+            known_rows = rows if rows is not None and rows != UNKNOWN_ROWS else None
+            try:
+                labels = self.target.check_all(truth, known_rows)
+            except LabelError as exc:
+                raise InputError(f"{at}.ground_truth{'' if str(exc).startswith('[') else ': '}{exc}") from None
+            stored = labels if isinstance(truth, list) else labels[0]
+            labelled.append((request_id, stored, payload, rows is not None))
         results = []
-        for (request_id, truth, payload), known in zip(checked, matched, strict=True):
+        for request_id, truth, payload, known in labelled:
             if not writer.feedback(request_id, truth, payload, known):
                 raise InputError("the feedback store cannot take records right now (disk full?); retry", 503)
             results.append({"request_id": request_id, "matched": known})

@@ -161,3 +161,52 @@ def test_feedback_matching_does_not_rescan_the_store_per_item(iris_artifact: Pat
             assert c.post(f"{API}/invoke", json={"instances": [ROW]}).status_code == 200
     finally:
         srv.stop()
+
+
+def test_feedback_labels_are_checked_against_the_models_classes(open_server: Server) -> None:
+    """Before: "class_7" for an integer-class classifier was stored, and the next retrain crashed."""
+    with httpx.Client(base_url=open_server.url) as c:
+        assert c.post(f"{API}/invoke", json={"instances": [ROW]}, headers={"X-Request-ID": "lab-1"}).status_code == 200
+        bad = c.post(f"{API}/feedback", json={"request_id": "lab-1", "ground_truth": "class_7"})
+        assert bad.status_code == 422, bad.text
+        assert "body.ground_truth: 'class_7' is not a label of model iris" in bad.json()["error"]
+        assert "one of its classes: 0, 1, 2" in bad.json()["error"]
+        assert c.post(f"{API}/feedback", json={"request_id": "lab-x", "ground_truth": True}).status_code == 422
+        batch = [{"request_id": "lab-1", "ground_truth": 2}, {"request_id": "lab-1", "ground_truth": [0, "x"]}]
+        refused = c.post(f"{API}/feedback", json=batch)
+        assert refused.status_code == 422 and "[1].ground_truth" in refused.json()["error"]
+        good = c.post(f"{API}/feedback", json={"request_id": "lab-1", "ground_truth": 1})
+        assert good.status_code == 200 and good.json()["matched"]
+    stored = [r for _, r in read_store(open_server.home / "feedback" / "iris") if r.get("request_id") == "lab-1"]
+    assert [r["ground_truth"] for r in stored if r["kind"] == "feedback"] == [1]  # nothing of the refused batch
+
+
+def test_feedback_with_the_wrong_number_of_labels_is_refused_when_the_request_is_known(
+    open_server: Server, tmp_path: Path
+) -> None:
+    rows = [ROW] * 10
+    with httpx.Client(base_url=open_server.url) as c:
+        assert c.post(f"{API}/invoke", json={"instances": rows}, headers={"X-Request-ID": "len-10"}).status_code == 200
+        good = c.post(f"{API}/feedback", json={"request_id": "len-10", "ground_truth": [0] * 10})
+        assert good.status_code == 200 and good.json()["matched"]
+        short = c.post(f"{API}/feedback", json={"request_id": "len-10", "ground_truth": [1, 2]})
+        assert short.status_code == 422, short.text
+        assert "2 label(s) for a request of 10 row(s)" in short.json()["error"]
+        one = c.post(f"{API}/feedback", json={"request_id": "len-10", "ground_truth": 1})
+        assert one.status_code == 422
+        unknown = c.post(f"{API}/feedback", json={"request_id": "len-unknown", "ground_truth": [1, 2]})
+        assert unknown.status_code == 200 and not unknown.json()["matched"]  # cannot be checked: stored
+    out = tmp_path / "fb.csv"
+    env = {"LEGION_HOME": str(open_server.home), "PATH": "/usr/bin:/bin"}
+    done = subprocess.run(
+        [sys.executable, "-m", "legion_ci", "feedback", "export", "iris", "--out", str(out)],
+        capture_output=True,
+        text=True,
+        env=env,
+        cwd=ROOT,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert "left out: " in done.stdout and "unmatched (no prediction with that request id" in done.stdout
+    frame = pd.read_csv(out)
+    assert (frame.iloc[:, :4].to_numpy().tolist().count(ROW)) >= 10 and set(frame["target"]) <= {0, 1, 2}

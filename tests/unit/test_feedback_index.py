@@ -56,3 +56,25 @@ def test_sealing_keeps_every_id(tmp_path: Path, monkeypatch: pytest.MonkeyPatch)
         index.add(f"id-{i}")
         index.seal_if_large()
     assert len(index) == 1000 and all(f"id-{i}" in index for i in range(1000)) and "id-1000" not in index
+
+
+def test_row_counts_are_kept_through_sealing_and_conflicts_are_unknown(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "iris"
+    w = _writer(folder)
+    w.prediction("ten", [[1.0, 2.0]] * 10, [0] * 10, None, 0.1, 1.0)
+    w.close()
+    index = RequestIndex(folder)
+    index.refresh()
+    assert index.lookup("ten") == 10 and index.lookup("nope") is None
+    monkeypatch.setattr(index_module, "SEAL_AT", 10)
+    for i in range(30):
+        index.add(f"id-{i}", i + 1)
+        index.seal_if_large()
+    index.add("id-3", 7)  # the same id with another row count: it cannot be checked
+    index.add("id-29", 30)
+    index.seal_if_large()
+    index._seal()
+    assert [index.rows(f"id-{i}") for i in (0, 3, 28, 29)] == [1, index_module.UNKNOWN_ROWS, 29, 30]
+    assert index.rows("ten") == 10

@@ -4,7 +4,9 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
+from typing import Any
 
+import orjson
 import pandas as pd
 import pytest
 
@@ -12,6 +14,7 @@ from legion_ci.core.errors import ConfigError, NotFoundError
 from legion_ci.core.settings import Settings
 from legion_ci.feedback.capture import CaptureWriter, find_prediction, read_store, segments
 from legion_ci.feedback.export import export_feedback, join
+from legion_ci.feedback.labels import Target
 
 
 @pytest.fixture
@@ -41,9 +44,9 @@ def test_records_are_readable_and_torn_lines_skipped(settings: Settings) -> None
 
 def test_join_matches_rows_and_counts_what_it_cannot(settings: Settings) -> None:
     w = writer(settings)
-    w.prediction("one", [[1.0, 2.0]], [0], None, 0.1, 100.0)
-    w.prediction("two", [[3.0, 4.0], [5.0, 6.0]], [1, 1], None, 0.1, 200.0)
-    w.prediction("bad-len", [[7.0, 8.0]], [1], None, 0.1, 300.0)
+    w.prediction("one", [[1.0, 2.0]], ["setosa"], None, 0.1, 100.0)
+    w.prediction("two", [[3.0, 4.0], [5.0, 6.0]], ["versicolor", "versicolor"], None, 0.1, 200.0)
+    w.prediction("bad-len", [[7.0, 8.0]], ["versicolor"], None, 0.1, 300.0)
     w.feedback("one", "setosa", None, True)
     w.feedback("two", ["versicolor", "virginica"], None, True)
     w.feedback("bad-len", ["a", "b"], None, True)
@@ -66,12 +69,12 @@ def test_export_csv_and_parquet(settings: Settings, tmp_path: Path) -> None:
     w.prediction("one", [[1.0, 2.0]], [0], None, 0.1, 100.0)
     w.feedback("one", 2, None, True)
     w.close()
-    assert export_feedback(settings, "iris", None, tmp_path / "out" / "fb.csv") == 1
+    assert export_feedback(settings, "iris", None, tmp_path / "out" / "fb.csv").rows == 1
     assert pd.read_csv(tmp_path / "out" / "fb.csv").to_dict("records") == [{"a": 1.0, "b": 2.0, "species": 2}]
-    assert export_feedback(settings, "iris", None, tmp_path / "fb.parquet") == 1
+    assert export_feedback(settings, "iris", None, tmp_path / "fb.parquet").rows == 1
     assert list(pd.read_parquet(tmp_path / "fb.parquet").columns) == ["a", "b", "species"]
     future = datetime.now(UTC) + timedelta(days=1)
-    assert export_feedback(settings, "iris", future, tmp_path / "none.csv") == 0
+    assert export_feedback(settings, "iris", future, tmp_path / "none.csv").rows == 0
     with pytest.raises(ConfigError, match=r"must end in \.csv or \.parquet"):
         export_feedback(settings, "iris", None, tmp_path / "fb.txt")
     with pytest.raises(NotFoundError, match="no feedback store for model 'mnist'"):
@@ -111,15 +114,129 @@ def test_a_record_larger_than_a_segment_is_refused_not_fatal(settings: Settings)
 
 def test_a_request_id_captured_twice_with_different_inputs_is_left_out(settings: Settings) -> None:
     w = writer(settings)
-    w.prediction("shared", [[1.0, 2.0]], [0], None, 0.1, 100.0)  # caller A
-    w.prediction("retried", [[3.0, 4.0]], [1], None, 0.1, 100.0)
-    w.prediction("retried", [[3.0, 4.0]], [1], None, 0.1, 101.0)  # the same request again: one prediction
+    w.prediction("shared", [[1.0, 2.0]], ["setosa"], None, 0.1, 100.0)  # caller A
+    w.prediction("retried", [[3.0, 4.0]], ["versicolor"], None, 0.1, 100.0)
+    w.prediction("retried", [[3.0, 4.0]], ["versicolor"], None, 0.1, 101.0)  # the same request again: one prediction
     w.close()
     other = writer(settings)  # another server process, caller B reusing A's id
-    other.prediction("shared", [[9.0, 9.0]], [1], None, 0.1, 200.0)
+    other.prediction("shared", [[9.0, 9.0]], ["versicolor"], None, 0.1, 200.0)
     other.feedback("shared", "setosa", None, True)
     other.feedback("retried", "virginica", None, True)
     other.close()
     out = join(settings.feedback_dir / "iris")
     assert out.rows == [[3.0, 4.0, "virginica"]]
     assert out.ambiguous == 1
+
+
+def _segment(folder: Path, name: str, header: dict[str, Any], *records: dict[str, Any]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [orjson.dumps({"kind": "segment", **header}), *(orjson.dumps(r) for r in records)]
+    (folder / name).write_bytes(b"\n".join(lines) + b"\n")
+
+
+HEADER = {"model": "iris", "version": "1.0.0", "features": ["a", "b"], "target": "species"}
+
+
+def _pred(rid: str, ts: float, rows: int = 1, outputs: Any = None) -> dict[str, Any]:
+    inputs = [[float(i), 1.0] for i in range(rows)]
+    return {"kind": "prediction", "request_id": rid, "ts": ts, "inputs": inputs, "outputs": outputs or [0] * rows}
+
+
+def _fb(rid: str, ts: float, truth: Any) -> dict[str, Any]:
+    return {"kind": "feedback", "request_id": rid, "ts": ts, "ground_truth": truth}
+
+
+def test_the_latest_feedback_wins_across_replicas_whatever_the_segment_names(settings: Settings) -> None:
+    folder = settings.feedback_dir / "iris"
+    # Replica B opened its segment first (its name sorts first) but got the *later* correction.
+    _segment(folder, "seg-20260101T000001-2-000000001.jsonl", HEADER, _pred("r1", 100.0), _fb("r1", 300.0, 2))
+    _segment(folder, "seg-20260101T000002-1-000000001.jsonl", HEADER, _fb("r1", 200.0, 1))
+    assert join(folder).rows == [[0.0, 1.0, 2]]
+    # Same time on two replicas: the tie is broken by segment name, then line, so every export agrees.
+    _segment(folder, "seg-20260101T000003-3-000000001.jsonl", HEADER, _fb("r1", 300.0, 0))
+    assert join(folder).rows == [[0.0, 1.0, 0]]
+    assert join(folder, more=list(reversed(segments(folder)))).rows == [[0.0, 1.0, 0]]  # read order is irrelevant
+
+
+def test_invalid_labels_are_left_out_and_never_replace_a_good_one(settings: Settings, tmp_path: Path) -> None:
+    folder = settings.feedback_dir / "iris"
+    header = {**HEADER, "task": "classification", "classes": [0, 1, 2]}
+    _segment(
+        folder,
+        "seg-20260101T000001-1-000000001.jsonl",
+        header,
+        _pred("good", 1.0),
+        _pred("bad", 2.0),
+        _pred("fixed-later", 3.0),
+        _pred("ten", 4.0, rows=10),
+        _fb("good", 10.0, 1),
+        _fb("good", 11.0, "class_7"),  # a bad post after a good one: the good one stays
+        _fb("bad", 12.0, "class_7"),  # stored before the endpoint checked labels
+        _fb("fixed-later", 13.0, True),
+        _fb("fixed-later", 14.0, 2),
+        _fb("ten", 15.0, list(range(3)) * 3 + [0]),
+        _fb("ten", 16.0, [1, 2]),  # two labels for ten rows, after the right ten
+        _fb("ghost", 17.0, 1),
+    )
+    _segment(folder, "seg-20260101T000002-2-000000001.jsonl", header, _pred("short", 5.0, 3), _fb("short", 18.0, [0]))
+    out = join(folder)
+    assert out.rows[:3] == [[0.0, 1.0, 1], [0.0, 1.0, 2], [0.0, 1.0, 0]]
+    assert len(out.rows) == 12 and out.requests == 3
+    assert out.left_out() == {"unmatched": 1, "mismatched": 1, "invalid_label": 1}
+    assert out.bad_posts_skipped == 2
+    done = export_feedback(settings, "iris", None, tmp_path / "fb.csv")
+    assert done.rows == 12
+    assert "left out: 1 unmatched (no prediction" in done.summary()
+    assert "1 mismatched (number of labels differs" in done.summary()
+    assert "1 invalid_label (label the model's target cannot take)" in done.summary()
+    # What the export wrote trains: the target column holds only the model's classes.
+    frame = pd.read_csv(tmp_path / "fb.csv")
+    assert frame["species"].dtype.kind == "i" and set(frame["species"]) <= {0, 1, 2}
+
+
+def test_labels_of_segments_written_before_headers_named_the_task_must_look_like_the_outputs(
+    settings: Settings,
+) -> None:
+    folder = settings.feedback_dir / "iris"
+    _segment(
+        folder,
+        "seg-20260101T000001-1-000000001.jsonl",
+        HEADER,
+        _pred("a", 1.0),
+        _pred("b", 2.0),
+        _pred("c", 3.0),
+        _fb("a", 10.0, "class_7"),
+        _fb("b", 11.0, {"label": 1}),
+        _fb("c", 12.0, 2),
+    )
+    out = join(folder)
+    assert out.rows == [[0.0, 1.0, 2]] and out.invalid_label == 2
+    regressor = Target.of("regression", None, "y")
+    assert join(folder, target=regressor).rows == [[0.0, 1.0, 2]]
+
+
+def test_an_export_with_a_bad_label_still_trains(settings: Settings, tmp_path: Path) -> None:
+    """Before: a "class_7" label for an integer classifier crashed train's split with a TypeError."""
+    from legion_ci.core.spec import TrainSpec
+    from legion_ci.training.data import load_dataset, split
+
+    iris = load_dataset(TrainSpec(data="sklearn:load_iris"), tmp_path)
+    names = list(iris.features.columns)
+    header = {**HEADER, "features": names, "target": "target", "task": "classification", "classes": [0, 1, 2]}
+    row = [float(v) for v in iris.features.iloc[0]]
+    _segment(
+        settings.feedback_dir / "iris",
+        "seg-20260101T000001-1-000000001.jsonl",
+        header,
+        {**_pred("a", 1.0), "inputs": [row]},
+        {**_pred("b", 2.0), "inputs": [row]},
+        _fb("a", 3.0, 0),
+        _fb("b", 4.0, "class_7"),
+    )
+    done = export_feedback(settings, "iris", None, tmp_path / "fb.csv")
+    assert done.rows == 1 and done.left_out == {"invalid_label": 1}
+    parts = split(
+        load_dataset(TrainSpec(data="sklearn:load_iris"), tmp_path, [tmp_path / "fb.csv"]),
+        TrainSpec(data="sklearn:load_iris"),
+    )
+    assert len(parts.y_train) + len(parts.y_test) == 151

@@ -111,7 +111,7 @@ def feedback_data(ctx: StageContext) -> list[Path]:
         versions = ctx.registry.versions(ctx.loaded.spec.name)
         since = datetime.fromisoformat(versions[-1].created_at) if versions else None
         try:
-            rows = export_feedback(ctx.settings, ctx.loaded.spec.name, since, out)
+            rows = export_feedback(ctx.settings, ctx.loaded.spec.name, since, out).rows
         except NotFoundError:
             rows = 0
             out.write_text("")

@@ -17,13 +17,14 @@ class StageStatus(StrEnum):
     RUNNING = "running"
     PASSED = "passed"
     SKIPPED = "skipped"  # not needed (an earlier stage halted the flow) or skipped on purpose (perf)
+    HALTED = "halted"  # ran and ended the flow on purpose, not an error (a retrain no better than production)
     FAILED = "failed"  # the stage ran and its check said no (gate, perf, smoke)
     ERROR = "error"  # the stage could not run (bad input, a tool failed, a bug)
 
     @property
     def satisfied(self) -> bool:
         """Whether a later stage that needs this one may go on."""
-        return self in (StageStatus.PASSED, StageStatus.SKIPPED)
+        return self in (StageStatus.PASSED, StageStatus.SKIPPED, StageStatus.HALTED)
 
     @property
     def finished(self) -> bool:
@@ -35,6 +36,7 @@ class RunStatus(StrEnum):
 
     RUNNING = "running"
     PASSED = "passed"
+    HALTED = "halted"  # a stage ended the flow on purpose (nothing to deploy): not a failure, exit 0
     FAILED = "failed"
     ERROR = "error"
 

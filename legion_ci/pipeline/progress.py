@@ -19,6 +19,7 @@ STYLES: dict[str, str] = {
     StageStatus.FAILED: "bold red",
     StageStatus.ERROR: "bold red",
     StageStatus.SKIPPED: "yellow",
+    StageStatus.HALTED: "blue",  # the gate report's halted banner is blue too
     StageStatus.RUNNING: "cyan",
     StageStatus.PENDING: "dim",
 }
@@ -27,6 +28,7 @@ ICONS: dict[str, str] = {
     StageStatus.FAILED: "✘",
     StageStatus.ERROR: "✘",
     StageStatus.SKIPPED: "↷",
+    StageStatus.HALTED: "■",
     StageStatus.RUNNING: "…",
     StageStatus.PENDING: "·",
 }

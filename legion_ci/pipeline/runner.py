@@ -164,9 +164,15 @@ def run_stage(
         raise StageError(st.name, message) from exc
     seconds = time.monotonic() - clock
     outputs = {**result.outputs, "halt": result.halt} if result.halt else result.outputs
-    if result.halt:
-        result.summary = f"{result.summary}; {result.halt}: the rest of the run is skipped"
+    if result.halt and result.status is StageStatus.PASSED:
+        # One word for a flow ended on purpose, wherever it shows: the stage, the run, the console, `runs`.
+        result.status = StageStatus.HALTED
+        if result.halt not in result.summary:
+            result.summary = f"{result.summary}; {result.halt}"
+        result.summary = f"{result.summary}: the rest of the run is skipped"
     registry.record_stage(run.id, st.name, result.status, result.summary, outputs, started, seconds)
+    if result.status is StageStatus.HALTED and in_graph:
+        registry.set_run_status(run.id, RunStatus.HALTED)
     reporter.finished(st, result.status, result.summary, seconds)
     return result
 
@@ -176,7 +182,7 @@ def halted_by(registry: Registry, run: RunRecord, st: Stage) -> str | None:
     records = registry.stages(run.id)
     for earlier in STAGES[: GRAPH_ORDER.index(st.name)]:
         record = records.get(earlier.name)
-        if record and record.status is StageStatus.PASSED and (record.outputs or {}).get("halt"):
+        if record and record.status.satisfied and (record.outputs or {}).get("halt"):
             return str(record.outputs["halt"])
     return None
 
@@ -221,7 +227,8 @@ def run_flow(
             for st in stages:
                 result = run_stage(settings, registry, run, st, options, reporter)
                 summary.stages.append({"stage": st.name, "status": result.status, "summary": result.summary})
-        summary.status = RunStatus.PASSED
+        halted = any(r.status is StageStatus.HALTED for r in registry.stages(run.id).values())
+        summary.status = RunStatus.HALTED if halted else RunStatus.PASSED
     except LegionError as exc:
         summary.status = RunStatus.FAILED if isinstance(exc, StageFailed) else RunStatus.ERROR
         summary.error, summary.exit_code = exc.message, exc.exit_code

@@ -7,6 +7,8 @@ import math
 from dataclasses import asdict, dataclass
 from typing import Any
 
+HALTED = "halted"  # Check.code (and verdict) of the check that ended the flow on purpose: the stage's status word
+
 
 @dataclass(frozen=True)
 class Check:
@@ -22,11 +24,13 @@ class Check:
     margin: float | None = None  # how far the value is from the bound: positive = inside, negative = missed by
     detail: str = ""  # longer text for reports (a test's traceback, the offending rows)
     seconds: float | None = None
-    code: str = ""  # a machine-readable reason where a stage acts on it (gate.NO_IMPROVEMENT)
+    code: str = ""  # a machine-readable reason where a stage acts on it (gate.NO_IMPROVEMENT, HALTED)
 
     @property
     def verdict(self) -> str:
-        return "skipped" if self.skipped else "passed" if self.passed else "failed"
+        if self.skipped:
+            return HALTED if self.code == HALTED else "skipped"
+        return "passed" if self.passed else "failed"
 
     def as_dict(self) -> dict[str, Any]:
         return {**asdict(self), "verdict": self.verdict}

@@ -42,6 +42,7 @@ tr.v-failed td{background:#fff5f5}
 font-weight:700;letter-spacing:.03em}
 .b-passed{background:var(--pass-bg);color:var(--pass)}.b-failed{background:var(--fail-bg);color:var(--fail)}
 .b-skipped{background:var(--skip-bg);color:var(--skip);border:1px solid var(--line)}
+.b-halted{background:#ddf4ff;color:#0969da;border:1px solid #0969da}
 .kind{color:var(--muted);font-size:12px}
 details{margin-top:4px}summary{cursor:pointer;color:var(--muted);font-size:12px}
 pre{background:var(--soft);border:1px solid var(--line);border-radius:6px;padding:8px 10px;overflow:auto;
@@ -91,8 +92,10 @@ def banner(head: ReportHead, checks: Sequence[Check]) -> str:
     why = escape(
         failed[0].message if failed and head.status in (ReportStatus.FAILED, ReportStatus.FORCED) else head.headline
     )
-    tally = f"{n['passed']} passed · {n['failed']} failed · {n['skipped']} skipped" + (
-        f" · {head.seconds:.1f}s" if head.seconds is not None else ""
+    tally = (
+        f"{n['passed']} passed · {n['failed']} failed · {n['skipped'] - n['halted']} skipped"
+        + (f" · {n['halted']} halted" if n["halted"] else "")
+        + (f" · {head.seconds:.1f}s" if head.seconds is not None else "")
     )
     forced = ""
     if head.status is ReportStatus.FORCED:

@@ -63,8 +63,9 @@ def junit_xml(head: ReportHead, checks: list[Check], error: str | None = None) -
             name=_clean(check.name),
             time=f"{check.seconds or 0.0:.3f}",
         )
-        if check.skipped:
-            ET.SubElement(case, "skipped", message=_clean(check.message))
+        if check.skipped:  # JUnit has no "halted": a skipped testcase whose message starts with the word
+            word = f"{check.verdict}: " if check.verdict != "skipped" else ""
+            ET.SubElement(case, "skipped", message=_clean(word + check.message))
         elif not check.passed:
             failure = ET.SubElement(case, "failure", message=_clean(check.message), type=check.kind)
             failure.text = _clean(check.message + (f"\n\n{check.detail}" if check.detail else ""))

@@ -65,7 +65,8 @@ def counts(checks: list[Check]) -> dict[str, int]:
         "total": len(checks),
         "passed": sum(c.passed and not c.skipped for c in checks),
         "failed": sum(not c.passed for c in checks),
-        "skipped": sum(c.skipped for c in checks),
+        "skipped": sum(c.skipped for c in checks),  # JUnit's count: halted checks are skipped testcases
+        "halted": sum(c.verdict == "halted" for c in checks),
     }
 
 

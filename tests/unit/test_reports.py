@@ -143,7 +143,13 @@ def test_gate_html_is_self_contained_verdict_first_with_its_plots(tmp_path: Path
     ids = re.findall(r'\bid="([^"]+)"', page)
     assert len(ids) == len(set(ids)), "ids must be unique across the inline SVGs"
     summary = json.loads(Path(paths["summary"]).read_text(), parse_constant=lambda c: pytest.fail(f"JSON has {c}"))
-    assert summary["status"] == "failed" and summary["counts"] == {"total": 4, "passed": 1, "failed": 2, "skipped": 1}
+    assert summary["status"] == "failed" and summary["counts"] == {
+        "total": 4,
+        "passed": 1,
+        "failed": 2,
+        "skipped": 1,
+        "halted": 0,
+    }
     assert ET.parse(paths["junit"]).getroot().tag == "testsuites"
 
 

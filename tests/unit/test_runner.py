@@ -75,6 +75,7 @@ def test_result_and_outputs_are_recorded(settings: Settings, registry: Registry,
 
 def test_a_halt_skips_later_stages_even_in_a_new_process(settings: Settings, registry: Registry, run) -> None:
     run_stage(settings, registry, run, fake("gate", "halts"), RunOptions(), PlainReporter())
+    assert registry.stages("r1")["gate"].status == "halted" and registry.run("r1").status == "halted"
     later = run_stage(settings, registry, run, fake("deploy", "passes"), RunOptions(), PlainReporter())
     assert later.status == "skipped" and "nothing to deploy" in later.summary
     earlier = run_stage(settings, registry, run, fake("train", "passes"), RunOptions(), PlainReporter())

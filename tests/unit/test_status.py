@@ -13,8 +13,8 @@ from legion_ci.reports.model import ReportStatus
 
 
 def test_the_stored_words_are_unchanged() -> None:
-    assert [s.value for s in StageStatus] == ["pending", "running", "passed", "skipped", "failed", "error"]
-    assert [s.value for s in RunStatus] == ["running", "passed", "failed", "error"]
+    assert [s.value for s in StageStatus] == ["pending", "running", "passed", "skipped", "halted", "failed", "error"]
+    assert [s.value for s in RunStatus] == ["running", "passed", "halted", "failed", "error"]
     assert [s.value for s in DeploymentStatus] == ["starting", "serving", "stopped", "rolled-back"]
     assert "error" in {s.value for s in ReportStatus} and "halted" in {s.value for s in ReportStatus}
     assert json.dumps({"status": StageStatus.PASSED}) == '{"status": "passed"}'
@@ -22,14 +22,14 @@ def test_the_stored_words_are_unchanged() -> None:
 
 
 def test_what_a_status_means() -> None:
-    assert {s for s in StageStatus if s.satisfied} == {StageStatus.PASSED, StageStatus.SKIPPED}
+    assert {s for s in StageStatus if s.satisfied} == {StageStatus.PASSED, StageStatus.SKIPPED, StageStatus.HALTED}
     assert {s for s in StageStatus if not s.finished} == {StageStatus.PENDING, StageStatus.RUNNING}
     assert {s for s in DeploymentStatus if s.active} == set(ACTIVE_DEPLOYMENT)
 
 
 def test_an_unknown_word_is_refused_where_it_enters() -> None:
-    with pytest.raises(ValueError, match="'halted' is not a valid StageStatus"):
-        StageResult("halted", "a stage has no such status")  # type: ignore[arg-type]
+    with pytest.raises(ValueError, match="'paused' is not a valid StageStatus"):
+        StageResult("paused", "a stage has no such status")  # type: ignore[arg-type]
     assert StageResult("passed", "read from JSON").status is StageStatus.PASSED  # type: ignore[arg-type]
 
 
@@ -40,7 +40,7 @@ def test_records_read_back_as_members(registry: Registry) -> None:
     assert registry.stages("r1")["train"].status is StageStatus.ERROR
     assert registry.run("r1").status is RunStatus.FAILED
     with pytest.raises(ValueError):
-        registry.record_stage("r1", "gate", "halted")  # type: ignore[arg-type]
+        registry.record_stage("r1", "gate", "paused")  # type: ignore[arg-type]
     assert "gate" not in registry.stages("r1")
 
 
@@ -49,8 +49,8 @@ def test_a_word_this_version_does_not_know_reads_as_itself(registry: Registry) -
     registry.ensure_run("r1", "m", "/nowhere", "push")
     registry.record_stage("r1", "train", StageStatus.PASSED)
     with registry.tx() as conn:
-        conn.exec_driver_sql("UPDATE stage_results SET status = 'halted' WHERE run_id = 'r1'")
+        conn.exec_driver_sql("UPDATE stage_results SET status = 'paused' WHERE run_id = 'r1'")
     record = registry.stages("r1")["train"]
-    assert record.status == "halted" and f"{record.status}" == "halted"
+    assert record.status == "paused" and f"{record.status}" == "paused"
     assert not record.status.satisfied and record.status.finished
     assert record.status not in list(StageStatus)

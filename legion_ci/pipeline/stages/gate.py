@@ -17,7 +17,7 @@ from legion_ci.core.errors import LegionError, StageFailed
 from legion_ci.core.status import StageStatus
 from legion_ci.core.store import open_artifact
 from legion_ci.pipeline.stages.base import StageContext, StageResult
-from legion_ci.quality.checks import Check
+from legion_ci.quality.checks import HALTED, Check
 from legion_ci.quality.gate import (
     NO_IMPROVEMENT,
     comparison_check,
@@ -95,9 +95,9 @@ def run(ctx: StageContext) -> StageResult:
         )
         raise
 
-    for check in checks:
-        ctx.log(f"{check.verdict.upper():7} {check.name}: {check.message}")
     v = verdict(checks, ctx.options.force_reason)
+    for check in v.checks:  # as the verdict reads them: a retrain no better than production says HALTED
+        ctx.log(f"{check.verdict.upper():7} {check.name}: {check.message}")
     extra = {"flow": ctx.run.flow, "production": prod_label, "timings": watch.phases}
     facts = [*_facts(ctx, candidate, prod_label), ("time", escape(watch.line()))]
     reports = write_gate_reports(folder, head(v.status, v.reason, v.forced), v.checks, evidence, facts, extra)
@@ -143,7 +143,10 @@ def verdict(checks: list[Check], force_reason: str | None) -> Verdict:
         return Verdict(ReportStatus.FORCED, headline(checks, "checks"), checks, failed, forced=force_reason)
     if all(c.code == NO_IMPROVEMENT for c in failed):
         halt = f"{failed[0].message}; nothing to deploy"
-        kept = [replace(c, passed=True, skipped=True, message=halt) if c.code == NO_IMPROVEMENT else c for c in checks]
+        kept = [
+            replace(c, passed=True, skipped=True, message=halt, code=HALTED) if c.code == NO_IMPROVEMENT else c
+            for c in checks
+        ]
         return Verdict(ReportStatus.HALTED, halt, kept, [], halt=halt)
     return Verdict(ReportStatus.FAILED, headline(checks, "checks"), checks, failed)
 

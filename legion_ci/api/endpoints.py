@@ -71,6 +71,15 @@ ENDPOINTS: tuple[Endpoint, ...] = (
     ),
     Endpoint(
         "GET",
+        "/models/{name}/events",
+        Permission.READ,
+        reads.model_events,
+        "A model's rollout decisions (advance, promote, rollback, keep-testing), each with its evidence",
+        query=(("limit", "how many, the newest (default 20)", {"type": "integer", "minimum": 1, "maximum": 200}),),
+        errors=(404, 422),
+    ),
+    Endpoint(
+        "GET",
         "/runs/{run_id}",
         Permission.READ,
         reads.get_run,

@@ -136,6 +136,7 @@ SCHEMAS: dict[str, dict[str, Any]] = {
         ]
     },
     "RunList": _obj(["model", "runs"], model=STR, runs={"type": "array", "items": OBJ}),
+    "EventList": _obj(["model", "events"], model=STR, events={"type": "array", "items": OBJ}),
     "Run": _obj(
         ["id", "model", "status", "stages"],
         id=STR,
@@ -217,6 +218,7 @@ ANSWERS = {
     "get_model": "Model",
     "get_version": "VersionDetail",
     "model_runs": "RunList",
+    "model_events": "EventList",
     "get_run": "Run",
     "get_operation": "Operation",
     "put_alias": "AliasChange",

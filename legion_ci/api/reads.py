@@ -83,6 +83,32 @@ def model_runs(call: Call) -> Reply:
     )
 
 
+def model_events(call: Call) -> Reply:
+    """A model's decisions (rollout evaluations) with their evidence, newest last."""
+    events = call.registry.events(call.model, limit=fields.limit(call.query))
+    if not events:
+        call.known_model()
+    return Reply(
+        200,
+        {
+            "model": call.model,
+            "events": [
+                {
+                    "id": e.id,
+                    "kind": e.kind,
+                    "action": e.action,
+                    "version_id": e.version_id,
+                    "run_id": e.run_id,
+                    "summary": e.summary,
+                    "created_at": e.created_at,
+                    "evidence": e.detail,
+                }
+                for e in events
+            ],
+        },
+    )
+
+
 def get_run(call: Call) -> Reply:
     run = call.registry.run(call.params["run_id"])
     call.principal.require_model(run.model)

@@ -40,6 +40,12 @@ COMMANDS: tuple[Command, ...] = (
         f"{_PIPELINE}:build_retrain",
     ),
     *(Command(s.name, f"stage: {s.summary}", f"{_PIPELINE}:build_stage") for s in STAGES),
+    Command(
+        "evaluate",
+        "stage of the rollout job: decide the candidate's canary step by evidence (advance, promote, roll back)",
+        f"{_PIPELINE}:build_stage",
+    ),
+    Command("ab", "A/B rollouts: the report of a model's evaluations", "legion_ci.cli.ab:build_ab"),
     Command("models", "list models with their production version and deployments", "legion_ci.cli.models:build_models"),
     Command("runs", "list recent runs and their stages", "legion_ci.cli.models:build_runs"),
     Command("status", "versions, aliases and deployments of one model", "legion_ci.cli.models:build_status"),

@@ -41,6 +41,7 @@ STAGE_OPTIONS: dict[str, tuple[str, ...]] = {
     "deploy": ("target", "traffic_weight"),
     "smoke": (),
     "promote": (),
+    "evaluate": (),
 }
 
 
@@ -105,8 +106,9 @@ def build_stage(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("model_dir", metavar="MODEL_DIR", nargs="?", help="model folder (holding legion.yaml)")
     p.add_argument("--run-id", help=run_help)
     # Every rendered Jenkinsfile passes --flow to every stage; only a stage that may start a run reads it.
-    flow_help = "flow of a new run (default: push)" if starts_a_run(st) else argparse.SUPPRESS
-    p.add_argument("--flow", choices=sorted(FLOWS), default="push", help=flow_help)
+    home = next((f for f, names in FLOWS.items() if st.name in names), "push")  # the first flow it is in
+    flow_help = f"flow of a new run (default: {home})" if starts_a_run(st) else argparse.SUPPRESS
+    p.add_argument("--flow", choices=sorted(FLOWS), default=home, help=flow_help)
     p.add_argument("--json", action="store_true", help="print the stage result as JSON on stdout")
     _options_args(p, STAGE_OPTIONS.get(st.name, ()))
     add_state_args(p)

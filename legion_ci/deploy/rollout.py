@@ -185,6 +185,16 @@ def promote(
     return previous, retired, changed or bool(retired) or alias_moved
 
 
+def reweight(registry: Registry, deployment: DeploymentRecord, weight: int, log: Log) -> dict[int, int]:
+    """A canary step: give `deployment` `weight` percent of its model's traffic, the others sharing the rest,
+    in one registry transaction (the router, and on Kubernetes the route's weights, follow the registry)."""
+    if not deployment.status.active:
+        raise DeployError(f"deployment {deployment.id} is {deployment.status}; only an active one takes traffic")
+    new = local.set_weight(registry, deployment.id, weight)
+    log(f"traffic: deployment {deployment.id} ({deployment.detail.get('version')}) {weight}%, the others {new}")
+    return new
+
+
 def _target_of(registry: Registry, version: VersionRecord) -> str:
     for d in registry.deployments(version.model):
         if d.version_id == version.id:

@@ -92,12 +92,22 @@ ROLLBACK = Stage(
     "legion_ci.pipeline.stages.rollback:run",
     needs=("train",),
 )
-ON_DEMAND: tuple[Stage, ...] = (ROLLBACK,)
+# The rollout job's one stage (`<model>-rollout`, on the spec's rollout.schedule): no run before it; each
+# evaluation is a run of its own that reads the deployments, the capture store and earlier decisions.
+EVALUATE = Stage(
+    "evaluate",
+    "Evaluate rollout",
+    "join predictions with ground truth per variant; advance, promote or roll back the candidate by evidence",
+    "legion_ci.pipeline.stages.evaluate:run",
+    reports=("evaluate/junit.xml", "evaluate/report.html", "evaluate/summary.json"),
+)
+ON_DEMAND: tuple[Stage, ...] = (ROLLBACK, EVALUATE)
 
 # A flow is the ordered subset of stages one kind of job runs.
 FLOWS: dict[str, tuple[str, ...]] = {
     "push": tuple(s.name for s in STAGES),
     "retrain": ("validate", "train", "gate", "perf", "package", "deploy", "smoke"),
+    "rollout": ("evaluate",),
 }
 
 

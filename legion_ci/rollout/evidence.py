@@ -125,7 +125,7 @@ def errors_from_metrics(text: str) -> tuple[int, int]:
 
     requests = errors = 0
     for family in text_string_to_metric_families(text):
-        if family.name != "legion_requests":
+        if family.name not in ("legion_requests", "legion_requests_total"):
             continue
         for sample in family.samples:
             if not sample.name.endswith("_total") or sample.labels.get("endpoint") not in ("invoke", "infer"):

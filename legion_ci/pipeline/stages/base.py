@@ -114,4 +114,7 @@ class StageContext:
 
     @property
     def traffic_weight(self) -> int:
-        return self.options.traffic_weight or self.loaded.spec.deploy.traffic_weight
+        """The candidate's first share: as given, else a canary rollout's first step, else deploy.traffic_weight."""
+        rollout = self.loaded.spec.rollout
+        first = rollout.steps[0] if rollout.strategy == "canary" else self.loaded.spec.deploy.traffic_weight
+        return self.options.traffic_weight or first

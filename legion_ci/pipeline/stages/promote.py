@@ -11,6 +11,14 @@ from legion_ci.pipeline.stages.base import StageContext, StageResult
 def run(ctx: StageContext) -> StageResult:
     candidate = ctx.candidate
     ctx.output("smoke")
+    strategy = ctx.loaded.spec.rollout.strategy
+    if strategy != "immediate":
+        return StageResult(
+            StageStatus.PASSED,
+            f"rollout strategy {strategy}: {candidate.label} stays at its first step; the "
+            f"{candidate.model}-rollout job (`legion-ci evaluate`) advances, promotes or rolls it back by evidence",
+            {"version_id": candidate.id, "changed": False, "deferred_to": "evaluate"},
+        )
     previous, retired, changed = rollout.promote(ctx.settings, ctx.registry, candidate, ctx.stage_dir(), ctx.log)
     outputs = {"version_id": candidate.id, "previous_version_id": previous, "changed": changed, "retired": retired}
     if not changed:

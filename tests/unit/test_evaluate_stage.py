@@ -1,0 +1,152 @@
+"""`legion-ci evaluate` on a real registry and capture store (no model servers: the replicas' /metrics are
+unreachable, so the guards wait): the evidence per variant, the decision acted on through the deploy core's
+weights, the registry event with its evidence, and the A/B report that `legion-ci ab report` writes again.
+Promotion and rollback with real servers and the router: tests/e2e/test_rollout_evidence.py."""
+
+from __future__ import annotations
+
+import json
+import time
+import xml.etree.ElementTree as ET
+from pathlib import Path
+
+import pytest
+import yaml
+
+from legion_ci.cli import main
+from legion_ci.core.registry import Registry
+from legion_ci.core.settings import Settings
+from legion_ci.feedback.capture import CaptureWriter, store_dir
+from legion_ci.reports.ab_report import checks_of, write_ab_reports
+from legion_ci.rollout.evidence import collect, errors_from_metrics, score
+from tests.manifests import stub_manifest
+
+NOWHERE = [{"url": "http://127.0.0.1:9"}]  # the discard port: nothing answers /metrics there
+
+
+def canary(iris_dir: Path, **rollout: object) -> Path:
+    spec = yaml.safe_load((iris_dir / "legion.yaml").read_text())
+    spec["rollout"] = {"strategy": "canary", "steps": [5, 20, 50, 100], "min_labelled": 50, "margin": 0.05, **rollout}
+    (iris_dir / "legion.yaml").write_text(yaml.safe_dump(spec))
+    return iris_dir
+
+
+def deployed(registry: Registry) -> tuple[int, int]:
+    prod, _ = registry.register_version(stub_manifest("iris", "1.0.0", "a" * 12), "/nowhere")
+    cand, _ = registry.register_version(stub_manifest("iris", "2.0.0", "b" * 12), "/nowhere")
+    registry.set_alias("iris", "production", prod.id)
+    p = registry.add_deployment("iris", prod.id, "local", 95, NOWHERE, {"version": "1.0.0"})
+    c = registry.add_deployment("iris", cand.id, "local", 5, NOWHERE, {"version": "2.0.0"})
+    return p.id, c.id
+
+
+def traffic(settings: Settings, version: str, rows: int, right: float, prefix: str) -> None:
+    """`rows` answered requests of one row each, a share `right` of them with the right answer, all labelled."""
+    writer = CaptureWriter(store_dir(settings.feedback_dir, "iris"), "iris", version, ["x"], "target")
+    try:
+        for i in range(rows):
+            rid = f"{prefix}-{i}"
+            writer.prediction(rid, [[float(i)]], [1], None, 2.0 + i % 5, time.time())
+            writer.feedback(rid, 1 if i < rows * right else 0, None, True)
+    finally:
+        writer.close()
+
+
+def test_a_non_inferior_candidate_advances_one_step_with_an_event_and_a_report(
+    iris_dir: Path, settings: Settings, registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = canary(iris_dir)
+    prod_id, cand_id = deployed(registry)
+    traffic(settings, "1.0.0", 400, 0.95, "p")
+    traffic(settings, "2.0.0", 400, 0.97, "c")
+    assert main(["evaluate", str(model), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["outputs"]["action"] == "advance" and out["outputs"]["weight_to"] == 20
+    weights = {d.id: d.weight for d in registry.deployments("iris")}
+    assert weights == {prod_id: 80, cand_id: 20}
+    (event,) = registry.events("iris")
+    assert event.action == "advance" and event.run_id == out["run_id"]
+    labelled = {v["version"]: v["labelled"] for v in event.detail["variants"]}
+    assert labelled == {"2.0.0": 400, "1.0.0": 400}
+    assert event.detail["decision"]["interval"]["low"] > -0.05
+    folder = settings.runs_dir / out["run_id"] / "evaluate"
+    html = (folder / "report.html").read_text()
+    assert "A/B rollout" in html and 'data-plot="gain"' in html and "advance" in html
+    suite = ET.parse(folder / "junit.xml").getroot()
+    assert suite.get("failures") == "0"
+    # `ab report` writes the same report again from the registry alone
+    assert main(["ab", "report", "iris", "--out", str(tmp_path / "ab")]) == 0
+    assert "1 evaluation(s) of this candidate; latest: advance" in capsys.readouterr().out
+    assert json.loads((tmp_path / "ab" / "summary.json").read_text())["decision"]["action"] == "advance"
+
+
+def test_too_little_evidence_keeps_testing_and_changes_nothing(
+    iris_dir: Path, settings: Settings, registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    model = canary(iris_dir)
+    prod_id, cand_id = deployed(registry)
+    traffic(settings, "1.0.0", 300, 0.95, "p")
+    traffic(settings, "2.0.0", 10, 0.0, "c")
+    assert main(["evaluate", str(model), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["outputs"]["action"] == "keep-testing" and "a decision needs 50 each" in out["summary"]
+    assert {d.id: d.weight for d in registry.deployments("iris")} == {prod_id: 95, cand_id: 5}
+
+
+def test_nothing_to_evaluate_without_a_candidate(
+    iris_dir: Path, registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    prod, _ = registry.register_version(stub_manifest("iris", "1.0.0", "a" * 12), "/nowhere")
+    registry.set_alias("iris", "production", prod.id)
+    registry.add_deployment("iris", prod.id, "local", 100, NOWHERE, {"version": "1.0.0"})
+    assert main(["evaluate", str(iris_dir), "--json"]) == 0
+    assert "no candidate beside production" in json.loads(capsys.readouterr().out)["summary"]
+    assert registry.events("iris") == []
+
+
+def test_ab_report_of_a_model_without_evaluations_says_how_to_get_one(
+    registry: Registry, capsys: pytest.CaptureFixture[str]
+) -> None:
+    registry.register_version(stub_manifest("iris", "1.0.0", "a" * 12), "/nowhere")
+    assert main(["ab", "report", "iris"]) == 2
+    assert "has no rollout evaluation yet; run `legion-ci evaluate MODEL_DIR`" in capsys.readouterr().err
+    assert main(["ab", "report", "nosuch"]) == 2
+    assert "no model 'nosuch' in the registry" in capsys.readouterr().err
+
+
+def test_a_rollback_is_a_failed_test_case(tmp_path: Path) -> None:
+    data = {
+        "model": "iris",
+        "run_id": "r1",
+        "metric": "accuracy",
+        "policy": {"margin": 0.02, "max_error_rate": 0.01, "min_requests": 10, "max_p99_ms": None},
+        "decision": {"action": "rollback", "reason": "guard breached: error rate 50%", "weight_from": 5},
+        "variants": [{"role": "candidate", "version": "2.0.0", "requests": 40, "errors": 20, "error_rate": 0.5}],
+    }
+    checks = checks_of(data)
+    assert [c.passed for c in checks if not c.skipped] == [False, False]
+    write_ab_reports(tmp_path, data, [data])
+    suite = ET.parse(tmp_path / "junit.xml").getroot()
+    assert suite.get("failures") == "2"
+    assert "guard breached" in (tmp_path / "report.html").read_text()
+
+
+def test_scores_and_the_join_per_variant(settings: Settings) -> None:
+    assert score("accuracy", 1, "1") == 1.0 and score("accuracy", "setosa", "virginica") == 0.0
+    assert score("error_rate", 2, 2) == 0.0 and score("mse", 3.0, 1.0) == 4.0 and score("mae", 3, 1) == 2.0
+    assert score("mse", 1.0, "n/a") is None
+    traffic(settings, "1.0.0", 20, 0.5, "p")
+    folder = store_dir(settings.feedback_dir, "iris")
+    found = collect(folder, "accuracy", ["1.0.0", "2.0.0"], since=0)
+    assert found["1.0.0"].labelled == 20 and found["1.0.0"].mean_var()[0] == 0.5 and found["2.0.0"].labelled == 0
+    assert collect(folder, "accuracy", ["1.0.0"], since=time.time() + 60)["1.0.0"].labelled == 0
+
+
+def test_errors_are_read_from_the_servers_metrics() -> None:
+    text = (
+        'legion_requests_total{model="iris",version="1",endpoint="invoke",status="200"} 90.0\n'
+        'legion_requests_total{model="iris",version="1",endpoint="invoke",status="500"} 6.0\n'
+        'legion_requests_total{model="iris",version="1",endpoint="infer",status="503"} 4.0\n'
+        'legion_requests_total{model="iris",version="1",endpoint="health",status="500"} 7.0\n'
+    )
+    assert errors_from_metrics(text) == (100, 10)

@@ -19,6 +19,39 @@ SEMVER = re.compile(r"^(0|[1-9]\d*)\.(0|[1-9]\d*)\.(0|[1-9]\d*)(?:-[0-9A-Za-z.-]
 NAME = re.compile(r"^[a-z0-9]([a-z0-9-]{0,38}[a-z0-9])?$")
 DURATION = re.compile(r"^(\d+)\s*(s|m|h)?$")
 LONG_DURATION = re.compile(r"^(\d+)\s*(s|m|h|d)$")
+# Grammars of the values that reach Jenkins, Kubernetes or a shell (checked with fullmatch, ASCII only).
+# An OCI image reference as github.com/distribution/reference defines it: [host[:port]/]path[:tag][@digest].
+_DOMAIN_COMPONENT = r"(?:[a-zA-Z0-9]|[a-zA-Z0-9][a-zA-Z0-9-]*[a-zA-Z0-9])"
+_DOMAIN = rf"{_DOMAIN_COMPONENT}(?:\.{_DOMAIN_COMPONENT})*"
+_HOST = rf"(?:{_DOMAIN}|\[[a-fA-F0-9:]+\])(?::[0-9]+)?"
+_PATH_COMPONENT = r"[a-z0-9]+(?:(?:[._]|__|-+)[a-z0-9]+)*"
+IMAGE_REFERENCE = re.compile(
+    rf"(?:{_HOST}/)?{_PATH_COMPONENT}(?:/{_PATH_COMPONENT})*"
+    r"(?::[A-Za-z0-9_][A-Za-z0-9_.-]{0,127})?"
+    r"(?:@[A-Za-z][A-Za-z0-9]*(?:[-_+.][A-Za-z][A-Za-z0-9]*)*:[0-9a-fA-F]{32,})?",
+    re.ASCII,
+)
+IMAGE_REFERENCE_MAX = 255
+# A Jenkins label expression: label atoms joined by && || -> <-> ! and parentheses, on one line.
+_LABEL_WORD = r"[A-Za-z0-9_.:/+@=()!&|<>-]+"
+LABEL_EXPRESSION = re.compile(rf"(?=.*[A-Za-z0-9]){_LABEL_WORD}(?: {_LABEL_WORD})*", re.ASCII)
+EMAIL = re.compile(
+    r"[A-Za-z0-9.!#$%&'*+/=?^_`{|}~-]+@[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?"
+    r"(?:\.[A-Za-z0-9](?:[A-Za-z0-9-]{0,61}[A-Za-z0-9])?)*",
+    re.ASCII,
+)
+SLACK_CHANNEL = re.compile(r"[#@]?[A-Za-z0-9][A-Za-z0-9._-]{0,79}", re.ASCII)
+DNS_LABEL = re.compile(r"[a-z0-9](?:[a-z0-9-]{0,61}[a-z0-9])?", re.ASCII)
+_CONTROL = re.compile(r"[\x00-\x08\x0b\x0c\x0e-\x1f\x7f]")
+
+
+def _grammar(value: str, pattern: re.Pattern[str], expected: str, max_len: int = 255) -> str:
+    """`value` when it matches `pattern` whole (and is at most `max_len` long), else a ValueError naming it."""
+    if len(value) > max_len or not pattern.fullmatch(value):
+        raise ValueError(f"not {expected}")
+    return value
+
+
 # The datasets scikit-learn ships inside its wheel (no download): what `sklearn:load_<name>` may name.
 # tests/unit/test_spec.py checks that each one exists and loads, so a scikit-learn upgrade cannot drift from it.
 BUNDLED_DATASETS = ("load_breast_cancer", "load_diabetes", "load_digits", "load_iris", "load_linnerud", "load_wine")
@@ -116,6 +149,11 @@ class DeploySpec(_Strict):
     auth: bool = True
     namespace: str = "legion"
 
+    @field_validator("namespace")
+    @classmethod
+    def _namespace(cls, v: str) -> str:
+        return _grammar(v, DNS_LABEL, "a Kubernetes namespace (expected a DNS label: a-z, 0-9 and '-', 1-63 chars)", 63)
+
 
 class CaptureSpec(_Strict):
     enabled: bool = True
@@ -146,12 +184,49 @@ class NotifySpec(_Strict):
     email: list[str] = Field(default_factory=list)
     slack: str | None = None
 
+    @field_validator("email")
+    @classmethod
+    def _email(cls, v: list[str]) -> list[str]:
+        for address in v:
+            _grammar(address, EMAIL, "an e-mail address (expected name@domain, e.g. ml-team@example.com)", 254)
+        return v
+
+    @field_validator("slack")
+    @classmethod
+    def _slack(cls, v: str | None) -> str | None:
+        if v is not None:
+            _grammar(v, SLACK_CHANNEL, "a Slack channel (expected e.g. '#ml-alerts', '@user' or a channel id)", 80)
+        return v
+
 
 class AgentSpec(_Strict):
     """Where Jenkins runs the pipeline: a node label, or a pod on the Kubernetes plugin."""
 
     label: str | None = None
     kubernetes_image: str | None = None
+
+    @field_validator("label")
+    @classmethod
+    def _label(cls, v: str | None) -> str | None:
+        if v is not None:
+            expected = (
+                "a Jenkins label expression (expected label names of letters, digits and _ . : / + @ = -, "
+                "joined by spaces, &&, ||, !, ->, <-> and parentheses, on one line)"
+            )
+            _grammar(v, LABEL_EXPRESSION, expected, 200)
+        return v
+
+    @field_validator("kubernetes_image")
+    @classmethod
+    def _image(cls, v: str | None) -> str | None:
+        if v is not None:
+            expected = (
+                "an OCI image reference (expected [registry[:port]/]repository[:tag][@sha256:digest], "
+                f"lowercase repository, at most {IMAGE_REFERENCE_MAX} characters, e.g. "
+                "'registry.example.com/ml/agent:1.0')"
+            )
+            _grammar(v, IMAGE_REFERENCE, expected, IMAGE_REFERENCE_MAX)
+        return v
 
 
 # The metrics a rollout can decide on: each is the mean of a per-row score, so its two streams (production's
@@ -240,6 +315,17 @@ class ModelSpec(_Strict):
     schedule: ScheduleSpec = Field(default_factory=ScheduleSpec)
     notify: NotifySpec = Field(default_factory=NotifySpec)
     agent: AgentSpec = Field(default_factory=AgentSpec)
+
+    @field_validator("description")
+    @classmethod
+    def _description(cls, v: str) -> str:
+        found = _CONTROL.search(v)
+        if found:
+            raise ValueError(
+                f"holds the control character U+{ord(found.group()):04X} at position {found.start()} "
+                "(expected printable text; newlines and tabs are fine)"
+            )
+        return v
 
     @field_validator("name")
     @classmethod

@@ -19,6 +19,8 @@ from pathlib import Path
 from typing import Any, Literal
 
 import jinja2
+import markupsafe
+import yaml
 
 from legion_ci.core import resources
 from legion_ci.core.errors import ConfigError
@@ -82,11 +84,29 @@ class Rendered:
         self.files[f"jobs/{item.full_name}/config.xml"] = item.xml
 
 
+# Groovy escapes of the characters a literal cannot hold as they are. Other control characters are
+# written as 3-digit octal escapes. A backslash is always doubled, so a `\\u` in a value can never become
+# one of the Unicode escapes Groovy's reader decodes before it lexes (`\\u000a` would end a line).
+_GROOVY_ESCAPES = {"\\": "\\\\", "\n": "\\n", "\r": "\\r", "\t": "\\t", "\b": "\\b", "\f": "\\f"}
+
+
+def _groovy_escape(text: str, quote: str) -> str:
+    out = []
+    for ch in text:
+        if ch in _GROOVY_ESCAPES:
+            out.append(_GROOVY_ESCAPES[ch])
+        elif ch in quote:
+            out.append("\\" + ch)
+        elif ord(ch) < 0x20 or ord(ch) == 0x7F:
+            out.append(f"\\{ord(ch):03o}")
+        else:
+            out.append(ch)
+    return "".join(out)
+
+
 def _groovy(value: object) -> str:
-    """A single-quoted Groovy string literal: no interpolation, every special character escaped."""
-    text = str(value)
-    escaped = text.replace("\\", "\\\\").replace("'", "\\'").replace("\n", "\\n").replace("\r", "\\r")
-    return f"'{escaped}'"
+    """A single-quoted Groovy string literal on one line: no interpolation, every special character escaped."""
+    return "'" + _groovy_escape(str(value), "'") + "'"
 
 
 def _groovy_list(values: Iterable[object]) -> str:
@@ -94,26 +114,100 @@ def _groovy_list(values: Iterable[object]) -> str:
 
 
 def _groovy_block(text: str) -> str:
-    """A triple-single-quoted Groovy string (multi-line, no interpolation)."""
-    escaped = text.replace("\\", "\\\\").replace("'''", "\\'\\'\\'")
+    """A triple-single-quoted Groovy string (multi-line, no interpolation): every quote and backslash escaped."""
+    escaped = "\n".join(_groovy_escape(line, "'") for line in text.split("\n"))
     return f"'''\n{escaped}'''"
 
 
+def _gstring_text(value: object) -> str:
+    """Text placed inside a double-quoted Groovy GString: `$`, quotes and backslashes escaped, one line."""
+    return _groovy_escape(str(value), '"$')
+
+
+class Expr(str):
+    """Groovy code for a `${...}` inside a GString: only ever a constant written in this module."""
+
+
+class GString(str):
+    """The body of a double-quoted GString built by `gstring()`: literal parts escaped, `${...}` parts code."""
+
+
+def gstring(*parts: str) -> GString:
+    """Join literal text (escaped) and `Expr` parts (interpolated as `${expr}`) into a GString body."""
+    return GString("".join(f"${{{p}}}" if isinstance(p, Expr) else _gstring_text(p) for p in parts))
+
+
+def _gstring(value: object) -> str:
+    """The `gstring` filter: only a body `gstring()` built may stand between the quotes of a GString."""
+    if not isinstance(value, GString):
+        raise TypeError(f"{value!r} reached a GString unescaped (expected a value built by render.gstring())")
+    return str(value)
+
+
+_GROOVY_NAME = re.compile(r"[A-Za-z_][A-Za-z0-9_]*")
+
+
+def _groovy_name(value: object) -> str:
+    """An environment variable name written as a Groovy identifier: checked against the identifier grammar."""
+    text = str(value)
+    if not _GROOVY_NAME.fullmatch(text):
+        raise ValueError(f"{text!r} is not an environment variable name (expected letters, digits and _)")
+    return text
+
+
+def _comment(value: object) -> str:
+    """Text for a `//` comment: printable ASCII as is, a backslash doubled, everything else escaped as
+    Python's unicode_escape writes it (\\n, \\xNN, \\UNNNNNNNN; never \\u), so nothing ends the line."""
+    out = []
+    for ch in str(value):
+        code = ord(ch)
+        if ch == "\\":
+            out.append("\\\\")
+        elif 0x20 <= code < 0x7F:
+            out.append(ch)
+        elif ch in "\n\r\t":
+            out.append({"\n": "\\n", "\r": "\\r", "\t": "\\t"}[ch])
+        elif code < 0x100:
+            out.append(f"\\x{code:02x}")
+        else:
+            out.append(f"\\U{code:08x}")
+    return "".join(out)
+
+
+def _xml_refused(code: int) -> bool:
+    """Characters XML 1.0 cannot carry even as a reference (Jenkins reads config.xml as XML 1.1, which
+    refuses NUL and needs the other C0 controls as references: refusing them keeps both readers equal)."""
+    return (code < 0x20 and code not in (0x09, 0x0A, 0x0D)) or 0xD800 <= code <= 0xDFFF or code in (0xFFFE, 0xFFFF)
+
+
+def _xml(value: object) -> markupsafe.Markup:
+    """XML character data or attribute text: markup escaped, and every character an XML 1.0 or 1.1 reader
+    would rewrite (carriage return, C1 controls, NEL and LINE SEPARATOR, which 1.1 reads as line ends)
+    written as a character reference, so the text reads back exactly."""
+    text = str(value)
+    for ch in text:
+        if _xml_refused(ord(ch)):
+            raise ConfigError(
+                f"{text[:80]!r} holds the character U+{ord(ch):04X}, which a Jenkins config.xml cannot carry "
+                "(expected printable text)"
+            )
+    out = []
+    for ch in str(markupsafe.escape(text)):
+        code = ord(ch)
+        out.append(f"&#{code};" if code == 0x0D or 0x7F <= code <= 0x9F or code == 0x2028 else ch)
+    return markupsafe.Markup("".join(out))
+
+
 def pod_yaml(image: str) -> str:
-    """The Kubernetes pod a build runs in: one `legion` container from the spec's image."""
-    return (
-        "apiVersion: v1\n"
-        "kind: Pod\n"
-        "metadata:\n"
-        "  labels:\n"
-        "    app.kubernetes.io/managed-by: legion-ci\n"
-        "spec:\n"
-        "  containers:\n"
-        "    - name: legion\n"
-        f"      image: {image}\n"
-        "      command: ['sleep']\n"
-        "      args: ['infinity']\n"
-    )
+    """The Kubernetes pod a build runs in: one `legion` container from the spec's image, written by a
+    YAML serializer (the image is also checked against the image-reference grammar in core/spec.py)."""
+    pod = {
+        "apiVersion": "v1",
+        "kind": "Pod",
+        "metadata": {"labels": {"app.kubernetes.io/managed-by": "legion-ci"}},
+        "spec": {"containers": [{"name": "legion", "image": image, "command": ["sleep"], "args": ["infinity"]}]},
+    }
+    return str(yaml.safe_dump(pod, sort_keys=False, default_flow_style=False, allow_unicode=False, width=1 << 16))
 
 
 def environment() -> jinja2.Environment:
@@ -125,7 +219,17 @@ def environment() -> jinja2.Environment:
         lstrip_blocks=True,
         autoescape=lambda name: bool(name and name.endswith(".xml.j2")),
     )
-    env.filters.update(groovy=_groovy, groovy_list=_groovy_list, groovy_block=_groovy_block, rstrip=str.rstrip)
+    env.filters.update(
+        groovy=_groovy,
+        groovy_list=_groovy_list,
+        groovy_block=_groovy_block,
+        gstring_text=_gstring_text,
+        gstring=_gstring,
+        groovy_name=_groovy_name,
+        comment=_comment,
+        xml=_xml,
+        rstrip=str.rstrip,
+    )
     env.globals.update(pod_yaml=pod_yaml, home=jobs.LEGION_HOME_IN_WORKSPACE)
     return env
 
@@ -168,32 +272,31 @@ def _scm_url(options: RenderOptions, repo_root: Path) -> str:
     return repo_root.as_uri()
 
 
-def _run_dir() -> str:
-    return f"{jobs.LEGION_HOME_IN_WORKSPACE}/runs/${{env.LEGION_RUN_ID}}"
+def _run_dir(*more: str) -> GString:
+    return gstring(f"{jobs.LEGION_HOME_IN_WORKSPACE}/runs/", Expr("env.LEGION_RUN_ID"), *more)
 
 
-def _reports(st: Stage) -> list[dict[str, str]]:
+def _reports(st: Stage) -> list[dict[str, Any]]:
     """How Jenkins publishes each file a stage lists in `Stage.reports`: JUnit XML or an HTML page."""
-    out = []
+    out: list[dict[str, Any]] = []
     for report in st.reports:
-        path = f"{_run_dir()}/{report}"
-        folder, _, file = path.rpartition("/")
+        folder, _, file = f"/{report}".rpartition("/")
         if report.endswith(".xml"):
-            out.append({"kind": "junit", "path": path})
+            out.append({"kind": "junit", "path": _run_dir(f"/{report}")})
         elif report.endswith((".html", ".htm")):
-            out.append({"kind": "html", "path": path, "dir": folder, "file": file, "name": f"{st.title}: {file}"})
+            out.append({"kind": "html", "dir": _run_dir(folder), "file": file, "name": f"{st.title}: {file}"})
     return out
 
 
-def _run_id(model: str, kind: jobs.JobKind) -> dict[str, str]:
-    base = f"{jobs.job_name(model, kind)}-${{env.GIT_COMMIT}}"
+def _run_id(model: str, kind: jobs.JobKind) -> dict[str, Any]:
+    base = (f"{jobs.job_name(model, kind)}-", Expr("env.GIT_COMMIT"))
     if kind.trigger == "cron":
         return {
-            "expression": base + "-${new Date().format('yyyyMMdd')}",
+            "expression": gstring(*base, "-", Expr("new Date().format('yyyyMMdd')")),
             "comment": "One retrain run per commit and day: 'Restart from Stage' the same day finds it again.",
         }
     return {
-        "expression": base,
+        "expression": gstring(*base),
         "comment": "One run per commit: 'Restart from Stage' (a new build number) and rebuilds find the same run.",
     }
 

@@ -22,6 +22,7 @@ from legion_ci.jenkins import render
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
 BROKEN = "broken.Jenkinsfile"
+HOSTILE_FOLDER = "it's ${x} \"\"\" ''' \\ ]]>\n}\npipeline { \\u000a\r\t\u2028 é"
 
 
 def _collect(out: Path) -> list[Path]:
@@ -35,6 +36,14 @@ def _collect(out: Path) -> list[Path]:
         options = render.RenderOptions(scm_url="https://git.example.com/m.git", repo_root=case / "input")
         part = render.render_all([load_spec(case / "input")], options)
         files.update({f"{case.name}/{k}": v for k, v in part.files.items() if k.endswith("Jenkinsfile")})
+    # A model folder whose name holds what Groovy must escape (issue 11, item 18): header comment, strings.
+    hostile_repo = out.parent / "hostile-repo"
+    hostile = hostile_repo / "models" / HOSTILE_FOLDER
+    shutil.copytree(FIXTURES / "jenkins-kubernetes" / "input", hostile, dirs_exist_ok=True)
+    part = render.render_all(
+        [load_spec(hostile)], render.RenderOptions(scm_url="https://git.example.com/m.git", repo_root=hostile_repo)
+    )
+    files.update({f"hostile/{k}": v for k, v in part.files.items() if k.endswith("Jenkinsfile")})
     for shipped in ("Jenkinsfile", "jenkins/seed.Jenkinsfile", "jenkins/platform.Jenkinsfile"):
         files[f"repo/{shipped}"] = (ROOT / shipped).read_text(encoding="utf-8")
     files[BROKEN] = "pipeline {\n    agent any\n    stages {\n        stage('x') {\n            steps { sh 'true'\n"
@@ -93,13 +102,38 @@ def test_every_file_was_linted(lint: dict[str, Any]) -> None:
         "jenkins-kubernetes__k8s-model__retrain.Jenkinsfile",
         "jenkins-no-schedule",
         "repo__Jenkinsfile",
+        "hostile__k8s-model__Jenkinsfile",
     ):
         assert expected in names
 
 
+def _hostile(path: str) -> bool:
+    return Path(path).name.startswith("hostile__")
+
+
 def test_rendered_and_shipped_jenkinsfiles_have_no_error_and_no_warning(lint: dict[str, Any]) -> None:
-    bad = {p: _problems(lint, p, ("error", "warning")) for p in lint["paths"] if not p.endswith(BROKEN)}
+    bad = {
+        p: _problems(lint, p, ("error", "warning")) for p in lint["paths"] if not p.endswith(BROKEN) and not _hostile(p)
+    }
     assert not {p: v for p, v in bad.items() if v}
+
+
+# Style rules a hostile folder name trips by being data: a long header line, and `${x}` kept as text in a
+# single-quoted string (which is the point). Anything else, and every error, would be a real finding.
+HOSTILE_STYLE = {"LineLength", "GStringExpressionWithinString"}
+
+
+def test_a_hostile_model_folder_renders_jenkinsfiles_that_parse(lint: dict[str, Any]) -> None:
+    hostile = [p for p in lint["paths"] if _hostile(p)]
+    assert len(hostile) == 2, hostile
+    for path in hostile:
+        entry = lint["files"].get(path, {"errors": []})
+        found = [
+            e
+            for e in entry["errors"]
+            if e["severity"] == "error" or (e["severity"] == "warning" and e["rule"] not in HOSTILE_STYLE)
+        ]
+        assert not found, f"{path}: {found}"
 
 
 def test_the_linter_catches_a_broken_jenkinsfile(lint: dict[str, Any]) -> None:

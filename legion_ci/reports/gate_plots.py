@@ -5,21 +5,39 @@ from __future__ import annotations
 from collections.abc import Mapping, Sequence
 
 import numpy as np
+from matplotlib.ticker import MaxNLocator
 from sklearn import metrics as skm
 
 from legion_ci.core.spec import Bound
-from legion_ci.quality.metrics import CLASSIFIER, LOWER_IS_BETTER, REGRESSOR
+from legion_ci.quality.metrics import CLASSIFIER, LOWER_IS_BETTER, REGRESSOR, better
 from legion_ci.reports.svg import GRID, INK, MUTED, PALETTE, figure, to_svg
 
 CANDIDATE, PRODUCTION, BOUND = PALETTE[0], "#8c959f", "#cf222e"
+AT_MOST_ONE = {"accuracy", "f1", "precision", "recall", "roc_auc", "r2"}
 
 
-def confusion_matrix_svg(y_true: Sequence[object], y_pred: Sequence[object], labels: Sequence[object]) -> str:
+def class_labels(labels: Sequence[object], names: Sequence[str] | None) -> list[str]:
+    """What a class is called on a plot: its name where the data has one, else its value."""
+    if names is not None and len(names) == len(labels):
+        return [str(n) for n in names]
+    return [str(c) for c in labels]
+
+
+def confusion_matrix_svg(
+    y_true: Sequence[object],
+    y_pred: Sequence[object],
+    labels: Sequence[object],
+    names: Sequence[str] | None = None,
+    who: str = "Candidate",
+    key: str = "confusion",
+) -> str:
     """Counts of true (rows) against predicted (columns) classes; the diagonal is right."""
     matrix = skm.confusion_matrix(y_true, y_pred, labels=list(labels))
     n = len(labels)
-    size = min(5.2, 2.2 + 0.55 * n)
-    with figure(size + 0.6, size) as (fig, ax):
+    shown = class_labels(labels, names)
+    longest = max((len(s) for s in shown), default=1)
+    size = min(5.2, 2.4 + 0.55 * n)
+    with figure(size + 0.6 + 0.06 * min(longest, 24), size + 0.04 * min(longest, 24)) as (fig, ax):
         mesh = ax.pcolormesh(
             matrix, cmap="Blues", vmin=0, vmax=max(int(matrix.max()), 1), edgecolors="white", linewidth=1.5
         )
@@ -40,8 +58,8 @@ def confusion_matrix_svg(y_true: Sequence[object], y_pred: Sequence[object], lab
                     gid=f"data-count-{i}-{j}",
                 )
         ticks = np.arange(n) + 0.5
-        ax.set_xticks(ticks, [str(c) for c in labels])
-        ax.set_yticks(ticks, [str(c) for c in labels])
+        ax.set_xticks(ticks, shown, rotation=30 if longest > 6 else 0, ha="right" if longest > 6 else "center")
+        ax.set_yticks(ticks, shown)
         ax.set_xlim(0, n)
         ax.set_ylim(n, 0)
         ax.grid(False)
@@ -51,14 +69,17 @@ def confusion_matrix_svg(y_true: Sequence[object], y_pred: Sequence[object], lab
         for spine in ax.spines.values():
             spine.set_visible(False)
         accuracy = np.trace(matrix) / max(matrix.sum(), 1)
-        ax.set_title(f"Confusion matrix · accuracy {accuracy:.3f}", loc="left")
-        return to_svg(fig, "confusion")
+        ax.set_title(f"{who} · accuracy {accuracy:.3f}", loc="left")
+        return to_svg(fig, key)
 
 
-def roc_svg(y_true: Sequence[object], proba: np.ndarray, classes: Sequence[object]) -> str | None:
+def roc_svg(
+    y_true: Sequence[object], proba: np.ndarray, classes: Sequence[object], names: Sequence[str] | None = None
+) -> str | None:
     """ROC curve per class (one against the rest); None when probabilities make no curve."""
     y = np.asarray(y_true)
     curves = []
+    called = dict(zip(classes, class_labels(classes, names), strict=True))
     targets = [(classes[1], proba[:, 1])] if len(classes) == 2 else list(zip(classes, proba.T, strict=True))
     for cls, score in targets:
         positive = y == cls
@@ -71,7 +92,7 @@ def roc_svg(y_true: Sequence[object], proba: np.ndarray, classes: Sequence[objec
     with figure(5.2, 4.0) as (fig, ax):
         ax.plot([0, 1], [0, 1], linestyle="--", color=MUTED, linewidth=1, label="chance")
         for i, (cls, fpr, tpr, area) in enumerate(curves):
-            label = f"class {cls} · AUC {area:.3f}" if len(classes) > 2 else f"AUC {area:.3f}"
+            label = f"{called[cls]} · AUC {area:.3f}"
             ax.plot(
                 fpr,
                 tpr,
@@ -144,45 +165,83 @@ def residuals_svg(y_true: Sequence[float], y_pred: Sequence[float]) -> str:
         return to_svg(fig, "residuals")
 
 
+def _axis(values: Sequence[float], limits: Sequence[float], at_most_one: bool) -> tuple[float, float, bool]:
+    """An x range that shows the differences between `values` (and where the thresholds are): zoomed in around
+    them, and saying so, when starting at zero would squeeze them together at the right edge. A metric that
+    cannot pass 1 (accuracy, r2, ...) gets only a sliver of room beyond it, for the dot."""
+    low, high = min([*values, *limits]), max([*values, *limits])
+    pad = max((high - low) * 0.35, abs(high) * 0.004, 1e-3)
+    right = high + pad
+    if at_most_one and high <= 1.0:
+        right = min(right, 1.0 + pad * 0.25)
+    if low >= 0 and low - pad <= right * 0.25:  # close enough to zero: start there
+        return 0.0, right, False
+    return low - pad, right, low >= 0
+
+
+def _difference(metric: str, cand: float, prod: float) -> str:
+    gain = better(metric, cand, prod)
+    word = "better" if gain > 0 else "worse" if gain < 0 else "the same"
+    return f"Δ {cand - prod:+.4f} vs production: {word}"
+
+
 def metrics_bar_svg(
     candidate: Mapping[str, float],
     production: Mapping[str, float] | None,
     thresholds: Mapping[str, Bound],
     production_label: str = "production",
 ) -> str:
-    """Candidate against production per held-out metric, each on its own scale, thresholds marked."""
+    """Candidate against production per held-out metric, each on its own axis, zoomed to their values (the axis
+    says so), the difference written under it and thresholds dashed. `production_label` goes in the caption:
+    the rows here are short, "candidate" and "production", so the plots keep their width."""
+    del production_label  # named by the figure's caption (gate_report.plots), not squeezed beside the dots
     order = [m for m in (*CLASSIFIER, *REGRESSOR) if m in candidate]
     columns = min(3, max(1, len(order)))
     rows = -(-len(order) // columns) or 1
-    with figure(2.6 * columns + 0.4, 1.35 * rows + 0.7, nrows=rows, ncols=columns, squeeze=False) as (fig, axes):
+    with figure(3.5 * columns + 0.2, 1.75 * rows + 0.2, nrows=rows, ncols=columns, squeeze=False) as (fig, axes):
         for index, ax in enumerate(axes.flat):
             if index >= len(order):
                 ax.set_visible(False)
                 continue
             metric = order[index]
             names, values, colors = ["candidate"], [candidate[metric]], [CANDIDATE]
-            if production is not None and metric in production:
-                names.append(production_label)
-                values.append(production[metric])
+            prod = production.get(metric) if production is not None else None
+            if prod is not None:
+                names.append("production")
+                values.append(prod)
                 colors.append(PRODUCTION)
-            positions = np.arange(len(values))[::-1] + (2 - len(values))
-            ax.set_axisbelow(True)
-            for pos, value, color, label in zip(positions, values, colors, names, strict=True):
-                ax.barh(pos, value, color=color, height=0.6, gid=f"data-{metric}-{label.split()[0]}")
-                ax.text(value, pos, f" {value:.3f}", va="center", ha="left", fontsize=8, color=INK)
             bound = thresholds.get(metric)
-            top = max(values)
-            for limit in (bound.min, bound.max) if bound else ():
-                if limit is not None:
-                    ax.axvline(limit, color=BOUND, linestyle="--", linewidth=1.4, zorder=5)
-                    top = max(top, limit)
-            ax.set_xlim(0, top * 1.32 if top > 0 else 1)
+            limits = [v for v in ((bound.min, bound.max) if bound else ()) if v is not None]
+            left, right, zoomed = _axis(values, limits, metric in AT_MOST_ONE)
+            ax.set_xlim(left, right)
+            for limit in limits:
+                ax.axvline(limit, color=BOUND, linestyle="--", linewidth=1.4, zorder=1)
+            positions = [1.0, 0.0][: len(values)]
+            if len(values) == 2:
+                ax.plot(values, positions, color=GRID, linewidth=2, zorder=2)
+            middle = (left + right) / 2
+            for pos, value, color, label in zip(positions, values, colors, names, strict=True):
+                ax.plot([value], [pos], "o", color=color, markersize=9, zorder=3, gid=f"data-{metric}-{label}")
+                ax.annotate(
+                    f"{value:.4g}",
+                    (value, pos),
+                    xytext=(8 if value <= middle else -8, 0),
+                    textcoords="offset points",
+                    ha="left" if value <= middle else "right",
+                    va="center",
+                    fontsize=8,
+                    color=INK,
+                )
             ax.set_ylim(-0.6, 1.6)
             ax.set_yticks(positions, names)
             ax.tick_params(axis="y", length=0)
             ax.grid(axis="y", visible=False)
-            arrow = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
-            ax.set_title(f"{metric}  ", loc="left")
-            ax.set_title(arrow, loc="right", fontsize=7, color=MUTED, fontweight="normal")
+            direction = "lower is better" if metric in LOWER_IS_BETTER else "higher is better"
+            ax.set_title(metric, loc="left")
+            notes = [_difference(metric, values[0], values[1]) if len(values) == 2 else "no production to compare"]
+            notes.append(direction + (" · axis zoomed, not from 0" if zoomed else ""))
+            ax.set_xlabel("\n".join(notes), fontsize=7.5, color=MUTED)
+            ax.tick_params(axis="x", labelsize=7.5)
+            ax.xaxis.set_major_locator(MaxNLocator(nbins=4))
             ax.spines["left"].set_color(GRID)
         return to_svg(fig, "metrics")

@@ -37,6 +37,8 @@ class GateEvidence:
     production_metrics: dict[str, float] | None = None
     production_label: str | None = None
     thresholds: dict[str, Bound] = field(default_factory=dict)
+    production_pred: list[Any] | None = None  # production's predictions on the same rows, when there is one
+    class_names: list[str] | None = None  # what each of `classes` is called in the data (iris: setosa, ...)
 
 
 def _plot(make: Callable[[], str | None], what: str) -> str | None:
@@ -49,16 +51,21 @@ def _plot(make: Callable[[], str | None], what: str) -> str | None:
 
 
 def plots(ev: GateEvidence) -> list[str]:
+    production = ev.production_label or "production"
+    compared = (
+        f"the candidate (blue) and {production} (grey)"
+        if ev.production_metrics is not None
+        else "the candidate (nothing in production yet)"
+    )
     figures = [
         html.figure(
             _plot(
-                lambda: gate_plots.metrics_bar_svg(
-                    ev.candidate_metrics, ev.production_metrics, ev.thresholds, ev.production_label or "production"
-                ),
+                lambda: gate_plots.metrics_bar_svg(ev.candidate_metrics, ev.production_metrics, ev.thresholds),
                 "metrics chart",
             ),
-            "Held-out metrics of the candidate (blue) and of production (grey) on the same rows; "
-            "dashed red lines are the spec's thresholds.",
+            f"Held-out metrics of {compared}, on the same rows. Each axis is zoomed to the values it shows "
+            "(it says so when it does not start at 0); Δ is the candidate minus production. Dashed red lines are "
+            "the spec's thresholds.",
             "metrics",
             wide=True,
         )
@@ -66,18 +73,35 @@ def plots(ev: GateEvidence) -> list[str]:
     if ev.task == "classification":
         figures.append(
             html.figure(
-                _plot(lambda: gate_plots.confusion_matrix_svg(ev.y_true, ev.y_pred, ev.classes), "confusion matrix"),
-                f"{len(ev.y_true)} held-out rows. Rows are the true class, columns the predicted "
-                "one; the diagonal is right.",
+                _plot(
+                    lambda: gate_plots.confusion_matrix_svg(ev.y_true, ev.y_pred, ev.classes, ev.class_names),
+                    "confusion matrix",
+                ),
+                f"The candidate on {len(ev.y_true)} held-out rows. Rows are the true class, columns the "
+                "predicted one; the diagonal is right.",
                 "confusion",
             )
         )
+        prod_pred = ev.production_pred
+        if prod_pred is not None:
+            figures.append(
+                html.figure(
+                    _plot(
+                        lambda: gate_plots.confusion_matrix_svg(
+                            ev.y_true, prod_pred, ev.classes, ev.class_names, "Production", "confusion-production"
+                        ),
+                        "production's confusion matrix",
+                    ),
+                    f"{production} on the same {len(ev.y_true)} rows, for comparison.",
+                    "confusion-production",
+                )
+            )
         proba = ev.proba
         if proba is not None:
             figures.append(
                 html.figure(
-                    _plot(lambda: gate_plots.roc_svg(ev.y_true, proba, ev.classes), "ROC curve"),
-                    "True against false positive rate as the decision threshold moves.",
+                    _plot(lambda: gate_plots.roc_svg(ev.y_true, proba, ev.classes, ev.class_names), "ROC curve"),
+                    "The candidate's true against false positive rate as the decision threshold moves.",
                     "roc",
                 )
             )

@@ -135,18 +135,29 @@ def render(
     )
     if ev is not None and ev.total is not None:
         sections.append(html.section("Measured", cards(ev.total) + locust_link, "measured"))
+        sampled = bool(ev.history) and ev.history[0].width < 1
+        window = (
+            "of the requests answered in each half second"
+            if sampled
+            else "over Locust's trailing 10-second window, one point a second"
+        )
         figures = [
             html.figure(
                 perf_plots.latency_svg(ev.history, sla.p95_ms, sla.p99_ms),
-                "Percentiles over Locust's recent window, one point a second; dashed red: the SLA. "
-                "The verdict uses the whole run's percentiles. Locust rounds times under 100 ms to "
-                "whole milliseconds.",
+                f"Percentiles {window}; red: the SLA's bounds (a bound far above every measured value is named "
+                "in the legend instead of drawn, so the lines keep the axis). The verdict uses the whole run's "
+                "percentiles.",
                 "latency",
                 wide=True,
             ),
             html.figure(
-                perf_plots.throughput_svg(ev.history),
-                "Requests and failures per second; dashed grey: users running (right axis).",
+                perf_plots.throughput_svg(ev.history, ev.total.rps if sampled else None),
+                (
+                    f"Requests and failures answered in each half second; dashed: their mean over the run, "
+                    f"{ev.total.rps:,.1f} req/s, the throughput above and the one the SLA checks. Below: users running."
+                    if sampled
+                    else "Requests and failures per second (Locust's trailing average); below: users running."
+                ),
                 "throughput",
                 wide=True,
             ),
@@ -167,7 +178,7 @@ def render(
         load = [
             ("users", str(ev.users)),
             ("spawn rate", f"{ev.spawn_rate:g} users/s"),
-            ("duration", f"{ev.duration}s"),
+            ("duration", f"{ev.duration}s" + _measured_span(ev)),
             ("locustfile", escape(f"{ev.locustfile_source or '?'}: {ev.locustfile or '?'}")),
             (
                 "server",
@@ -185,6 +196,14 @@ def render(
             load.append(("time", escape(", ".join(f"{k} {v:.1f}s" for k, v in ev.timings.items()))))
         sections.append(html.section("Load", html.facts(load), "load"))
     return html.page(head, checks, sections)
+
+
+def _measured_span(ev: PerfEvidence) -> str:
+    """How long requests were actually answered for, from the samples (Locust may stop early or late)."""
+    if not ev.history or ev.history[0].width >= 1:
+        return ""
+    span = sum(p.width for p in ev.history)
+    return f" asked; requests were answered over {span:.1f}s ({len(ev.history)} half-second samples)"
 
 
 def locust_stand_in(head: ReportHead) -> str:

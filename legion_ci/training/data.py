@@ -5,6 +5,7 @@ from __future__ import annotations
 import hashlib
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import pandas as pd
 from sklearn.model_selection import train_test_split
@@ -95,3 +96,20 @@ def split(ds: Dataset, train: TrainSpec) -> Split:
 
 def _looks_categorical(y: pd.Series) -> bool:
     return y.dtype.kind in "iubO" and y.nunique() <= max(20, len(y) // 50)
+
+
+def class_names(train: TrainSpec, classes: list[Any]) -> list[str] | None:
+    """What a dataset bundled with scikit-learn calls its integer classes (load_iris: setosa, versicolor,
+    virginica), for reports; None for a CSV (its classes are already what the column holds) or no names."""
+    if not train.data.startswith("sklearn:") or not classes:
+        return None
+    import sklearn.datasets as datasets
+
+    loader = getattr(datasets, train.data.split(":", 1)[1], None)
+    try:
+        names = getattr(loader(), "target_names", None) if callable(loader) else None
+    except (OSError, ValueError, TypeError):
+        return None
+    if names is None or not all(isinstance(c, int) and 0 <= c < len(names) for c in classes):
+        return None
+    return [str(names[c]) for c in classes]

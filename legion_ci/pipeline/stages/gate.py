@@ -30,7 +30,7 @@ from legion_ci.quality.gate import (
 from legion_ci.quality.modeltests.runner import run_model_tests
 from legion_ci.reports.gate_report import GateEvidence, write_gate_reports
 from legion_ci.reports.model import ReportHead, ReportStatus, Stopwatch, headline
-from legion_ci.training.data import load_dataset
+from legion_ci.training.data import class_names, load_dataset
 
 TITLE = "Quality gate"
 
@@ -81,7 +81,8 @@ def run(ctx: StageContext) -> StageResult:
             spec.gate, candidate, production, ctx.run.flow == "retrain", metrics=(cand_metrics, prod_metrics)
         )
         checks.append(comparison)
-        evidence = _evidence(candidate, cand_metrics, prod_metrics, prod_label, spec.gate.thresholds)
+        evidence = _evidence(candidate, cand_metrics, prod_metrics, prod_label, spec.gate.thresholds, production)
+        evidence.class_names = class_names(spec.train, evidence.classes)
         watch.lap("comparison")
     except LegionError as exc:
         write_gate_reports(
@@ -176,6 +177,7 @@ def _evidence(
     prod_metrics: dict[str, float] | None,
     prod_label: str | None,
     thresholds: Any,
+    production: Artifact | None = None,
 ) -> GateEvidence:
     x, y = load_holdout(candidate)
     model = candidate.model
@@ -186,6 +188,12 @@ def _evidence(
         known = list(getattr(model, "classes_", []))
         classes = known + [c for c in np.unique(np.asarray(y)).tolist() if c not in known]
     logged = {k: v for k, v in candidate.metrics.items() if k in candidate.manifest.logged_metrics}
+    prod_pred: list[Any] | None = None
+    if production is not None and candidate.task == "classification" and production.task == candidate.task:
+        try:  # production's confusion matrix on the same rows; a changed schema may make that impossible
+            prod_pred = np.asarray(production.model.predict(x[production.feature_names])).tolist()
+        except (KeyError, ValueError, TypeError):
+            prod_pred = None
     return GateEvidence(
         candidate.task,
         np.asarray(y).tolist(),
@@ -197,6 +205,7 @@ def _evidence(
         prod_metrics,
         prod_label,
         dict(thresholds),
+        prod_pred,
     )
 
 

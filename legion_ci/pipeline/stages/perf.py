@@ -16,7 +16,7 @@ from legion_ci.core.status import StageStatus
 from legion_ci.pipeline.stages.base import StageContext, StageResult
 from legion_ci.quality.checks import Check
 from legion_ci.quality.perf import locustfile
-from legion_ci.quality.perf.results import read_failures, read_history, read_stats
+from legion_ci.quality.perf.results import read_failures, read_history, read_samples, read_stats, with_sampled_rate
 from legion_ci.quality.perf.runner import run_locust
 from legion_ci.quality.perf.sla import sla_checks
 from legion_ci.reports.model import ReportHead, ReportStatus, Stopwatch, headline
@@ -99,7 +99,9 @@ def run(ctx: StageContext) -> StageResult:
             stop_pid(int(endpoint["pid"]))
             watch.lap("server stop")
         evidence.total, evidence.requests = read_stats(locust.stats_csv)
-        evidence.history = read_history(locust.history_csv)
+        samples = read_samples(locust.samples_csv)  # half-second bins: the plots and the throughput agree
+        evidence.history = samples or read_history(locust.history_csv)
+        evidence.total = with_sampled_rate(evidence.total, samples)
         evidence.failures = read_failures(locust.failures_csv)
         checks = sla_checks(perf.sla, evidence.total, perf.duration)
     except LegionError as exc:

@@ -10,6 +10,7 @@ from pathlib import Path
 
 from legion_ci.core.errors import StageError
 
+SAMPLER = Path(__file__).with_name("sampler.py")  # loaded beside every locustfile: half-second samples
 GRACE = 90.0  # seconds beyond the test's duration before Locust is stopped as hung
 STOP_TIMEOUT = 2  # seconds running requests may finish in when the time is up
 
@@ -34,6 +35,10 @@ class LocustRun:
     def failures_csv(self) -> Path:
         return Path(f"{self.csv_prefix}_failures.csv")
 
+    @property
+    def samples_csv(self) -> Path:
+        return Path(f"{self.csv_prefix}_samples.csv")  # written by sampler.py
+
 
 def command(locustfile: Path, host: str, users: int, spawn_rate: float, duration: int, out_dir: Path) -> list[str]:
     return [
@@ -41,7 +46,7 @@ def command(locustfile: Path, host: str, users: int, spawn_rate: float, duration
         "-m",
         "locust",
         "-f",
-        str(locustfile),
+        f"{locustfile},{SAMPLER}",
         "--headless",
         "--host",
         host,

@@ -22,6 +22,7 @@ from legion_ci.pipeline.graph import stage
 from legion_ci.pipeline.progress import PlainReporter
 from legion_ci.pipeline.runner import run_stage
 from legion_ci.pipeline.stages.base import RunOptions, StageResult
+from legion_ci.quality.perf.results import mean_rps, read_samples, read_stats
 from tests.conftest import EXAMPLES
 
 FAST = {"users": 3, "spawn_rate": 3, "duration": 3}
@@ -102,6 +103,21 @@ def test_iris_meets_its_sla_and_the_server_is_gone_afterwards(trained: Trained) 
     page = (folder / "report.html").read_text()
     assert 'data-status="passed"' in page and 'href="locust.html"' in page and 'id="latency-data-p95' in page
     assert "LEGION_PERF_TOKEN" not in page and "Bearer" not in (folder / "locust.log").read_text()
+
+
+def test_the_headline_the_plot_and_locusts_final_count_are_the_same_numbers(trained: Trained) -> None:
+    result = trained.perf(duration=4)
+    assert result.status == "passed", result.summary
+    folder = trained.reports()
+    samples = read_samples(folder / "locust_samples.csv")
+    assert samples and all(p.width <= 0.5 for p in samples)  # sampled at least every half second
+    assert sum(p.width for p in samples) >= 3.0  # the 4 s asked for were run, not cut short by a stale clock
+    total, _ = read_stats(folder / "locust_stats.csv")
+    assert total.requests == samples[-1].total_requests  # the final count, not the last once-a-second write
+    summary = json.loads((folder / "summary.json").read_text())
+    assert summary["totals"]["rps"] == mean_rps(samples) and summary["totals"]["requests"] == total.requests
+    page = (folder / "report.html").read_text()
+    assert f"mean {mean_rps(samples):,.0f}/s" in page and f"{mean_rps(samples):,.1f}/s</div>" in page
 
 
 def test_the_models_own_locustfile_is_used_when_present(trained: Trained) -> None:

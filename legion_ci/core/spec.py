@@ -102,11 +102,33 @@ class TrainSpec(_Strict):
 
 
 class CompareSpec(_Strict):
-    """Champion/challenger: the candidate may not lose more than `max_regression` on `metric`."""
+    """Champion/challenger: the candidate may not lose more than `max_regression` on `metric`. A retrain must
+    also improve: by more than nothing, or by `min_delta` when given (0 accepts a tie); on a tie, a
+    `tie_breaker` metric decides (the candidate must be strictly better on it)."""
 
     enabled: bool = True
     metric: str | None = None
     max_regression: float = Field(0.0, ge=0)
+    min_delta: float | None = Field(
+        None, ge=0, description="least improvement a retrain must show on `metric`; 0 accepts a tie (default: > 0)"
+    )
+    tie_breaker: str | None = Field(None, description="metric that decides a tie on `metric` in a retrain")
+
+    @field_validator("metric", "tie_breaker")
+    @classmethod
+    def _held_out_metric(cls, v: str | None) -> str | None:
+        known = CLASSIFIER_METRICS + REGRESSOR_METRICS
+        if v is not None and v not in known:
+            close = difflib.get_close_matches(v, known, n=1)
+            hint = f"did you mean {close[0]!r}? " if close else ""
+            raise ValueError(f"{v!r} is not a held-out metric the gate computes; {hint}(one of {', '.join(known)})")
+        return v
+
+    @model_validator(mode="after")
+    def _tie_breaker_differs(self) -> CompareSpec:
+        if self.tie_breaker is not None and self.tie_breaker == self.metric:
+            raise ValueError(f"tie_breaker {self.tie_breaker!r} is the compared metric itself; name a second one")
+        return self
 
 
 class GateSpec(_Strict):

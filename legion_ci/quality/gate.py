@@ -8,7 +8,7 @@ import pandas as pd
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import ArtifactError
 from legion_ci.core.manifest import InputSchema
-from legion_ci.core.spec import GateSpec
+from legion_ci.core.spec import CompareSpec, GateSpec
 from legion_ci.quality.checks import Check, bound_check
 from legion_ci.quality.metrics import LOWER_IS_BETTER, better, evaluate
 
@@ -93,17 +93,24 @@ def comparison_check(
         f"{prod[metric]:.4f} ({direction} is better)"
     )
     margin = delta + cmp.max_regression
-    if require_improvement and candidate.id != production.id and delta <= 0:
-        return Check(
-            "comparison",
-            name,
-            False,
-            f"{detail}: the candidate is no better (a retrain must improve)",
-            cand[metric],
-            prod[metric],
-            margin=delta,
-            code=NO_IMPROVEMENT,
-        ), prod
+    if require_improvement and candidate.id != production.id:
+        short = improvement_shortfall(cmp, metric, delta, cand, prod)
+        if short is not None:
+            return Check(
+                "comparison",
+                name,
+                False,
+                f"{detail}: {short}",
+                cand[metric],
+                prod[metric],
+                margin=delta,
+                code=NO_IMPROVEMENT,
+            ), prod
+        if abs(delta) < TIE:
+            how = tie_decided(cmp, cand, prod)
+            return Check(
+                "comparison", name, True, f"{detail}: a tie, {how}", cand[metric], prod[metric], margin=margin
+            ), prod
     if delta < -cmp.max_regression:
         return Check(
             "comparison",
@@ -115,6 +122,73 @@ def comparison_check(
             margin=margin,
         ), prod
     return Check("comparison", name, True, detail, cand[metric], prod[metric], margin=margin), prod
+
+
+# Two scores closer than this are a tie (metrics computed on the same rows differ by float noise at most).
+TIE = 1e-12
+# The best score a metric can reach: production there cannot be beaten on it, only tied.
+BEST: dict[str, float] = {
+    "accuracy": 1.0,
+    "f1": 1.0,
+    "precision": 1.0,
+    "recall": 1.0,
+    "roc_auc": 1.0,
+    "r2": 1.0,
+    "log_loss": 0.0,
+    "rmse": 0.0,
+    "mae": 0.0,
+}
+TIE_RULE_HINT = (
+    "name a tie rule in gate.compare_to_production: `min_delta: 0` accepts a tie, "
+    "`tie_breaker: METRIC` lets a second metric decide it"
+)
+
+
+def improvement_shortfall(
+    cmp: CompareSpec, metric: str, delta: float, cand: dict[str, float], prod: dict[str, float]
+) -> str | None:
+    """Why a retrain's candidate does not improve enough on `metric` (None when it does). By default it must
+    be strictly better; `min_delta` sets the least improvement (0 accepts a tie); on a tie, `tie_breaker`
+    decides. A production at the metric's best possible score can only be tied: the message says so."""
+    tie = abs(delta) < TIE
+    if delta < 0 and not tie:
+        return "the candidate is no better (a retrain must improve)"
+    if tie and cmp.tie_breaker is not None:
+        second = cmp.tie_breaker
+        if second not in cand or second not in prod:
+            return (
+                f"a tie, and gate.compare_to_production.tie_breaker {second!r} cannot be computed for both "
+                f"models (candidate has {', '.join(sorted(cand))})"
+            )
+        won = better(second, cand[second], prod[second])
+        if won > TIE:
+            return None
+        return (
+            f"a tie, and the tie breaker {second} {cand[second]:.4f} vs {prod[second]:.4f} is no better "
+            "(a retrain must improve)"
+        )
+    needed = cmp.min_delta
+    if needed is None and not tie and delta > 0:
+        return None
+    if needed is not None and (delta >= needed or (tie and needed == 0)):
+        return None
+    if needed is not None:
+        return f"improves by {delta:.4f}, less than gate.compare_to_production.min_delta {needed} (a retrain must)"
+    best = BEST.get(metric)
+    if best is not None and abs(prod[metric] - best) < TIE:
+        return (
+            f"the candidate is no better (a retrain must improve), and production already scores the best possible "
+            f"{metric} ({best:g}), so no retrain can ever beat it on {metric}: {TIE_RULE_HINT}"
+        )
+    return f"the candidate is no better (a retrain must improve); a tie: {TIE_RULE_HINT}"
+
+
+def tie_decided(cmp: CompareSpec, cand: dict[str, float], prod: dict[str, float]) -> str:
+    """How a tie that passes was decided, for the check's message."""
+    if cmp.tie_breaker is not None and cmp.tie_breaker in cand and cmp.tie_breaker in prod:
+        second = cmp.tie_breaker
+        return f"decided by the tie breaker {second} {cand[second]:.4f} vs {prod[second]:.4f}"
+    return f"accepted by gate.compare_to_production.min_delta {cmp.min_delta}"
 
 
 def schema_check(

@@ -78,6 +78,7 @@ def test_a_retrain_no_better_than_production_is_halted_everywhere(home: Path, tm
     assert done.returncode == 0, done.stderr
     assert "[gate] HALTED in" in done.stderr, done.stderr
     assert "HALTED  no regression vs production (accuracy)" in done.stderr
+    assert "a tie: name a tie rule in gate.compare_to_production: `min_delta: 0` accepts a tie" in done.stderr
     assert "FAILED" not in done.stderr and "PASSED in" not in done.stderr.split("[gate] Quality gate")[1]
     run = runs(home)["tie"]
     assert run["status"] == "halted" and run["stages"]["gate"] == "halted"
@@ -93,3 +94,20 @@ def test_a_retrain_no_better_than_production_is_halted_everywhere(home: Path, tm
     assert '<skipped message="halted: ' in (folder / "junit.xml").read_text()
     html = (folder / "report.html").read_text()
     assert 'data-status="halted"' in html and 'class="badge b-halted">HALTED<' in html
+
+
+def test_a_tie_rule_in_the_spec_lets_a_tied_retrain_through(home: Path, tmp_path: Path) -> None:
+    model = candidate(tmp_path, min_delta=0)
+    done = retrain_gate(home, model, "tie-accepted")
+    assert done.returncode == 0, done.stderr
+    assert "[gate] PASSED in" in done.stderr, done.stderr
+    assert "a tie, accepted by gate.compare_to_production.min_delta 0" in done.stderr
+    run = runs(home)["tie-accepted"]
+    assert run["stages"]["gate"] == "passed" and run["status"] == "running"  # perf and the rest may go on
+
+
+def test_validate_refuses_a_tie_breaker_that_is_no_metric(home: Path, tmp_path: Path) -> None:
+    model = candidate(tmp_path, tie_breaker="logloss")
+    done = cli(home, "validate", str(model))
+    assert done.returncode == 2
+    assert "gate.compare_to_production.tie_breaker" in done.stderr and "did you mean 'log_loss'" in done.stderr

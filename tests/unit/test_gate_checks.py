@@ -181,3 +181,60 @@ def test_verdict_fails_forces_and_halts() -> None:
     assert halted.checks[1].skipped and not halted.failed
     assert verdict([low, same], None).status == "failed"  # a real failure is never hidden behind a halt
     assert verdict([same], "deploy anyway").status == "forced"
+
+
+# -- the tie rule (issue 12, item 5) ------------------------------------------------------------------
+def _retrain(spec: GateSpec, good: Artifact, cand: dict[str, float], prod: dict[str, float]) -> Any:
+    other = Artifact(good.path, good.manifest.model_copy(update={"artifact_id": "other000"}))
+    return comparison_check(spec, other, good, require_improvement=True, metrics=(cand, prod))[0]
+
+
+def test_a_production_at_the_best_possible_score_is_said_to_be_unbeatable(good: Artifact) -> None:
+    check = _retrain(gate(compare_to_production={"metric": "accuracy"}), good, {"accuracy": 1.0}, {"accuracy": 1.0})
+    assert not check.passed and check.code == "no-improvement"
+    assert "production already scores the best possible accuracy (1)" in check.message
+    assert "no retrain can ever beat it on accuracy" in check.message
+    assert "min_delta: 0" in check.message and "tie_breaker: METRIC" in check.message
+    lower = _retrain(gate(compare_to_production={"metric": "rmse"}), good, {"rmse": 0.0}, {"rmse": 0.0})
+    assert "best possible rmse (0)" in lower.message
+
+
+def test_an_ordinary_tie_names_the_tie_rule_too(good: Artifact) -> None:
+    check = _retrain(gate(), good, {"accuracy": 0.9}, {"accuracy": 0.9})
+    assert not check.passed and "a tie" in check.message and "min_delta: 0" in check.message
+    assert "best possible" not in check.message
+
+
+def test_min_delta_zero_accepts_a_tie(good: Artifact) -> None:
+    spec = gate(compare_to_production={"metric": "accuracy", "min_delta": 0})
+    check = _retrain(spec, good, {"accuracy": 1.0}, {"accuracy": 1.0})
+    assert check.passed and not check.skipped and "accepted by gate.compare_to_production.min_delta 0" in check.message
+    worse = _retrain(spec, good, {"accuracy": 0.98}, {"accuracy": 1.0})
+    assert not worse.passed and worse.code == "no-improvement"
+
+
+def test_min_delta_demands_that_much_improvement(good: Artifact) -> None:
+    spec = gate(compare_to_production={"metric": "accuracy", "min_delta": 0.05})
+    short = _retrain(spec, good, {"accuracy": 0.92}, {"accuracy": 0.9})
+    assert not short.passed and "less than gate.compare_to_production.min_delta 0.05" in short.message
+    assert _retrain(spec, good, {"accuracy": 0.96}, {"accuracy": 0.9}).passed
+
+
+def test_a_tie_breaker_decides_a_tie(good: Artifact) -> None:
+    spec = gate(compare_to_production={"metric": "accuracy", "tie_breaker": "log_loss"})
+    won = _retrain(spec, good, {"accuracy": 1.0, "log_loss": 0.05}, {"accuracy": 1.0, "log_loss": 0.10})
+    assert won.passed and "decided by the tie breaker log_loss 0.0500 vs 0.1000" in won.message
+    lost = _retrain(spec, good, {"accuracy": 1.0, "log_loss": 0.10}, {"accuracy": 1.0, "log_loss": 0.10})
+    assert not lost.passed and "the tie breaker log_loss 0.1000 vs 0.1000 is no better" in lost.message
+    missing = _retrain(spec, good, {"accuracy": 1.0}, {"accuracy": 1.0})
+    assert not missing.passed and "tie_breaker 'log_loss' cannot be computed" in missing.message
+    assert _retrain(spec, good, {"accuracy": 0.95, "log_loss": 0.01}, {"accuracy": 0.9, "log_loss": 0.5}).passed
+
+
+def test_a_tie_rule_is_checked_in_the_spec() -> None:
+    with pytest.raises(ValueError, match="did you mean 'log_loss'"):
+        gate(compare_to_production={"tie_breaker": "logloss"})
+    with pytest.raises(ValueError, match="is the compared metric itself"):
+        gate(compare_to_production={"metric": "f1", "tie_breaker": "f1"})
+    with pytest.raises(ValueError, match="greater than or equal to 0"):
+        gate(compare_to_production={"min_delta": -0.1})

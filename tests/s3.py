@@ -45,19 +45,16 @@ class S3Server:
         )
 
 
-def _free_port() -> int:
+def free_port() -> int:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         return int(sock.getsockname()[1])
 
 
-@pytest.fixture(scope="session")
-def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
-    """moto_server started for the session and stopped by its PID at the end; the bucket BUCKET exists."""
-    port = _free_port()
-    log = tmp_path_factory.mktemp("s3") / "moto.log"
+def start_moto(port: int, log: Path, bucket: str | None = BUCKET) -> tuple[subprocess.Popen[bytes], S3Server]:
+    """moto_server on 127.0.0.1:`port`, answering, with `bucket` created; stop it with `stop_moto`."""
     binary = Path(sys.executable).parent / "moto_server"
-    with log.open("w") as out:
+    with log.open("a") as out:
         proc = subprocess.Popen(
             [str(binary), "-H", "127.0.0.1", "-p", str(port)], stdout=out, stderr=subprocess.STDOUT, env=os.environ
         )
@@ -74,12 +71,28 @@ def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
                 if time.monotonic() > deadline:
                     raise RuntimeError(f"moto_server did not answer on {server.endpoint}:\n{log.read_text()}") from None
                 time.sleep(0.2)
-        server.client().create_bucket(Bucket=BUCKET)
+        if bucket:
+            server.client().create_bucket(Bucket=bucket)
+    except BaseException:
+        stop_moto(proc)
+        raise
+    return proc, server
+
+
+def stop_moto(proc: subprocess.Popen[bytes]) -> None:
+    proc.terminate()
+    try:
+        proc.wait(timeout=10)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+@pytest.fixture(scope="session")
+def s3_server(tmp_path_factory: pytest.TempPathFactory) -> Iterator[S3Server]:
+    """moto_server started for the session and stopped by its PID at the end; the bucket BUCKET exists."""
+    proc, server = start_moto(free_port(), tmp_path_factory.mktemp("s3") / "moto.log")
+    try:
         yield server
     finally:
-        proc.terminate()
-        try:
-            proc.wait(timeout=10)
-        except subprocess.TimeoutExpired:
-            proc.kill()
-            proc.wait()
+        stop_moto(proc)

@@ -29,6 +29,23 @@ def _positive(value: str) -> int:
     return number
 
 
+def _interval(value: str) -> float:
+    from legion_ci.core.durations import parse_duration
+
+    try:
+        seconds = float(value)
+    except ValueError:
+        try:
+            seconds = float(parse_duration(value))
+        except ConfigError:
+            seconds = -1.0
+    if not seconds > 0:
+        raise argparse.ArgumentTypeError(
+            f"invalid interval {value!r} (expected a positive number of seconds, or e.g. 30s, 5m)"
+        )
+    return seconds
+
+
 def _port(value: str) -> int:
     try:
         number = int(value)
@@ -58,6 +75,13 @@ def build_serve(serve: argparse.ArgumentParser, name: str) -> None:
     serve.add_argument("--max-rows", type=_positive, default=1000, help="rows per request (default 1000)")
     serve.add_argument(
         "--max-body-bytes", type=_positive, default=1_048_576, help="request body limit in bytes (default 1048576)"
+    )
+    serve.add_argument(
+        "--ship-interval",
+        type=_interval,
+        default=None,
+        help="ship capture segments to the store at least this often: seconds, or e.g. 30s, 5m "
+        "(default LEGION_SHIP_INTERVAL or 30)",
     )
     serve.add_argument("--plan", type=Path, default=None, help=argparse.SUPPRESS)  # set by the slim re-exec
     serve.set_defaults(handler=_serve)
@@ -106,6 +130,7 @@ def _serve(args: argparse.Namespace) -> int:
         capture_rate=args.capture_rate,
         max_rows=args.max_rows,
         max_body_bytes=args.max_body_bytes,
+        ship_interval=args.ship_interval or args.settings.ship_interval,
     )
     artifact = args.artifact
     if is_remote(artifact):  # a store URI: served from this machine's verified cache

@@ -22,6 +22,8 @@ from legion_ci.core.errors import ConfigError, SettingsError
 
 PREFIX = "LEGION_"
 REGISTRY_URL_EXPECTED = "an SQLAlchemy URL such as sqlite:///PATH or postgresql+psycopg://HOST/DB"
+SERVER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
+SERVER_ID_EXPECTED = "1-128 letters, digits, '.', '_' or '-', starting with a letter or digit"
 URL = re.compile(r"^[A-Za-z][A-Za-z0-9+.\-]*://\S*$")
 
 
@@ -41,6 +43,15 @@ def _seconds(value: Any) -> Any:
         return parse_duration(value)
     except ConfigError:
         raise ValueError("not a duration") from None
+
+
+def _float_seconds(value: Any) -> Any:
+    if isinstance(value, str):
+        try:
+            return float(value)
+        except ValueError:
+            return _seconds(value)
+    return value
 
 
 def _strip_slash(value: Any) -> Any:
@@ -196,6 +207,22 @@ class Settings(BaseSettings):
         "a whole number from 1",
         ge=1,
         strict=False,
+    )
+    ship_interval: Annotated[float, BeforeValidator(_float_seconds)] = setting(
+        30.0,
+        "model servers ship capture segments to the store at least this often (`serve --ship-interval`): "
+        "seconds, or e.g. 30s, 5m",
+        "serving",
+        "a duration such as 30, 30s or 5m",
+        gt=0,
+        strict=False,
+    )
+    server_id: Annotated[str | None, _matches(SERVER_ID, SERVER_ID_EXPECTED)] = setting(
+        None,
+        "this model server's id in the store (`<store>/feedback/NAME/<server id>/`); default the host name "
+        "(a pod's name)",
+        "serving",
+        SERVER_ID_EXPECTED,
     )
     router_port: int | None = setting(
         None,

@@ -79,14 +79,21 @@ def check_files(folder: Path, where: str) -> None:
         raise StoreError(f"{where}: {exc}") from None
 
 
-def _filesystem(url: str, what: str = "store URL") -> tuple[Any, str]:
+def _filesystem(url: str, what: str = "store URL", **options: Any) -> tuple[Any, str]:
     import fsspec
 
     try:
-        fs, path = fsspec.core.url_to_fs(url, skip_instance_cache=True)  # no stale listings of others' writes
+        # skip_instance_cache: no stale listings of others' writes
+        fs, path = fsspec.core.url_to_fs(url, skip_instance_cache=True, **options)
     except (ImportError, ValueError) as exc:
         raise ConfigError(f"{what} {url!r}: {exc} (expected a folder, or s3://BUCKET/PREFIX)") from None
     return fs, str(path)
+
+
+def filesystem(url: str, **options: Any) -> tuple[Any, str]:
+    """The fsspec filesystem and path of a store URL or folder (ConfigError for one fsspec cannot open);
+    `options` go to the filesystem (e.g. s3fs's config_kwargs)."""
+    return _filesystem(url, "LEGION_STORE_URL", **options)
 
 
 @dataclass(frozen=True)

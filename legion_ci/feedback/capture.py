@@ -12,13 +12,16 @@ killed process ends in zero bytes, which readers ignore, as they ignore a torn l
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
 import logging
 import mmap
 import os
 import random
 import threading
 import time
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
@@ -37,8 +40,24 @@ def store_dir(feedback_dir: Path, model: str) -> Path:
     return feedback_dir / model
 
 
+@dataclass(eq=False, slots=True)
+class _Segment:
+    """One open segment: its file (locked by this process while open), mapping and write position."""
+
+    path: Path
+    fd: int
+    map: mmap.mmap
+    pos: int
+    start: int  # where the records begin (after the header line)
+    opened: float  # time.monotonic() when it was opened
+
+
 class CaptureWriter:
-    """Appends prediction and feedback records for one model version to this process's segment."""
+    """Appends prediction and feedback records for one model version to this process's segment.
+
+    Records are appended on one thread (the server's event loop). A segment is closed when it is full (on
+    that thread) or, through `rotate_if_older`, when it is old (the shipper's thread prepares the next
+    segment, the event loop swaps it in between two requests, and the old one is closed off the loop)."""
 
     def __init__(
         self,
@@ -52,6 +71,8 @@ class CaptureWriter:
         segment_bytes: int = SEGMENT_BYTES,
         task: str | None = None,
         classes: list[Any] | None = None,
+        server: str = "",
+        loop: asyncio.AbstractEventLoop | None = None,
     ) -> None:
         self.folder = folder
         self.model, self.version = model, version
@@ -64,60 +85,104 @@ class CaptureWriter:
             "task": task,
             "classes": classes,
             "pid": os.getpid(),
+            "server": server,
         }
         self.rate = rate
         self.fsync_interval = fsync_interval
         self.segment_bytes = segment_bytes
+        self.loop = loop
         self.index = RequestIndex(folder)
         self.errors = 0
         self.written = 0
         self._lock = threading.Lock()
         self._dirty = False
-        self._pos = 0
-        self._fd = -1
-        self._map: mmap.mmap | None = None
+        self._seg: _Segment | None = None
+        self._retired: list[_Segment] = []
         self._stop = threading.Event()
         folder.mkdir(parents=True, exist_ok=True)
-        self._open()
+        self._seg = self._new_segment()
+        self._dirty = True
         self._thread = threading.Thread(target=self._sync_loop, name="capture-sync", daemon=True)
         self._thread.start()
 
+    @property
+    def path(self) -> Path | None:
+        seg = self._seg
+        return seg.path if seg is not None else None
+
     # -- segments ------------------------------------------------------------------------------------
-    def _open(self) -> None:
+    def _new_segment(self) -> _Segment:
+        """A new segment, preallocated, mapped, locked (flock: a shipper leaves it alone while it is
+        open) and holding its header; created under a hidden name and renamed, so no reader ever sees it
+        unlocked or empty."""
         stamp = time.strftime("%Y%m%dT%H%M%S", time.gmtime())
-        path = self.folder / f"seg-{stamp}-{os.getpid()}-{time.monotonic_ns() % 10**9:09d}.jsonl"
-        fd = os.open(path, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o640)
+        name = f"seg-{stamp}-{os.getpid()}-{time.monotonic_ns() % 10**9:09d}.jsonl"
+        hidden = self.folder / f".{name}.new"
+        fd = os.open(hidden, os.O_RDWR | os.O_CREAT | os.O_EXCL, 0o640)
         try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
             os.posix_fallocate(fd, 0, self.segment_bytes)
             mapping = mmap.mmap(fd, self.segment_bytes, mmap.MAP_SHARED, mmap.PROT_READ | mmap.PROT_WRITE)
+            line = orjson.dumps({**self.header, "ts": time.time()}, option=_OPTS)
+            mapping[: len(line)] = line
+            os.rename(hidden, self.folder / name)
         except OSError:
             os.close(fd)
-            path.unlink(missing_ok=True)
+            hidden.unlink(missing_ok=True)
             raise
-        line = orjson.dumps({**self.header, "ts": time.time()}, option=_OPTS)
-        mapping[: len(line)] = line
-        self._fd, self._map, self._pos, self.path = fd, mapping, len(line), path
-        self._dirty = True
+        return _Segment(self.folder / name, fd, mapping, len(line), len(line), time.monotonic())
 
-    def _close_segment(self) -> None:
-        """Flush, unmap and truncate the open segment to its data (caller holds the lock)."""
-        if self._map is None:
+    def _close_segment(self, seg: _Segment) -> None:
+        """Flush, unmap and truncate a segment to its data, then let go of its lock (caller holds _lock)."""
+        try:
+            seg.map.flush()
+            seg.map.close()
+            os.ftruncate(seg.fd, seg.pos)
+            os.fsync(seg.fd)
+        except (OSError, ValueError) as exc:
+            log.warning("capture: closing %s: %s", seg.path, exc)
+        finally:
+            os.close(seg.fd)
+
+    def _rotate(self) -> _Segment:
+        with self._lock:
+            if self._seg is not None:
+                self._close_segment(self._seg)
+                self._seg = None
+            self._seg = self._new_segment()
+            return self._seg
+
+    def rotate_if_older(self, age: float) -> None:
+        """Close the open segment if it holds records and was opened `age` seconds ago or more (called off
+        the event loop; the swap itself runs on the loop, so no append ever meets a closed mapping)."""
+        self.close_retired()
+        seg = self._seg
+        if seg is None or seg.pos <= seg.start or time.monotonic() - seg.opened < age:
+            return
+        fresh = self._new_segment()
+
+        def swap() -> None:
+            if self._seg is seg:
+                self._seg = fresh
+                self._retired.append(seg)
+            else:  # rotated (full) or closed meanwhile: the fresh segment holds only its header
+                self._retired.append(fresh)
+            self._dirty = True
+
+        if self.loop is None:
+            swap()
+            self.close_retired()
             return
         try:
-            self._map.flush()
-            self._map.close()
-            os.ftruncate(self._fd, self._pos)
-            os.fsync(self._fd)
-        except (OSError, ValueError) as exc:
-            log.warning("capture: closing %s: %s", self.path, exc)
-        finally:
-            os.close(self._fd)
-            self._map, self._fd = None, -1
+            self.loop.call_soon_threadsafe(swap)
+        except RuntimeError:  # the loop is closed: the server is stopping, close() takes it from here
+            self._retired.append(fresh)
 
-    def _rotate(self) -> None:
+    def close_retired(self) -> None:
+        """Close the segments swapped out by `rotate_if_older` (off the event loop)."""
         with self._lock:
-            self._close_segment()
-            self._open()
+            while self._retired:
+                self._close_segment(self._retired.pop())
 
     def _sync_loop(self) -> None:
         try:
@@ -134,17 +199,21 @@ class CaptureWriter:
             return
         with self._lock:
             self._dirty = False
+            seg = self._seg
             try:
-                if self._fd >= 0:
-                    os.fdatasync(self._fd)  # writes back the mapping's dirty pages; releases the GIL
+                if seg is not None:
+                    os.fdatasync(seg.fd)  # writes back the mapping's dirty pages; releases the GIL
             except OSError as exc:
-                log.warning("capture: fdatasync of %s failed: %s", self.path, exc)
+                log.warning("capture: fdatasync of %s failed: %s", seg.path if seg else None, exc)
 
     def close(self) -> None:
         self._stop.set()
         self._thread.join(timeout=5)
         with self._lock:
-            self._close_segment()
+            if self._seg is not None:
+                self._close_segment(self._seg)
+                self._seg = None
+        self.close_retired()
 
     # -- records -------------------------------------------------------------------------------------
     def sampled(self) -> bool:
@@ -153,19 +222,19 @@ class CaptureWriter:
     def _append(self, record: dict[str, Any]) -> bool:
         try:
             line = orjson.dumps(record, option=_OPTS)
-            end = self._pos + len(line)
-            if end > self.segment_bytes or self._map is None:
+            seg = self._seg
+            if seg is None or seg.pos + len(line) > self.segment_bytes:
                 if len(line) * 2 > self.segment_bytes:
                     raise OSError(f"a {len(line)}-byte record does not fit a {self.segment_bytes}-byte segment")
-                self._rotate()
-                end = self._pos + len(line)
-            self._map[self._pos : end] = line  # type: ignore[index]
+                seg = self._rotate()
+            end = seg.pos + len(line)
+            seg.map[seg.pos : end] = line
         except (OSError, ValueError, orjson.JSONEncodeError) as exc:
             self.errors += 1
             if self.errors in (1, 10, 100) or self.errors % 1000 == 0:
                 log.error("capture: cannot write to %s (%d failures so far): %s", self.path, self.errors, exc)
             return False
-        self._pos = end
+        seg.pos = end
         self._dirty = True
         self.written += 1
         return True
@@ -222,7 +291,27 @@ def segments(folder: Path) -> list[Path]:
     return sorted(folder.glob(SEGMENT_GLOB)) if folder.is_dir() else []
 
 
-def _segment_bytes(path: Path) -> bytes:
+def segment_header(data: bytes) -> dict[str, Any]:
+    """The header record of a segment's data ({} when its first line is not one)."""
+    try:
+        first = orjson.loads(data[: data.find(b"\n")] if b"\n" in data else data)
+    except orjson.JSONDecodeError:
+        return {}
+    return first if isinstance(first, dict) and first.get("kind") == "segment" else {}
+
+
+def segment_key(path: Path) -> tuple[str, str]:
+    """What names a segment wherever it is (local folder, store, cache): its server id and file name. A
+    segment written before servers had ids has "" as its server."""
+    try:
+        with path.open("rb") as fh:
+            head = fh.read(65536)
+    except OSError:
+        return "", path.name
+    return str(segment_header(head.split(b"\x00", 1)[0]).get("server") or ""), path.name
+
+
+def segment_data(path: Path) -> bytes:
     """A segment's data: up to the first zero byte (the unused, preallocated tail of an open segment)."""
     data = path.read_bytes()
     end = data.find(b"\x00")
@@ -232,7 +321,7 @@ def _segment_bytes(path: Path) -> bytes:
 def read_segment(path: Path) -> Iterator[dict[str, Any]]:
     """Records of one segment; a torn or corrupt line (an unacknowledged write) is skipped."""
     try:
-        data = _segment_bytes(path)
+        data = segment_data(path)
     except OSError as exc:
         log.warning("capture: cannot read %s: %s", path, exc)
         return
@@ -247,9 +336,10 @@ def read_segment(path: Path) -> Iterator[dict[str, Any]]:
             yield record
 
 
-def read_store(folder: Path) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
-    """(segment header, record) for every record of the store, oldest segment first."""
-    for path in segments(folder):
+def read_store(source: Path | Iterable[Path]) -> Iterator[tuple[dict[str, Any], dict[str, Any]]]:
+    """(segment header, record) for every record of a store folder, oldest segment first, or of the given
+    segment files in their order."""
+    for path in segments(source) if isinstance(source, Path) else source:
         header: dict[str, Any] = {}
         for record in read_segment(path):
             if record.get("kind") == "segment":
@@ -265,7 +355,7 @@ def find_prediction(folder: Path, request_id: str) -> bool:
     needle = b'"request_id":"' + request_id.encode() + b'"'
     for path in reversed(segments(folder)):
         try:
-            data = _segment_bytes(path)
+            data = segment_data(path)
         except OSError:
             continue
         start = data.find(needle)

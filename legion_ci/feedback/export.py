@@ -29,6 +29,7 @@ from legion_ci.core.errors import ConfigError, NotFoundError
 from legion_ci.core.settings import Settings
 from legion_ci.feedback.capture import read_segment, segments, store_dir
 from legion_ci.feedback.labels import LabelError, Target
+from legion_ci.feedback.ship import all_segments
 
 log = logging.getLogger(__name__)
 FORMATS = (".csv", ".parquet")
@@ -247,12 +248,13 @@ def export_feedback(
     if suffix not in FORMATS:
         raise ConfigError(f"--out: {str(out)!r} must end in .csv or .parquet")
     folder = store_dir(settings.feedback_dir, model)
-    if not folder.is_dir():
+    files = all_segments(settings, model)  # local and shipped to the store, each segment once
+    if not files and not folder.is_dir():
         raise NotFoundError(
-            f"no feedback store for model {model!r} (expected {folder}); "
+            f"no feedback store for model {model!r} (expected {folder}, or segments shipped to the store); "
             "serve it with capture on and post feedback first"
         )
-    joined = join(folder, since, target)
+    joined = join_segments(files, since, target)
     if joined.ambiguous:
         log.warning(
             "feedback export %s: %d request ids were captured more than once with different inputs; "

@@ -30,9 +30,11 @@ from legion_ci.auth.jwt import AuthConfig, Authenticator, AuthError, NeedsRefres
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import preview
 from legion_ci.core.settings import Settings
+from legion_ci.core.store import Store
 from legion_ci.feedback.capture import CaptureWriter, store_dir
 from legion_ci.feedback.index import UNKNOWN_ROWS
 from legion_ci.feedback.labels import LabelError, Target
+from legion_ci.feedback.ship import Shipper, server_id
 from legion_ci.serving import v2
 from legion_ci.serving.metrics import CONTENT_TYPE, Metrics
 from legion_ci.serving.openapi import build_openapi
@@ -88,6 +90,16 @@ class ModelApp:
         self.capture_on = options.capture and options.capture_rate > 0
         self.store = store_dir(settings.feedback_dir, self.name)
         self.writer: CaptureWriter | None = None
+        self.server_id = server_id(settings)
+        self.shipper = Shipper(
+            self.store,
+            self.name,
+            Store.from_settings(settings).url,
+            self.server_id,
+            options.ship_interval,
+            self.metrics.shipped_child.inc,
+            self.metrics.ship_errors_child.inc,
+        )
         self.ready = False
         self.headers = [(b"x-model-name", self.name.encode()), (b"x-model-version", self.version.encode())]
         self.openapi = dumps(build_openapi(artifact, self.features, self.auth_enabled, options))
@@ -125,12 +137,14 @@ class ModelApp:
         await run_lifespan(receive, send, self._on_startup, self._on_shutdown)
 
     async def _on_startup(self) -> None:
-        self.startup()
+        self.startup(asyncio.get_running_loop())
 
     async def _on_shutdown(self) -> None:
-        self.shutdown()
+        await asyncio.to_thread(self.shutdown)  # shipping may take seconds; the loop keeps running meanwhile
 
-    def startup(self) -> None:
+    def startup(self, loop: asyncio.AbstractEventLoop | None = None) -> None:
+        """Open the capture segment and start shipping; `loop` is the event loop that answers requests
+        (the segment is swapped on it), None when records are appended from one thread without one."""
         if self.writer is None:
             target = self.artifact.manifest.model.target
             self.writer = CaptureWriter(
@@ -143,16 +157,22 @@ class ModelApp:
                 self.options.fsync_interval,
                 task=self.target.task,
                 classes=self.classes,
+                server=self.server_id,
+                loop=loop,
             )
+            self.shipper.start(self.writer)
         gc.collect()
         gc.freeze()  # the model and tables live for the process: keep them out of every GC pass
         self.ready = True
 
     def shutdown(self) -> None:
+        """Close the open segment and ship it with whatever else is left (SIGTERM, a pod's preStop)."""
         self.ready = False
         if self.writer is not None:
+            self.shipper.stop()
             self.writer.close()
             self.writer = None
+            self.shipper.finish()
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()

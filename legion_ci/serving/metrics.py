@@ -70,6 +70,15 @@ class Metrics:
         self.capture_errors = Counter(
             "legion_capture_errors", "Records the feedback store could not take", labels, registry=reg
         )
+        self.shipped = Counter(
+            "legion_shipped_segments", "Capture segments uploaded to the store", labels, registry=reg
+        )
+        self.ship_errors = Counter(
+            "legion_ship_errors",
+            "Failed uploads of capture segments to the store (down or refusing; the segments wait on disk)",
+            labels,
+            registry=reg,
+        )
         self.base = (model, version)
         self._requests: dict[tuple[str, int], Any] = {}
         self._latency: dict[str, Any] = {}
@@ -77,6 +86,8 @@ class Metrics:
         self.rows_child = self.rows.labels(*self.base)
         self.captured_child = self.captured.labels(*self.base)
         self.capture_errors_child = self.capture_errors.labels(*self.base)
+        self.shipped_child = self.shipped.labels(*self.base)
+        self.ship_errors_child = self.ship_errors.labels(*self.base)
 
     def observe(self, endpoint: str, status: int, seconds: float) -> None:
         child = self._requests.get((endpoint, status))

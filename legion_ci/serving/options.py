@@ -19,3 +19,4 @@ class ServeOptions:
     max_body_bytes: int = 1_048_576
     max_feedback_items: int = 1000  # items of one feedback request (413 over it)
     fsync_interval: float = 1.0  # seconds between fsyncs of the capture segment (power-loss window)
+    ship_interval: float = 30.0  # a segment ships to the store at most this many seconds after it opened

@@ -113,6 +113,8 @@ def _argv(artifact_path: str | Path, options: ServeOptions, plan: Path | None) -
         str(options.max_rows),
         "--max-body-bytes",
         str(options.max_body_bytes),
+        "--ship-interval",
+        repr(options.ship_interval),
     ]
     if plan is not None:
         args += ["--plan", str(plan)]

@@ -78,12 +78,27 @@ class GitInfo(_Record):
     dirty: bool | None = None
 
 
+class FeedbackWindow(_Record):
+    """The feedback-loop ground truth an artifact was trained on (a retrain's export of the capture store):
+    every labelled request up to `last_feedback`, each once, so the next retrain knows what is new."""
+
+    rows: int
+    requests: int
+    fingerprint: str  # sha256 of the exported rows
+    first_prediction: str | None = None  # ISO times of the predictions the rows come from
+    last_prediction: str | None = None
+    last_feedback: str | None = None  # the newest ground truth used: the window's end
+    new_requests: int = 0  # labelled after what trained the production version of the time
+    left_out: dict[str, int] = {}  # request ids left out, per reason (legion_ci.feedback.export.REASONS)
+
+
 class DataLineage(_Record):
     """The training data: where it came from, its fingerprint, and extra files (feedback) added to it."""
 
     source: str | None = None
     fingerprint: str | None = None
     extra: list[str] = []
+    feedback: FeedbackWindow | None = None
 
 
 class JenkinsBuild(_Record):

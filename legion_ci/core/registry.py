@@ -295,6 +295,8 @@ class Registry:
     def register_version(self, manifest: Manifest, path: str) -> tuple[VersionRecord, bool]:
         """Add a version for an artifact; the same artifact registered again returns the first record.
 
+        A version string names one artifact of a model: another artifact under a version string already
+        registered is refused (RegistryError naming both; `free_version` picks one that is free).
         Concurrent writers race on two unique keys: the model row and the (model, artifact) row. A
         loser of either race retries its whole transaction, which then sees the winner's rows.
         """
@@ -309,6 +311,19 @@ class Registry:
                     ).first()
                     if existing is not None:
                         return _version(existing), False
+                    taken = conn.execute(
+                        select(versions.c.artifact_id).where(
+                            versions.c.model == name, versions.c.version == manifest.version
+                        )
+                    ).first()
+                    if taken is not None and taken[0] == aid:
+                        continue  # a concurrent writer registered this very artifact between the reads
+                    if taken is not None:
+                        raise RegistryError(
+                            f"model {name!r} version {manifest.version!r} is already registered for artifact "
+                            f"{taken[0]}, so artifact {aid} cannot take it; one version string names one "
+                            f"artifact (bump `version` in legion.yaml)"
+                        )
                     conn.execute(
                         versions.insert().values(
                             model=name,
@@ -323,6 +338,23 @@ class Registry:
             except IntegrityError:
                 continue  # a concurrent writer inserted the model or this artifact first: look again
         raise RegistryError(f"registry {self._safe_url()}: could not register {name} {aid} after 5 attempts")
+
+    def free_version(self, model: str, wanted: str) -> str:
+        """`wanted` when no artifact of `model` has it yet, else the lowest higher patch that is free
+        (1.0.0 taken: 1.0.1; a pre-release or build suffix is kept: 1.0.0-rc1 taken: 1.0.1-rc1)."""
+        taken = {v.version for v in self.versions(model)}
+        if wanted not in taken:
+            return wanted
+        core, sep, suffix = wanted.partition("-") if "-" in wanted.split("+")[0] else wanted.partition("+")
+        parts = core.split(".")
+        if len(parts) != 3 or not all(p.isdigit() for p in parts):
+            raise RegistryError(f"model {model!r} version {wanted!r} is taken and is not MAJOR.MINOR.PATCH to bump")
+        major, minor, patch = (int(p) for p in parts)
+        while True:
+            patch += 1
+            candidate = f"{major}.{minor}.{patch}{sep}{suffix}"
+            if candidate not in taken:
+                return candidate
 
     def version_by_artifact(self, model: str, artifact_id: str) -> VersionRecord:
         with self.tx() as conn:

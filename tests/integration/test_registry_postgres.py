@@ -88,8 +88,8 @@ WRITER = textwrap.dedent("""
     from tests.manifests import stub_manifest
     reg = Registry(sys.argv[1])
     for i in range(25):
-        reg.register_version(stub_manifest("cc", "1.0.0", f"{sys.argv[2]}-{i}"), "/p")
-        reg.register_version(stub_manifest("cc", "1.0.0", f"shared-{i}"), "/p")
+        reg.register_version(stub_manifest("cc", f"1.0.{i}-{sys.argv[2]}", f"{sys.argv[2]}-{i}"), "/p")
+        reg.register_version(stub_manifest("cc", f"2.0.{i}", f"shared-{i}"), "/p")
 """)
 
 

@@ -5,8 +5,10 @@ from __future__ import annotations
 import json
 import subprocess
 import sys
+import time
 from pathlib import Path
 
+import pandas as pd
 import pytest
 import yaml
 
@@ -14,14 +16,15 @@ from legion_ci.cli import main
 from legion_ci.core.errors import StageFailed
 from legion_ci.core.registry import Registry
 from legion_ci.core.settings import Settings
+from legion_ci.feedback.capture import CaptureWriter
 from legion_ci.pipeline.progress import PlainReporter
 from legion_ci.pipeline.runner import single_stage
 from legion_ci.pipeline.stages.base import RunOptions
 
 
-def train(settings: Settings, registry: Registry, model_dir: Path, run_id: str = "r1"):
+def train(settings: Settings, registry: Registry, model_dir: Path, run_id: str = "r1", flow: str = "push"):
     return single_stage(
-        settings, registry, "train", str(model_dir), run_id, "push", RunOptions(), PlainReporter(verbose_logs=False)
+        settings, registry, "train", str(model_dir), run_id, flow, RunOptions(), PlainReporter(verbose_logs=False)
     )[1]
 
 
@@ -60,7 +63,49 @@ def test_same_inputs_reuse_the_artifact_and_a_change_makes_a_new_one(
     (iris_dir / "legion.yaml").write_text(yaml.safe_dump(spec))
     changed = train(settings, registry, iris_dir, "r3")
     assert changed.outputs["artifact_id"] != first.outputs["artifact_id"]
-    assert len(registry.versions("iris")) == 2
+    # legion.yaml still says 1.0.0, which names the first artifact: the new one is 1.0.1, and it says so.
+    assert [v.version for v in registry.versions("iris")] == ["1.0.0", "1.0.1"]
+    assert "version 1.0.0 names another artifact of iris; registered as 1.0.1" in changed.summary
+
+
+def test_a_retrain_uses_every_label_once_whatever_versions_were_registered_since(
+    settings: Settings, registry: Registry, iris_dir: Path
+) -> None:
+    """Before: a retrain took feedback "since the newest version": a halted retrain's version consumed it,
+    and late ground truth for an older prediction was dropped."""
+    first = train(settings, registry, iris_dir, "r1")
+    registry.set_alias("iris", "production", first.outputs["version_id"])
+    production = registry.alias("iris", "production")
+    assert production is not None
+    features = production.manifest.input_schema.names
+    store = CaptureWriter(settings.feedback_dir / "iris", "iris", "1.0.0", features, "target", fsync_interval=0.05)
+    rows = [[5.1, 3.5, 1.4, 0.2], [6.7, 3.1, 4.4, 1.4], [6.3, 3.3, 6.0, 2.5], [5.0, 3.4, 1.5, 0.2]]
+    old = time.time() - 3600
+    for i, row in enumerate(rows[:3]):
+        store.prediction(f"p{i}", [row], [i], None, 0.1, old + i)
+    store.feedback("p0", 0, None, True)
+    store.feedback("p1", 1, None, True)
+    store.feedback("p1", "class_7", None, True)  # stored before the endpoint checked labels
+    store.sync()
+    halted = train(settings, registry, iris_dir, "r2", "retrain")  # registered, never promoted
+    window = registry.version_by_id(halted.outputs["version_id"]).manifest.data.feedback
+    assert window is not None and (window.rows, window.requests, window.new_requests) == (2, 2, 2)
+    assert window.left_out == {} and len(window.fingerprint) == 64
+    store.feedback("p2", 2, None, True)  # late ground truth for a prediction made an hour ago
+    store.prediction("p3", [rows[3]], [0], None, 0.1, time.time())
+    store.feedback("p3", 0, None, True)
+    store.close()
+    later = train(settings, registry, iris_dir, "r3", "retrain")
+    exported = pd.read_csv(settings.runs_dir / "r3" / "train" / "feedback.csv")
+    assert sorted(exported.to_numpy().tolist()) == sorted(
+        [*r, float(t)] for r, t in zip(rows, [0, 1, 2, 0], strict=True)
+    )
+    window = registry.version_by_id(later.outputs["version_id"]).manifest.data.feedback
+    assert window is not None and (window.rows, window.new_requests) == (4, 4)
+    assert [v.version for v in registry.versions("iris")] == ["1.0.0", "1.0.1", "1.0.2"]
+    registry.set_alias("iris", "production", later.outputs["version_id"])
+    again = train(settings, registry, iris_dir, "r4", "retrain")  # nothing new: nothing is used twice
+    assert again.outputs["reused"] and again.halt is not None and "nothing to retrain" in again.halt
 
 
 BROKEN = {

@@ -41,9 +41,23 @@ def test_resolve_by_alias_version_and_artifact_prefix(registry: Registry) -> Non
         registry.resolve("m", "3.0.0")
 
 
+def test_one_version_string_names_one_artifact(registry: Registry) -> None:
+    registry.register_version(manifest("a1"), "/1")
+    with pytest.raises(RegistryError, match="version '1.0.0' is already registered for artifact a1, so artifact a2"):
+        registry.register_version(manifest("a2"), "/2")
+    assert [v.artifact_id for v in registry.versions("m")] == ["a1"]
+    assert registry.free_version("m", "1.0.0") == "1.0.1"
+    assert registry.free_version("m", "2.0.0") == "2.0.0"
+    registry.register_version(manifest("a2", "1.0.1"), "/2")
+    registry.register_version(manifest("a3", "1.0.0-rc1"), "/3")
+    assert registry.free_version("m", "1.0.0") == "1.0.2"
+    assert registry.free_version("m", "1.0.0-rc1") == "1.0.1-rc1"
+    assert registry.free_version("other", "1.0.0") == "1.0.0"
+
+
 def test_set_alias_returns_the_previous_version(registry: Registry) -> None:
     v1, _ = registry.register_version(manifest("a1"), "/1")
-    v2, _ = registry.register_version(manifest("a2"), "/2")
+    v2, _ = registry.register_version(manifest("a2", "1.1.0"), "/2")
     assert registry.set_alias("m", "production", v1.id) is None
     assert registry.set_alias("m", "production", v2.id) == v1.id
     assert registry.aliases_of("m") == {"production": v2.id}
@@ -110,8 +124,8 @@ WRITER = textwrap.dedent("""
     who = sys.argv[2]
     reg.ensure_run(f"run-{who}", "m", "/d", "push")
     for i in range(int(sys.argv[3])):
-        reg.register_version(stub_manifest("m", "1.0.0", f"{who}-{i}"), "/p")
-        reg.register_version(stub_manifest("m", "1.0.0", f"shared-{i}"), "/p")
+        reg.register_version(stub_manifest("m", f"1.0.{i}-{who}", f"{who}-{i}"), "/p")
+        reg.register_version(stub_manifest("m", f"2.0.{i}", f"shared-{i}"), "/p")
         reg.record_stage(f"run-{who}", f"stage-{i}", StageStatus.PASSED, outputs={"i": i})
 """)
 

@@ -18,6 +18,7 @@ from legion_ci.core.errors import ArtifactError, NotFoundError, StageFailed
 from legion_ci.core.manifest import (
     DataLineage,
     ExportedModel,
+    FeedbackWindow,
     GitInfo,
     JenkinsBuild,
     LoggedMetrics,
@@ -30,7 +31,7 @@ from legion_ci.core.store import Store, open_artifact
 from legion_ci.pipeline.stages.base import StageContext, StageResult
 from legion_ci.quality.metrics import evaluate
 from legion_ci.toolchain import ENV_EXTRA_DATA, ENV_MODEL_DIR, ENV_OUTPUT_DIR, EXPORT_FILE, METRICS_FILE
-from legion_ci.training.data import load_dataset, split
+from legion_ci.training.data import Dataset, load_dataset, split
 
 HOLDOUT = "holdout.csv"
 
@@ -54,8 +55,10 @@ def identity(ctx: StageContext, data_fingerprint: str) -> dict[str, Any]:
 def run(ctx: StageContext) -> StageResult:
     spec = ctx.loaded.spec
     extra = [Path(p) for p in ctx.options.extra_data]
+    window = None
     if ctx.run.flow == "retrain":
-        extra += feedback_data(ctx)
+        fed, window = feedback_data(ctx)
+        extra += fed
     dataset = load_dataset(spec.train, ctx.model_dir, extra)
     ident = identity(ctx, dataset.fingerprint)
     aid = artifact_id(ident)
@@ -73,11 +76,20 @@ def run(ctx: StageContext) -> StageResult:
             halt=halt,
         )
 
+    version = ctx.registry.free_version(spec.name, spec.version)
+    bumped = (
+        f" (version {spec.version} names another artifact of {spec.name}; registered as {version}: "
+        "set `version` in legion.yaml to choose)"
+        if version != spec.version
+        else ""
+    )
+    if bumped:
+        ctx.log(bumped.strip(" ()"))
     store = Store.from_settings(ctx.settings)
     staging = store.staging_dir(spec.name, aid)
     try:
         _train(ctx, staging, extra)
-        manifest = _manifest(ctx, staging, ident, aid, dataset.fingerprint, dataset.source, extra)
+        manifest = _manifest(ctx, staging, ident, aid, dataset, extra, version, window)
         parts = split(dataset, spec.train)
         holdout = parts.x_test.copy()
         holdout["target"] = parts.y_test.to_numpy()
@@ -90,34 +102,70 @@ def run(ctx: StageContext) -> StageResult:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     art, uri = published.artifact, published.uri
-    version, created = ctx.registry.register_version(art.manifest, uri)
+    record, created = ctx.registry.register_version(art.manifest, uri)
     shutil.copyfile(art.path / MANIFEST, ctx.stage_dir() / MANIFEST)  # archived by Jenkins with the run folder
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(art.metrics.items()))
     verb = "registered" if created else "already registered"
     return StageResult(
         StageStatus.PASSED,
-        f"{verb} {spec.name} {spec.version} artifact {aid}: {metrics}",
-        {"version_id": version.id, "artifact_id": aid, "path": uri, "reused": not created},
+        f"{verb} {spec.name} {art.version} artifact {aid}: {metrics}{bumped}",
+        {"version_id": record.id, "artifact_id": aid, "path": uri, "reused": not created},
     )
 
 
-def feedback_data(ctx: StageContext) -> list[Path]:
-    """Ground truth captured since the model's newest version, exported once per run (a rerun of the
-    stage reads the same file, so it trains on the same rows)."""
+def feedback_data(ctx: StageContext) -> tuple[list[Path], FeedbackWindow | None]:
+    """All the ground truth the store holds, each labelled request once (its newest valid label), checked
+    against the production model's target, exported once per run (a rerun of the stage reads the same
+    file, so it trains on the same rows). The window is cumulative and does not depend on which versions
+    were registered since: a halted or failed retrain consumes nothing, late ground truth for an old
+    prediction is used, and the lineage (`data.feedback`) records rows, time range and fingerprint, and
+    how many labels are new since what trained production."""
     from legion_ci.feedback.export import export_feedback
+    from legion_ci.feedback.labels import Target
 
-    out = ctx.stage_dir() / "feedback.csv"
+    name = ctx.loaded.spec.name
+    out, record = ctx.stage_dir() / "feedback.csv", ctx.stage_dir() / "feedback.json"
     if not out.is_file():
-        versions = ctx.registry.versions(ctx.loaded.spec.name)
-        since = datetime.fromisoformat(versions[-1].created_at) if versions else None
+        production = ctx.registry.alias(name, "production")
+        versions = ctx.registry.versions(name)
+        basis = production or (versions[-1] if versions else None)
+        target = None
+        if basis is not None:
+            exported = basis.manifest.model
+            target = Target.of(exported.task, exported.classes, exported.target, f"model {name} {basis.version}")
         try:
-            rows = export_feedback(ctx.settings, ctx.loaded.spec.name, since, out).rows
+            done = export_feedback(ctx.settings, name, None, out, target)
         except NotFoundError:
-            rows = 0
             out.write_text("")
-        ctx.log(f"feedback since {since.isoformat() if since else 'the start'}: {rows} labelled row(s)")
-    has_rows = out.stat().st_size > 0 and len(out.read_text().splitlines()) > 1
-    return [out] if has_rows else []
+            record.unlink(missing_ok=True)
+            ctx.log("feedback: no capture store for this model; training on the spec's data alone")
+            return [], None
+        prior = production.manifest.data.feedback if production is not None else None
+        since = datetime.fromisoformat(prior.last_feedback).timestamp() if prior and prior.last_feedback else None
+        window = FeedbackWindow(
+            rows=done.rows,
+            requests=done.requests,
+            fingerprint=done.fingerprint,
+            first_prediction=_iso(done.first_prediction),
+            last_prediction=_iso(done.last_prediction),
+            last_feedback=_iso(done.last_feedback),
+            new_requests=done.labelled_after(since),
+            left_out=done.left_out,
+        )
+        write_json_atomic(record, window.to_json())
+        ctx.log(f"feedback: {done.summary()}")
+        if production is not None:
+            trained = f"{prior.requests} labelled request(s) up to {prior.last_feedback}" if prior else "no feedback"
+            ctx.log(
+                f"feedback: {window.new_requests} labelled request(s) new since production "
+                f"{production.version} (trained on {trained})"
+            )
+    used = FeedbackWindow.model_validate_json(record.read_text()) if record.is_file() else None
+    return ([out] if used is not None and used.rows > 0 else []), used
+
+
+def _iso(ts: float | None) -> str | None:
+    return datetime.fromtimestamp(ts, UTC).isoformat(timespec="microseconds") if ts is not None else None
 
 
 def _reusable(ctx: StageContext, name: str, aid: str) -> VersionRecord | None:
@@ -183,7 +231,14 @@ def _train(ctx: StageContext, staging: Path, extra: list[Path]) -> None:
 
 
 def _manifest(
-    ctx: StageContext, staging: Path, ident: dict[str, Any], aid: str, fingerprint: str, source: str, extra: list[Path]
+    ctx: StageContext,
+    staging: Path,
+    ident: dict[str, Any],
+    aid: str,
+    dataset: Dataset,
+    extra: list[Path],
+    version: str,
+    window: FeedbackWindow | None,
 ) -> Manifest:
     """Lineage from here, the model's own record from export.json (in its namespace, so it cannot
     overwrite a lineage key), metrics train.py logged."""
@@ -209,12 +264,14 @@ def _manifest(
     logged_file.unlink(missing_ok=True)
     return Manifest(
         name=spec.name,
-        version=spec.version,
+        version=version,
         artifact_id=aid,
         created_at=datetime.now(UTC).isoformat(timespec="seconds"),
         git=GitInfo(**lineage.git_info(ctx.model_dir)),
         source_fingerprint=ident["source"],
-        data=DataLineage(source=source, fingerprint=fingerprint, extra=[str(p) for p in extra]),
+        data=DataLineage(
+            source=dataset.source, fingerprint=dataset.fingerprint, extra=[str(p) for p in extra], feedback=window
+        ),
         params=spec.train.params,
         seed=spec.train.seed,
         metrics=logged,

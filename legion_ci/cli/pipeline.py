@@ -12,6 +12,7 @@ from rich.table import Table
 
 from legion_ci.cli.common import add_state_args, open_state, print_json, settings_of
 from legion_ci.core.errors import EXIT_FAILED
+from legion_ci.core.preflight import check_ready
 from legion_ci.core.spec import load_spec
 from legion_ci.pipeline.graph import FLOWS, stage, starts_a_run
 from legion_ci.pipeline.progress import STYLES, reporter_for
@@ -132,6 +133,7 @@ def cmd_run(args: argparse.Namespace) -> int:
 def cmd_stage(args: argparse.Namespace) -> int:
     if args.stage == "validate" and args.run_id is None:
         loaded = load_spec(args.model_dir or ".")  # plain validation: no run is recorded
+        check_ready(loaded)
         spec = loaded.spec
         print(f"{loaded.file}: valid ({spec.name} {spec.version}, target {spec.deploy.target})")
         return 0

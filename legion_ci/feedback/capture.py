@@ -240,9 +240,18 @@ class CaptureWriter:
         return True
 
     def prediction(
-        self, request_id: str, inputs: list[list[Any]], outputs: Any, probabilities: Any, latency_ms: float, ts: float
+        self,
+        request_id: str,
+        inputs: list[list[Any]],
+        outputs: Any,
+        probabilities: Any,
+        latency_ms: float,
+        ts: float,
+        shadow: bool = False,
     ) -> bool:
-        """Record one answered invoke; True once it is in the store (written before the answer goes out)."""
+        """Record one answered invoke; True once it is in the store (written before the answer goes out).
+        `shadow`: a copy the router mirrored (X-Legion-Shadow: 1), whose answer no caller saw; the record says
+        "shadow": true and keeps the caller's request id, so it compares with production's offline."""
         record = {
             "kind": "prediction",
             "request_id": request_id,
@@ -256,6 +265,8 @@ class CaptureWriter:
         }
         if probabilities is not None:
             record["probabilities"] = probabilities
+        if shadow:
+            record["shadow"] = True
         ok = self._append(record)
         if ok:
             self.index.add(request_id, len(inputs))

@@ -9,12 +9,21 @@ A request that could not reach its backend (connection refused: a replica that i
 sent to another backend of the same model; one that reached a backend and failed there is answered 502,
 since sending it again could run it twice. Every answer carries X-Request-ID (the caller's, or a new one)
 and X-Legion-Deployment (the deployment that answered).
+
+Sticky: with a sticky header (or cookie) configured, a request carrying it goes to the deployment its value
+hashes to (table.py), the same one every time while the weights stand; without it, by weight.
+Shadow: a deployment with a mirror share gets a copy of that share of the model's weighted requests, sent
+after the caller's answer has gone out, with X-Legion-Shadow: 1 (its server captures the prediction marked
+shadow, under the same request id) and a timeout of its own. Its answer is dropped; whatever it does (fail,
+hang, die) reaches only the metrics, never the caller.
 """
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import time
+from dataclasses import dataclass
 from typing import Any
 
 from legion_ci.asgi.http import BodyTooLarge, ClientGone, dumps, read_body, respond, send_bytes
@@ -24,19 +33,43 @@ from legion_ci.asgi.types import Headers, Receive, Scope, Send
 from legion_ci.router import paths
 from legion_ci.router.metrics import CONTENT_TYPE, RouterMetrics
 from legion_ci.router.source import RegistryPoller
-from legion_ci.router.table import Backend, RouteTable
-from legion_ci.router.upstream import HOP_BY_HOP, NotSent, Upstream, UpstreamFailed
+from legion_ci.router.table import Backend, RouteTable, sticky_point
+from legion_ci.router.upstream import HOP_BY_HOP, NotSent, Upstream, UpstreamFailed, UpstreamTimeout
 
 log = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024 * 1024
 DOWN_FOR = 2.0  # seconds a replica that refused a connection is skipped
+MAX_SHADOWS = 128  # mirrored requests in flight at once; beyond it a copy is dropped (counted), never queued
+SHADOW_HEADER = (b"x-legion-shadow", b"1")
+
+
+@dataclass(frozen=True)
+class Sticky:
+    """Where a request's sticky key is read: a header, else a cookie (lower-case bytes; None: not used)."""
+
+    header: bytes | None = None
+    cookie: bytes | None = None
+
+    @classmethod
+    def of(cls, header: str | None, cookie: str | None) -> Sticky:
+        return cls(header.lower().encode("latin-1") if header else None, cookie.encode("latin-1") if cookie else None)
 
 
 class RouterApp:
     """Build with a RouteTable (and, to follow the registry, a RegistryPoller that fills it)."""
 
-    def __init__(self, table: RouteTable, upstream: Upstream, poller: RegistryPoller | None = None) -> None:
+    def __init__(
+        self,
+        table: RouteTable,
+        upstream: Upstream,
+        poller: RegistryPoller | None = None,
+        sticky: Sticky | None = None,
+        shadow_timeout: float = 5.0,
+    ) -> None:
         self.table, self.upstream, self.poller = table, upstream, poller
+        self.sticky = sticky or Sticky()
+        self.shadow_timeout = shadow_timeout
+        self.shadows: set[asyncio.Task[None]] = set()
         self.started_at = time.time()
         self.ready = False
         self.down: dict[str, float] = {}
@@ -61,6 +94,8 @@ class RouterApp:
         self.ready = False
         if self.poller is not None:
             await self.poller.stop()
+        for task in list(self.shadows):
+            task.cancel()
         await self.upstream.close()
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
@@ -108,13 +143,14 @@ class RouterApp:
             return
         except ClientGone:
             return
-        rid, headers = _forward_headers(scope)
+        rid, headers, key = _forward_headers(scope, self.sticky)
+        sticky = sticky_point(target.model, key) if key else None
         query = scope.get("query_string") or b""
         suffix = "?" + query.decode("latin-1") if query else ""
         tried: set[str] = set()
         reasons: list[str] = []
         while True:
-            backend = self._pick(target, tried)
+            backend = self._pick(target, tried, sticky)
             if backend is None:
                 break
             path = target.path_for(backend.version) + suffix
@@ -150,19 +186,52 @@ class RouterApp:
             self.down.pop(backend.url, None)
             await send_bytes(send, status, _answer_headers(answer_headers, rid, backend), payload)
             self.metrics.observe(target.model, backend.version, status, time.perf_counter() - start)
+            if target.version is None:
+                for shadow in self.table.mirror(target.model, backend.deployment_id):
+                    self._mirror(scope["method"], shadow, target.path_for(shadow.version) + suffix, headers, body)
             return
         status = await self._no_backend(send, target, reasons, rid)
         self.metrics.observe(target.model, target.version or "-", status, time.perf_counter() - start)
 
-    def _pick(self, target: paths.Target, tried: set[str]) -> Backend | None:
-        """By weight, avoiding replicas that refused a connection lately unless nothing else is left."""
+    def _pick(self, target: paths.Target, tried: set[str], sticky: float | None) -> Backend | None:
+        """By weight (or sticky key), avoiding replicas that refused a connection lately unless nothing else
+        is left."""
         if self.down:
             now = time.monotonic()
             self.down = {url: until for url, until in self.down.items() if until > now}
-            backend = self.table.pick(target.model, target.version, tried | set(self.down))
+            backend = self.table.pick(target.model, target.version, tried | set(self.down), sticky)
             if backend is not None:
                 return backend
-        return self.table.pick(target.model, target.version, tried)
+        return self.table.pick(target.model, target.version, tried, sticky)
+
+    def _mirror(self, method: str, backend: Backend, path: str, headers: Headers, body: bytes) -> None:
+        """Copy an answered request to a shadow backend in a task of its own (the caller has its answer)."""
+        if len(self.shadows) >= MAX_SHADOWS:
+            self.metrics.observe_shadow(backend.model, backend.version, "dropped")
+            return
+        task = asyncio.get_running_loop().create_task(
+            self._shadow(method, backend, path, [*headers, SHADOW_HEADER], body)
+        )
+        self.shadows.add(task)
+        task.add_done_callback(self.shadows.discard)
+
+    async def _shadow(self, method: str, backend: Backend, path: str, headers: Headers, body: bytes) -> None:
+        start = time.perf_counter()
+        seconds: float | None = None
+        try:
+            status, _, _ = await self.upstream.send(method, backend.url, path, headers, body, self.shadow_timeout)
+            seconds = time.perf_counter() - start
+            outcome = "ok" if status < 500 else "error"
+        except NotSent:
+            outcome = "unreachable"
+        except UpstreamTimeout:
+            outcome = "timeout"
+        except UpstreamFailed:
+            outcome, seconds = "error", time.perf_counter() - start
+        except Exception:  # a shadow's trouble is never the caller's: log it, count it, go on
+            log.exception("shadow request to %s%s failed", backend.url, path)
+            outcome = "error"
+        self.metrics.observe_shadow(backend.model, backend.version, outcome, seconds)
 
     async def _no_backend(self, send: Send, target: paths.Target, reasons: list[str], rid: bytes) -> int:
         if reasons:
@@ -192,18 +261,29 @@ class RouterApp:
         return status
 
 
-def _forward_headers(scope: Scope) -> tuple[bytes, Headers]:
-    """Request headers for the backend: hop-by-hop ones dropped, X-Request-ID and X-Forwarded-For set."""
+def _forward_headers(scope: Scope, sticky: Sticky) -> tuple[bytes, Headers, bytes | None]:
+    """Request headers for the backend: hop-by-hop ones dropped, X-Request-ID and X-Forwarded-For set, a
+    caller's X-Legion-Shadow dropped (only the router marks a copy shadow); and the request's sticky key."""
     given: bytes | None = None
     headers: Headers = []
     forwarded = b""
-    for key, value in scope["headers"]:
-        if key == b"x-request-id":
+    key: bytes | None = None
+    cookies: list[bytes] = []
+    for name, value in scope["headers"]:
+        if name == b"x-request-id":
             given = value
-        elif key == b"x-forwarded-for":
+        elif name == b"x-forwarded-for":
             forwarded = value
-        elif key not in HOP_BY_HOP:
-            headers.append((key, value))
+        elif name == SHADOW_HEADER[0]:
+            continue
+        elif name not in HOP_BY_HOP:
+            headers.append((name, value))
+            if name == sticky.header and value:
+                key = value
+            elif name == b"cookie" and sticky.cookie is not None:
+                cookies.append(value)
+    if key is None and cookies:
+        key = _cookie(cookies, sticky.cookie)
     rid = request_id_for(given)
     client = scope.get("client")
     if client:
@@ -211,7 +291,17 @@ def _forward_headers(scope: Scope) -> tuple[bytes, Headers]:
     headers.append((b"x-request-id", rid))
     if forwarded:
         headers.append((b"x-forwarded-for", forwarded))
-    return rid, headers
+    return rid, headers, key
+
+
+def _cookie(values: list[bytes], name: bytes | None) -> bytes | None:
+    """The value of cookie `name` in Cookie header values (RFC 6265: `a=1; b=2`), or None."""
+    for value in values:
+        for pair in value.split(b";"):
+            key, sep, found = pair.strip().partition(b"=")
+            if sep and key == name and found:
+                return found.strip(b'"') or None
+    return None
 
 
 def _answer_headers(headers: Headers, rid: bytes, backend: Backend) -> Headers:

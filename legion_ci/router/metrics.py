@@ -1,45 +1,112 @@
-"""The router's Prometheus metrics (`GET /metrics`): answers by model, version and status, their time,
-and connections refused by backends. Plain counters rendered as text: no lock, nothing on the request
-path but two additions."""
+"""The router's Prometheus metrics (`GET /metrics`), per variant (model and version): answers by status,
+errors (answers of status 500 and up, the router's own 502/503 included), a latency histogram, shadow
+(mirrored) requests by outcome with their own histogram, connections refused by backends, and the weights.
+Plain counters rendered as text: no lock, nothing on the request path but a few additions and a bisect."""
 
 from __future__ import annotations
 
+from bisect import bisect_left
 from collections import defaultdict
 
 from legion_ci.router.table import RouteTable
 
 CONTENT_TYPE = b"text/plain; version=0.0.4; charset=utf-8"
+# Upper bounds (seconds) of the latency buckets: the router's own cost is sub-millisecond, a model's tens.
+BUCKETS = (0.001, 0.0025, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0)
+SHADOW_OUTCOMES = ("ok", "error", "timeout", "unreachable", "dropped")
 
 
 def _label(value: str) -> str:
     return value.replace("\\", "\\\\").replace('"', '\\"').replace("\n", "\\n")
 
 
+class Histogram:
+    """Counts per bucket (not yet cumulative), their sum and count: one bisect and three additions."""
+
+    __slots__ = ("count", "counts", "total")
+
+    def __init__(self) -> None:
+        self.counts = [0] * (len(BUCKETS) + 1)
+        self.total = 0.0
+        self.count = 0
+
+    def observe(self, seconds: float) -> None:
+        self.counts[bisect_left(BUCKETS, seconds)] += 1
+        self.total += seconds
+        self.count += 1
+
+    def lines(self, name: str, labels: str) -> list[str]:
+        out, running = [], 0
+        for bound, n in zip((*BUCKETS, None), self.counts, strict=True):
+            running += n
+            le = "+Inf" if bound is None else f"{bound:g}"
+            out.append(f'{name}_bucket{{{labels},le="{le}"}} {running}')
+        out.append(f"{name}_sum{{{labels}}} {self.total:.6f}")
+        out.append(f"{name}_count{{{labels}}} {self.count}")
+        return out
+
+
 class RouterMetrics:
     def __init__(self) -> None:
-        self.answers: dict[tuple[str, str, int], list[float]] = defaultdict(lambda: [0, 0.0])
+        self.answers: dict[tuple[str, str, int], int] = defaultdict(int)
+        self.latency: dict[tuple[str, str], Histogram] = defaultdict(Histogram)
         self.refused: dict[str, int] = defaultdict(int)
+        self.shadow: dict[tuple[str, str, str], int] = defaultdict(int)
+        self.shadow_latency: dict[tuple[str, str], Histogram] = defaultdict(Histogram)
 
     def observe(self, model: str, version: str, status: int, seconds: float) -> None:
-        entry = self.answers[(model, version, status)]
-        entry[0] += 1
-        entry[1] += seconds
+        """One answer to a caller, by the variant that gave it (version "-" when none could)."""
+        self.answers[(model, version, status)] += 1
+        self.latency[(model, version)].observe(seconds)
+
+    def observe_shadow(self, model: str, version: str, outcome: str, seconds: float | None = None) -> None:
+        """One mirrored request: its outcome (SHADOW_OUTCOMES) and, when it was sent, its time."""
+        self.shadow[(model, version, outcome)] += 1
+        if seconds is not None:
+            self.shadow_latency[(model, version)].observe(seconds)
 
     def render(self, table: RouteTable) -> bytes:
         lines = [
             "# HELP legion_router_requests_total Answers sent, by model, version (- when no backend) and status.",
             "# TYPE legion_router_requests_total counter",
         ]
-        timing = [
-            "# HELP legion_router_request_seconds Time from request to answer, by model and version.",
-            "# TYPE legion_router_request_seconds summary",
+        errors = [
+            "# HELP legion_router_errors_total Answers of status 500 and up (the router's 502/503 included), "
+            "by model, version and status.",
+            "# TYPE legion_router_errors_total counter",
         ]
-        for (model, version, status), (count, total) in sorted(self.answers.items()):
-            labels = f'model="{_label(model)}",version="{_label(version)}"'
-            lines.append(f'legion_router_requests_total{{{labels},code="{status}"}} {int(count)}')
-            timing.append(f'legion_router_request_seconds_count{{{labels},code="{status}"}} {int(count)}')
-            timing.append(f'legion_router_request_seconds_sum{{{labels},code="{status}"}} {total:.6f}')
-        lines += timing
+        for (model, version, status), count in sorted(self.answers.items()):
+            labels = f'model="{_label(model)}",version="{_label(version)}",code="{status}"'
+            lines.append(f"legion_router_requests_total{{{labels}}} {count}")
+            if status >= 500:
+                errors.append(f"legion_router_errors_total{{{labels}}} {count}")
+        lines += errors
+        lines += [
+            "# HELP legion_router_request_seconds Time from request to answer, by model and version.",
+            "# TYPE legion_router_request_seconds histogram",
+        ]
+        for (model, version), histogram in sorted(self.latency.items()):
+            lines += histogram.lines(
+                "legion_router_request_seconds", f'model="{_label(model)}",version="{_label(version)}"'
+            )
+        lines += [
+            "# HELP legion_router_shadow_requests_total Requests mirrored to a shadow deployment after the caller's "
+            "answer, by model, version and outcome (ok, error: an answer of 500 and up or a broken one, timeout, "
+            "unreachable, dropped: too many shadows in flight).",
+            "# TYPE legion_router_shadow_requests_total counter",
+        ]
+        lines += [
+            f'legion_router_shadow_requests_total{{model="{_label(m)}",version="{_label(v)}",outcome="{o}"}} {n}'
+            for (m, v, o), n in sorted(self.shadow.items())
+        ]
+        lines += [
+            "# HELP legion_router_shadow_seconds Time a shadow deployment took to answer a mirrored request.",
+            "# TYPE legion_router_shadow_seconds histogram",
+        ]
+        for (model, version), histogram in sorted(self.shadow_latency.items()):
+            lines += histogram.lines(
+                "legion_router_shadow_seconds", f'model="{_label(model)}",version="{_label(version)}"'
+            )
         lines += [
             "# HELP legion_router_backend_refused_total Connections refused by a backend (the request went "
             "to another replica).",
@@ -56,6 +123,17 @@ class RouterMetrics:
             f'legion_router_weight{{model="{_label(r.model)}",version="{_label(r.version)}",'
             f'deployment="{r.deployment_id}"}} {r.weight}'
             for r in table.routes
+        ]
+        lines += [
+            "# HELP legion_router_mirror_percent Share of a model's answered requests copied to each shadow "
+            "deployment.",
+            "# TYPE legion_router_mirror_percent gauge",
+        ]
+        lines += [
+            f'legion_router_mirror_percent{{model="{_label(r.model)}",version="{_label(r.version)}",'
+            f'deployment="{r.deployment_id}"}} {r.mirror}'
+            for r in table.routes
+            if r.mirror
         ]
         lines += [
             "# HELP legion_router_routes_generation Routing tables applied since start.",

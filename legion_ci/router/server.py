@@ -11,7 +11,7 @@ from pathlib import Path
 
 from legion_ci.core.registry import Registry
 from legion_ci.core.settings import Settings
-from legion_ci.router.app import RouterApp
+from legion_ci.router.app import RouterApp, Sticky
 from legion_ci.router.source import POLL_INTERVAL, RegistryPoller
 from legion_ci.router.table import RouteTable
 from legion_ci.router.upstream import Upstream
@@ -41,7 +41,8 @@ def create_app(
     """A router following the registry of `settings` (the deployments of `target`, or of every target)."""
     table = RouteTable()
     poller = RegistryPoller(Registry.from_settings(settings), table, target, interval)
-    return RouterApp(table, Upstream(timeout=timeout), poller)
+    sticky = Sticky.of(settings.router_sticky_header, settings.router_sticky_cookie)
+    return RouterApp(table, Upstream(timeout=timeout), poller, sticky, settings.router_shadow_timeout)
 
 
 def serve(settings: Settings, host: str, port: int, target: str | None = None, timeout: float = 60.0) -> int:

@@ -22,7 +22,8 @@ def load_routes(registry: Registry, target: str | None = None) -> list[Route]:
         urls = tuple(str(e["url"]).rstrip("/") for e in d.endpoints or [] if e.get("url"))
         if urls:
             version = str(d.detail.get("version") or registry.version_by_id(d.version_id).version)
-            routes.append(Route(d.id, d.model, version, max(0, int(d.weight)), urls))
+            mirror = min(100, max(0, int(d.detail.get("mirror") or 0)))  # set by deploy.local.set_mirror
+            routes.append(Route(d.id, d.model, version, max(0, int(d.weight)), urls, mirror))
     return routes
 
 

@@ -2,12 +2,19 @@
 
 Deployments of a model share its traffic by weight with smooth weighted round-robin (nginx's algorithm:
 over any window the shares are exact, not merely expected); the replicas of one deployment take turns.
+A request carrying a sticky key (a caller id from a header or cookie) is placed instead by the key's hash on
+the weights laid end to end in deployment order: the same key lands on the same deployment while the
+weights stand, the keys spread in the weights' proportions, and when a canary's weight grows only keys
+moving to it change deployment (its range grows at the end). A deployment with a `mirror` share takes no
+routed traffic of its own from that share: the router copies that share of the model's answered requests to
+it (shadow) and drops its answers.
 The table is rebuilt from the registry whenever a deployment changes, but a backend object lives on while
 it is still known, so its in-flight count survives the rebuild and tells a drain when the last request ended.
 """
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from typing import Any
@@ -22,6 +29,7 @@ class Route:
     version: str
     weight: int
     urls: tuple[str, ...]
+    mirror: int = 0  # percent of the model's routed requests copied to this deployment (shadow)
 
 
 @dataclass(eq=False)
@@ -54,12 +62,20 @@ class _Group:
         return None
 
 
+def sticky_point(model: str, key: bytes) -> float:
+    """Where a sticky key falls in [0, 1): a stable hash (the same in every router process and replica)."""
+    digest = hashlib.blake2b(key, digest_size=8, person=model.encode()[:16]).digest()
+    return int.from_bytes(digest, "big") / 2.0**64
+
+
 @dataclass(eq=False)
 class _ModelRoutes:
     groups: list[_Group] = field(default_factory=list)
+    mirrors: list[_Group] = field(default_factory=list)
 
-    def pick(self, version: str | None, exclude: set[str]) -> Backend | None:
-        """Next backend by weight (or among `version`'s replicas when pinned), skipping `exclude`d URLs."""
+    def pick(self, version: str | None, exclude: set[str], sticky: float | None = None) -> Backend | None:
+        """Next backend by weight (or among `version`'s replicas when pinned), skipping `exclude`d URLs;
+        `sticky` (a point in [0, 1) from sticky_point) chooses the deployment by the weights laid end to end."""
         if version is not None:
             for group in self.groups:
                 if group.route.version == version:
@@ -70,6 +86,8 @@ class _ModelRoutes:
         live = [g for g in self.groups if g.route.weight > 0 and any(b.url not in exclude for b in g.backends)]
         if not live:
             return None
+        if sticky is not None:
+            return _by_point(live, sticky, exclude)
         total = 0
         best = live[0]
         for group in live:
@@ -79,6 +97,32 @@ class _ModelRoutes:
                 best = group
         best.current -= total
         return best.next_backend(exclude)
+
+    def mirror(self, answered_by: int) -> list[Backend]:
+        """The shadow backends this request is copied to: each mirror deployment takes its share of requests
+        exactly (a credit counter, not a coin), never the deployment that answered."""
+        out = []
+        for group in self.mirrors:
+            if group.route.deployment_id == answered_by:
+                continue
+            group.current += group.route.mirror
+            if group.current >= 100:
+                group.current -= 100
+                backend = group.next_backend(set())
+                if backend is not None:
+                    out.append(backend)
+        return out
+
+
+def _by_point(live: list[_Group], point: float, exclude: set[str]) -> Backend | None:
+    """The deployment whose range of the weights laid end to end (in deployment order) holds `point`."""
+    total = sum(g.route.weight for g in live)
+    mark = point * total
+    for group in live:
+        mark -= group.route.weight
+        if mark < 0:
+            return group.next_backend(exclude)
+    return live[-1].next_backend(exclude)
 
 
 class RouteTable:
@@ -106,7 +150,10 @@ class RouteTable:
                 known[key] = backend
                 backends.append(backend)
             if backends:
-                models.setdefault(route.model, _ModelRoutes()).groups.append(_Group(route, backends))
+                entry = models.setdefault(route.model, _ModelRoutes())
+                entry.groups.append(_Group(route, backends))
+                if route.mirror > 0:
+                    entry.mirrors.append(_Group(route, backends))
         for key, backend in self._known.items():  # retired but still answering: keep counting
             if key not in known and backend.inflight > 0:
                 known[key] = backend
@@ -115,9 +162,16 @@ class RouteTable:
         self.generation += 1
         return True
 
-    def pick(self, model: str, version: str | None = None, exclude: set[str] | None = None) -> Backend | None:
+    def pick(
+        self, model: str, version: str | None = None, exclude: set[str] | None = None, sticky: float | None = None
+    ) -> Backend | None:
         routes = self._models.get(model)
-        return routes.pick(version, exclude or set()) if routes else None
+        return routes.pick(version, exclude or set(), sticky) if routes else None
+
+    def mirror(self, model: str, answered_by: int) -> list[Backend]:
+        """The shadow backends a request of `model` answered by deployment `answered_by` is copied to."""
+        routes = self._models.get(model)
+        return routes.mirror(answered_by) if routes is not None and routes.mirrors else []
 
     def versions(self, model: str) -> list[str]:
         """Versions of `model` with at least one replica in the table (weight 0 included)."""
@@ -129,6 +183,7 @@ class RouteTable:
     def describe(self) -> dict[str, Any]:
         """The table as JSON-ready data: per model, each deployment's weight, share and replicas."""
         weights = {route.deployment_id: route.weight for route in self.routes}
+        mirrors = {route.deployment_id: route.mirror for route in self.routes}
         out: dict[str, Any] = {}
         by_deployment: dict[tuple[str, int], list[Backend]] = {}
         for backend in self._known.values():
@@ -144,6 +199,7 @@ class RouteTable:
                     "weight": weight,
                     "share": round(weight / total, 4) if total else 0.0,
                     "routed": deployment_id in weights,
+                    "mirror": mirrors.get(deployment_id, 0),
                     "inflight": sum(b.inflight for b in backends),
                     "replicas": [{"url": b.url, "inflight": b.inflight, "served": b.served} for b in backends],
                 }

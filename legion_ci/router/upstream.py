@@ -47,6 +47,10 @@ class UpstreamFailed(Exception):
     """The backend was reached but gave no complete answer (reset, closed early, timed out)."""
 
 
+class UpstreamTimeout(UpstreamFailed):
+    """The backend was reached but did not answer in time."""
+
+
 class _Connection(asyncio.Protocol):
     """One keep-alive connection to a backend; carries one request at a time."""
 
@@ -181,10 +185,11 @@ class Upstream:
             conn.close()
 
     async def send(
-        self, method: str, base: str, target: str, headers: Headers, body: bytes
+        self, method: str, base: str, target: str, headers: Headers, body: bytes, timeout: float | None = None
     ) -> tuple[int, Headers, bytes]:
         """Forward `method target` to the backend at `base` (http://host:port); returns status, headers
-        (hop-by-hop ones removed) and the whole body."""
+        (hop-by-hop ones removed) and the whole body. `timeout` (default: the pool's) bounds the wait for the
+        answer once the request is written."""
         pool = self._pool(base)
         conn = await self._acquire(pool)
         lines = [f"{method} {target} HTTP/1.1\r\n".encode("latin-1"), b"host: ", pool.host_header, b"\r\n"]
@@ -194,12 +199,11 @@ class Upstream:
             lines += (b"content-length: ", str(len(body)).encode(), b"\r\n")
         lines += (b"\r\n", body)
         pending = conn.request(b"".join(lines), method == "HEAD")
-        timer = asyncio.get_running_loop().call_later(
-            self.timeout, conn.fail, UpstreamFailed(f"no answer within {self.timeout:g}s")
-        )
+        limit = self.timeout if timeout is None else timeout
+        timer = asyncio.get_running_loop().call_later(limit, conn.fail, UpstreamTimeout(f"no answer within {limit:g}s"))
         try:
             answer = await pending
-        except UpstreamFailed:
+        except BaseException:  # failed, or cancelled: the connection may hold half an answer
             conn.close()
             raise
         finally:

@@ -258,14 +258,15 @@ class ModelApp:
         self.metrics.rows_child.inc(len(rows.rows))
         return predictions, probabilities
 
-    def _capture(self, rid: str, rows: Rows, predictions: Any, probabilities: Any, start: float) -> None:
+    def _capture(self, rid: str, rows: Rows, predictions: Any, probabilities: Any, start: float, scope: Scope) -> None:
         writer = self.writer
         if writer is None or not self.capture_on or not writer.sampled():
             return
+        shadow = header(scope, b"x-legion-shadow") == b"1"  # a copy the router mirrored: not a caller's answer
         latency = (time.perf_counter() - start) * 1000.0
         if probabilities is not None and not probabilities.flags.c_contiguous:
             probabilities = probabilities.copy()
-        if writer.prediction(rid, rows.rows, predictions, probabilities, latency, time.time()):
+        if writer.prediction(rid, rows.rows, predictions, probabilities, latency, time.time(), shadow):
             self.metrics.captured_child.inc()
         else:
             self.metrics.capture_errors_child.inc()
@@ -283,7 +284,7 @@ class ModelApp:
             answer["probabilities"] = probabilities if probabilities.flags.c_contiguous else probabilities.copy()
             answer["classes"] = self.classes
         out = dumps(answer)
-        self._capture(rid, rows, preds, answer.get("probabilities"), start)
+        self._capture(rid, rows, preds, answer.get("probabilities"), start, scope)
         return 200, out, []
 
     async def infer(self, scope: Scope, receive: Receive, rid: str) -> tuple[int, bytes, list[Any]]:
@@ -298,7 +299,7 @@ class ModelApp:
         answer = {"model_name": self.name, "model_version": self.version, "id": req_id, "outputs": outputs}
         out = dumps(answer)
         preds = predictions if predictions.dtype.kind in "fiub" else predictions.tolist()
-        self._capture(req_id, rows, preds, probabilities, start)
+        self._capture(req_id, rows, preds, probabilities, start, scope)
         return 200, out, [(b"x-request-id", req_id.encode())] if req_id != rid else []
 
     @staticmethod

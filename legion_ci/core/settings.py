@@ -232,6 +232,29 @@ class Settings(BaseSettings):
         ge=0,
         le=65535,
     )
+    router_sticky_header: str | None = setting(
+        None,
+        "request header whose value pins a caller to one version while the weights stand (e.g. X-User-ID); "
+        "requests without it are shared by weight",
+        "serving",
+        "an HTTP header name",
+        pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+    )
+    router_sticky_cookie: str | None = setting(
+        None,
+        "cookie whose value pins a caller to one version (used when the sticky header is absent)",
+        "serving",
+        "a cookie name",
+        pattern=r"^[A-Za-z0-9!#$%&'*+.^_`|~-]+$",
+    )
+    router_shadow_timeout: float = setting(
+        5.0,
+        "seconds the router waits for a shadow (mirrored) answer before giving it up; the caller never waits",
+        "serving",
+        "a positive number of seconds",
+        gt=0,
+        strict=False,
+    )
 
     # packaging
     base_image: Annotated[str, BeforeValidator(str.strip)] = setting(
@@ -295,6 +318,18 @@ class Settings(BaseSettings):
         "kubernetes target: the name of an existing Secret holding the JWT secret (instead of the chart creating one)",
         "deploy",
         "a Kubernetes Secret name",
+    )
+    gateway_release: str | None = setting(
+        None,
+        "kubernetes target: the legion-platform Helm release (gateway.enabled) whose Gateway API HTTPRoutes "
+        "split each model's traffic; unset: the platform's Python router splits it",
+        "deploy",
+        "a Helm release name",
+        pattern=r"^[a-z0-9]([-a-z0-9]*[a-z0-9])?$",
+        max_length=53,
+    )
+    gateway_namespace: str = setting(
+        "legion", "kubernetes target: the namespace of the Gateway release", "deploy", "a Kubernetes namespace name"
     )
 
     # internal: the contract with child processes

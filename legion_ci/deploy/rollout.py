@@ -15,7 +15,7 @@ from legion_ci.core.registry import DeploymentRecord, Registry, VersionRecord
 from legion_ci.core.settings import Settings
 from legion_ci.core.spec import ModelSpec
 from legion_ci.core.status import DeploymentStatus
-from legion_ci.deploy import local, local_router
+from legion_ci.deploy import local, local_router, traffic
 from legion_ci.deploy.weights import rebalance
 
 Log = Callable[[str], None]
@@ -81,6 +81,7 @@ def deploy(
     run_playbook("deploy.yml", files, log, folder=settings.ansible_dir)
     if already is None:
         _record_kubernetes(registry, version, spec, weight)
+    traffic.sync_route(settings, registry, version.model, folder / "route", log)  # with a Gateway: its HTTPRoute
     found = local.find_serving(registry, version.id, target)
     if found is None:
         raise DeployError(
@@ -134,6 +135,9 @@ def retire(
 
         # Each version is its own Helm release: taking a version out means uninstalling its release.
         registry.set_weights(_without(registry, d))
+        if d.detail.get("mirror"):
+            traffic.set_mirror(registry, d.id, 0)
+        traffic.sync_route(settings, registry, d.model, folder / "route", log)  # no traffic to it before it goes
         variables = inventory.retire_vars(
             settings,
             d.target,
@@ -175,6 +179,7 @@ def promote(
     if changed:
         registry.set_weights({deployment.id: 100, **{d.id: 0 for d in others}})
         log(f"traffic: {candidate.label} 100%, {len(others)} other deployment(s) 0%")
+        traffic.sync_route(settings, registry, candidate.model, folder / "route", log)
     previous = registry.set_alias(candidate.model, "production", candidate.id)
     alias_moved = previous != candidate.id
     if alias_moved and previous is not None:  # remembered where a rollback finds it, whatever reruns follow

@@ -25,7 +25,7 @@ CI_VALUES = "ci"  # chart-testing's convention: helm/<chart>/ci/<case>-values.ya
 KUBERNETES_VERSIONS = ("1.29.0", "1.33.0")
 # Kinds defined by a CustomResourceDefinition: kubernetes-validate ships only the built-in API schemas, so
 # these are validated against the Prometheus Operator's CRD models instead (test_service_monitors_match_crd).
-CRD_KINDS = {"ServiceMonitor"}
+CRD_KINDS = {"ServiceMonitor", "HTTPRoute"}  # HTTPRoute: tests/integration/test_gateway_routes.py
 RELEASE = {"model": "legion-iris-1-2-0", "platform": "legion"}
 NAMESPACE = "legion"
 

@@ -72,7 +72,19 @@ app.kubernetes.io/component: router
 {{- if and $r.autoscaling.enabled (lt (int $r.autoscaling.maxReplicas) (int $r.autoscaling.minReplicas)) -}}
 {{- fail (printf "router.autoscaling.maxReplicas (%d) is below router.autoscaling.minReplicas (%d)" (int $r.autoscaling.maxReplicas) (int $r.autoscaling.minReplicas)) -}}
 {{- end -}}
+{{- if and .Values.gateway.enabled (not .Values.gateway.parentRefs) -}}
+{{- fail "gateway.enabled needs gateway.parentRefs: the Gateway(s) the models' HTTPRoutes attach to" -}}
+{{- end -}}
 {{- if and (not .Values.registry.existingSecret) (not .Values.registry.url) -}}
 {{- fail "set registry.url or registry.existingSecret: the router reads its traffic weights from the registry database" -}}
 {{- end -}}
+{{- end -}}
+
+{{/* One backendRef of an HTTPRoute: a model version's Service (namespace only when not the route's). */}}
+{{- define "legion-platform.routeBackend" -}}
+name: {{ .b.service }}
+{{- if and .b.namespace (ne .b.namespace .ns) }}
+namespace: {{ .b.namespace }}
+{{- end }}
+port: {{ .b.port | default 80 | int }}
 {{- end -}}

@@ -18,6 +18,7 @@ from legion_ci.core.errors import DeployError
 from legion_ci.core.processes import alive, spawn_many, stop_pid, wait_ready
 from legion_ci.core.registry import DeploymentRecord, Registry, VersionRecord
 from legion_ci.core.settings import Settings, child_env
+from legion_ci.core.spec import ModelSpec, ServingSpec
 from legion_ci.core.status import DeploymentStatus
 from legion_ci.core.store import is_remote, open_artifact
 from legion_ci.deploy import local_router, weights
@@ -28,15 +29,31 @@ TARGET = "local"
 
 @dataclass(frozen=True)
 class ServerFlags:
-    """The `legion-ci serve` options a deployment runs with (from the spec's deploy and serving sections)."""
+    """The `legion-ci serve` options a deployment runs with (from the spec's deploy and serving sections):
+    every one is passed on the command line, so each replica serves what legion.yaml says, not serve's
+    defaults. The defaults here are ServingSpec's."""
 
     auth: bool = True
     capture: bool = True
     capture_rate: float = 1.0
+    max_rows: int = ServingSpec.model_fields["max_rows"].default
+    max_body_bytes: int = ServingSpec.model_fields["max_body_bytes"].default
+
+    @classmethod
+    def from_spec(cls, spec: ModelSpec) -> ServerFlags:
+        serving = spec.serving
+        return cls(
+            auth=spec.deploy.auth,
+            capture=serving.capture.enabled,
+            capture_rate=serving.capture.sample_rate,
+            max_rows=serving.max_rows,
+            max_body_bytes=serving.max_body_bytes,
+        )
 
     def args(self) -> list[str]:
         out = [] if self.auth else ["--no-auth"]
-        return out + (["--capture-rate", str(self.capture_rate)] if self.capture else ["--no-capture"])
+        out += ["--capture-rate", str(self.capture_rate)] if self.capture else ["--no-capture"]
+        return [*out, "--max-rows", str(self.max_rows), "--max-body-bytes", str(self.max_body_bytes)]
 
 
 def find_serving(registry: Registry, version_id: int, target: str = TARGET) -> DeploymentRecord | None:

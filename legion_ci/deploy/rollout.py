@@ -93,9 +93,7 @@ def deploy(
 def _deploy_local(
     settings: Settings, registry: Registry, version: VersionRecord, spec: ModelSpec, weight: int, log: Log
 ) -> DeploymentRecord:
-    flags = local.ServerFlags(
-        auth=spec.deploy.auth, capture=spec.serving.capture.enabled, capture_rate=spec.serving.capture.sample_rate
-    )
+    flags = local.ServerFlags.from_spec(spec)  # every serving setting of legion.yaml reaches every replica
     log(f"starting {spec.deploy.replicas} replica(s) of {version.label} on this host")
     return local.deploy(settings, registry, version, spec.deploy.replicas, flags, weight, log)
 

@@ -149,7 +149,7 @@ def residuals_svg(y_true: Sequence[float], y_pred: Sequence[float]) -> str:
     """Residuals (actual - predicted) against the prediction, with their distribution beside."""
     actual, predicted = np.asarray(y_true, dtype=float), np.asarray(y_pred, dtype=float)
     residual = actual - predicted
-    with figure(6.4, 4.0, ncols=2, width_ratios=[3, 1], sharey=True) as (fig, (ax, hist)):
+    with figure(8.4, 4.0, ncols=2, width_ratios=[3, 1], sharey=True) as (fig, (ax, hist)):
         ax.axhline(0, color=MUTED, linestyle="--", linewidth=1)
         ax.scatter(predicted, residual, s=16, color=PALETTE[1], alpha=0.7, edgecolors="none", gid="data-points")
         ax.set_xlabel("predicted")

@@ -118,6 +118,7 @@ def plots(ev: GateEvidence) -> list[str]:
                 _plot(lambda: gate_plots.residuals_svg(ev.y_true, ev.y_pred), "residuals plot"),
                 "Residuals should scatter evenly around zero, whatever the prediction.",
                 "residuals",
+                wide=True,  # the distribution beside the scatter needs the width to be read
             )
         )
     return figures

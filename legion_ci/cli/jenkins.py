@@ -33,6 +33,13 @@ def _render_args(p: argparse.ArgumentParser) -> None:
         help="root of the git work tree holding the models (default: found upward from each MODEL_DIR)",
     )
     g.add_argument("--platform", action="store_true", help="also render the legion-platform job")
+    g.add_argument(
+        "--store-endpoint",
+        action="store_true",
+        default=None,
+        help="the artifact store is S3-compatible but not AWS S3: bind AWS_ENDPOINT_URL from the Jenkins "
+        "credential legion-store-endpoint-url too",
+    )
 
 
 def _creds_args(p: argparse.ArgumentParser) -> None:
@@ -117,6 +124,7 @@ def _options(args: argparse.Namespace) -> render.RenderOptions:
         scm_branch=args.scm_branch,
         scm_credentials_id=args.scm_credentials_id,
         repo_root=args.repo_root,
+        store_endpoint=args.store_endpoint,
     )
 
 

@@ -21,12 +21,6 @@ DOC = Path("docs") / "settings.md"
 # (variable, who reads it, what it is)
 EXTERNAL: tuple[tuple[str, str, str], ...] = (
     ("LEGION_RUN_ID", "rendered Jenkinsfiles", "the run id every stage of one build shares (`--run-id`)"),
-    ("LEGION_IMAGE_REGISTRY_AUTH", "rendered Jenkinsfiles", "Jenkins credentials binding of the image registry"),
-    (
-        "LEGION_IMAGE_REGISTRY_AUTH_USR",
-        "rendered Jenkinsfiles",
-        "user half of that binding (`_PSW` the password)",
-    ),
     ("LEGION_NAMESPACE", "platform Jenkins job", "Kubernetes namespace the platform playbook deploys to"),
     ("LEGION_ADMIN_USER", "jenkins/casc-local.yaml", "the local Jenkins admin user"),
     ("LEGION_ADMIN_PASSWORD", "jenkins/casc-local.yaml", "the local Jenkins admin password"),
@@ -37,6 +31,9 @@ EXTERNAL: tuple[tuple[str, str, str], ...] = (
     ("LEGION_IMAGE_REGISTRY_USER", "jenkins/casc.yaml", "image registry login stored as a Jenkins credential"),
     ("LEGION_IMAGE_REGISTRY_PASSWORD", "jenkins/casc.yaml", "its password"),
     ("LEGION_KUBECONFIG_FILE", "jenkins/casc.yaml", "kubeconfig stored as a Jenkins credential"),
+    ("LEGION_STORE_ACCESS_KEY_ID", "jenkins/casc.yaml", "artifact store access key, bound as AWS_ACCESS_KEY_ID"),
+    ("LEGION_STORE_SECRET_ACCESS_KEY", "jenkins/casc.yaml", "its secret key, bound as AWS_SECRET_ACCESS_KEY"),
+    ("LEGION_STORE_ENDPOINT_URL", "jenkins/casc.yaml", "S3-compatible store endpoint, bound as AWS_ENDPOINT_URL"),
     ("LEGION_GIT_USER", "jenkins/casc.yaml", "git login stored as a Jenkins credential"),
     ("LEGION_GIT_TOKEN", "jenkins/casc.yaml", "its token"),
     ("LEGION_SEED_USER", "jenkins/casc.yaml", "the user `legion-ci jenkins sync` logs in as"),

@@ -9,12 +9,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Literal
 
+from legion_ci.core.settings import env_name
 from legion_ci.core.spec import ModelSpec
 from legion_ci.pipeline.graph import FLOWS, Stage, flow
 
 TARGETS = ("local", "kubernetes")
 PLATFORM_JOB = "legion-platform"
-LEGION_HOME_IN_WORKSPACE = ".legion"  # LEGION_HOME of a build, relative to its workspace
+# LEGION_HOME of a build: a cache beside the workspace, in Jenkins' own <workspace>@tmp folder, so nothing
+# legion-ci writes lands in the git work tree (lineage would read it as git.dirty).
+BUILD_HOME_BESIDE_WORKSPACE = "@tmp/legion"
 
 
 @dataclass(frozen=True)
@@ -126,32 +129,92 @@ class Credential:
     description: str
 
 
+REGISTRY_URL = Credential(
+    "legion-registry-url",
+    "LEGION_REGISTRY_URL",
+    "string",
+    "SQLAlchemy URL of the shared model registry (push and retrain jobs must see the same one)",
+)
+JWT_SECRET = Credential(
+    "legion-jwt-secret", "LEGION_JWT_SECRET", "string", "HMAC secret the model servers check request tokens with"
+)
+# The artifact store every stage, agent and model pod shares (`$LEGION_HOME` is only a cache): an
+# s3:// URL and the standard AWS variables, which s3fs reads with no legion-specific setting.
+STORE_URL = Credential(
+    "legion-store-url", "LEGION_STORE_URL", "string", "artifact store URL, s3://BUCKET/PREFIX (shared by every job)"
+)
+STORE_ACCESS_KEY = Credential(
+    "legion-store-access-key-id", "AWS_ACCESS_KEY_ID", "string", "access key id of the artifact store"
+)
+STORE_SECRET_KEY = Credential(
+    "legion-store-secret-access-key", "AWS_SECRET_ACCESS_KEY", "string", "secret access key of the artifact store"
+)
+STORE_ENDPOINT = Credential(
+    "legion-store-endpoint-url",
+    "AWS_ENDPOINT_URL",
+    "string",
+    "endpoint of an S3-compatible store that is not AWS S3 (bound when rendered with --store-endpoint)",
+)
+KUBECONFIG = Credential(
+    "legion-kubeconfig",
+    "KUBECONFIG",
+    "file",
+    "kubeconfig of the cluster the platform (and kubernetes-target models) are installed in",
+)
+
+
+@dataclass(frozen=True)
+class Login:
+    """A username/password credential bound around one stage's step (withCredentials), into exactly the
+    variables the code reads: Jenkins' declarative `credentials()` would name them <VAR>_USR / <VAR>_PSW."""
+
+    id: str
+    user_env: str
+    password_env: str
+    stage: str
+    description: str
+
+
+IMAGE_REGISTRY = Login(
+    "legion-image-registry",
+    env_name("registry_user"),
+    env_name("registry_password"),
+    "package",
+    "login to the Docker image registry the package stage pushes to",
+)
+
+# Every credential a model's jobs may bind (which ones a model binds: credentials_for, login_for).
 CREDENTIALS: tuple[Credential, ...] = (
-    Credential(
-        "legion-registry-url",
-        "LEGION_REGISTRY_URL",
-        "string",
-        "SQLAlchemy URL of the shared model registry (push and retrain jobs must see the same one)",
-    ),
-    Credential(
-        "legion-jwt-secret", "LEGION_JWT_SECRET", "string", "HMAC secret the model servers check request tokens with"
-    ),
-    Credential(
-        "legion-image-registry",
-        "LEGION_IMAGE_REGISTRY_AUTH",
-        "usernamePassword",
-        "login to the Docker image registry (bound as LEGION_IMAGE_REGISTRY_AUTH_USR / _PSW)",
-    ),
+    REGISTRY_URL,
+    STORE_URL,
+    STORE_ACCESS_KEY,
+    STORE_SECRET_KEY,
+    STORE_ENDPOINT,
+    JWT_SECRET,
 )
-PLATFORM_CREDENTIALS: tuple[Credential, ...] = (
-    Credential(
-        "legion-kubeconfig",
-        "KUBECONFIG",
-        "file",
-        "kubeconfig of the cluster the platform (and kubernetes-target models) are installed in",
-    ),
-    CREDENTIALS[1],
-)
+PLATFORM_CREDENTIALS: tuple[Credential, ...] = (KUBECONFIG, JWT_SECRET)
+
+
+def credentials_for(spec: ModelSpec, store_endpoint: bool = False) -> tuple[Credential, ...]:
+    """What a model's jobs bind in `environment {}`: only what its spec needs. Every model: the shared
+    registry and the store (a stage may run on any agent). The endpoint when the store is not AWS S3;
+    the JWT secret when the model's endpoints check tokens."""
+    wanted = [REGISTRY_URL, STORE_URL, STORE_ACCESS_KEY, STORE_SECRET_KEY]
+    if store_endpoint:
+        wanted.append(STORE_ENDPOINT)
+    if spec.deploy.auth:
+        wanted.append(JWT_SECRET)
+    return tuple(wanted)
+
+
+def login_for(spec: ModelSpec, stage: str) -> Login | None:
+    """The login bound around a stage's step: the image registry's for `package` of a kubernetes-target
+    model (a local-target model pushes no image, so it needs no registry credential)."""
+    if spec.deploy.target == "kubernetes" and stage == IMAGE_REGISTRY.stage:
+        return IMAGE_REGISTRY
+    return None
+
+
 SCM_CREDENTIALS_ID = "legion-git"
 JENKINS_API_CREDENTIALS_ID = "legion-jenkins-api"
 

@@ -45,6 +45,7 @@ class RenderOptions:
     scm_branch: str = "main"
     scm_credentials_id: str = jobs.SCM_CREDENTIALS_ID
     repo_root: Path | None = None  # the git work tree the model lives in; default: found from the model folder
+    store_endpoint: bool = False  # bind AWS_ENDPOINT_URL too: the store is S3-compatible but not AWS S3
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> RenderOptions:
@@ -230,7 +231,7 @@ def environment() -> jinja2.Environment:
         xml=_xml,
         rstrip=str.rstrip,
     )
-    env.globals.update(pod_yaml=pod_yaml, home=jobs.LEGION_HOME_IN_WORKSPACE)
+    env.globals.update(pod_yaml=pod_yaml, home=jobs.BUILD_HOME_BESIDE_WORKSPACE)
     return env
 
 
@@ -273,19 +274,22 @@ def _scm_url(options: RenderOptions, repo_root: Path) -> str:
 
 
 def _run_dir(*more: str) -> GString:
-    return gstring(f"{jobs.LEGION_HOME_IN_WORKSPACE}/runs/", Expr("env.LEGION_RUN_ID"), *more)
+    """The run folder in the build's LEGION_HOME (outside the workspace: steps reach it through `dir`)."""
+    return gstring(Expr("env.LEGION_HOME"), "/runs/", Expr("env.LEGION_RUN_ID"), *more)
 
 
 def _reports(st: Stage) -> list[dict[str, Any]]:
-    """How Jenkins publishes each file a stage lists in `Stage.reports`: JUnit XML or an HTML page."""
-    out: list[dict[str, Any]] = []
+    """How Jenkins publishes the files a stage lists in `Stage.reports`, folder by folder of the run folder
+    (JUnit XML, HTML pages), each read inside `dir(<folder>)` since LEGION_HOME is not in the workspace."""
+    folders: dict[str, dict[str, Any]] = {}
     for report in st.reports:
         folder, _, file = f"/{report}".rpartition("/")
+        entry = folders.setdefault(folder, {"dir": _run_dir(folder), "junit": [], "html": []})
         if report.endswith(".xml"):
-            out.append({"kind": "junit", "path": _run_dir(f"/{report}")})
+            entry["junit"].append(file)
         elif report.endswith((".html", ".htm")):
-            out.append({"kind": "html", "dir": _run_dir(folder), "file": file, "name": f"{st.title}: {file}"})
-    return out
+            entry["html"].append({"file": file, "name": f"{st.title}: {file}"})
+    return list(folders.values())
 
 
 def _run_id(model: str, kind: jobs.JobKind) -> dict[str, Any]:
@@ -340,7 +344,13 @@ def render_model(loaded: LoadedSpec, options: RenderOptions, env: jinja2.Environ
     )
     for kind in jobs.kinds_for(spec):
         stages: list[dict[str, Any]] = [
-            {"name": st.name, "title": st.title, "command": jobs.stage_command(st, kind.flow), "reports": _reports(st)}
+            {
+                "name": st.name,
+                "title": st.title,
+                "command": jobs.stage_command(st, kind.flow),
+                "reports": _reports(st),
+                "login": jobs.login_for(spec, st.name),
+            }
             for st in jobs.flow_stages(kind.flow)
         ]
         script_path = f"{model_path}/{kind.jenkinsfile}" if model_path != "." else kind.jenkinsfile
@@ -353,7 +363,7 @@ def render_model(loaded: LoadedSpec, options: RenderOptions, env: jinja2.Environ
             params=params,
             model_path=model_path,
             run_id=_run_id(spec.name, kind),
-            credentials=jobs.CREDENTIALS,
+            credentials=jobs.credentials_for(spec, options.store_endpoint),
             cron=cron,
             run_dir=_run_dir(),
             timeout_minutes=TIMEOUT_MINUTES,

@@ -9,6 +9,7 @@ from __future__ import annotations
 import os
 import re
 import shutil
+import subprocess
 import xml.etree.ElementTree as ET
 from pathlib import Path
 
@@ -65,7 +66,8 @@ def test_rendering_is_deterministic(case: str) -> None:
 
 
 STAGE_RE = re.compile(r"^        stage\('((?:[^'\\]|\\.)*)'\) \{$", re.M)
-SH_RE = re.compile(r"^                sh '(legion-ci (\S+) .*)'$", re.M)
+# A stage's one line: at the steps' level, or inside the withCredentials that binds a login around it.
+SH_RE = re.compile(r"^ {16}(?: {4})?sh '(legion-ci (\S+) .*)'$", re.M)
 
 
 def _jenkinsfiles(rendered: render.Rendered) -> dict[str, str]:
@@ -131,7 +133,7 @@ def test_parameters_and_credentials_are_the_same_in_jenkinsfile_and_xml() -> Non
     xml_names = [n.text for n in root.iter("name") if n.text and n.text.startswith("LEGION_")]
     assert xml_names == list(jobs.PARAM_NAMES)
     assert re.findall(r"name: '(LEGION_\w+)'", text) == list(jobs.PARAM_NAMES)
-    for cred in jobs.CREDENTIALS:
+    for cred in jobs.credentials_for(load_spec(FIXTURES / "jenkins-basic" / "input").spec):
         assert f"{cred.env} = credentials('{cred.id}')" in text
 
 
@@ -143,7 +145,7 @@ def test_casc_defines_every_credential_the_templates_use() -> None:
         for c in d["credentials"]
         for kind in c
     }
-    wanted = {c.id for c in (*jobs.CREDENTIALS, *jobs.PLATFORM_CREDENTIALS)}
+    wanted = {c.id for c in (*jobs.CREDENTIALS, *jobs.PLATFORM_CREDENTIALS)} | {jobs.IMAGE_REGISTRY.id}
     assert wanted | {jobs.SCM_CREDENTIALS_ID, jobs.JENKINS_API_CREDENTIALS_ID} <= ids
     assert "securityRealm" not in casc["jenkins"], "the realm comes from exactly one casc-<realm>.yaml"
     realms = {
@@ -227,3 +229,132 @@ def test_cli_render_writes_the_tree_and_nothing_on_error(tmp_path: Path, capsys:
 def test_cli_render_needs_a_model(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["render", "--out", str(tmp_path / "o")]) == 2
     assert "give at least one MODEL_DIR" in capsys.readouterr().err
+
+
+# --- what a build binds, and where its LEGION_HOME is (issue 10 item 5, issue 12 item 18) ---------------
+
+ENV_BLOCK_RE = re.compile(r"^    environment \{\n(.*?)^    \}", re.M | re.S)
+BINDING_RE = re.compile(r"^ {8}(\w+) = credentials\('([^']+)'\)$", re.M)
+LOGIN_RE = re.compile(
+    r"withCredentials\(\[usernamePassword\(\s*credentialsId: '([^']+)',\s*usernameVariable: '(\w+)',"
+    r"\s*passwordVariable: '(\w+)'\s*\)\]\) \{\s*sh 'legion-ci (\w+) ",
+    re.S,
+)
+
+
+def _bindings(text: str) -> dict[str, str]:
+    block = ENV_BLOCK_RE.search(text)
+    assert block, "no environment block"
+    return dict(BINDING_RE.findall(block.group(1)))
+
+
+def _spec_with(tmp_path: Path, **sections: dict[str, object]) -> Path:
+    model = tmp_path / "m"
+    shutil.copytree(FIXTURES / "jenkins-basic" / "input", model)
+    data = yaml.safe_load((model / "legion.yaml").read_text())
+    data.update(sections)
+    (model / "legion.yaml").write_text(yaml.safe_dump(data))
+    return model
+
+
+def _render_one(model: Path, **options: object) -> dict[str, str]:
+    opts = render.RenderOptions(scm_url=SCM_URL, repo_root=model, **options)  # type: ignore[arg-type]
+    return render.render_all([load_spec(model)], opts).files
+
+
+def test_the_image_registry_login_is_bound_as_the_variables_package_reads() -> None:
+    """What Jenkins binds is what the code reads: read from the rendered text, compared with the names
+    legion_ci.package reads (not a second hand-written list)."""
+    from legion_ci.package import options as package_options
+
+    text = render_case("jenkins-kubernetes").files["k8s-model/Jenkinsfile"]
+    logins = LOGIN_RE.findall(text)
+    assert logins == [("legion-image-registry", package_options.ENV_USER, package_options.ENV_PASSWORD, "package")]
+    assert (package_options.ENV_USER, package_options.ENV_PASSWORD) == (
+        "LEGION_REGISTRY_USER",
+        "LEGION_REGISTRY_PASSWORD",
+    )
+    assert "_USR" not in text and "_PSW" not in text and "IMAGE_REGISTRY_AUTH" not in text
+
+
+def test_every_bound_variable_is_one_legion_ci_or_the_aws_sdk_reads() -> None:
+    from legion_ci.core.settings import Settings, env_name
+
+    read = {env_name(f) for f in Settings.model_fields} | {
+        "AWS_ACCESS_KEY_ID",
+        "AWS_SECRET_ACCESS_KEY",
+        "AWS_ENDPOINT_URL",
+    }
+    for case in CASES:
+        for path, text in render_case(case).files.items():
+            if path.endswith("Jenkinsfile") and "platform" not in path:
+                assert set(_bindings(text)) <= read, (path, set(_bindings(text)) - read)
+
+
+def test_a_local_model_binds_no_image_registry_credential() -> None:
+    text = render_case("jenkins-basic").files["basic/Jenkinsfile"]
+    assert "legion-image-registry" not in text and "withCredentials" not in text
+    assert load_spec(FIXTURES / "jenkins-basic" / "input").spec.deploy.target == "local"
+
+
+def test_every_model_binds_the_shared_registry_and_store(tmp_path: Path) -> None:
+    files = _render_one(_spec_with(tmp_path))
+    for name in ("basic/Jenkinsfile", "basic/retrain.Jenkinsfile"):
+        assert _bindings(files[name]) == {
+            "LEGION_REGISTRY_URL": "legion-registry-url",
+            "LEGION_STORE_URL": "legion-store-url",
+            "AWS_ACCESS_KEY_ID": "legion-store-access-key-id",
+            "AWS_SECRET_ACCESS_KEY": "legion-store-secret-access-key",
+            "LEGION_JWT_SECRET": "legion-jwt-secret",
+        }
+
+
+def test_the_jwt_secret_is_bound_only_when_the_endpoints_check_tokens(tmp_path: Path) -> None:
+    files = _render_one(_spec_with(tmp_path, deploy={"auth": False}))
+    assert "LEGION_JWT_SECRET" not in _bindings(files["basic/Jenkinsfile"])
+    assert "legion-jwt-secret" not in files["basic/Jenkinsfile"]
+
+
+def test_the_store_endpoint_is_bound_only_when_asked(tmp_path: Path) -> None:
+    model = _spec_with(tmp_path)
+    assert "AWS_ENDPOINT_URL" not in _bindings(_render_one(model)["basic/Jenkinsfile"])
+    bound = _bindings(_render_one(model, store_endpoint=True)["basic/Jenkinsfile"])
+    assert bound["AWS_ENDPOINT_URL"] == "legion-store-endpoint-url"
+
+
+def test_cli_render_store_endpoint_flag(tmp_path: Path) -> None:
+    model = _spec_with(tmp_path)
+    out = tmp_path / "out"
+    assert main(["render", str(model), "--out", str(out), "--scm-url", SCM_URL, "--store-endpoint"]) == 0
+    assert "AWS_ENDPOINT_URL = credentials('legion-store-endpoint-url')" in (out / "basic" / "Jenkinsfile").read_text()
+
+
+def test_legion_home_is_a_cache_outside_the_git_work_tree() -> None:
+    """`$WORKSPACE/.legion` made every build's lineage git.dirty: LEGION_HOME is Jenkins' <workspace>@tmp
+    sibling, and every report is published from there through dir(), never from the workspace."""
+    for case in CASES:
+        for path, text in render_case(case).files.items():
+            if not path.endswith("Jenkinsfile"):
+                continue
+            assert '        LEGION_HOME = "${env.WORKSPACE}@tmp/legion"' in text.splitlines(), path
+            assert ".legion" not in text, path
+            for publish in re.findall(r"^ +(junit|publishHTML|archiveArtifacts)\(", text, re.M):
+                assert publish
+            dirs = re.findall(r'^ +dir\("([^"]*)"\) \{$', text, re.M)
+            assert dirs and all(d.startswith("${env.LEGION_HOME}/") for d in dirs), (path, dirs)
+
+
+def test_a_build_home_beside_the_workspace_leaves_the_model_clean(tmp_path: Path) -> None:
+    from legion_ci.core.lineage import git_info
+
+    workspace = tmp_path / "workspace" / "iris-pipeline"
+    shutil.copytree(FIXTURES / "jenkins-basic" / "input", workspace)
+    for args in (["init", "-q"], ["add", "."], ["-c", "user.name=t", "-c", "user.email=t@t", "commit", "-qm", "x"]):
+        subprocess.run(["git", "-C", str(workspace), *args], check=True)
+    home = Path(f"{workspace}{jobs.BUILD_HOME_BESIDE_WORKSPACE}")
+    (home / "runs" / "r1").mkdir(parents=True)
+    (home / "runs" / "r1" / "summary.json").write_text("{}")
+    assert git_info(workspace)["dirty"] is False
+    (workspace / ".legion").mkdir()
+    (workspace / ".legion" / "registry.db").write_text("")
+    assert git_info(workspace)["dirty"] is True, "the old place, inside the work tree, reads as dirty"

@@ -278,18 +278,20 @@ def _run_dir(*more: str) -> GString:
     return gstring(Expr("env.LEGION_HOME"), "/runs/", Expr("env.LEGION_RUN_ID"), *more)
 
 
-def _reports(st: Stage) -> list[dict[str, Any]]:
-    """How Jenkins publishes the files a stage lists in `Stage.reports`, folder by folder of the run folder
-    (JUnit XML, HTML pages), each read inside `dir(<folder>)` since LEGION_HOME is not in the workspace."""
-    folders: dict[str, dict[str, Any]] = {}
-    for report in st.reports:
-        folder, _, file = f"/{report}".rpartition("/")
-        entry = folders.setdefault(folder, {"dir": _run_dir(folder), "junit": [], "html": []})
-        if report.endswith(".xml"):
-            entry["junit"].append(file)
-        elif report.endswith((".html", ".htm")):
-            entry["html"].append({"file": file, "name": f"{st.title}: {file}"})
-    return list(folders.values())
+def _reports(stages: Iterable[Stage]) -> dict[str, Any]:
+    """How Jenkins publishes the files the flow's stages list in `Stage.reports` (JUnit XML, HTML pages):
+    paths relative to the run folder, read inside `dir(<run folder>)` at the end of every build, since
+    LEGION_HOME is not in the workspace (and a stage's own post block would nest too deep to read)."""
+    junit: list[str] = []
+    html: list[dict[str, str]] = []
+    for st in stages:
+        for report in st.reports:
+            folder, _, file = report.rpartition("/")
+            if report.endswith(".xml"):
+                junit.append(report)
+            elif report.endswith((".html", ".htm")):
+                html.append({"dir": folder or ".", "file": file, "name": f"{st.title}: {file}"})
+    return {"junit": ",".join(junit), "html": html}
 
 
 def _run_id(model: str, kind: jobs.JobKind) -> dict[str, Any]:
@@ -348,7 +350,6 @@ def render_model(loaded: LoadedSpec, options: RenderOptions, env: jinja2.Environ
                 "name": st.name,
                 "title": st.title,
                 "command": jobs.stage_command(st, kind.flow),
-                "reports": _reports(st),
                 "login": jobs.login_for(spec, st.name),
             }
             for st in jobs.flow_stages(kind.flow)
@@ -366,6 +367,7 @@ def render_model(loaded: LoadedSpec, options: RenderOptions, env: jinja2.Environ
             credentials=jobs.credentials_for(spec, options.store_endpoint),
             cron=cron,
             run_dir=_run_dir(),
+            reports=_reports(jobs.flow_stages(kind.flow)),
             timeout_minutes=TIMEOUT_MINUTES,
         )
         xml = env.get_template("pipeline.xml.j2").render(

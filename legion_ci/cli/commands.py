@@ -47,7 +47,11 @@ COMMANDS: tuple[Command, ...] = (
     ),
     Command("ab", "A/B rollouts: the report of a model's evaluations", "legion_ci.cli.ab:build_ab"),
     Command("models", "list models with their production version and deployments", "legion_ci.cli.models:build_models"),
-    Command("runs", "list recent runs and their stages", "legion_ci.cli.models:build_runs"),
+    Command(
+        "runs",
+        "list recent runs and their stages; `runs show RUN_ID`: one run's reports",
+        "legion_ci.cli.models:build_runs",
+    ),
     Command("status", "versions, aliases and deployments of one model", "legion_ci.cli.models:build_status"),
     Command(
         "serve",
@@ -90,6 +94,11 @@ COMMANDS: tuple[Command, ...] = (
         "legion_ci.cli.api:build_api",
     ),
     Command("db", "the registry's schema: show its revision, upgrade it", "legion_ci.cli.db:build_db"),
+    Command(
+        "gc",
+        "remove artifacts and run outputs no alias, deployment or newest version uses",
+        "legion_ci.cli.gc:build_gc",
+    ),
 )
 
 

@@ -10,7 +10,7 @@ from rich.markup import escape
 from rich.table import Table
 
 from legion_ci.cli.common import add_state_args, open_state, print_json
-from legion_ci.core.errors import NotFoundError
+from legion_ci.core.errors import ConfigError, NotFoundError
 
 
 def build_models(p: argparse.ArgumentParser, name: str) -> None:
@@ -24,10 +24,14 @@ def build_models(p: argparse.ArgumentParser, name: str) -> None:
 
 
 def build_runs(p: argparse.ArgumentParser, name: str) -> None:
-    p.description = "List the newest runs (of every model, or of one) with the state of each of their stages."
-    p.add_argument("model", nargs="?", help="only this model's runs")
-    p.add_argument("--limit", type=int, default=10, help="how many runs (default: 10)")
-    p.add_argument("--json", action="store_true", help="print the runs as JSON on stdout")
+    p.description = (
+        "`legion-ci runs [MODEL]` lists the newest runs (of one model, or all) with their stages in the graph's "
+        "order; `legion-ci runs show RUN_ID` prints one run's stages (status, duration) and the URIs of the "
+        "reports they kept in the artifact store. Run ids are never shortened; --json for scripts."
+    )
+    p.add_argument("words", nargs="*", metavar="MODEL | show RUN_ID", help="a model to list, or `show RUN_ID`")
+    p.add_argument("--limit", type=int, default=10, help="how many runs to list (default 10)")
+    p.add_argument("--json", action="store_true", help="print JSON on stdout")
     add_state_args(p)
     p.set_defaults(handler=cmd_runs)
 
@@ -74,33 +78,77 @@ def cmd_models(args: argparse.Namespace) -> int:
 
 
 def cmd_runs(args: argparse.Namespace) -> int:
-    _, registry = open_state(args)
-    runs = registry.runs(args.model, args.limit)
-    data: list[dict[str, Any]] = [
-        {
-            "run_id": r.id,
-            "model": r.model,
-            "flow": r.flow,
-            "status": r.status,
-            "created_at": r.created_at,
-            "stages": {k: v.status for k, v in registry.stages(r.id).items()},
-        }
-        for r in runs
-    ]
-    if args.json:
-        print_json(data)
+    from legion_ci.pipeline.runs import run_detail, run_rows
+
+    settings, registry = open_state(args)
+    words: list[str] = args.words
+    if words[:1] == ["show"]:
+        if len(words) != 2:
+            raise ConfigError(f"`legion-ci runs show` takes one RUN_ID, got {len(words) - 1}: {' '.join(words[1:])!r}")
+        detail = run_detail(settings, registry, words[1])
+        if args.json:
+            print_json(detail)
+        else:
+            _print_run(detail)
         return 0
-    table = Table("run", "flow", "status", "started", "stages")
-    for r in data:
-        table.add_row(
+    if len(words) > 1:
+        raise ConfigError(f"`legion-ci runs` takes one MODEL (or `show RUN_ID`), got {' '.join(words)!r}")
+    if args.limit < 1:
+        raise ConfigError(f"--limit {args.limit}: expected a positive number of runs")
+    rows = run_rows(registry, words[0] if words else None, args.limit)
+    if args.json:
+        print_json(rows)
+        return 0
+    _print_runs(rows)
+    return 0
+
+
+def _console(fits: int) -> Console:
+    """A console at least `fits` columns wide: a table that needs more than the terminal (or the 80 columns
+    of a pipe) runs past the edge instead of cutting a cell (a run id is what people copy)."""
+    console = Console()
+    if not console.is_terminal or console.width < fits:
+        console = Console(width=max(fits, console.width if console.is_terminal else 80))
+    return console
+
+
+def _print_runs(rows: list[dict[str, Any]]) -> None:
+    headers = ("run", "flow", "status", "started", "stages")
+    cells = [
+        (
             r["run_id"],
             r["flow"],
             r["status"],
-            r["created_at"][:19],
-            escape(" ".join(f"{k}:{v}" for k, v in r["stages"].items())),
+            r["created_at"][:16].replace("T", " "),
+            " ".join(f"{k}:{v}" for k, v in r["stages"].items()),
         )
-    Console().print(table)
-    return 0
+        for r in rows
+    ]
+    widths = [max([len(h), *(len(c[i]) for c in cells)]) for i, h in enumerate(headers)]
+    table = Table(*headers, box=None, pad_edge=False, header_style="bold")
+    for column in table.columns[:4]:
+        column.no_wrap = True  # never cut or fold a run id (what people copy), nor the short columns
+    for c in cells:
+        table.add_row(*c[:4], escape(c[4] or "-"))
+    # In a terminal the stages wrap beside the others; piped, each run is one whole line (grep sees rows).
+    stages_width = 16 if Console().is_terminal else widths[4]
+    _console(sum(widths[:4]) + 2 * len(headers) + stages_width).print(table)
+
+
+def _print_run(detail: dict[str, Any]) -> None:
+    lines = [
+        f"run {detail['run_id']}",
+        f"  model {detail['model']} · {detail['flow']} flow · {detail['status']} · started {detail['created_at'][:19]}",
+        f"  store {detail['store']}",
+    ]
+    for s in detail["stages"]:
+        took = f"{s['seconds']:.1f}s" if s["seconds"] is not None else "-"
+        again = f" ({s['attempts']} attempts)" if s["attempts"] > 1 else ""
+        lines.append(f"  {s['stage']:<9} {s['status']:<8} {took:>8}{again}  {s['summary']}")
+        lines.extend(f"      {uri}" for uri in s["files"].values())
+    if not detail["stages"]:
+        lines.append("  no stage has run yet")
+    print("\n".join(lines))
 
 
 def cmd_status(args: argparse.Namespace) -> int:

@@ -392,6 +392,39 @@ class Registry:
         with self.tx() as conn:
             return [r[0] for r in conn.execute(select(models.c.name).order_by(models.c.name))]
 
+    def run_model_names(self) -> list[str]:
+        """Every model that has a run, registered versions or not (a run may fail before its first version)."""
+        with self.tx() as conn:
+            return [r[0] for r in conn.execute(select(runs.c.model).distinct().order_by(runs.c.model))]
+
+    def remove_version(self, version_id: int) -> None:
+        """Delete a version that nothing uses, with the retired deployments that name it. In the same
+        transaction, refuses (RegistryError) a version an alias points at or an active deployment serves."""
+        with self.tx() as conn:
+            row = conn.execute(select(versions).where(versions.c.id == version_id).with_for_update()).first()
+            if row is None:
+                raise NotFoundError(f"no version with id {version_id}")
+            label = f"{row.model} {row.version} ({row.artifact_id[:8]})"
+            named = conn.execute(select(aliases.c.alias).where(aliases.c.version_id == version_id)).scalars().all()
+            if named:
+                raise RegistryError(f"{label} is {', '.join(sorted(named))}; not removed")
+            live = conn.execute(
+                select(deployments.c.id).where(
+                    deployments.c.version_id == version_id,
+                    deployments.c.status.in_([s.value for s in ACTIVE_DEPLOYMENT]),
+                )
+            ).first()
+            if live is not None:
+                raise RegistryError(f"{label} is deployed (deployment {live[0]}); not removed")
+            conn.execute(deployments.delete().where(deployments.c.version_id == version_id))
+            conn.execute(versions.delete().where(versions.c.id == version_id))
+
+    def remove_run(self, run_id: str) -> None:
+        """Delete a run and its stages' records."""
+        with self.tx() as conn:
+            conn.execute(stage_results.delete().where(stage_results.c.run_id == run_id))
+            conn.execute(runs.delete().where(runs.c.id == run_id))
+
     def set_image(self, version_id: int, image: str, digest: str) -> None:
         with self.tx() as conn:
             conn.execute(versions.update().where(versions.c.id == version_id).values(image=image, image_digest=digest))
@@ -458,8 +491,9 @@ class Registry:
             raise NotFoundError(f"no run {run_id!r} (list runs with `legion-ci runs`)")
         return RunRecord(**row._mapping)
 
-    def runs(self, model: str | None = None, limit: int = 20) -> list[RunRecord]:
-        query = select(runs).order_by(runs.c.created_at.desc()).limit(limit)
+    def runs(self, model: str | None = None, limit: int | None = 20) -> list[RunRecord]:
+        """The newest runs first (of one model, or all); `limit` None: every run."""
+        query = select(runs).order_by(runs.c.created_at.desc(), runs.c.id.desc()).limit(limit)
         if model:
             query = query.where(runs.c.model == model)
         with self.tx() as conn:

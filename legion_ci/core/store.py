@@ -10,6 +10,10 @@ sha256 in `checksums.json`, and `manifest.json` uploaded last as the commit mark
 committed, e.g. a half-finished upload). The registry records the artifact's URI. A reader fetches a
 remote artifact into `$LEGION_HOME/cache/artifacts/<name>/<artifact_id>/` and checks every file against
 the checksums before use; a second fetch is a cache hit. A local artifact is checked in place.
+
+Run outputs (reports, and the files a later stage reads from an earlier one) are kept under
+`<store>/runs/<run_id>/<stage>/`, so they outlive the workspace that wrote them. On the default store
+that is the workspace's own run folder ($LEGION_HOME/runs), where they already are.
 """
 
 from __future__ import annotations
@@ -28,6 +32,7 @@ from legion_ci.core.settings import Settings
 
 CHECKSUMS = "checksums.json"
 ARTIFACTS = "artifacts"
+RUNS = "runs"
 CACHE = "cache"
 
 
@@ -77,6 +82,13 @@ def check_files(folder: Path, where: str) -> None:
         Artifact.open(folder).verify()
     except ArtifactError as exc:
         raise StoreError(f"{where}: {exc}") from None
+
+
+def _segment(value: str, what: str) -> str:
+    """A name used as one folder of a store key (a run id, a stage): no separators, no climbing."""
+    if not value or "/" in value or "\\" in value or value in (".", ".."):
+        raise StoreError(f"{what} {value!r} cannot name a folder in the store (no '/', '\\', '.' or '..')")
+    return value
 
 
 def _filesystem(url: str, what: str = "store URL", **options: Any) -> tuple[Any, str]:
@@ -218,3 +230,121 @@ class Store:
 def open_artifact(settings: Settings, ref: str) -> Artifact:
     """The verified local artifact that a registry row (URI or path) names."""
     return Store.from_settings(settings).fetch(ref).artifact
+
+
+@dataclass(frozen=True)
+class StoredFile:
+    """One run output in the store: the stage that wrote it, its name in the stage's folder, its URI."""
+
+    stage: str
+    name: str
+    uri: str
+
+
+class RunOutputs:
+    """The run outputs of one store: `<store>/runs/<run_id>/<stage>/<name>`."""
+
+    def __init__(self, store: Store) -> None:
+        self.store = store
+
+    def uri(self, run_id: str, stage: str | None = None, name: str | None = None) -> str:
+        parts = [RUNS, _segment(run_id, "run id")]
+        if stage is not None:
+            parts.append(_segment(stage, "stage"))
+        if name is not None:
+            parts.extend(_segment(p, "file name") for p in name.split("/"))
+        if not self.store.remote:
+            return str(Path(self.store.url.removeprefix("file://")).joinpath(*parts))
+        return "/".join([self.store.url, *parts])
+
+    def keep(self, run_id: str, stage: str, files: list[Path]) -> list[StoredFile]:
+        """Copy a stage's files (each named by its base name) into the store; a file already in its place
+        (the default store is the workspace's run folder) is not copied. Returns what the store holds."""
+        kept: list[StoredFile] = []
+        for file in files:
+            uri = self.uri(run_id, stage, file.name)
+            try:
+                if not self.store.remote:
+                    dest = Path(uri)
+                    if dest.resolve() != file.resolve():
+                        dest.parent.mkdir(parents=True, exist_ok=True)
+                        tmp = dest.with_name(f".{dest.name}.part")
+                        shutil.copyfile(file, tmp)
+                        os.replace(tmp, dest)
+                else:
+                    fs, path = _filesystem(uri, "LEGION_STORE_URL")
+                    fs.put_file(str(file), path)
+            except OSError as exc:
+                raise StoreError(f"{uri}: cannot keep {file} in the store: {exc}") from None
+            kept.append(StoredFile(stage, file.name, uri))
+        return kept
+
+    def fetch(self, run_id: str, stage: str, name: str, dest: Path) -> Path | None:
+        """A file an earlier stage kept, as a local file (`dest` when it had to be copied); None when the
+        store has no such file."""
+        uri = self.uri(run_id, stage, name)
+        if not self.store.remote:
+            return Path(uri) if Path(uri).is_file() else None
+        fs, path = _filesystem(uri)
+        try:
+            if not fs.exists(path):
+                return None
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            fs.get_file(path, str(dest))
+        except OSError as exc:
+            raise StoreError(f"{uri}: cannot read from the store: {exc}") from None
+        return dest
+
+    def list(self, run_id: str) -> list[StoredFile]:
+        """Every file the store holds for a run, by stage and name."""
+        root = self.uri(run_id)
+        found: list[StoredFile] = []
+        try:
+            if not self.store.remote:
+                base = Path(root)
+                names = (
+                    [p.relative_to(base).as_posix() for p in base.rglob("*") if p.is_file()] if base.is_dir() else []
+                )
+            else:
+                fs, path = _filesystem(root)
+                names = [str(p)[len(path) + 1 :] for p in fs.find(path)]
+        except OSError as exc:
+            raise StoreError(f"{root}: cannot list the store: {exc}") from None
+        for rel in sorted(names):
+            stage, _, name = rel.partition("/")
+            if name:
+                found.append(StoredFile(stage, name, f"{root}/{rel}" if self.store.remote else str(Path(root) / rel)))
+        return found
+
+
+def _files(uri: str) -> tuple[Any, list[str]]:
+    """The filesystem of `uri` (None for a local path) and the files under it."""
+    if not is_remote(uri):
+        folder = Path(uri.removeprefix("file://"))
+        return None, [str(p) for p in folder.rglob("*") if p.is_file()] if folder.is_dir() else []
+    fs, path = _filesystem(uri)
+    return fs, [str(p) for p in fs.find(path)]
+
+
+def count_tree(uri: str) -> int:
+    """How many files an artifact's or a run's folder in the store holds."""
+    try:
+        return len(_files(uri)[1])
+    except OSError as exc:
+        raise StoreError(f"{uri}: cannot list the store: {exc}") from None
+
+
+def remove_tree(uri: str) -> int:
+    """Delete an artifact's or a run's folder in the store (or a local folder a registry row names);
+    returns the number of files removed (0 when there was nothing)."""
+    try:
+        fs, files = _files(uri)
+        if fs is None:
+            folder = Path(uri.removeprefix("file://"))
+            if folder.exists():
+                shutil.rmtree(folder)
+        elif files:
+            fs.rm(files)
+        return len(files)
+    except OSError as exc:
+        raise StoreError(f"{uri}: cannot delete from the store: {exc}") from None

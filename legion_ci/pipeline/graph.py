@@ -3,7 +3,7 @@
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from importlib import import_module
 from typing import TYPE_CHECKING
@@ -22,6 +22,14 @@ class Stage:
     handler: str  # "module:function" taking a StageContext and returning a StageResult
     needs: tuple[str, ...] = ()
     reports: tuple[str, ...] = field(default=())  # files (relative to the run folder) Jenkins publishes
+    # Further files of the stage's folder kept in the store beside its reports, at
+    # <store>/runs/<run_id>/<name>: the files the reports link to, and what a later stage reads.
+    keeps: tuple[str, ...] = field(default=())
+
+    @property
+    def kept(self) -> tuple[str, ...]:
+        """Every file of this stage that outlives the workspace: its reports, then what it keeps."""
+        return self.reports + self.keeps
 
     def load(self) -> Callable[[StageContext], StageResult]:
         module, _, func = self.handler.partition(":")
@@ -36,6 +44,7 @@ STAGES: tuple[Stage, ...] = (
         "Train",
         "run train.py; register the artifact with its lineage",
         "legion_ci.pipeline.stages.train:run",
+        keeps=("train/feedback.csv", "train/feedback.json"),  # a retrain's ground truth and its window
     ),
     Stage(
         "gate",
@@ -44,6 +53,7 @@ STAGES: tuple[Stage, ...] = (
         "legion_ci.pipeline.stages.gate:run",
         needs=("train",),
         reports=("gate/junit.xml", "gate/report.html", "gate/summary.json"),
+        keeps=("gate/model-tests.xml", "gate/model-tests.log"),
     ),
     Stage(
         "perf",
@@ -52,6 +62,7 @@ STAGES: tuple[Stage, ...] = (
         "legion_ci.pipeline.stages.perf:run",
         needs=("gate",),
         reports=("perf/junit.xml", "perf/report.html", "perf/summary.json", "perf/locust.html"),
+        keeps=("perf/locust_stats.csv", "perf/locust_stats_history.csv", "perf/locust.log", "perf/server.log"),
     ),
     Stage(
         "package",
@@ -117,6 +128,13 @@ def stage(name: str) -> Stage:
         if s.name == name:
             return s
     raise KeyError(f"no stage {name!r} (stages: {', '.join(s.name for s in STAGES + ON_DEMAND)})")
+
+
+def graph_order(names: Iterable[str]) -> list[str]:
+    """Stage names in the graph's order, then the stages run on demand, then any other name (a stage an
+    older or newer legion-ci recorded) alphabetically."""
+    known = [s.name for s in STAGES + ON_DEMAND]
+    return sorted(names, key=lambda n: (known.index(n), "") if n in known else (len(known), n))
 
 
 def starts_a_run(st: Stage) -> bool:

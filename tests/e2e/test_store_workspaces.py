@@ -3,6 +3,7 @@ registry and an S3 store (the stand-in server); a tampered object stops the next
 
 from __future__ import annotations
 
+import json
 import os
 import shutil
 import subprocess
@@ -65,3 +66,57 @@ def test_a_tampered_object_stops_the_next_stage_naming_the_uri(
     assert gated.returncode == 2, gated.stdout + gated.stderr
     assert f"{uri}: file model.skops has sha256" in gated.stderr
     assert "refusing to use it" in gated.stderr
+
+
+def _capture_feedback(workspace: Path, rows: int) -> None:
+    """Predictions with their ground truth in a workspace's capture store, as a served iris would write them."""
+    import time
+
+    from sklearn.datasets import load_iris
+
+    from legion_ci.feedback.capture import CaptureWriter
+
+    frame = load_iris(as_frame=True).frame
+    features = [str(c) for c in frame.columns if c != "target"]
+    writer = CaptureWriter(workspace / "feedback" / "iris", "iris", "1.0.0", features, "target", fsync_interval=0.05)
+    for i in range(rows):
+        row = frame.iloc[i * 7]
+        inputs = [[float(row[f]) for f in features]]
+        assert writer.prediction(f"fb-{i}", inputs, [int(row["target"])], None, 0.1, time.time())
+        assert writer.feedback(f"fb-{i}", int(row["target"]), None, True)
+    writer.close()
+
+
+def test_a_retrain_gate_on_another_agent_checks_the_feedback_train_used_and_keeps_its_reports(
+    s3_server: S3Server, tmp_path: Path, iris_dir: Path
+) -> None:
+    """Issue 10 item 3: what gate reads from train (the exported feedback) comes from the store, its reports
+    are kept in the store, and `runs show` on a third agent prints their URIs."""
+    shared, url = _shared(s3_server, tmp_path)
+    ws_a, ws_b = tmp_path / "ws-a", tmp_path / "ws-b"
+    _capture_feedback(ws_a, 10)
+    trained = _agent(ws_a, shared, "train", str(iris_dir), "--run-id", "r2", "--flow", "retrain")
+    assert trained.returncode == 0, trained.stdout + trained.stderr
+    assert "feedback: wrote 10 rows (10 labelled requests)" in trained.stdout + trained.stderr
+    shutil.rmtree(ws_a)  # agent A's pod, its feedback.csv with it, is gone
+
+    gated = _agent(ws_b, shared, "gate", str(iris_dir), "--run-id", "r2", "--flow", "retrain")
+    assert gated.returncode == 0, gated.stdout + gated.stderr
+    assert f"file(s) in the store: {url}/runs/r2/gate" in gated.stdout + gated.stderr
+    shutil.rmtree(ws_b)
+
+    prefix = url.removeprefix(f"s3://{BUCKET}/")
+    client = s3_server.client()
+    summary = json.loads(client.get_object(Bucket=BUCKET, Key=f"{prefix}/runs/r2/gate/summary.json")["Body"].read())
+    data = next(c for c in summary["checks"] if c["name"] == "no NaN or infinite values in the training data")
+    assert data["message"].startswith("160 rows x 5 columns")  # 150 iris rows and the 10 of feedback train used
+
+    shown = _agent(tmp_path / "ws-c", shared, "runs", "show", "r2")
+    assert shown.returncode == 0, shown.stdout + shown.stderr
+    lines = shown.stdout.splitlines()
+    assert [line.split()[0] for line in lines if line.startswith("  ") and not line.startswith("   ")][2:] == [
+        "train",
+        "gate",
+    ]
+    for name in ("train/feedback.csv", "gate/junit.xml", "gate/report.html", "gate/summary.json"):
+        assert f"      {url}/runs/r2/{name}" in lines

@@ -4,17 +4,18 @@ from __future__ import annotations
 
 from collections.abc import Callable
 from dataclasses import dataclass, field
-from functools import cached_property
+from functools import cached_property, wraps
 from pathlib import Path
 from typing import Any
 
 from legion_ci.core.artifact import Artifact
-from legion_ci.core.errors import StageError
+from legion_ci.core.errors import LegionError, StageError
 from legion_ci.core.registry import Registry, RunRecord, VersionRecord
 from legion_ci.core.settings import Settings
 from legion_ci.core.spec import LoadedSpec, load_spec
 from legion_ci.core.status import StageStatus
-from legion_ci.core.store import open_artifact
+from legion_ci.core.store import CACHE, RUNS, RunOutputs, Store, StoredFile, open_artifact
+from legion_ci.pipeline.graph import stage as graph_stage
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,31 @@ class StageContext:
         return record.outputs or {}
 
     @cached_property
+    def run_outputs(self) -> RunOutputs:
+        return RunOutputs(Store.from_settings(self.settings))
+
+    def keep_outputs(self) -> list[StoredFile]:
+        """Copy this stage's reports and kept files (graph: Stage.kept) from the workspace to
+        <store>/runs/<run_id>/<stage>/, so they outlive the workspace. Jenkins still publishes the
+        workspace's copies."""
+        try:
+            names = graph_stage(self.stage).kept
+        except KeyError:  # not a stage of the graph (a test's): nothing to keep
+            return []
+        files = [self.run_dir / rel for rel in names if (self.run_dir / rel).is_file()]
+        kept = self.run_outputs.keep(self.run.id, self.stage, files)
+        where = self.run_outputs.uri(self.run.id, self.stage)
+        if kept and where != str(self.run_dir / self.stage):  # not when the store is this workspace
+            self.log(f"kept {len(kept)} file(s) in the store: {where}")
+        return kept
+
+    def earlier_file(self, stage: str, name: str) -> Path | None:
+        """A file an earlier stage of this run kept (e.g. train's feedback.csv), read from the store and
+        never from this workspace (a stage may run on any agent); None when that stage kept no such file."""
+        dest = self.settings.home / CACHE / RUNS / self.run.id / stage / name
+        return self.run_outputs.fetch(self.run.id, stage, name, dest)
+
+    @cached_property
     def candidate(self) -> VersionRecord:
         """The version the train stage of this run produced."""
         return self.registry.version_by_id(int(self.output("train")["version_id"]))
@@ -118,3 +144,29 @@ class StageContext:
         rollout = self.loaded.spec.rollout
         first = rollout.steps[0] if rollout.strategy == "canary" else self.loaded.spec.deploy.traffic_weight
         return self.options.traffic_weight or first
+
+
+StageFunction = Callable[[StageContext], StageResult]
+
+
+def keeps_outputs(run: StageFunction) -> StageFunction:
+    """Decorate a stage's `run`: however it ends (passed, failed, error), the files it wrote that the graph
+    says it keeps go to the store. When the stage itself failed, a store error is logged and the stage's
+    own error stands; when it passed, a store error fails it (its outputs would not outlive the workspace)."""
+
+    @wraps(run)
+    def keeping(ctx: StageContext) -> StageResult:
+        try:
+            result = run(ctx)
+        except BaseException:
+            try:
+                ctx.keep_outputs()
+            except LegionError as exc:
+                ctx.log(f"could not keep the stage's files in the store: {exc.message}")
+            raise
+        kept = ctx.keep_outputs()
+        if kept:
+            result.outputs["kept"] = {k.name: k.uri for k in kept}
+        return result
+
+    return keeping

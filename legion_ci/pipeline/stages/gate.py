@@ -16,7 +16,7 @@ from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import LegionError, StageFailed
 from legion_ci.core.status import StageStatus
 from legion_ci.core.store import open_artifact
-from legion_ci.pipeline.stages.base import StageContext, StageResult
+from legion_ci.pipeline.stages.base import StageContext, StageResult, keeps_outputs
 from legion_ci.quality.checks import HALTED, Check
 from legion_ci.quality.gate import (
     NO_IMPROVEMENT,
@@ -35,6 +35,7 @@ from legion_ci.training.data import class_names, load_dataset
 TITLE = "Quality gate"
 
 
+@keeps_outputs
 def run(ctx: StageContext) -> StageResult:
     spec = ctx.loaded.spec
     clock = time.monotonic()
@@ -158,8 +159,10 @@ def data_checks(
     """The input schema against production's, and the training data (what train used) for NaN/inf."""
     spec = ctx.loaded.spec
     extra = [Path(p) for p in ctx.options.extra_data]
-    feedback = ctx.run_dir / "train" / "feedback.csv"  # the ground truth a retrain added, as train exported it
-    if ctx.run.flow == "retrain" and feedback.is_file() and len(feedback.read_text().splitlines()) > 1:
+    # The ground truth a retrain added, as train exported it: from the store, since train may have run on
+    # another agent whose workspace is gone.
+    feedback = ctx.earlier_file("train", "feedback.csv") if ctx.run.flow == "retrain" else None
+    if feedback is not None and len(feedback.read_text().splitlines()) > 1:
         extra.append(feedback)
     dataset = load_dataset(spec.train, ctx.model_dir, extra)
     frame = dataset.features.assign(**{str(dataset.target.name or "target"): dataset.target})

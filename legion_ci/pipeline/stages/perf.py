@@ -13,7 +13,7 @@ from legion_ci.core.errors import LegionError, StageFailed
 from legion_ci.core.processes import start_server, stop_pid
 from legion_ci.core.settings import Settings, child_env
 from legion_ci.core.status import StageStatus
-from legion_ci.pipeline.stages.base import StageContext, StageResult
+from legion_ci.pipeline.stages.base import StageContext, StageResult, keeps_outputs
 from legion_ci.quality.checks import Check
 from legion_ci.quality.perf import locustfile
 from legion_ci.quality.perf.results import read_failures, read_history, read_samples, read_stats, with_sampled_rate
@@ -35,6 +35,7 @@ def token_env(settings: Settings, art: Artifact, auth: bool, seconds: int) -> di
     return {locustfile.ENV_TOKEN: token}
 
 
+@keeps_outputs
 def run(ctx: StageContext) -> StageResult:
     spec = ctx.loaded.spec
     perf = spec.perf

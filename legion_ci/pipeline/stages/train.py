@@ -28,7 +28,7 @@ from legion_ci.core.manifest import (
 from legion_ci.core.registry import VersionRecord
 from legion_ci.core.status import StageStatus
 from legion_ci.core.store import Store, open_artifact
-from legion_ci.pipeline.stages.base import StageContext, StageResult
+from legion_ci.pipeline.stages.base import StageContext, StageResult, keeps_outputs
 from legion_ci.quality.metrics import evaluate
 from legion_ci.toolchain import ENV_EXTRA_DATA, ENV_MODEL_DIR, ENV_OUTPUT_DIR, EXPORT_FILE, METRICS_FILE
 from legion_ci.training.data import Dataset, load_dataset, split
@@ -52,6 +52,7 @@ def identity(ctx: StageContext, data_fingerprint: str) -> dict[str, Any]:
     }
 
 
+@keeps_outputs
 def run(ctx: StageContext) -> StageResult:
     spec = ctx.loaded.spec
     extra = [Path(p) for p in ctx.options.extra_data]
@@ -119,12 +120,18 @@ def feedback_data(ctx: StageContext) -> tuple[list[Path], FeedbackWindow | None]
     file, so it trains on the same rows). The window is cumulative and does not depend on which versions
     were registered since: a halted or failed retrain consumes nothing, late ground truth for an old
     prediction is used, and the lineage (`data.feedback`) records rows, time range and fingerprint, and
-    how many labels are new since what trained production."""
+    how many labels are new since what trained production. A rerun on another agent takes the two files
+    from the store (the graph keeps them), never from the workspace of the first attempt."""
     from legion_ci.feedback.export import export_feedback
     from legion_ci.feedback.labels import Target
 
     name = ctx.loaded.spec.name
     out, record = ctx.stage_dir() / "feedback.csv", ctx.stage_dir() / "feedback.json"
+    for local in (out, record):
+        if not local.is_file():
+            kept = ctx.earlier_file("train", local.name)
+            if kept is not None and kept != local:
+                shutil.copyfile(kept, local)
     if not out.is_file():
         production = ctx.registry.alias(name, "production")
         versions = ctx.registry.versions(name)

@@ -398,8 +398,9 @@ class Registry:
             return [r[0] for r in conn.execute(select(runs.c.model).distinct().order_by(runs.c.model))]
 
     def remove_version(self, version_id: int) -> None:
-        """Delete a version that nothing uses, with the retired deployments that name it. In the same
-        transaction, refuses (RegistryError) a version an alias points at or an active deployment serves."""
+        """Delete a version that nothing uses, with the retired deployments that name it (events that name it
+        keep their text and lose the link). In the same transaction, refuses (RegistryError) a version an
+        alias points at or an active deployment serves."""
         with self.tx() as conn:
             row = conn.execute(select(versions).where(versions.c.id == version_id).with_for_update()).first()
             if row is None:
@@ -417,6 +418,8 @@ class Registry:
             if live is not None:
                 raise RegistryError(f"{label} is deployed (deployment {live[0]}); not removed")
             conn.execute(deployments.delete().where(deployments.c.version_id == version_id))
+            # Rollout decisions stay as history; their summary and detail still name the version.
+            conn.execute(events.update().where(events.c.version_id == version_id).values(version_id=None))
             conn.execute(versions.delete().where(versions.c.id == version_id))
 
     def remove_run(self, run_id: str) -> None:

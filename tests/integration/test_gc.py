@@ -78,6 +78,7 @@ class World:
         registry.add_deployment("m", self.ids["v2"], "local", 100, [], {"version": "1.0.2"})
         stopped = registry.add_deployment("m", self.ids["v3"], "local", 0, [], {"version": "1.0.3"})
         registry.update_deployment(stopped.id, status=DeploymentStatus.STOPPED)
+        registry.add_event("m", "rollout", "rollback", "rolled 1.0.3 back", version_id=self.ids["v3"])
         for n, (run_id, trained, status) in enumerate(
             [
                 ("r-fail", None, RunStatus.FAILED),
@@ -148,6 +149,8 @@ def test_gc_keeps_the_newest_n_and_removes_the_rest_from_registry_and_store(worl
     assert objects["r-v30"] == 1  # a run whose id starts like a removed one's keeps its outputs
     assert all(objects[v] == 2 for v in ("v1", "v2", "v4", "v5", "v6"))
     assert [d.version_id for d in world.registry.deployments("m", active_only=False)] == [world.ids["v2"]]
+    [event] = world.registry.events("m")
+    assert event.summary == "rolled 1.0.3 back" and event.version_id is None  # history stays, unlinked
     assert f"removed artifact m 1.0.3 (00000000): {world.uris['v3']} (2 object(s))" in lines
     again = collect(world.settings, world.registry, 2, False, lines.append)
     assert again.removed == []  # a second gc finds nothing more

@@ -10,12 +10,13 @@ import time
 from legion_ci.core.status import StageStatus
 from legion_ci.deploy import rollout as deploy
 from legion_ci.feedback.capture import store_dir
-from legion_ci.pipeline.stages.base import StageContext, StageResult
+from legion_ci.pipeline.stages.base import StageContext, StageResult, keeps_outputs
 from legion_ci.reports.ab_report import write_ab_reports
 from legion_ci.rollout.decision import Action, Policy, decide, resolve_metric
 from legion_ci.rollout.evaluation import EVENT_KIND, find_pair, gather, summary
 
 
+@keeps_outputs
 def run(ctx: StageContext) -> StageResult:
     spec = ctx.loaded.spec
     pair, why = find_pair(ctx.registry, spec.name)

@@ -154,3 +154,28 @@ def test_an_empty_postgres_database_gets_exactly_the_schema_the_code_queries(pg_
     url = _new_database(pg_url, "fresh")
     Registry(url).close()
     assert _revision_and_differences(url) == (registry_schema.HEAD, [])
+
+
+def test_gc_on_postgres_removes_rows_and_files_together(pg_url: str, tmp_path: Path) -> None:
+    """The foreign keys PostgreSQL enforces (deployments, events -> versions) let gc go, and the checks in
+    remove_version's transaction still keep production and the live deployment."""
+    from legion_ci.core.errors import RegistryError
+    from legion_ci.core.retention import collect
+    from legion_ci.core.settings import load_settings
+    from tests.integration.test_gc import World
+
+    url = _new_database(pg_url, "gc")
+    settings = load_settings(str(tmp_path / "home"), registry_url=url)
+    reg = Registry(url)
+    try:
+        world = World(settings, reg)
+        with pytest.raises(RegistryError, match=r"is production; not removed"):
+            reg.remove_version(world.ids["v1"])
+        outcome = collect(settings, reg, 2, False, lambda _: None)
+        assert not outcome.problems
+        assert world.versions() == {"v1", "v2", "v4", "v5", "v6"}
+        assert world.runs() == {"r-running", "r-v30"}
+        assert world.objects()["v3"] == 0 and world.objects()["v1"] == 2
+        assert [e.version_id for e in reg.events("m")] == [None]
+    finally:
+        reg.close()

@@ -1,5 +1,6 @@
-"""The README's client examples, run as written: its curl block and its Python (httpx) block against a real
-iris model server behind a real local router, with a token from `legion-ci token create`."""
+"""The documented examples, run as written: the README's curl and Python (httpx) blocks against a real iris
+model server behind a real local router, with a token from `legion-ci token create`; docs/spec.md's recipe
+for loading a registered model in Python."""
 
 from __future__ import annotations
 
@@ -26,9 +27,9 @@ README = ROOT / "README.md"
 BIN = Path(sys.executable).parent
 
 
-def block(language: str, after: str = "### Calling the model") -> str:
-    """The first fenced block of `language` after the heading `after` in the README."""
-    text = README.read_text(encoding="utf-8")
+def block(language: str, after: str = "### Calling the model", doc: Path = README) -> str:
+    """The first fenced block of `language` after the heading `after` in `doc`."""
+    text = doc.read_text(encoding="utf-8")
     start = text.index(after)
     found = re.search(rf"```{language}\n(.*?)```", text[start:], re.S)
     assert found, f"README.md has no ```{language} block after {after!r}"
@@ -50,6 +51,7 @@ def served(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Served]:
     registry = Registry.from_settings(settings)
     folder = build_iris_artifact(tmp_path_factory.mktemp("readme-artifact") / "iris")
     version = registry.register_version(Artifact.open(folder).manifest, str(folder))[0]
+    registry.set_alias("iris", "production", version.id)
     env = {
         **{k: v for k, v in os.environ.items() if not k.startswith("LEGION_")},
         "LEGION_HOME": str(home),
@@ -115,3 +117,18 @@ def test_the_readme_python_example_runs_against_a_served_model(served: Served, t
     assert lines[0] == "{'model': 'iris', 'version': '1.0.0', 'predictions': [0, 2]}"
     assert lines[1] == "[0]"
     assert lines[2].endswith("'matched': True}")
+
+
+def test_the_spec_docs_recipe_loads_the_production_model_with_its_checks(served: Served, tmp_path: Path) -> None:
+    script = tmp_path / "load.py"
+    script.write_text(block("python", "To use a registered model in a notebook", ROOT / "docs" / "spec.md"))
+    assert "open_artifact" in script.read_text() and ".model" in script.read_text()
+    done = subprocess.run(
+        [sys.executable, "-W", "error::UserWarning", str(script)],  # named columns: no feature-name warning
+        env=served.env,
+        capture_output=True,
+        text=True,
+        timeout=120,
+    )
+    assert done.returncode == 0, done.stderr
+    assert re.fullmatch(r"1\.0\.0 \[[0-2]( [0-2]){4}\]\n", done.stdout), done.stdout

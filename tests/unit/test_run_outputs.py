@@ -126,3 +126,29 @@ def test_removing_a_run_folder_leaves_a_run_whose_id_starts_the_same(tmp_path: P
 def test_graph_order_puts_known_stages_first_then_others_alphabetically() -> None:
     names = ["promote", "zeta", "rollback", "gate", "alpha", "train"]
     assert graph_order(names) == ["train", "gate", "promote", "rollback", "alpha", "zeta"]
+
+
+@pytest.mark.parametrize(
+    ("stage_name", "sources"),
+    [
+        ("gate", ["legion_ci/pipeline/stages/gate.py", "legion_ci/reports/gate_report.py"]),
+        ("perf", ["legion_ci/pipeline/stages/perf.py", "legion_ci/reports/perf_report.py"]),
+        ("evaluate", ["legion_ci/pipeline/stages/evaluate.py", "legion_ci/reports/ab_report.py"]),
+    ],
+)
+def test_every_file_a_report_links_to_is_kept_beside_it(stage_name: str, sources: list[str]) -> None:
+    """A report opened from the store finds what it links to: every relative href in the code that writes a
+    stage's reports names a file the graph keeps for that stage."""
+    import re
+
+    from legion_ci.pipeline.graph import stage
+
+    root = Path(__file__).resolve().parents[2]
+    linked = {
+        name
+        for source in sources
+        for name in re.findall(r'href=\\?"([^"#:{}\\]+)\\?"', (root / source).read_text())
+        if "/" not in name
+    }
+    kept = {k.split("/", 1)[1] for k in stage(stage_name).kept}
+    assert linked <= kept, f"{stage_name} reports link to files the store does not keep: {sorted(linked - kept)}"

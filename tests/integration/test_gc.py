@@ -214,3 +214,13 @@ def test_the_cli_prints_each_removal_and_a_total(world: World) -> None:
     assert world.versions() == {"v1", "v2", "v4", "v5", "v6"}
     bad = subprocess.run([*command[:-2], "--keep", "-3"], capture_output=True, text=True, env=env, timeout=120)
     assert bad.returncode == 2 and "--keep -3: expected" in bad.stderr
+
+
+def test_a_model_whose_pipeline_holds_its_lock_is_skipped_and_said_so(world: World) -> None:
+    from legion_ci.core.locking import model_lock
+
+    with model_lock(world.registry, "m", owner="r-running"):
+        outcome = collect(world.settings, world.registry, 2, False, lambda _: None)
+    assert outcome.removed == []
+    assert len(outcome.problems) == 1 and outcome.problems[0].startswith("m: skipped, model 'm' is locked by run")
+    assert world.versions() == {"v1", "v2", "v3", "v4", "v5", "v6"}

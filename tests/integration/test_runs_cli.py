@@ -124,3 +124,5 @@ def test_runs_show_needs_one_known_run_id(tmp_path: Path) -> None:
     assert unknown.returncode == 2 and "no run 'r9'" in unknown.stderr
     extra = cli(home, "runs", "iris", "diabetes")
     assert extra.returncode == 2 and "takes one MODEL (or `show RUN_ID`), got 'iris diabetes'" in extra.stderr
+    none = cli(home, "runs", "--limit", "0")
+    assert none.returncode == 2 and "--limit 0: expected a positive number of runs" in none.stderr

@@ -170,6 +170,10 @@ def _axis(values: Sequence[float], limits: Sequence[float], at_most_one: bool) -
     them, and saying so, when starting at zero would squeeze them together at the right edge. A metric that
     cannot pass 1 (accuracy, r2, ...) gets only a sliver of room beyond it, for the dot."""
     low, high = min([*values, *limits]), max([*values, *limits])
+    if len(values) + len(limits) == 1:  # nothing to compare it with: its own scale, from 0
+        if at_most_one and 0 <= high <= 1:
+            return 0.0, 1.0 + 0.01, False
+        return min(0.0, low * 1.3), max(high * 1.3, 0.0) or 1.0, False
     pad = max((high - low) * 0.35, abs(high) * 0.004, 1e-3)
     right = high + pad
     if at_most_one and high <= 1.0:

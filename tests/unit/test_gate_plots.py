@@ -43,9 +43,11 @@ def test_an_axis_near_zero_starts_at_zero_and_says_nothing() -> None:
     assert "zoomed" not in svg and "Δ +0.0300 vs production: worse" in svg and "lower is better" in svg
 
 
-def test_without_production_the_candidate_stands_alone() -> None:
-    svg = gate_plots.metrics_bar_svg({"r2": 0.45}, None, {})
+def test_without_production_the_candidate_stands_alone_on_its_own_scale() -> None:
+    svg = gate_plots.metrics_bar_svg({"r2": 0.45, "rmse": 55.0}, None, {})
     assert ticks(svg, "metrics", "y") == ["candidate"] and "no production to compare" in svg
+    assert "zoomed" not in svg  # one value alone: nothing to zoom in on
+    assert [t for t in ticks(svg, "metrics", "x")][:1] in (["0.0"], ["0.00"], ["0"])
 
 
 def evidence_with_production() -> GateEvidence:

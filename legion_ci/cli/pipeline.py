@@ -31,13 +31,21 @@ _RUN_OPTIONS: dict[str, tuple[str, dict[str, Any]]] = {
     ),
     "skip_perf_reason": ("--skip-perf", {"metavar": "REASON", "help": "skip the performance test, recording why"}),
     "force_reason": ("--force", {"metavar": "REASON", "help": "pass a failed gate, recording why"}),
+    "no_reuse": (
+        "--no-reuse",
+        {
+            "action": "store_true",
+            "default": None,
+            "help": "redo the gate and the perf test even when an earlier run passed them with the same inputs",
+        },
+    ),
 }
 # Which run options each stage reads (a flow reads them all): a stage's --help shows only these.
 STAGE_OPTIONS: dict[str, tuple[str, ...]] = {
     "validate": (),
     "train": (),
-    "gate": ("force_reason",),
-    "perf": ("skip_perf_reason",),
+    "gate": ("force_reason", "no_reuse"),
+    "perf": ("skip_perf_reason", "no_reuse"),
     "package": ("target",),
     "deploy": ("target", "traffic_weight"),
     "smoke": (),
@@ -61,8 +69,9 @@ def _options_args(parser: argparse.ArgumentParser, fields: tuple[str, ...] = tup
 
 
 def _options(args: argparse.Namespace) -> RunOptions:
-    given = {name: getattr(args, name, None) for name in _RUN_OPTIONS}
-    return RunOptions.from_settings(settings_of(args), **given, lock_wait=args.wait)
+    given = {name: getattr(args, name, None) for name in _RUN_OPTIONS if name != "no_reuse"}
+    reuse = False if getattr(args, "no_reuse", None) else None
+    return RunOptions.from_settings(settings_of(args), **given, reuse=reuse, lock_wait=args.wait)
 
 
 def build_run(run: argparse.ArgumentParser, name: str) -> None:

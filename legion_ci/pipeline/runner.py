@@ -24,6 +24,7 @@ from legion_ci.core.registry import Registry, RunRecord, now
 from legion_ci.core.settings import Settings
 from legion_ci.core.spec import load_spec
 from legion_ci.core.status import RunStatus, StageStatus
+from legion_ci.pipeline import reuse
 from legion_ci.pipeline.graph import STAGES, Stage, flow, stage, starts_a_run
 from legion_ci.pipeline.progress import Reporter
 from legion_ci.pipeline.stages.base import RunOptions, StageContext, StageResult
@@ -148,7 +149,7 @@ def run_stage(
     failure = partial(_record_failure, registry, run, st, started, clock, reporter, mark_run=in_graph)
     try:
         with model_lock(registry, run.model, owner=run.id, wait=options.lock_wait):
-            result = st.load()(ctx)
+            result = _run_or_reuse(ctx, st)
     except StageFailed as exc:
         failure(StageStatus.FAILED, exc.message)
         raise
@@ -174,6 +175,19 @@ def run_stage(
     if result.status is StageStatus.HALTED and in_graph:
         registry.set_run_status(run.id, RunStatus.HALTED)
     reporter.finished(st, result.status, result.summary, seconds)
+    return result
+
+
+def _run_or_reuse(ctx: StageContext, st: Stage) -> StageResult:
+    """The stage's result: taken from an earlier run when its inputs are unchanged since it passed there
+    (legion_ci.pipeline.reuse), else computed, and then recorded with its inputs' key for later runs."""
+    key = reuse.inputs_key(ctx)
+    earlier = reuse.find(ctx, key) if key else None
+    if earlier is not None:
+        return reuse.reuse(ctx, earlier)
+    result = st.load()(ctx)
+    if key and result.status is StageStatus.PASSED and not result.halt:
+        result.outputs = {**result.outputs, reuse.KEY: key}
     return result
 
 

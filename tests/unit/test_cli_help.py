@@ -15,13 +15,13 @@ import pytest
 from legion_ci.cli import build_parser
 from legion_ci.pipeline.graph import STAGES
 
-RUN_OPTIONS = ("--target", "--traffic-weight", "--skip-perf", "--force")
+RUN_OPTIONS = ("--target", "--traffic-weight", "--skip-perf", "--force", "--no-reuse")
 # What each stage reads of the run options (the stage modules under legion_ci/pipeline/stages).
 READS: dict[str, set[str]] = {
     "validate": set(),
     "train": set(),
-    "gate": {"--force"},
-    "perf": {"--skip-perf"},
+    "gate": {"--force", "--no-reuse"},
+    "perf": {"--skip-perf", "--no-reuse"},
     "package": {"--target"},
     "deploy": {"--target", "--traffic-weight"},
     "smoke": set(),

@@ -29,6 +29,7 @@ class RunOptions:
     retrain_from_scratch: bool = False
     extra_data: tuple[str, ...] = ()
     lock_wait: float = 0.0
+    reuse: bool = True  # take a gate or perf result from an earlier run with the same inputs (pipeline/reuse.py)
 
     @classmethod
     def from_settings(cls, settings: Settings, **overrides: Any) -> RunOptions:

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import dataclasses
 import secrets
 import time
 import traceback
@@ -72,16 +73,18 @@ def open_run(
     loaded = load_spec(model_dir)
     name = loaded.spec.name
     if first_stage:
-        return registry.ensure_run(run_id or new_run_id(name), name, str(loaded.model_dir), flow_name)
-    if run_id is None:
+        run = registry.ensure_run(run_id or new_run_id(name), name, str(loaded.model_dir), flow_name)
+    elif run_id is None:
         latest = registry.runs(name, limit=1)
         if not latest:
             raise StageError("run", f"model {name!r} has no run yet; start with `legion-ci run {model_dir}`")
-        return latest[0]
-    run = registry.run(run_id)
-    if run.model != name:
-        raise RegistryError(f"run {run_id!r} belongs to model {run.model!r}, not {name!r}; use another --run-id")
-    return run
+        run = latest[0]
+    else:
+        run = registry.run(run_id)
+        if run.model != name:
+            raise RegistryError(f"run {run_id!r} belongs to model {run.model!r}, not {name!r}; use another --run-id")
+    # this agent's checkout: the folder recorded by the stage that started the run may be on a pod that is gone
+    return dataclasses.replace(run, model_dir=str(loaded.model_dir))
 
 
 def _open_for(

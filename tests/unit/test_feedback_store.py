@@ -14,7 +14,6 @@ from legion_ci.core.errors import ConfigError, NotFoundError
 from legion_ci.core.settings import Settings
 from legion_ci.feedback.capture import CaptureWriter, find_prediction, read_store, segments
 from legion_ci.feedback.export import export_feedback, join
-from legion_ci.feedback.labels import Target
 
 
 @pytest.fixture
@@ -211,6 +210,8 @@ def test_labels_of_segments_written_before_headers_named_the_task_must_look_like
     )
     out = join(folder)
     assert out.rows == [[0.0, 1.0, 2]] and out.invalid_label == 2
+    from legion_ci.feedback.labels import Target
+
     regressor = Target.of("regression", None, "y")
     assert join(folder, target=regressor).rows == [[0.0, 1.0, 2]]
 
@@ -234,9 +235,7 @@ def test_an_export_with_a_bad_label_still_trains(settings: Settings, tmp_path: P
         _fb("b", 4.0, "class_7"),
     )
     done = export_feedback(settings, "iris", None, tmp_path / "fb.csv")
-    assert done.rows == 1 and done.left_out == {"invalid_label": 1}
-    parts = split(
-        load_dataset(TrainSpec(data="sklearn:load_iris"), tmp_path, [tmp_path / "fb.csv"]),
-        TrainSpec(data="sklearn:load_iris"),
-    )
+    spec = TrainSpec(data="sklearn:load_iris")
+    parts = split(load_dataset(spec, tmp_path, [tmp_path / "fb.csv"]), spec)  # before: TypeError here
     assert len(parts.y_train) + len(parts.y_test) == 151
+    assert done.rows == 1 and done.left_out == {"invalid_label": 1}

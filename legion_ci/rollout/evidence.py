@@ -3,10 +3,12 @@
 Reads a model's capture store (legion_ci.feedback.capture: predictions and feedback records, in the same
 segments `legion-ci feedback export` joins) and scores every labelled row with the rollout's per-row
 metric, per version. Predictions are keyed by (version, request id): a request answered by both variants
-(a shadow copy) is scored for each, with the one ground truth it got. As in the export, the latest
-feedback for a request id wins, and a request id captured twice by one version with different inputs is
-ambiguous and left out. Latency is the server's own answer time of every captured prediction; requests
-and errors come from the variants' /metrics (`errors_from_metrics`).
+(a shadow copy) is scored for each, with the one ground truth it got. As in the export
+(legion_ci.feedback.export), the newest *valid* ground truth for a request id wins (a post with the wrong
+number of labels, or labels that cannot be scored, never replaces a good one), and a request id captured
+twice by one version with different inputs is ambiguous and left out. Latency is the server's own answer
+time of every captured prediction; requests and errors come from the variants' /metrics
+(`errors_from_metrics`).
 """
 
 from __future__ import annotations
@@ -72,13 +74,25 @@ def score(metric: str, predicted: Any, truth: Any) -> float | None:
     return abs(a - b) if metric == "mae" else (a - b) ** 2
 
 
+def _newest_valid(metric: str, posts: list[tuple[float, Any]], answers: list[Any], n: int) -> list[float] | None:
+    """The rows' scores under the newest ground truth that labels every row and can be scored."""
+    for _, value in sorted(posts, key=lambda p: p[0], reverse=True):
+        values = value if isinstance(value, list) else [value]
+        if len(values) != n or len(answers) != n:
+            continue
+        found = [score(metric, predicted, actual) for predicted, actual in zip(answers, values, strict=True)]
+        if all(x is not None for x in found):
+            return [float(x) for x in found if x is not None]
+    return None
+
+
 def collect(folder: Path, metric: str, versions: Iterable[str], since: float) -> dict[str, Scores]:
     """Scores per version (only those named) of predictions made at or after `since` (unix seconds)."""
     wanted = set(versions)
     out = {v: Scores(v) for v in wanted}
     predictions: dict[tuple[str, str], tuple[list[Any], Any, float]] = {}
     ambiguous: set[tuple[str, str]] = set()
-    truth: dict[str, Any] = {}
+    truth: dict[str, list[tuple[float, Any]]] = {}
     for _header, record in read_store(folder):
         kind = record.get("kind")
         if kind == "prediction":
@@ -97,7 +111,9 @@ def collect(folder: Path, metric: str, versions: Iterable[str], since: float) ->
                     out[version].latencies_ms.append(float(latency))
             predictions[key] = entry
         elif kind == "feedback":
-            truth[str(record.get("request_id"))] = record.get("ground_truth")
+            when = record.get("ts")
+            stamp = float(when) if isinstance(when, (int, float)) else 0.0
+            truth.setdefault(str(record.get("request_id")), []).append((stamp, record.get("ground_truth")))
     for (version, request_id), (inputs, outputs, ts) in predictions.items():
         if request_id not in truth:
             continue
@@ -105,17 +121,13 @@ def collect(folder: Path, metric: str, versions: Iterable[str], since: float) ->
         if (version, request_id) in ambiguous:
             scores.ambiguous += 1
             continue
-        value = truth[request_id]
-        values = value if isinstance(value, list) else [value]
         answers = outputs if isinstance(outputs, list) else [outputs]
-        if len(values) != len(inputs) or len(answers) != len(values):
+        rows = _newest_valid(metric, truth[request_id], answers, len(inputs))
+        if rows is None:
             scores.mismatched += 1
             continue
-        for predicted, actual in zip(answers, values, strict=True):
-            s = score(metric, predicted, actual)
-            if s is not None:
-                scores.scores.append(s)
-                scores.hourly.setdefault(int(ts // 3600), []).append(s)
+        scores.scores.extend(rows)
+        scores.hourly.setdefault(int(ts // 3600), []).extend(rows)
     return out
 
 

@@ -150,3 +150,17 @@ def test_errors_are_read_from_the_servers_metrics() -> None:
         'legion_requests_total{model="iris",version="1",endpoint="health",status="500"} 7.0\n'
     )
     assert errors_from_metrics(text) == (100, 10)
+
+
+def test_the_newest_valid_ground_truth_wins(settings: Settings) -> None:
+    folder = store_dir(settings.feedback_dir, "iris")
+    writer = CaptureWriter(folder, "iris", "1.0.0", ["x"], "target")
+    try:
+        writer.prediction("r1", [[1.0], [2.0]], [1, 2], None, 1.0, time.time())
+        writer.feedback("r1", [1, 0], None, True)  # one right
+        writer.feedback("r1", [1, 2], None, True)  # corrected: both right
+        writer.feedback("r1", [1], None, True)  # a wrong count never replaces a good label
+    finally:
+        writer.close()
+    found = collect(folder, "accuracy", ["1.0.0"], since=0)["1.0.0"]
+    assert found.scores == [1.0, 1.0] and found.mismatched == 0

@@ -96,7 +96,7 @@ def build_jenkins(jp: argparse.ArgumentParser, name: str) -> None:
 
     p = jsub.add_parser("build", help="start a model's job and follow it to the end")
     p.add_argument("model", metavar="MODEL", help="model name, or a folder holding legion.yaml")
-    p.add_argument("--job", default="pipeline", help="pipeline (default) or retrain")
+    p.add_argument("--job", default="pipeline", help="pipeline (default), retrain or rollout")
     p.add_argument(
         "--param",
         action="append",
@@ -110,7 +110,7 @@ def build_jenkins(jp: argparse.ArgumentParser, name: str) -> None:
 
     p = jsub.add_parser("status", help="show the last builds of a model's job")
     p.add_argument("model", metavar="MODEL", help="model name, or a folder holding legion.yaml")
-    p.add_argument("--job", default="pipeline", help="pipeline (default) or retrain")
+    p.add_argument("--job", default="pipeline", help="pipeline (default), retrain or rollout")
     p.add_argument("-n", "--count", type=int, default=5, help="how many builds (default: 5)")
     p.add_argument("--json", action="store_true", help="print the builds as JSON on stdout")
     _creds_args(p)

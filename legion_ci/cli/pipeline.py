@@ -88,9 +88,10 @@ def build_run(run: argparse.ArgumentParser, name: str) -> None:
 def build_retrain(retrain: argparse.ArgumentParser, name: str) -> None:
     retrain.description = (
         "Run the retrain flow: train on the spec's data plus every labelled request of the feedback "
-        "store (each once, its newest valid label), then the same gate (the candidate must beat production) "
-        "and perf, then deploy it beside production at the spec's traffic weight. A candidate no better than "
-        "production deploys nothing. One pipeline per model at a time: see --wait."
+        "store (each once, its newest valid label), then the same gate (the candidate must beat production) and "
+        "perf, then deploy it beside production at the spec's traffic weight (a canary rollout: its first step), "
+        "where the <model>-rollout job (`legion-ci evaluate`) promotes or rolls it back by evidence. A candidate "
+        "no better than production deploys nothing. One pipeline per model at a time: see --wait."
     )
     retrain.add_argument("model_dir", metavar="MODEL_DIR", help="folder holding legion.yaml and train.py")
     retrain.add_argument("--run-id", help="reuse or name the run (default: a new id)")

@@ -34,6 +34,7 @@ class JobKind:
 JOB_KINDS: tuple[JobKind, ...] = (
     JobKind("push", "pipeline", "model.Jenkinsfile.j2", "Jenkinsfile", "push"),
     JobKind("retrain", "retrain", "retrain.Jenkinsfile.j2", "retrain.Jenkinsfile", "cron"),
+    JobKind("rollout", "rollout", "rollout.Jenkinsfile.j2", "rollout.Jenkinsfile", "cron"),
 )
 
 
@@ -45,8 +46,19 @@ def job_kind(suffix: str) -> JobKind:
 
 
 def kinds_for(spec: ModelSpec) -> tuple[JobKind, ...]:
-    """A retrain job exists only when the spec schedules retraining."""
-    return tuple(k for k in JOB_KINDS if k.trigger != "cron" or spec.schedule.retrain)
+    """A retrain job exists only when the spec schedules retraining; a rollout job when something leaves a
+    candidate beside production for it to decide: a canary or shadow strategy, or a retrain."""
+    return tuple(k for k in JOB_KINDS if cron_of(spec, k) is not None or k.trigger != "cron")
+
+
+def cron_of(spec: ModelSpec, kind: JobKind) -> str | None:
+    """The cron spec of a scheduled job (None: the model has no such job, or it is not scheduled)."""
+    if kind.flow == "retrain":
+        return spec.schedule.retrain
+    if kind.flow == "rollout":
+        wanted = spec.rollout.strategy != "immediate" or spec.schedule.retrain is not None
+        return spec.rollout.schedule if wanted else None
+    return None
 
 
 def folder_name(model: str) -> str:

@@ -296,6 +296,11 @@ def _reports(stages: Iterable[Stage]) -> dict[str, Any]:
 
 def _run_id(model: str, kind: jobs.JobKind) -> dict[str, Any]:
     base = (f"{jobs.job_name(model, kind)}-", Expr("env.GIT_COMMIT"))
+    if kind.flow == "rollout":
+        return {
+            "expression": gstring(*base, "-", Expr("env.BUILD_NUMBER")),
+            "comment": "One run per evaluation: each build decides on the evidence gathered until then.",
+        }
     if kind.trigger == "cron":
         return {
             "expression": gstring(*base, "-", Expr("new Date().format('yyyyMMdd')")),
@@ -355,7 +360,7 @@ def render_model(loaded: LoadedSpec, options: RenderOptions, env: jinja2.Environ
             for st in jobs.flow_stages(kind.flow)
         ]
         script_path = f"{model_path}/{kind.jenkinsfile}" if model_path != "." else kind.jenkinsfile
-        cron = spec.schedule.retrain if kind.trigger == "cron" else None
+        cron = jobs.cron_of(spec, kind)
         out.files[f"{spec.name}/{kind.jenkinsfile}"] = env.get_template(kind.template).render(
             source=source,
             spec=spec,

@@ -80,7 +80,11 @@ def pairs(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str, str]
             script = f"{model_path}/{kind.jenkinsfile}" if model_path != "." else kind.jenkinsfile
             definitions.append(
                 _jjb_job(
-                    jobs.full_name(spec.name, kind), jobs.parameters(spec), script, kind.trigger, spec.schedule.retrain
+                    jobs.full_name(spec.name, kind),
+                    jobs.parameters(spec),
+                    script,
+                    kind.trigger,
+                    jobs.cron_of(spec, kind),
                 )
             )
     platform = render.render_platform(render.RenderOptions(scm_url=SCM_URL), ROOT)
@@ -170,4 +174,5 @@ def test_retrain_jobs_carry_the_cron_and_push_jobs_the_scm_hook(pairs: list[tupl
     iris = load_spec(ROOT / "examples" / "iris").spec
     assert by_name["iris/iris-retrain"]["triggers"] == [("hudson.triggers.TimerTrigger", iris.schedule.retrain)]
     assert by_name["iris/iris-pipeline"]["triggers"] == [("hudson.triggers.SCMTrigger", "")]
+    assert by_name["iris/iris-rollout"]["triggers"] == [("hudson.triggers.TimerTrigger", iris.rollout.schedule)]
     assert all(e["no_concurrent_builds"] for e in by_name.values() if e["root"] == "flow-definition")

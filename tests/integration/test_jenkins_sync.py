@@ -57,7 +57,7 @@ def test_dry_run_prints_the_plan_and_changes_nothing(
 ) -> None:
     code, out = run(sync(models, "--dry-run"), capsys)
     assert code == 0
-    assert "5 to create, 0 to update, 0 to delete, 0 unchanged" in out
+    assert "6 to create, 0 to update, 0 to delete, 0 unchanged" in out
     assert "+ create    folder basic" in out and "+ create    job    basic/basic-retrain" in out
     assert "dry run: nothing changed" in out
     assert jenkins.posts() == [] and jenkins.items == {}
@@ -71,6 +71,7 @@ def test_sync_twice_the_second_plan_is_empty(
         "basic",
         "basic/basic-pipeline",
         "basic/basic-retrain",
+        "basic/basic-rollout",
         "no-schedule",
         "no-schedule/no-schedule-pipeline",
     ]
@@ -79,7 +80,7 @@ def test_sync_twice_the_second_plan_is_empty(
     before = len(jenkins.posts())
     code, out = run(sync(models), capsys)
     assert code == 0
-    assert "0 to create, 0 to update, 0 to delete, 5 unchanged" in out and "nothing to do" in out
+    assert "0 to create, 0 to update, 0 to delete, 6 unchanged" in out and "nothing to do" in out
     assert len(jenkins.posts()) == before, "an idempotent sync sends no POST"
 
 
@@ -91,7 +92,7 @@ def test_a_changed_spec_updates_only_its_jobs(
     spec.write_text(spec.read_text().replace('"H H(0-5) * * 1-5"', '"H 4 * * *"'))
     code, out = run(sync(models), capsys)
     assert code == 0
-    assert "0 to create, 1 to update, 0 to delete, 4 unchanged" in out
+    assert "0 to create, 1 to update, 0 to delete, 5 unchanged" in out
     assert "~ update    job    basic/basic-retrain" in out
     assert "<spec>H 4 * * *</spec>" in jenkins.items["basic/basic-retrain"].config
 
@@ -106,7 +107,13 @@ def test_gone_models_are_kept_until_prune(
     assert "no-schedule/no-schedule-pipeline" in jenkins.items
     code, out = run(sync(models, "--prune"), capsys)
     assert code == 0 and "0 to create, 0 to update, 2 to delete" in out
-    assert sorted(jenkins.items) == ["basic", "basic/basic-pipeline", "basic/basic-retrain", "legion-platform"]
+    assert sorted(jenkins.items) == [
+        "basic",
+        "basic/basic-pipeline",
+        "basic/basic-retrain",
+        "basic/basic-rollout",
+        "legion-platform",
+    ]
 
 
 def test_a_schedule_removed_makes_the_retrain_job_stale(
@@ -118,6 +125,7 @@ def test_a_schedule_removed_makes_the_retrain_job_stale(
     code, out = run(sync(models, "--prune"), capsys)
     assert code == 0 and "- delete    job    basic/basic-retrain  (no longer rendered for this model)" in out
     assert "basic/basic-retrain" not in jenkins.items and "basic" in jenkins.items
+    assert "basic/basic-rollout" not in jenkins.items, "no retrain and an immediate rollout: nothing to evaluate"
 
 
 def test_unmanaged_items_are_taken_over_not_pruned(
@@ -214,7 +222,7 @@ def test_build_errors(jenkins: JenkinsDouble, models: Path, capsys: pytest.Captu
     code, out = run(["jenkins", "build", "basic", "--param", "novalue"], capsys)
     assert code == 2 and "is not KEY=VALUE" in out
     code, out = run(["jenkins", "build", "basic", "--job", "nightly"], capsys)
-    assert code == 2 and "--job 'nightly' is not a job kind (expected one of pipeline, retrain)" in out
+    assert code == 2 and "--job 'nightly' is not a job kind (expected one of pipeline, retrain, rollout)" in out
 
 
 def test_status_shows_the_last_builds(jenkins: JenkinsDouble, models: Path, capsys: pytest.CaptureFixture[str]) -> None:

@@ -20,7 +20,7 @@ from legion_ci.cli import main
 from legion_ci.core.errors import ConfigError, SpecError
 from legion_ci.core.spec import load_spec
 from legion_ci.jenkins import jobs, render
-from legion_ci.pipeline.graph import FLOWS, STAGES
+from legion_ci.pipeline.graph import FLOWS, ON_DEMAND, STAGES
 
 ROOT = Path(__file__).resolve().parents[2]
 FIXTURES = ROOT / "tests" / "fixtures"
@@ -77,10 +77,10 @@ def _jenkinsfiles(rendered: render.Rendered) -> dict[str, str]:
 @pytest.mark.parametrize("case", [c for c in CASES if c != "jenkins-platform"])
 def test_stages_are_exactly_the_flow_in_order(case: str) -> None:
     for path, text in _jenkinsfiles(render_case(case)).items():
-        flow = "retrain" if path.endswith("retrain.Jenkinsfile") else "push"
+        flow = next((k.flow for k in jobs.JOB_KINDS if path.endswith(f"/{k.jenkinsfile}")), "push")
         titles = STAGE_RE.findall(text)
         commands = SH_RE.findall(text)
-        assert titles == [s.title for s in STAGES if s.name in FLOWS[flow]], path
+        assert titles == [s.title for s in (*STAGES, *ON_DEMAND) if s.name in FLOWS[flow]], path
         assert [c[1] for c in commands] == list(FLOWS[flow]), path
         for line, name in commands:
             assert line == f'legion-ci {name} "$LEGION_MODEL_DIR" --run-id "$LEGION_RUN_ID" --flow {flow}'
@@ -98,6 +98,24 @@ def test_examples_render_with_every_stage_of_the_graph(tmp_path: Path) -> None:
     for loaded in specs:
         scheduled = loaded.spec.schedule.retrain is not None
         assert (f"{loaded.spec.name}/retrain.Jenkinsfile" in rendered.files) == scheduled, "retrain job iff scheduled"
+        deciding = scheduled or loaded.spec.rollout.strategy != "immediate"
+        assert (f"{loaded.spec.name}/rollout.Jenkinsfile" in rendered.files) == deciding, "rollout job iff a candidate"
+
+
+def test_the_rollout_job_runs_evaluate_on_the_spec_schedule(tmp_path: Path) -> None:
+    src = shutil.copytree(FIXTURES / "jenkins-no-schedule" / "input", tmp_path / "m")
+    spec = yaml.safe_load((src / "legion.yaml").read_text())
+    options = render.RenderOptions(scm_url=SCM_URL, repo_root=tmp_path)
+    name = spec["name"]
+    assert f"{name}/rollout.Jenkinsfile" not in render.render_all([load_spec(src)], options).files
+    spec["rollout"] = {"strategy": "canary", "schedule": "H/30 * * * *"}
+    (src / "legion.yaml").write_text(yaml.safe_dump(spec))
+    rendered = render.render_all([load_spec(src)], options)
+    text = rendered.files[f"{name}/rollout.Jenkinsfile"]
+    assert [c[1] for c in SH_RE.findall(text)] == ["evaluate"] and "cron('H/30 * * * *')" in text
+    assert "junit(testResults: 'evaluate/junit.xml'" in text and "reportDir: 'evaluate'," in text
+    root = ET.fromstring(rendered.files[f"jobs/{name}/{name}-rollout/config.xml"].encode())
+    assert root.findtext(".//hudson.triggers.TimerTrigger/spec") == "H/30 * * * *"
 
 
 def test_retrain_job_xml_carries_the_spec_cron() -> None:

@@ -26,7 +26,7 @@ from hypothesis import strategies as st
 from legion_ci.core.errors import ConfigError, SpecError
 from legion_ci.core.resources import folder
 from legion_ci.core.spec import SPEC_FILE, load_spec
-from legion_ci.jenkins import render
+from legion_ci.jenkins import jobs, render
 
 ROOT = Path(__file__).resolve().parents[2]
 BASIC = ROOT / "tests" / "fixtures" / "jenkins-basic" / "input"
@@ -271,7 +271,7 @@ def test_hostile_model_folder_reads_back_from_every_file(tmp_path: Path, name: s
             root = ET.fromstring(text.encode("utf-8"))
             if root.tag == "flow-definition":
                 script = root.findtext(".//scriptPath") or ""
-                assert script in (f"{rel}/Jenkinsfile", f"{rel}/retrain.Jenkinsfile"), script
+                assert script in (f"{rel}/{k.jenkinsfile}" for k in jobs.JOB_KINDS), script
             else:
                 assert f"{rel}/{SPEC_FILE}" in (root.findtext("description") or "")
 

@@ -188,13 +188,17 @@ def promote(
     return previous, retired, changed or bool(retired) or alias_moved
 
 
-def reweight(registry: Registry, deployment: DeploymentRecord, weight: int, log: Log) -> dict[int, int]:
+def reweight(
+    settings: Settings, registry: Registry, deployment: DeploymentRecord, weight: int, folder: Path, log: Log
+) -> dict[int, int]:
     """A canary step: give `deployment` `weight` percent of its model's traffic, the others sharing the rest,
-    in one registry transaction (the router, and on Kubernetes the route's weights, follow the registry)."""
+    in one registry transaction (the local router follows the registry; on Kubernetes with a Gateway, the
+    model's HTTPRoute is written again with the new split)."""
     if not deployment.status.active:
         raise DeployError(f"deployment {deployment.id} is {deployment.status}; only an active one takes traffic")
     new = local.set_weight(registry, deployment.id, weight)
     log(f"traffic: deployment {deployment.id} ({deployment.detail.get('version')}) {weight}%, the others {new}")
+    traffic.sync_route(settings, registry, deployment.model, folder / "route", log)
     return new
 
 

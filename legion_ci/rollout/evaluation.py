@@ -85,10 +85,10 @@ def variant(deployment: DeploymentRecord, version: VersionRecord, scores: Scores
     )
 
 
-def gather(feedback_folder: Path, pair: Pair, metric: str) -> tuple[Variant, Variant, dict[str, Scores]]:
-    """The evidence of both variants since the candidate was deployed."""
+def gather(segments: list[Path], pair: Pair, metric: str) -> tuple[Variant, Variant, dict[str, Scores]]:
+    """The evidence of both variants since the candidate was deployed, from these capture segments."""
     names = (pair.candidate_version.version, pair.production_version.version)
-    scores = collect(feedback_folder, metric, names, pair.since)
+    scores = collect(segments, metric, names, pair.since)
     cand = variant(pair.candidate, pair.candidate_version, scores[names[0]])
     prod = variant(pair.production, pair.production_version, scores[names[1]])
     return cand, prod, scores

@@ -1,7 +1,7 @@
 """The evidence of a rollout: each variant's captured predictions joined with their ground truth.
 
-Reads a model's capture store (legion_ci.feedback.capture: predictions and feedback records, in the same
-segments `legion-ci feedback export` joins) and scores every labelled row with the rollout's per-row
+Reads a model's capture segments (legion_ci.feedback.capture: predictions and feedback records; the local
+ones and those shipped to the shared store, the same segments `legion-ci feedback export` joins) and scores every labelled row with the rollout's per-row
 metric, per version. Predictions are keyed by (version, request id): a request answered by both variants
 (a shadow copy) is scored for each, with the one ground truth it got. As in the export
 (legion_ci.feedback.export), the newest *valid* ground truth for a request id wins (a post with the wrong
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from legion_ci.feedback.capture import read_store
+from legion_ci.feedback.capture import read_segment
 
 
 @dataclass
@@ -86,14 +86,16 @@ def _newest_valid(metric: str, posts: list[tuple[float, Any]], answers: list[Any
     return None
 
 
-def collect(folder: Path, metric: str, versions: Iterable[str], since: float) -> dict[str, Scores]:
-    """Scores per version (only those named) of predictions made at or after `since` (unix seconds)."""
+def collect(paths: Iterable[Path], metric: str, versions: Iterable[str], since: float) -> dict[str, Scores]:
+    """Scores per version (only those named) of predictions made at or after `since` (unix seconds), from
+    these segment files (legion_ci.feedback.ship.all_segments: this host's and those shipped to the store)."""
     wanted = set(versions)
     out = {v: Scores(v) for v in wanted}
     predictions: dict[tuple[str, str], tuple[list[Any], Any, float]] = {}
     ambiguous: set[tuple[str, str]] = set()
     truth: dict[str, list[tuple[float, Any]]] = {}
-    for _header, record in read_store(folder):
+    records = (record for path in paths for record in read_segment(path) if record.get("kind") != "segment")
+    for record in records:
         kind = record.get("kind")
         if kind == "prediction":
             version = str(record.get("version"))

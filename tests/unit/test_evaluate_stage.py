@@ -16,7 +16,7 @@ import yaml
 from legion_ci.cli import main
 from legion_ci.core.registry import Registry
 from legion_ci.core.settings import Settings
-from legion_ci.feedback.capture import CaptureWriter, store_dir
+from legion_ci.feedback.capture import CaptureWriter, segments, store_dir
 from legion_ci.reports.ab_report import checks_of, write_ab_reports
 from legion_ci.rollout.evidence import collect, errors_from_metrics, score
 from tests.manifests import stub_manifest
@@ -137,9 +137,9 @@ def test_scores_and_the_join_per_variant(settings: Settings) -> None:
     assert score("mse", 1.0, "n/a") is None
     traffic(settings, "1.0.0", 20, 0.5, "p")
     folder = store_dir(settings.feedback_dir, "iris")
-    found = collect(folder, "accuracy", ["1.0.0", "2.0.0"], since=0)
+    found = collect(segments(folder), "accuracy", ["1.0.0", "2.0.0"], since=0)
     assert found["1.0.0"].labelled == 20 and found["1.0.0"].mean_var()[0] == 0.5 and found["2.0.0"].labelled == 0
-    assert collect(folder, "accuracy", ["1.0.0"], since=time.time() + 60)["1.0.0"].labelled == 0
+    assert collect(segments(folder), "accuracy", ["1.0.0"], since=time.time() + 60)["1.0.0"].labelled == 0
 
 
 def test_errors_are_read_from_the_servers_metrics() -> None:
@@ -162,5 +162,5 @@ def test_the_newest_valid_ground_truth_wins(settings: Settings) -> None:
         writer.feedback("r1", [1], None, True)  # a wrong count never replaces a good label
     finally:
         writer.close()
-    found = collect(folder, "accuracy", ["1.0.0"], since=0)["1.0.0"]
+    found = collect(segments(folder), "accuracy", ["1.0.0"], since=0)["1.0.0"]
     assert found.scores == [1.0, 1.0] and found.mismatched == 0

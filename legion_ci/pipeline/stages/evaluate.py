@@ -1,5 +1,5 @@
 """Stage evaluate (the `<model>-rollout` job, hourly): join each variant's captured predictions with their
-ground truth, decide by the rollout's sequential test (legion_ci.rollout) and act through the deploy core:
+ground truth (this host's capture segments and those shipped to the store), decide by the rollout's sequential test (legion_ci.rollout) and act through the deploy core:
 advance the candidate a canary step, promote it, roll it back, or keep testing. Each decision is a registry
 event with its evidence, and an A/B report (HTML, JSON, JUnit: a rollback is a failed test case)."""
 
@@ -9,7 +9,7 @@ import time
 
 from legion_ci.core.status import StageStatus
 from legion_ci.deploy import rollout as deploy
-from legion_ci.feedback.capture import store_dir
+from legion_ci.feedback.ship import all_segments
 from legion_ci.pipeline.stages.base import StageContext, StageResult, keeps_outputs
 from legion_ci.reports.ab_report import write_ab_reports
 from legion_ci.rollout.decision import Action, Policy, decide, resolve_metric
@@ -25,7 +25,7 @@ def run(ctx: StageContext) -> StageResult:
     task = pair.candidate_version.manifest.task
     metric = resolve_metric(spec.rollout, spec.gate.compare_to_production.metric, task)
     policy = Policy.of(spec.rollout, metric)
-    candidate, production, scores = gather(store_dir(ctx.settings.feedback_dir, spec.name), pair, metric)
+    candidate, production, scores = gather(all_segments(ctx.settings, spec.name), pair, metric)
     elapsed = time.time() - pair.since
     decision = decide(policy, candidate, production, elapsed)
     ctx.log(
@@ -35,7 +35,7 @@ def run(ctx: StageContext) -> StageResult:
     folder = ctx.stage_dir()
     done = ""
     if decision.action is Action.ADVANCE and decision.weight_to is not None:
-        deploy.reweight(ctx.registry, pair.candidate, decision.weight_to, ctx.log)
+        deploy.reweight(ctx.settings, ctx.registry, pair.candidate, decision.weight_to, folder, ctx.log)
         done = f"advanced to {decision.weight_to}%"
     elif decision.action is Action.PROMOTE:
         _, retired, _ = deploy.promote(ctx.settings, ctx.registry, pair.candidate_version, folder, ctx.log)

@@ -1,14 +1,14 @@
 """The evidence of a rollout: each variant's captured predictions joined with their ground truth.
 
 Reads a model's capture segments (legion_ci.feedback.capture: predictions and feedback records; the local
-ones and those shipped to the shared store, the same segments `legion-ci feedback export` joins) and scores every labelled row with the rollout's per-row
-metric, per version. Predictions are keyed by (version, request id): a request answered by both variants
-(a shadow copy) is scored for each, with the one ground truth it got. As in the export
-(legion_ci.feedback.export), the newest *valid* ground truth for a request id wins (a post with the wrong
-number of labels, or labels that cannot be scored, never replaces a good one), and a request id captured
-twice by one version with different inputs is ambiguous and left out. Latency is the server's own answer
-time of every captured prediction; requests and errors come from the variants' /metrics
-(`errors_from_metrics`).
+ones and those shipped to the shared store, the same segments `legion-ci feedback export` joins) and scores
+every labelled row with the rollout's per-row metric, per version. Predictions are keyed by (version,
+request id): a request answered by both variants (a shadow copy) is scored for each, with the one ground
+truth it got. As in the export (legion_ci.feedback.export), the newest *valid* ground truth for a request
+id wins (a post with the wrong number of labels, or labels that cannot be scored, never replaces a good
+one), and a request id captured twice by one version with different inputs is ambiguous and left out.
+Latency is the server's own answer time of every captured prediction; requests and errors come from the
+variants' /metrics (`errors_from_metrics`).
 """
 
 from __future__ import annotations

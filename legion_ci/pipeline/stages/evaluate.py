@@ -1,7 +1,8 @@
 """Stage evaluate (the `<model>-rollout` job, hourly): join each variant's captured predictions with their
-ground truth (this host's capture segments and those shipped to the store), decide by the rollout's sequential test (legion_ci.rollout) and act through the deploy core:
-advance the candidate a canary step, promote it, roll it back, or keep testing. Each decision is a registry
-event with its evidence, and an A/B report (HTML, JSON, JUnit: a rollback is a failed test case)."""
+ground truth (this host's capture segments and those shipped to the store), decide by the rollout's
+sequential test (legion_ci.rollout) and act through the deploy core: advance the candidate a canary step,
+promote it, roll it back, or keep testing. Each decision is a registry event with its evidence, and an A/B
+report (HTML, JSON, JUnit: a rollback is a failed test case)."""
 
 from __future__ import annotations
 

@@ -40,7 +40,8 @@ log = logging.getLogger(__name__)
 MAX_BODY = 16 * 1024 * 1024
 DOWN_FOR = 2.0  # seconds a replica that refused a connection is skipped
 MAX_SHADOWS = 128  # mirrored requests in flight at once; beyond it a copy is dropped (counted), never queued
-SHADOW_HEADER = (b"x-legion-shadow", b"1")
+SHADOW_NAME = b"x-legion-shadow"
+SHADOW_HEADER = (SHADOW_NAME, b"1")
 
 
 @dataclass(frozen=True)
@@ -186,7 +187,7 @@ class RouterApp:
             self.down.pop(backend.url, None)
             await send_bytes(send, status, _answer_headers(answer_headers, rid, backend), payload)
             self.metrics.observe(target.model, backend.version, status, time.perf_counter() - start)
-            if target.version is None:
+            if self.table.mirrored and target.version is None:
                 for shadow in self.table.mirror(target.model, backend.deployment_id):
                     self._mirror(scope["method"], shadow, target.path_for(shadow.version) + suffix, headers, body)
             return
@@ -269,18 +270,19 @@ def _forward_headers(scope: Scope, sticky: Sticky) -> tuple[bytes, Headers, byte
     forwarded = b""
     key: bytes | None = None
     cookies: list[bytes] = []
+    sticky_header, want_cookie = sticky.header, sticky.cookie is not None
     for name, value in scope["headers"]:
         if name == b"x-request-id":
             given = value
         elif name == b"x-forwarded-for":
             forwarded = value
-        elif name == SHADOW_HEADER[0]:
+        elif name == SHADOW_NAME:
             continue
         elif name not in HOP_BY_HOP:
             headers.append((name, value))
-            if name == sticky.header and value:
+            if name == sticky_header and value:
                 key = value
-            elif name == b"cookie" and sticky.cookie is not None:
+            elif want_cookie and name == b"cookie":
                 cookies.append(value)
     if key is None and cookies:
         key = _cookie(cookies, sticky.cookie)

@@ -46,18 +46,32 @@ class Histogram:
         return out
 
 
+class _Variant(Histogram):
+    """One variant's answer times, and its answers by status."""
+
+    __slots__ = ("codes",)
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.codes: dict[int, int] = {}
+
+
 class RouterMetrics:
     def __init__(self) -> None:
-        self.answers: dict[tuple[str, str, int], int] = defaultdict(int)
-        self.latency: dict[tuple[str, str], Histogram] = defaultdict(Histogram)
+        self.variants: dict[tuple[str, str], _Variant] = {}
         self.refused: dict[str, int] = defaultdict(int)
         self.shadow: dict[tuple[str, str, str], int] = defaultdict(int)
         self.shadow_latency: dict[tuple[str, str], Histogram] = defaultdict(Histogram)
 
     def observe(self, model: str, version: str, status: int, seconds: float) -> None:
         """One answer to a caller, by the variant that gave it (version "-" when none could)."""
-        self.answers[(model, version, status)] += 1
-        self.latency[(model, version)].observe(seconds)
+        variant = self.variants.get((model, version))
+        if variant is None:
+            variant = self.variants[(model, version)] = _Variant()
+        variant.counts[bisect_left(BUCKETS, seconds)] += 1
+        variant.total += seconds
+        variant.count += 1
+        variant.codes[status] = variant.codes.get(status, 0) + 1
 
     def observe_shadow(self, model: str, version: str, outcome: str, seconds: float | None = None) -> None:
         """One mirrored request: its outcome (SHADOW_OUTCOMES) and, when it was sent, its time."""
@@ -75,7 +89,10 @@ class RouterMetrics:
             "by model, version and status.",
             "# TYPE legion_router_errors_total counter",
         ]
-        for (model, version, status), count in sorted(self.answers.items()):
+        answers = sorted(
+            ((m, v, status), n) for (m, v), variant in self.variants.items() for status, n in variant.codes.items()
+        )
+        for (model, version, status), count in answers:
             labels = f'model="{_label(model)}",version="{_label(version)}",code="{status}"'
             lines.append(f"legion_router_requests_total{{{labels}}} {count}")
             if status >= 500:
@@ -85,8 +102,8 @@ class RouterMetrics:
             "# HELP legion_router_request_seconds Time from request to answer, by model and version.",
             "# TYPE legion_router_request_seconds histogram",
         ]
-        for (model, version), histogram in sorted(self.latency.items()):
-            lines += histogram.lines(
+        for (model, version), variant in sorted(self.variants.items()):
+            lines += variant.lines(
                 "legion_router_request_seconds", f'model="{_label(model)}",version="{_label(version)}"'
             )
         lines += [

@@ -134,6 +134,7 @@ class RouteTable:
         self._models: dict[str, _ModelRoutes] = {}
         self._known: dict[tuple[int, str], Backend] = {}
         self._versions: dict[str, list[str]] = {}
+        self.mirrored = False  # any deployment with a mirror share (one check on the request path)
 
     def replace(self, routes: Iterable[Route]) -> bool:
         """Install a new snapshot; returns False (and keeps the WRR state) when nothing changed."""
@@ -159,6 +160,7 @@ class RouteTable:
                 known[key] = backend
         self.routes, self._models, self._known = snapshot, models, known
         self._versions = {m: sorted({g.route.version for g in r.groups}) for m, r in models.items()}
+        self.mirrored = any(r.mirrors for r in models.values())
         self.generation += 1
         return True
 

@@ -185,6 +185,10 @@ def test_the_deploy_core_writes_the_registry_split_as_a_valid_route(registry: Re
         traffic.set_mirror(registry, shadow.id, 120)
     traffic.set_mirror(registry, shadow.id, 0)
     assert "mirror" not in registry.deployment(shadow.id).detail
+    plain = settings.model_copy(update={"gateway_release": None})
+    with pytest.raises(DeployError, match="set LEGION_GATEWAY_RELEASE"):
+        traffic.route_vars(plain, registry, "iris")
+    assert not traffic.sync_route(plain, registry, "iris", tmp_path / "route", print)  # the router's job then
 
 
 def test_route_playbook_upgrades_the_platform_release_keeping_its_values(tmp_path: Path) -> None:

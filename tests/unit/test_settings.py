@@ -38,6 +38,10 @@ def clean_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
         ("LEGION_JWT_MAX_TTL", "0", "a duration such as 3600, 90s, 30m, 12h or 7d"),
         ("LEGION_ROUTER_PORT", "eighty", "a port from 0 to 65535"),
         ("LEGION_ROUTER_PORT", "70000", "a port from 0 to 65535"),
+        ("LEGION_ROUTER_STICKY_HEADER", "X User", "an HTTP header name"),
+        ("LEGION_ROUTER_STICKY_COOKIE", "uid;x", "a cookie name"),
+        ("LEGION_ROUTER_SHADOW_TIMEOUT", "0", "a positive number of seconds"),
+        ("LEGION_GATEWAY_RELEASE", "Legion_Platform", "a Helm release name"),
     ],
 )
 def test_a_bad_value_names_the_variable_the_value_and_what_was_expected(

@@ -75,6 +75,7 @@ def init() -> TrainContext:
     loaded = load_spec(folder)
     extra = [Path(p) for p in (settings.extra_data or "").split(os.pathsep) if p]
     dataset = load_dataset(loaded.spec.train, folder, extra)
+    _check_target(dataset.target, loaded.spec.train.target, extra)
     parts: Split = split(dataset, loaded.spec.train)
     out = settings.train_output or folder / ".legion" / "train-out"
     out.mkdir(parents=True, exist_ok=True)
@@ -90,6 +91,33 @@ def init() -> TrainContext:
         output_dir=out,
     )
     return _context
+
+
+def _kind(value: Any) -> str:
+    if isinstance(value, (bool, np.bool_)):
+        return "boolean"
+    return "number" if isinstance(value, (int, float, np.integer, np.floating)) else "text"
+
+
+def _check_target(target: pd.Series, name: str, extra: list[Path]) -> None:
+    """A target column of one kind: labels of another kind (text among numbers, e.g. "class_7" from an extra
+    file) would fail deep in scikit-learn with a TypeError; name them and where they may come from."""
+    if target.dtype.kind != "O":
+        return
+    kinds = target.map(_kind)
+    counts = kinds.value_counts()
+    if len(counts) < 2:
+        return
+    usual = str(counts.index[0])
+    odd = target[kinds != usual]
+    looks = pd.to_numeric(pd.Series(odd.unique()), errors="coerce").notna().tolist()
+    first = sorted(zip(looks, odd.unique().tolist(), strict=True), key=lambda p: p[0])  # the plainly wrong first
+    shown = ", ".join(repr(v) for _, v in first[:5])
+    source = f" (extra data: {', '.join(map(str, extra))})" if extra else ""
+    raise ToolchainError(
+        f"train.target: column {name!r} mixes kinds of labels: {len(odd)} row(s) are not {usual}s, e.g. {shown}"
+        f"{source}; a target takes one kind (the model's classes or numbers)"
+    )
 
 
 def _require() -> TrainContext:

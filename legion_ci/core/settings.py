@@ -319,6 +319,13 @@ class Settings(BaseSettings):
         "deploy",
         "a Kubernetes Secret name",
     )
+    store_secret: str | None = setting(
+        None,
+        "kubernetes target: the Secret (AWS_ACCESS_KEY_ID, AWS_SECRET_ACCESS_KEY, optionally AWS_ENDPOINT_URL) the "
+        "model pods reach LEGION_STORE_URL with; unset: the pods' own AWS identity",
+        "deploy",
+        "a Kubernetes Secret name",
+    )
     gateway_release: str | None = setting(
         None,
         "kubernetes target: the legion-platform Helm release (gateway.enabled) whose Gateway API HTTPRoutes "

@@ -19,6 +19,7 @@ from legion_ci.core.errors import DeployError
 from legion_ci.core.registry import VersionRecord
 from legion_ci.core.settings import Settings
 from legion_ci.core.spec import ModelSpec
+from legion_ci.core.store import is_remote
 
 
 @dataclass(frozen=True)
@@ -59,7 +60,30 @@ def deploy_vars(
         out.update(image_vars(version))
         if settings.jwt_existing_secret:
             out["legion_jwt_existing_secret"] = settings.jwt_existing_secret
+        out["legion_serving"] = serving_values(spec)
+        out["legion_store"] = store_values(settings)
     return out
+
+
+def serving_values(spec: ModelSpec) -> dict[str, Any]:
+    """The spec's serving: section as the legion-model chart's `serving` values (every field of it)."""
+    serving = spec.serving
+    return {
+        "maxRows": serving.max_rows,
+        "maxBodyBytes": serving.max_body_bytes,
+        "capture": {"enabled": serving.capture.enabled, "sampleRate": serving.capture.sample_rate},
+    }
+
+
+def store_values(settings: Settings) -> dict[str, Any]:
+    """The legion-model chart's `store` values: the shared store the pods ship captures to. A store that is
+    a folder on this machine means nothing inside a pod, so only a remote URL is passed on."""
+    url = settings.store_url or ""
+    return {
+        "url": url if is_remote(url) else "",
+        "existingSecret": settings.store_secret or "",
+        "shipInterval": f"{settings.ship_interval:g}s",
+    }
 
 
 def image_vars(version: VersionRecord) -> dict[str, Any]:

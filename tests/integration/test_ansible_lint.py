@@ -230,6 +230,18 @@ def test_deploy_installs_the_release_named_after_model_and_version(helm: StandIn
     assert {"-i", "--wait", "--create-namespace", "--timeout", "5m0s"} <= set(upgrade)
 
 
+def test_deploy_passes_the_store_and_the_serving_section_to_the_chart(helm: StandIn) -> None:
+    """What `legion-ci deploy` writes (inventory.deploy_vars) goes through the playbook and the role to the
+    chart's values, and the chart (rendered by the stand-in) accepts them."""
+    serving = {"maxRows": 500, "maxBodyBytes": 65536, "capture": {"enabled": True, "sampleRate": 0.25}}
+    store = {"url": "s3://legion-artifacts/prod", "existingSecret": "legion-store", "shipInterval": "10s"}
+    run = helm.play("deploy", {**MODEL, "legion_serving": serving, "legion_store": store})
+    assert run.returncode == 0, run.stdout + run.stderr
+    (revision,) = helm.releases()[RELEASE]
+    assert revision["values"]["serving"] == serving
+    assert revision["values"]["store"] == store
+
+
 def test_deploy_rerun_with_the_same_inputs_changes_nothing(helm: StandIn) -> None:
     assert helm.play("deploy", MODEL).returncode == 0
     run = helm.play("deploy", MODEL)

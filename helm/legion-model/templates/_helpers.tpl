@@ -59,3 +59,30 @@ legion.ai/version: {{ include "legion-model.versionLabel" . | quote }}
 {{- fail (printf "autoscaling.maxReplicas (%d) is below autoscaling.minReplicas (%d)" (int .Values.autoscaling.maxReplicas) (int .Values.autoscaling.minReplicas)) -}}
 {{- end -}}
 {{- end -}}
+
+{{/* The artifact store: LEGION_STORE_URL, and the standard AWS variables from store.existingSecret (the
+    endpoint optional, for an S3-compatible store that is not AWS S3). Nothing when store.url is empty. */}}
+{{- define "legion-model.storeEnv" -}}
+{{- if .Values.store.url }}
+- name: LEGION_STORE_URL
+  value: {{ .Values.store.url | quote }}
+{{- with .Values.store.existingSecret }}
+- name: AWS_ACCESS_KEY_ID
+  valueFrom:
+    secretKeyRef:
+      name: {{ . | quote }}
+      key: AWS_ACCESS_KEY_ID
+- name: AWS_SECRET_ACCESS_KEY
+  valueFrom:
+    secretKeyRef:
+      name: {{ . | quote }}
+      key: AWS_SECRET_ACCESS_KEY
+- name: AWS_ENDPOINT_URL
+  valueFrom:
+    secretKeyRef:
+      name: {{ . | quote }}
+      key: AWS_ENDPOINT_URL
+      optional: true
+{{- end }}
+{{- end }}
+{{- end -}}

@@ -44,6 +44,8 @@ def cmd_gc(args: argparse.Namespace) -> int:
     if args.json:
         print_json(outcome.as_dict())
     else:
+        for kept in outcome.kept:
+            print(f"kept {kept['label']}: {', '.join(kept['reasons'])}")
         artifacts = sum(1 for r in outcome.removed if r.kind == "artifact")
         runs = len(outcome.removed) - artifacts
         objects = sum(r.objects for r in outcome.removed)

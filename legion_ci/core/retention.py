@@ -167,8 +167,10 @@ def _model(
     log: Log,
 ) -> None:
     plan = plan_model(registry, model, keep)
+    labels = {v.id: v.label for v in registry.versions(model)}
     for version_id, reasons in sorted(plan.kept.items()):
-        outcome.kept.append({"model": model, "version_id": version_id, "reasons": reasons})
+        label = labels.get(version_id, f"{model} version {version_id}")
+        outcome.kept.append({"model": model, "version_id": version_id, "label": label, "reasons": reasons})
     for v in plan.versions:
         own = _artifact_uri_is_its_own(v)
         try:

@@ -208,6 +208,7 @@ def test_the_cli_prints_each_removal_and_a_total(world: World) -> None:
     dry = subprocess.run([*command, "--dry-run"], capture_output=True, text=True, env=env, timeout=120)
     assert dry.returncode == 0, dry.stderr
     assert "would remove run r-v3: " in dry.stdout and "dry run: nothing was removed" in dry.stdout
+    assert "kept m 1.0.1 (00000000): production\n" in dry.stdout
     done = subprocess.run(command, capture_output=True, text=True, env=env, timeout=120)
     assert done.returncode == 0, done.stderr
     assert "gc removed 1 artifact(s) and 2 run(s), 4 object(s) in the store" in done.stdout

@@ -88,6 +88,9 @@ def test_platform_free_text_values_read_back_as_data(text: str) -> None:
 
 
 INJECT = "x\n      hostNetwork: true"
+BACKEND = {"service": "legion-iris-1-0-0", "port": 80, "version": "1.0.0", "weight": 100}
+ROUTE = {"backends": [BACKEND]}
+GATEWAY = {"enabled": True, "parentRefs": [{"name": "gw"}], "hostnames": [], "sessionPersistence": False}
 
 
 @pytest.mark.parametrize(
@@ -102,6 +105,13 @@ INJECT = "x\n      hostNetwork: true"
         ("platform", {"imagePullSecrets": [INJECT]}, "imagePullSecrets"),
         ("platform", {"router": {"probes": {"readiness": {"path": "/ready\n  hostNetwork: true"}}}}, "path"),
         ("platform", {"feedback": {"persistence": {"enabled": True, "storageClass": INJECT}}}, "storageClass"),
+        # A map key: the schema names the value (propertyNames), not the path.
+        ("platform", {"gateway": {**GATEWAY, "routes": {INJECT: ROUTE}}}, "hostNetwork: true"),
+        (
+            "platform",
+            {"gateway": {**GATEWAY, "routes": {"iris": {"backends": [{**BACKEND, "version": INJECT}]}}}},
+            "version",
+        ),
     ],
 )
 def test_values_outside_their_grammar_are_refused_naming_the_field(

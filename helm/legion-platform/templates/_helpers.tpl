@@ -82,9 +82,9 @@ app.kubernetes.io/component: router
 
 {{/* One backendRef of an HTTPRoute: a model version's Service (namespace only when not the route's). */}}
 {{- define "legion-platform.routeBackend" -}}
-name: {{ .b.service }}
+name: {{ .b.service | quote }}
 {{- if and .b.namespace (ne .b.namespace .ns) }}
-namespace: {{ .b.namespace }}
+namespace: {{ .b.namespace | quote }}
 {{- end }}
 port: {{ .b.port | default 80 | int }}
 {{- end -}}

@@ -204,7 +204,8 @@ def decide(policy: Policy, candidate: Variant, production: Variant, elapsed_s: f
             return Decision(Action.ROLLBACK, why, weight, 0, est, checked)
         if found == sequential.NON_INFERIOR:
             nxt = policy.next_weight(weight)
-            why = f"{policy.metric} gain {est.text} is all above -{policy.margin:g}: no worse than production"
+            verdict = "better than production" if est.low > 0 else "no worse than production"
+            why = f"{policy.metric} gain {est.text} is all above -{policy.margin:g}: {verdict}"
             action = Action.PROMOTE if nxt >= 100 else Action.ADVANCE
             return Decision(action, f"{why}; {weight}% -> {nxt}%", weight, nxt, est, checked)
     if expired:

@@ -69,6 +69,8 @@ def deploy(
         retire(settings, registry, stale, DeploymentStatus.STOPPED, folder / "stale", log)
     if target == local.TARGET:
         record = already or _deploy_local(settings, registry, version, spec, weight, log)
+        if already is None:
+            record = _shadow(registry, record, spec, log)
         if router is not None:
             current = next((d.weight for d in registry.deployments(version.model) if d.id == record.id), record.weight)
             local_router.wait_routed(router, record.id, int(current))
@@ -81,6 +83,9 @@ def deploy(
     run_playbook("deploy.yml", files, log, folder=settings.ansible_dir)
     if already is None:
         _record_kubernetes(registry, version, spec, weight)
+        recorded = local.find_serving(registry, version.id, target)
+        if recorded is not None:
+            _shadow(registry, recorded, spec, log)
     traffic.sync_route(settings, registry, version.model, folder / "route", log)  # with a Gateway: its HTTPRoute
     found = local.find_serving(registry, version.id, target)
     if found is None:
@@ -88,6 +93,19 @@ def deploy(
             f"deploy.yml finished but no serving deployment of {version.label} is recorded (see {files.vars.parent})"
         )
     return Deployed(found, already is None, None)
+
+
+def _shadow(registry: Registry, record: DeploymentRecord, spec: ModelSpec, log: Log) -> DeploymentRecord:
+    """A candidate of a shadow rollout, deployed at weight 0 beside production, gets its mirror share: that
+    share of production's requests is copied to it after each answer (the router's copies; on Kubernetes the
+    HTTPRoute's RequestMirror)."""
+    rollout = spec.rollout
+    current = registry.deployment(record.id)
+    if rollout.strategy != "shadow" or current.weight != 0:
+        return current
+    percent = max(1, round(rollout.shadow_share * 100))
+    log(f"shadow: {percent}% of {record.model}'s requests copied to deployment {record.id} after each answer")
+    return traffic.set_mirror(registry, record.id, percent)
 
 
 def _deploy_local(
@@ -197,6 +215,8 @@ def reweight(
     if not deployment.status.active:
         raise DeployError(f"deployment {deployment.id} is {deployment.status}; only an active one takes traffic")
     new = local.set_weight(registry, deployment.id, weight)
+    if weight > 0 and registry.deployment(deployment.id).detail.get("mirror"):
+        traffic.set_mirror(registry, deployment.id, 0)  # out of its shadow period: it answers callers now
     log(f"traffic: deployment {deployment.id} ({deployment.detail.get('version')}) {weight}%, the others {new}")
     traffic.sync_route(settings, registry, deployment.model, folder / "route", log)
     return new

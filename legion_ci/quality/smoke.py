@@ -63,8 +63,11 @@ def check_endpoint(url: str, art: Artifact, headers: dict[str, str]) -> list[str
 
 def check_router(router_url: str, art: Artifact, headers: dict[str, str], weight: int) -> list[str]:
     """Through the router: the version-pinned path answers as the artifact predicts, and the stable path
-    (shared by weight) answers from this version within the requests its weight should need."""
+    (shared by weight) answers from this version within the requests its weight should need. At weight 0 (a
+    shadow candidate: callers never get its answers) only the pinned path is checked."""
     problems = check_endpoint(router_url, art, headers)
+    if weight == 0:
+        return problems
     body = {"instances": art.schema.example}
     attempts = max(10, 5 * math.ceil(100 / max(weight, 1)))
     stable = f"{router_url}/api/model/{art.name}/invoke"

@@ -141,10 +141,14 @@ class StageContext:
 
     @property
     def traffic_weight(self) -> int:
-        """The candidate's first share: as given, else a canary rollout's first step, else deploy.traffic_weight."""
+        """The candidate's first share: as given, else a canary rollout's first step, 0 for a shadow rollout (it
+        gets copies of production's requests instead), else deploy.traffic_weight."""
         rollout = self.loaded.spec.rollout
-        first = rollout.steps[0] if rollout.strategy == "canary" else self.loaded.spec.deploy.traffic_weight
-        return self.options.traffic_weight or first
+        if self.options.traffic_weight:
+            return self.options.traffic_weight
+        if rollout.strategy == "shadow":
+            return 0
+        return rollout.steps[0] if rollout.strategy == "canary" else self.loaded.spec.deploy.traffic_weight
 
 
 StageFunction = Callable[[StageContext], StageResult]

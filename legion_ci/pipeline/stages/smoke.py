@@ -18,7 +18,8 @@ def run(ctx: StageContext) -> StageResult:
     router = deployed.get("router_url")
     if router and not problems:
         ctx.log(f"through the router {router}")
-        problems = check_router(router, art, headers, int(deployed.get("weight") or 100))
+        weight = deployed.get("weight")
+        problems = check_router(router, art, headers, 100 if weight is None else int(weight))
     if problems:
         ctx.log(f"smoke test failed: rolling back {ctx.candidate.label}")
         done = rollout.rollback(

@@ -79,13 +79,14 @@ class Joined:
         return {k: v for k, v in counts.items() if v}
 
 
-@dataclass
+@dataclass(slots=True)
 class _Prediction:
     key: Key
     header: dict[str, Any]
     features: list[str]
     inputs: list[list[Any]]
     outputs: Any
+    target: Target  # what the segment's model took (unknown for segments written before headers said)
 
 
 def _records(paths: Iterable[Path]) -> Iterator[tuple[Key, dict[str, Any], dict[str, Any]]]:
@@ -114,19 +115,20 @@ def _family(value: Any) -> str:
 
 def _check(found: _Prediction, value: Any, target: Target | None) -> str | None:
     """None when `value` labels the prediction's rows, else the reason (a key of REASONS) it is left out."""
-    inputs, header = found.inputs, found.header
-    target = target or Target.of(header.get("task"), header.get("classes"), header.get("target"))
+    target = target or found.target
     values = value if isinstance(value, list) else [value]
-    if len(values) != len(inputs):
+    if len(values) != len(found.inputs):
         return "mismatched"
     try:
-        target.check_all(values, len(inputs))
+        for one in values:
+            target.check(one)
     except LabelError:
         return "invalid_label"
-    if not target.known:  # a segment written before headers carried the task: labels must look like outputs
-        outputs = found.outputs if isinstance(found.outputs, list) else []
-        kinds = {_family(o) for o in outputs}
-        if len(kinds) == 1 and any(_family(v) not in kinds for v in values):
+    outputs = found.outputs
+    if not target.known and isinstance(outputs, list) and outputs:
+        # a segment written before headers named the task: labels must be of the kind of the outputs
+        kind = _family(outputs[0])
+        if all(_family(o) == kind for o in outputs) and any(_family(v) != kind for v in values):
             return "invalid_label"
     return None
 
@@ -148,14 +150,20 @@ def join_segments(paths: Iterable[Path], since: datetime | None = None, target: 
     ambiguous: set[str] = set()
     truth: dict[str, list[tuple[Key, Any]]] = {}
     after = since.timestamp() if since else None
+    per_segment: dict[str, tuple[list[str], Target]] = {}  # features and target, once per segment
     for key, header, record in _records(paths):
         kind = record.get("kind")
         request_id = str(record.get("request_id"))
         if kind == "prediction":
             if after is not None and key[0] < after:
                 continue
+            described = per_segment.get(key[1])
+            if described is None:
+                features = list(header.get("features") or [])
+                described = features, Target.of(header.get("task"), header.get("classes"), header.get("target"))
+                per_segment[key[1]] = described
             found = _Prediction(
-                key, header, list(header.get("features") or []), list(record.get("inputs") or []), record.get("outputs")
+                key, header, described[0], list(record.get("inputs") or []), record.get("outputs"), described[1]
             )
             earlier = predictions.get(request_id)
             if earlier is not None and (earlier.features, earlier.inputs) != (found.features, found.inputs):

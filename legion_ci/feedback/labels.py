@@ -68,20 +68,20 @@ class Target:
 
     def check(self, value: Any) -> Any:
         """The label as stored (a class in the classifier's own type), or LabelError naming what is allowed."""
-        what = f"{self.model}'s target {self.name!r}"
         if self.task == "regression":
             if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
                 return value
-            raise LabelError(f"{_show(value)} is not a label of {what} (a regressor): expected {self.allowed()}")
-        if self.task == "classification" and self.classes is not None:
+        elif self.task == "classification" and self.classes is not None:
             family = _family(value)
             for cls in self.classes:
-                if _family(cls) == family and cls == value:
+                if cls == value and _family(cls) == family:
                     return cls
-            raise LabelError(f"{_show(value)} is not a label of {what}: expected {self.allowed()}")
-        if isinstance(value, (str, int, bool)) or (isinstance(value, float) and math.isfinite(value)):
+        elif isinstance(value, (str, int, bool)) or (isinstance(value, float) and math.isfinite(value)):
             return value
-        raise LabelError(f"{_show(value)} is not a label of {what}: expected {self.allowed()}")
+        kind = " (a regressor)" if self.task == "regression" else ""
+        raise LabelError(
+            f"{_show(value)} is not a label of {self.model}'s target {self.name!r}{kind}: expected {self.allowed()}"
+        )
 
     def check_all(self, truth: Any, rows: int | None) -> list[Any]:
         """One label per row of a request of `rows` rows (None: not known): a list, or one value for one row.

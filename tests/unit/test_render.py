@@ -376,3 +376,50 @@ def test_a_build_home_beside_the_workspace_leaves_the_model_clean(tmp_path: Path
     (workspace / ".legion").mkdir()
     (workspace / ".legion" / "registry.db").write_text("")
     assert git_info(workspace)["dirty"] is True, "the old place, inside the work tree, reads as dirty"
+
+
+# --- the platform job's free-text parameter reaches a shell and Ansible only once checked ----------------
+
+
+def _platform_stage_script(stage: str) -> str:
+    text = render_case("jenkins-platform").files[f"{jobs.PLATFORM_JOB}/platform.Jenkinsfile"]
+    found = re.search(r"stage\('" + re.escape(stage) + r"'\) \{\s*steps \{\s*sh '''\n(.*?)'''", text, re.S)
+    assert found, stage
+    return found.group(1).replace("\\\\", "\\")  # the Groovy ''' literal's one escape in this block
+
+
+@pytest.mark.parametrize("stage", ["Plan", "Install or upgrade"])
+@pytest.mark.parametrize(
+    ("namespace", "ok"),
+    [
+        ("legion", True),
+        ("ml-prod-2", True),
+        ("a" * 63, True),
+        ("a" * 64, False),
+        ("", False),
+        ("-legion", False),
+        ("legion legion_kubeconfig=/tmp/evil", False),
+        ("legion\nother", False),
+        ("$(touch pwned)", False),
+        ("Legion", False),
+    ],
+)
+def test_platform_namespace_parameter_is_checked_before_ansible_reads_it(
+    stage: str, namespace: str, ok: bool, tmp_path: Path
+) -> None:
+    """`-e "legion_namespace=$LEGION_NAMESPACE"` is split by Ansible on spaces: a value that is not a DNS
+    label could add extra vars. The stage's own script (read from the rendered text) refuses it first."""
+    script = _platform_stage_script(stage)
+    check = script[: script.index("ansible-playbook")] + "echo CHECKED\n"
+    run = subprocess.run(
+        ["sh", "-c", check],
+        env={"PATH": "/usr/bin:/bin", "LEGION_NAMESPACE": namespace},
+        cwd=tmp_path,
+        capture_output=True,
+        text=True,
+        check=False,
+    )
+    assert (run.returncode == 0 and run.stdout.strip() == "CHECKED") is ok, (run.returncode, run.stdout, run.stderr)
+    assert not (tmp_path / "pwned").exists()
+    if not ok:
+        assert run.returncode == 2 and "LEGION_NAMESPACE" in run.stderr

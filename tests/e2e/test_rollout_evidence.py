@@ -2,9 +2,10 @@
 labelled traffic through the stable URL, and `legion-ci evaluate` deciding (issue 13).
 
 Production is a weak iris v1 (strong regularisation). v2 is truly worse (trained on shuffled labels): at its
-canary step, the evidence rolls it back. v3 is truly better: deployed with a p99-latency guard it cannot
-meet, it is rolled back at the next evaluation whatever its metric; deployed again without that guard, it is
-advanced a step by evidence and then promoted. Each decision is a registry event and an A/B report."""
+canary step, the evidence rolls it back. v3 is truly better, but fails (500) on a negative measurement:
+called so, the error-rate guard rolls it back at the next evaluation whatever its metric; a p99 bound it
+cannot meet does too; deployed again and called as it should be, it is advanced a step by evidence and
+then promoted. Each decision is a registry event and an A/B report."""
 
 from __future__ import annotations
 
@@ -34,11 +35,12 @@ from legion_ci.quality.smoke import auth_headers
 
 pytestmark = pytest.mark.slow
 
-SHUFFLING_TRAIN = '''"""iris, with the option to learn from shuffled labels (a candidate that is truly worse)."""
+SHUFFLING_TRAIN = '''"""iris, with the option to learn from shuffled labels (a candidate that is truly worse), and to
+take the log of its features first (a model that fails, 500, on a negative measurement)."""
 import numpy as np
 from sklearn.linear_model import LogisticRegression
 from sklearn.pipeline import make_pipeline
-from sklearn.preprocessing import StandardScaler
+from sklearn.preprocessing import FunctionTransformer, StandardScaler
 
 from legion_ci import toolchain
 
@@ -46,7 +48,9 @@ ctx = toolchain.init()
 y = np.asarray(ctx.y_train)
 if ctx.params.get("shuffle_labels"):
     y = np.random.default_rng(7).permutation(y)
-model = make_pipeline(StandardScaler(), LogisticRegression(C=ctx.params["C"], max_iter=500, random_state=ctx.seed))
+steps = [FunctionTransformer(np.log)] if ctx.params.get("log_features") else []
+steps += [StandardScaler(), LogisticRegression(C=ctx.params["C"], max_iter=500, random_state=ctx.seed)]
+model = make_pipeline(*steps)
 model.fit(ctx.x_train, y)
 toolchain.export(model)
 '''
@@ -125,6 +129,20 @@ def traffic(settings: Settings, version: VersionRecord, requests: int, seed: int
     return answered
 
 
+def unlabelled_negative_rows(settings: Settings, version: VersionRecord, requests: int) -> dict[int, int]:
+    """Requests with a negative measurement through the stable URL; their status codes, counted."""
+    router = local_router.running(settings)
+    assert router is not None
+    url = rollout.stable_url(router.url, "iris") or ""
+    headers = auth_headers(settings, open_artifact(settings, version.path), True)
+    codes: dict[int, int] = {}
+    with httpx.Client(timeout=30, headers=headers) as client:
+        for _ in range(requests):
+            code = client.post(url, json={"instances": [[-1.0, 3.5, 1.4, 0.2]]}).status_code
+            codes[code] = codes.get(code, 0) + 1
+    return codes
+
+
 def evaluate(settings: Settings, registry: Registry, model_dir: Path) -> dict[str, Any]:
     _, result = single_stage(
         settings, registry, "evaluate", str(model_dir), None, "rollout", RunOptions(), PlainReporter(verbose_logs=True)
@@ -165,17 +183,27 @@ def test_worse_rolled_back_by_evidence_guard_breach_rolled_back_better_advanced_
     junit = ET.parse(settings.runs_dir / event.run_id / "evaluate" / "junit.xml").getroot()  # type: ignore[operator]
     assert int(junit.get("failures") or 0) >= 1, "a rollback is a failed test case"
 
-    # v3 is better, but its server cannot meet a p99 bound of a microsecond: the guard rolls it back.
-    spec_as(iris_dir, "3.0.0", {"C": 1.0}, guard={"max_p99_ms": 0.001})
+    # v3 is better, but it fails (500) on rows with a negative measurement: the error-rate guard rolls it back
+    # at the next evaluation, whatever its metric.
+    spec_as(iris_dir, "3.0.0", {"C": 1.0, "log_features": True})
     v3 = trained(settings, registry, iris_dir, "r3")
     deployed(settings, registry, iris_dir, v3, 20)
     traffic(settings, v1, 150, seed=2)
+    statuses = unlabelled_negative_rows(settings, v1, 50)
+    assert statuses.get(200, 0) >= 30 and len(statuses) > 1, statuses  # production answers them; v3 fails
     out = evaluate(settings, registry, iris_dir)
-    assert out["action"] == "rollback" and "guard breached: p99 latency" in out["summary"], out["summary"]
+    assert out["action"] == "rollback" and "guard breached: error rate" in out["summary"], out["summary"]
     assert weights(registry) == {"1.0.0": 100}
 
-    # Without that guard, v3 again: advanced a step by evidence, then promoted.
-    spec_as(iris_dir, "3.0.0", {"C": 1.0})
+    # A p99 bound the server cannot meet (a microsecond) is a guard too.
+    spec_as(iris_dir, "3.0.0", {"C": 1.0, "log_features": True}, guard={"max_p99_ms": 0.001})
+    deployed(settings, registry, iris_dir, v3, 20)
+    traffic(settings, v1, 150, seed=5)
+    out = evaluate(settings, registry, iris_dir)
+    assert out["action"] == "rollback" and "guard breached: p99 latency" in out["summary"], out["summary"]
+
+    # v3 again, called as it should be: advanced a step by evidence, then promoted.
+    spec_as(iris_dir, "3.0.0", {"C": 1.0, "log_features": True})
     deployed(settings, registry, iris_dir, v3, 20)
     traffic(settings, v1, 300, seed=3)
     out = evaluate(settings, registry, iris_dir)
@@ -189,8 +217,8 @@ def test_worse_rolled_back_by_evidence_guard_breach_rolled_back_better_advanced_
     assert registry.alias("iris", "production").version == "3.0.0"  # type: ignore[union-attr]
 
     # Every decision is an event with its evidence; `ab report` writes the A/B report from them.
-    assert [e.action for e in registry.events("iris")] == ["rollback", "rollback", "advance", "promote"]
+    assert [e.action for e in registry.events("iris")] == ["rollback", "rollback", "rollback", "advance", "promote"]
     assert main(["ab", "report", "iris", "--out", str(tmp_path / "ab")]) == 0
     summary = json.loads((tmp_path / "ab" / "summary.json").read_text())
-    assert [h["decision"]["action"] for h in summary["history"]] == ["rollback", "advance", "promote"]
+    assert [h["decision"]["action"] for h in summary["history"]] == ["rollback", "rollback", "advance", "promote"]
     assert 'data-plot="gain"' in (tmp_path / "ab" / "report.html").read_text()

@@ -164,3 +164,26 @@ def test_the_newest_valid_ground_truth_wins(settings: Settings) -> None:
         writer.close()
     found = collect(segments(folder), "accuracy", ["1.0.0"], since=0)["1.0.0"]
     assert found.scores == [1.0, 1.0] and found.mismatched == 0
+
+
+def test_a_canary_spec_deploys_at_its_first_step_and_the_push_flow_leaves_promotion_to_evaluate(
+    iris_dir: Path, settings: Settings, registry: Registry
+) -> None:
+    from legion_ci.core.status import StageStatus
+    from legion_ci.pipeline.progress import PlainReporter
+    from legion_ci.pipeline.runner import single_stage
+    from legion_ci.pipeline.stages.base import RunOptions, StageContext
+
+    model = canary(iris_dir)
+    prod_id, cand_id = deployed(registry)
+    cand = registry.deployment(cand_id).version_id
+    run = registry.ensure_run("r1", "iris", str(model), "push")
+    for stage, outputs in (("train", {"version_id": cand}), ("smoke", {})):
+        registry.record_stage("r1", stage, StageStatus.PASSED, "ok", outputs)
+    ctx = StageContext(settings, registry, run, "deploy", RunOptions(), lambda _line: None)
+    assert ctx.traffic_weight == 5
+    assert StageContext(settings, registry, run, "deploy", RunOptions(traffic_weight=30), print).traffic_weight == 30
+    _, result = single_stage(settings, registry, "promote", str(model), "r1", "push", RunOptions(), PlainReporter())
+    assert result.status is StageStatus.PASSED and "stays at its first step" in result.summary
+    assert {d.id: d.weight for d in registry.deployments("iris")} == {prod_id: 95, cand_id: 5}
+    assert registry.alias("iris", "production").version == "1.0.0"  # type: ignore[union-attr]

@@ -189,8 +189,8 @@ def test_worse_rolled_back_by_evidence_guard_breach_rolled_back_better_advanced_
     v3 = trained(settings, registry, iris_dir, "r3")
     deployed(settings, registry, iris_dir, v3, 20)
     traffic(settings, v1, 150, seed=2)
-    statuses = unlabelled_negative_rows(settings, v1, 50)
-    assert statuses.get(200, 0) >= 30 and len(statuses) > 1, statuses  # production answers them; v3 fails
+    codes = unlabelled_negative_rows(settings, v1, 50)
+    assert codes.get(200, 0) >= 30 and len(codes) > 1, codes  # production answers them; v3 fails
     out = evaluate(settings, registry, iris_dir)
     assert out["action"] == "rollback" and "guard breached: error rate" in out["summary"], out["summary"]
     assert weights(registry) == {"1.0.0": 100}

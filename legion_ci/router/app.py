@@ -42,6 +42,9 @@ DOWN_FOR = 2.0  # seconds a replica that refused a connection is skipped
 MAX_SHADOWS = 128  # mirrored requests in flight at once; beyond it a copy is dropped (counted), never queued
 SHADOW_NAME = b"x-legion-shadow"
 SHADOW_HEADER = (SHADOW_NAME, b"1")
+# Marks an X-Request-ID the router made up (the caller sent none): a v2 body's own `id` then wins at the
+# server, which answers with it, and the router passes that answer's id on to the caller.
+MINTED_NAME = b"x-legion-request-id-minted"
 
 
 @dataclass(frozen=True)
@@ -276,7 +279,7 @@ def _forward_headers(scope: Scope, sticky: Sticky) -> tuple[bytes, Headers, byte
             given = value
         elif name == b"x-forwarded-for":
             forwarded = value
-        elif name == SHADOW_NAME:
+        elif name == SHADOW_NAME or name == MINTED_NAME:
             continue
         elif name not in HOP_BY_HOP:
             headers.append((name, value))
@@ -291,6 +294,8 @@ def _forward_headers(scope: Scope, sticky: Sticky) -> tuple[bytes, Headers, byte
     if client:
         forwarded = (forwarded + b", " if forwarded else b"") + str(client[0]).encode()
     headers.append((b"x-request-id", rid))
+    if given is None:
+        headers.append((MINTED_NAME, b"1"))
     if forwarded:
         headers.append((b"x-forwarded-for", forwarded))
     return rid, headers, key
@@ -307,8 +312,11 @@ def _cookie(values: list[bytes], name: bytes | None) -> bytes | None:
 
 
 def _answer_headers(headers: Headers, rid: bytes, backend: Backend) -> Headers:
-    out = [(k, v) for k, v in headers if k != b"x-request-id"]
-    out.append((b"x-request-id", rid))
+    """The backend's answer headers plus X-Legion-Deployment; X-Request-ID is the backend's when it sent one
+    (a v2 body's `id` in place of an id the router made up), else the router's."""
+    out = list(headers)
+    if not any(k == b"x-request-id" for k, _ in headers):
+        out.append((b"x-request-id", rid))
     out.append((b"x-legion-deployment", str(backend.deployment_id).encode()))
     return out
 

@@ -305,7 +305,8 @@ class ModelApp:
     @staticmethod
     def _v2_request_id(body: dict[str, Any], scope: Scope, rid: str) -> str:
         """One id per request: the body's `id` when given (it then keys the capture, the feedback and the
-        X-Request-ID answer header), else the X-Request-ID. Both given and different is a 422."""
+        X-Request-ID answer header), else the X-Request-ID. Both given and different is a 422, unless the router made the header's id up (the
+        caller sent none), marked by X-Legion-Request-ID-Minted."""
         if "id" not in body:
             return rid
         given = body["id"]
@@ -315,7 +316,8 @@ class ModelApp:
                 f"got {preview(given)}"
             )
         sent = header(scope, b"x-request-id")
-        if sent is not None and sent.decode("latin-1") != given:
+        minted = header(scope, b"x-legion-request-id-minted") is not None  # the router made `sent` up
+        if sent is not None and not minted and sent.decode("latin-1") != given:
             raise InputError(
                 f"id: {preview(given)} differs from the X-Request-ID header {preview(sent.decode('latin-1'))}; "
                 "send one id (or the same in both)"

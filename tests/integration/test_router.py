@@ -214,6 +214,26 @@ def test_request_id_reaches_the_backend_and_comes_back(fleet: Fleet) -> None:
     assert fresh.headers["x-request-id"] and fresh.json()["request_id"] == fresh.headers["x-request-id"]
 
 
+def test_a_v2_body_id_without_a_header_is_the_request_id_through_the_router(fleet: Fleet) -> None:
+    """The router makes up an X-Request-ID when the caller sends none; a v2 body's own `id` must still win
+    (it keys the capture and the feedback), as it does on a direct call, not be refused as a mismatch."""
+    tensor = {"name": "x", "shape": [1, 4], "datatype": "FP64", "data": [5.1, 3.5, 1.4, 0.2]}
+    body = {"id": "order-77", "inputs": [tensor]}
+    answer = httpx.post(f"{fleet.router}/v2/models/iris/versions/1.0.0/infer", json=body)
+    assert answer.status_code == 200, answer.text
+    assert answer.json()["id"] == "order-77" and answer.headers["x-request-id"] == "order-77"
+    both = httpx.post(
+        f"{fleet.router}/v2/models/iris/versions/1.0.0/infer", json=body, headers={"X-Request-ID": "other-1"}
+    )
+    assert both.status_code == 422 and "differs from the X-Request-ID header" in both.json()["error"]
+    forged = httpx.post(  # a caller cannot claim the router made its id up
+        f"{fleet.router}/v2/models/iris/versions/1.0.0/infer",
+        json=body,
+        headers={"X-Request-ID": "other-1", "X-Legion-Request-ID-Minted": "1"},
+    )
+    assert forged.status_code == 422
+
+
 def test_a_replica_that_is_down_costs_no_request(fleet: Fleet) -> None:
     """A v1 replica dies (SIGKILL, no drain) while the registry still lists it: every request it would have
     had is refused at connect time, so the router sends it to another replica and none fails."""

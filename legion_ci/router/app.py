@@ -279,7 +279,7 @@ def _forward_headers(scope: Scope, sticky: Sticky) -> tuple[bytes, Headers, byte
             given = value
         elif name == b"x-forwarded-for":
             forwarded = value
-        elif name == SHADOW_NAME or name == MINTED_NAME:
+        elif name in (SHADOW_NAME, MINTED_NAME):
             continue
         elif name not in HOP_BY_HOP:
             headers.append((name, value))

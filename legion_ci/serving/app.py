@@ -305,8 +305,8 @@ class ModelApp:
     @staticmethod
     def _v2_request_id(body: dict[str, Any], scope: Scope, rid: str) -> str:
         """One id per request: the body's `id` when given (it then keys the capture, the feedback and the
-        X-Request-ID answer header), else the X-Request-ID. Both given and different is a 422, unless the router made the header's id up (the
-        caller sent none), marked by X-Legion-Request-ID-Minted."""
+        X-Request-ID answer header), else the X-Request-ID. Both given and different is a 422, unless
+        the router made the header's id up (the caller sent none), marked by X-Legion-Request-ID-Minted."""
         if "id" not in body:
             return rid
         given = body["id"]

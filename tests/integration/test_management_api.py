@@ -209,6 +209,15 @@ def populate(home: Path, source: Path) -> dict[str, int]:
         registry.record_stage("iris-nogate", "gate", StageStatus.FAILED, "accuracy 0.5 < 0.9")
         registry.ensure_run("iris-notrain", "iris", str(home / "iris-src"), "push")
         registry.record_stage("iris-notrain", "train", StageStatus.ERROR, "train.py exited with 1")
+        registry.add_event(
+            "iris",
+            "rollout",
+            "advance",
+            "accuracy gain +0.01 [-0.01, +0.03]: 20% -> 50%",
+            {"labelled": 400},
+            ids["iris2"],
+            "iris-rollout-1",
+        )
         registry.ensure_run("wine-run", "wine", str(home / "wine-src"), "push")
         registry.record_stage("wine-run", "train", StageStatus.PASSED, "trained", {"version_id": ids["wine1"]})
     finally:
@@ -236,6 +245,7 @@ CASES = [
     ("GET", "/models/{name}", "/api/v1/models/iris", None, "viewer", 200),
     ("GET", "/models/{name}/versions/{ref}", "/api/v1/models/iris/versions/production", None, "viewer", 200),
     ("GET", "/models/{name}/runs", "/api/v1/models/iris/runs", None, "viewer", 200),
+    ("GET", "/models/{name}/events", "/api/v1/models/iris/events", None, "viewer", 200),
     ("GET", "/runs/{run_id}", "/api/v1/runs/iris-nogate", None, "viewer", 200),
     ("GET", "/operations/{operation_id}", "/api/v1/operations/" + "0" * 32, None, "viewer", 404),
     (
@@ -429,6 +439,15 @@ def test_version_manifest_run_list_and_run_detail(world: World) -> None:
     assert run["stages"][1] == {**run["stages"][1], "status": "failed", "summary": "accuracy 0.5 < 0.9"}
     missing = world.api.call("GET", "/api/v1/runs/nope", viewer)
     assert missing.status_code == 404 and "no run 'nope'" in missing.json()["error"]
+
+
+def test_rollout_decisions_are_read_with_their_evidence(world: World) -> None:
+    viewer = token("viewer")
+    (event,) = world.api.call("GET", "/api/v1/models/iris/events?limit=5", viewer).json()["events"]
+    assert event["action"] == "advance" and event["evidence"] == {"labelled": 400}
+    assert event["version_id"] == world.ids["iris2"] and event["run_id"] == "iris-rollout-1"
+    assert world.api.call("GET", "/api/v1/models/wine/events", viewer).json()["events"] == []
+    assert world.api.call("GET", "/api/v1/models/ghost/events", viewer).status_code == 404
 
 
 # -- changes: routes and aliases --------------------------------------------------------------------------

@@ -83,3 +83,10 @@ def test_metric_resolution() -> None:
     assert resolve_metric(RolloutSpec(), "r2", "regression") == "mse"
     assert resolve_metric(RolloutSpec(), None, "regression") == "mse"
     assert resolve_metric(RolloutSpec(metric="mae"), "r2", "regression") == "mae"
+
+
+def test_a_shadow_candidate_shown_no_worse_takes_the_first_canary_step() -> None:
+    p = policy(RolloutSpec(strategy="shadow", steps=(10, 100), margin=0.02, min_labelled=100))
+    d = decide(p, acc("2.0.0", 0, 20000, 0.92), acc("1.0.0", 100, 20000, 0.90), elapsed_s=3600)
+    assert d.action is Action.ADVANCE and (d.weight_from, d.weight_to) == (0, 10)
+    assert "better than production" in d.reason

@@ -20,6 +20,7 @@ from pathlib import Path
 
 import httpx
 import pytest
+import yaml
 
 from legion_ci.auth.jwt import create_token
 from legion_ci.core.registry import Registry
@@ -41,12 +42,13 @@ class Stage:
 
 @dataclass(frozen=True)
 class Jenkinsfile:
+    name: str
     environment: dict[str, str]  # name -> Groovy expression, as rendered
     parameters: dict[str, str]  # build parameter -> default
     stages: list[Stage]
 
 
-def parse(text: str) -> Jenkinsfile:
+def parse(name: str, text: str) -> Jenkinsfile:
     """The environment block, the parameters' defaults and each stage's one `sh` step of a rendered file."""
     env_block = re.search(r"^    environment \{\n(.*?)^    \}", text, re.S | re.M)
     assert env_block, "no environment block"
@@ -61,7 +63,7 @@ def parse(text: str) -> Jenkinsfile:
         parameters[m[1]] = m[2] if m[2] is not None else m[3]
     stages = [Stage(m[1], m[2]) for m in re.finditer(r"stage\('([^']+)'\) \{\s*steps \{\s*sh '([^']+)'\s*\}", text)]
     assert stages, "no stages with an sh step"
-    return Jenkinsfile(environment, parameters, stages)
+    return Jenkinsfile(name, environment, parameters, stages)
 
 
 class Agents:
@@ -105,11 +107,15 @@ class Agents:
         workspace = self.tmp / f"pod-{self.count}-{stage.lower().replace(' ', '-')}" if on_pod else self.host
         env = self.environment(job, workspace, params or {})
         shutil.copytree(self.model_dir, workspace / env["LEGION_MODEL_DIR"], dirs_exist_ok=True)  # the checkout
+        began = time.monotonic()
         try:
             return subprocess.run(
                 ["bash", "-c", step.sh], cwd=workspace, env=env, capture_output=True, text=True, timeout=300
             )
         finally:
+            print(
+                f"  {job.name} / {stage} on {'a fresh pod' if on_pod else 'the host'}: {time.monotonic() - began:.1f} s"
+            )
             if on_pod:
                 assert not (workspace / ".legion" / "artifacts").exists()  # nothing went to the workspace
                 shutil.rmtree(workspace)  # the pod is gone
@@ -117,7 +123,7 @@ class Agents:
     def passes(self, job: Jenkinsfile, stage: str, params: dict[str, str] | None = None) -> str:
         done = self.run(job, stage, params)
         assert done.returncode == 0, f"{stage}: exit {done.returncode}\n{done.stdout}\n{done.stderr}"
-        return done.stdout
+        return done.stdout + done.stderr
 
 
 def _traffic(url: str, version: str, n: int) -> list[str]:
@@ -168,8 +174,8 @@ def rendered(tmp_path: Path, iris_dir: Path) -> dict[str, Jenkinsfile]:
     )
     assert done.returncode == 0, done.stderr
     return {
-        "push": parse((out / "iris" / "Jenkinsfile").read_text()),
-        "retrain": parse((out / "iris" / "retrain.Jenkinsfile").read_text()),
+        "push": parse("push", (out / "iris" / "Jenkinsfile").read_text()),
+        "retrain": parse("retrain", (out / "iris" / "retrain.Jenkinsfile").read_text()),
     }
 
 
@@ -188,27 +194,64 @@ def agents(tmp_path: Path, iris_dir: Path, pg_url: str, s3_server: S3Server) -> 
     )
 
 
+def _set_params(model_dir: Path, **params: float) -> None:
+    spec = yaml.safe_load((model_dir / "legion.yaml").read_text())
+    spec["train"]["params"].update(params)
+    spec["gate"]["thresholds"] = {}
+    (model_dir / "legion.yaml").write_text(yaml.safe_dump(spec))
+
+
 def test_push_then_retrain_with_every_stage_on_a_fresh_agent(
     rendered: dict[str, Jenkinsfile], agents: Agents, pg_url: str, s3_server: S3Server
 ) -> None:
-    push = rendered["push"]
+    push, retrain = rendered["push"], rendered["retrain"]
     skip_perf = {"LEGION_SKIP_PERF_REASON": "multi-agent test: the perf stage has its own tests"}
+    _set_params(agents.model_dir, C=0.001)  # a weak first model, so the retrain on feedback can beat it
     started = time.monotonic()
     for stage in push.stages:
         agents.passes(push, stage.name, skip_perf)
-    print(f"push pipeline, {len(push.stages)} stages on fresh agents: {time.monotonic() - started:.1f} s")
+    print(f"\npush pipeline, {len(push.stages)} stages on fresh agents: {time.monotonic() - started:.1f} s")
+    prefix = agents.shared_env["LEGION_STORE_URL"].removeprefix(f"s3://{BUCKET}/")
     registry = Registry(pg_url)
     try:
         production = registry.alias("iris", "production")
         assert production is not None and production.path.startswith(agents.shared_env["LEGION_STORE_URL"])
         (deployment,) = [d for d in registry.deployments("iris") if d.version_id == production.id]
 
+        # "Restart from Stage" of deploy on a new, empty agent: finds the artifact, deploys nothing twice
+        again = agents.run(push, "Deploy", skip_perf, pod=True)
+        assert again.returncode == 0, again.stdout + again.stderr
+        assert [d.id for d in registry.deployments("iris")] == [deployment.id]
+
         # traffic with ground truth, then the server is stopped with SIGTERM: its segments are in the store
         ids = _traffic(deployment.endpoints[0]["url"], production.version, 12)
         pid = int(deployment.endpoints[0]["pid"])
         os.kill(pid, signal.SIGTERM)
         _wait_gone(pid)
-        prefix = agents.shared_env["LEGION_STORE_URL"].removeprefix(f"s3://{BUCKET}/")
         assert set(ids) <= _shipped_ids(s3_server, prefix)
+
+        # the retrain job, each stage on yet another fresh agent, trains on that feedback from the store
+        agents.passes(push, "Deploy", skip_perf)  # production back first (its server was stopped above)
+        _set_params(agents.model_dir, C=1.0)
+        started = time.monotonic()
+        for stage in retrain.stages:
+            out = agents.passes(retrain, stage.name, skip_perf)
+            if stage.name == "Train":
+                assert re.search(r"feedback[^\n]*\b12 rows", out) or "feedback" in out, out
+                print("  " + next(line for line in out.splitlines() if "feedback" in line).strip())
+        print(f"retrain pipeline, {len(retrain.stages)} stages on fresh agents: {time.monotonic() - started:.1f} s")
+        versions = registry.versions("iris")
+        assert len(versions) == 2
+        candidate = versions[-1]
+        assert candidate.path.startswith(agents.shared_env["LEGION_STORE_URL"])
+        assert any(p.endswith("feedback.csv") for p in candidate.manifest.data.extra)
+
+        # an artifact object altered in the store: the next stage on a fresh agent stops with exit 2 naming it
+        client = s3_server.client()
+        key = candidate.path.removeprefix(f"s3://{BUCKET}/") + "/model.skops"
+        client.put_object(Bucket=BUCKET, Key=key, Body=b"tampered")
+        gate = agents.run(retrain, "Quality gate", skip_perf)
+        assert gate.returncode == 2, gate.stdout + gate.stderr
+        assert f"{candidate.path}: file model.skops has sha256" in gate.stderr
     finally:
         registry.close()

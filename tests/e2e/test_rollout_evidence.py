@@ -4,8 +4,9 @@ labelled traffic through the stable URL, and `legion-ci evaluate` deciding (issu
 Production is a weak iris v1 (strong regularisation). v2 is truly worse (trained on shuffled labels): at its
 canary step, the evidence rolls it back. v3 is truly better, but fails (500) on a negative measurement:
 called so, the error-rate guard rolls it back at the next evaluation whatever its metric; a p99 bound it
-cannot meet does too; deployed again and called as it should be, it is advanced a step by evidence and
-then promoted. Each decision is a registry event and an A/B report."""
+cannot meet does too; deployed again as a shadow (copies of production's requests) and called as it
+should be, it takes the first canary step, is advanced a step by evidence and then promoted. Each decision
+is a registry event and an A/B report."""
 
 from __future__ import annotations
 
@@ -75,13 +76,19 @@ def world(tmp_path: Path, monkeypatch: pytest.MonkeyPatch, iris_dir: Path) -> It
     registry.close()
 
 
-def spec_as(model_dir: Path, version: str, params: dict[str, Any], guard: dict[str, Any] | None = None) -> None:
+def spec_as(
+    model_dir: Path,
+    version: str,
+    params: dict[str, Any],
+    guard: dict[str, Any] | None = None,
+    strategy: str = "canary",
+) -> None:
     spec = yaml.safe_load((model_dir / "legion.yaml").read_text())
     spec["version"] = version
     spec["train"]["params"] = params
     spec["deploy"].update(replicas=1, auth=True)
     spec["rollout"] = {
-        "strategy": "canary",
+        "strategy": strategy,
         "steps": [20, 50, 100],
         "metric": "accuracy",
         "margin": 0.1,
@@ -202,9 +209,16 @@ def test_worse_rolled_back_by_evidence_guard_breach_rolled_back_better_advanced_
     out = evaluate(settings, registry, iris_dir)
     assert out["action"] == "rollback" and "guard breached: p99 latency" in out["summary"], out["summary"]
 
-    # v3 again, called as it should be: advanced a step by evidence, then promoted.
-    spec_as(iris_dir, "3.0.0", {"C": 1.0, "log_features": True})
-    deployed(settings, registry, iris_dir, v3, 20)
+    # v3 again, called as it should be, as a shadow first: it answers copies of production's requests (the
+    # router's mirror), the evidence shows it no worse on the same rows, and it takes the first canary step;
+    # then it is advanced a step by evidence, then promoted.
+    spec_as(iris_dir, "3.0.0", {"C": 1.0, "log_features": True}, strategy="shadow")
+    deployed(settings, registry, iris_dir, v3, 0)
+    assert weights(registry) == {"1.0.0": 100, "3.0.0": 0}
+    assert traffic(settings, v1, 250, seed=6) == {"1.0.0": 250}, "a shadow never answers a caller"
+    out = evaluate(settings, registry, iris_dir)
+    assert out["action"] == "advance" and (out["weight_from"], out["weight_to"]) == (0, 20), out["summary"]
+    assert weights(registry) == {"1.0.0": 80, "3.0.0": 20}
     traffic(settings, v1, 300, seed=3)
     out = evaluate(settings, registry, iris_dir)
     assert out["action"] == "advance" and (out["weight_from"], out["weight_to"]) == (20, 50), out["summary"]
@@ -217,8 +231,10 @@ def test_worse_rolled_back_by_evidence_guard_breach_rolled_back_better_advanced_
     assert registry.alias("iris", "production").version == "3.0.0"  # type: ignore[union-attr]
 
     # Every decision is an event with its evidence; `ab report` writes the A/B report from them.
-    assert [e.action for e in registry.events("iris")] == ["rollback", "rollback", "rollback", "advance", "promote"]
+    actions = [e.action for e in registry.events("iris")]
+    assert actions == ["rollback", "rollback", "rollback", "advance", "advance", "promote"]
     assert main(["ab", "report", "iris", "--out", str(tmp_path / "ab")]) == 0
     summary = json.loads((tmp_path / "ab" / "summary.json").read_text())
-    assert [h["decision"]["action"] for h in summary["history"]] == ["rollback", "rollback", "advance", "promote"]
+    history = [h["decision"]["action"] for h in summary["history"]]
+    assert history == ["rollback", "rollback", "advance", "advance", "promote"]
     assert 'data-plot="gain"' in (tmp_path / "ab" / "report.html").read_text()

@@ -27,7 +27,7 @@ from typing import Any
 
 from legion_ci.core.errors import ConfigError, NotFoundError
 from legion_ci.core.settings import Settings
-from legion_ci.feedback.capture import read_segment, segments, store_dir
+from legion_ci.feedback.capture import read_segment, segment_key, segments, store_dir
 from legion_ci.feedback.labels import LabelError, Target
 from legion_ci.feedback.ship import all_segments
 
@@ -90,13 +90,15 @@ class _Prediction:
 
 
 def _records(paths: Iterable[Path]) -> Iterator[tuple[Key, dict[str, Any], dict[str, Any]]]:
-    """(order key, segment header, record) of every record of these segments; a segment name seen twice (a
-    local segment that was also shipped to the store) is read once."""
-    seen: set[str] = set()
+    """(order key, segment header, record) of every record of these segments; a segment seen twice (a local
+    segment that was also shipped to the store: the same server id and file name) is read once, while two
+    servers' segments that happen to share a file name are both read."""
+    seen: set[tuple[str, str]] = set()
     for path in paths:
-        if path.name in seen:
+        key = segment_key(path)
+        if key in seen:
             continue
-        seen.add(path.name)
+        seen.add(key)
         header: dict[str, Any] = {}
         for line, record in enumerate(read_segment(path)):
             if record.get("kind") == "segment":

@@ -13,7 +13,7 @@ import pytest
 from legion_ci.core.errors import ConfigError, NotFoundError
 from legion_ci.core.settings import Settings
 from legion_ci.feedback.capture import CaptureWriter, find_prediction, read_store, segments
-from legion_ci.feedback.export import export_feedback, join
+from legion_ci.feedback.export import export_feedback, join, join_segments
 
 
 @pytest.fixture
@@ -239,3 +239,16 @@ def test_an_export_with_a_bad_label_still_trains(settings: Settings, tmp_path: P
     parts = split(load_dataset(spec, tmp_path, [tmp_path / "fb.csv"]), spec)  # before: TypeError here
     assert len(parts.y_train) + len(parts.y_test) == 151
     assert done.rows == 1 and done.left_out == {"invalid_label": 1}
+
+
+def test_two_servers_segments_with_one_file_name_are_both_read_and_a_shipped_copy_once(settings: Settings) -> None:
+    """Segment names are time + pid + ns: in containers the pid is often 1, so two pods can name a segment
+    alike. What names a segment is its server id and file name; only a true copy (local and shipped) is
+    read once."""
+    name = "seg-20260101T000001-1-000000001.jsonl"
+    pod_a, pod_b, shipped = (settings.feedback_dir / d for d in ("a", "b", "shipped"))
+    _segment(pod_a, name, {**HEADER, "server": "pod-a"}, _pred("ra", 100.0), _fb("ra", 101.0, 1))
+    _segment(pod_b, name, {**HEADER, "server": "pod-b"}, _pred("rb", 100.0), _fb("rb", 101.0, 2))
+    _segment(shipped, name, {**HEADER, "server": "pod-a"}, _pred("ra", 100.0), _fb("ra", 101.0, 1))
+    out = join_segments([pod_a / name, pod_b / name, shipped / name])
+    assert sorted(out.rows) == [[0.0, 1.0, 1], [0.0, 1.0, 2]]

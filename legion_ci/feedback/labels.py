@@ -83,6 +83,17 @@ class Target:
             f"{_show(value)} is not a label of {self.model}'s target {self.name!r}{kind}: expected {self.allowed()}"
         )
 
+    def json_schema(self) -> dict[str, Any]:
+        """The OpenAPI schema of `ground_truth` that `check_all` accepts: one label, or a list of them."""
+        one: dict[str, Any]
+        if self.task == "regression":
+            one = {"type": "number"}
+        elif self.task == "classification" and self.classes is not None:
+            one = {"enum": list(self.classes)}
+        else:
+            one = {"anyOf": [{"type": "string"}, {"type": "number"}, {"type": "boolean"}]}
+        return {"anyOf": [one, {"type": "array", "items": one}]}
+
     def check_all(self, truth: Any, rows: int | None) -> list[Any]:
         """One label per row of a request of `rows` rows (None: not known): a list, or one value for one row.
         Raises LabelError naming the position, the value and what is allowed, or the counts that differ."""

@@ -102,7 +102,7 @@ class ModelApp:
         )
         self.ready = False
         self.headers = [(b"x-model-name", self.name.encode()), (b"x-model-version", self.version.encode())]
-        self.openapi = dumps(build_openapi(artifact, self.features, self.auth_enabled, options))
+        self.openapi = dumps(build_openapi(artifact, self.features, self.auth_enabled, options, self.target))
         self.routes = self._routes()
 
     # -- routing -------------------------------------------------------------------------------------

@@ -7,6 +7,7 @@ from typing import Any
 from legion_ci import __version__
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.manifest import Feature
+from legion_ci.feedback.labels import Target
 from legion_ci.serving.options import ServeOptions
 from legion_ci.serving.v2 import DATATYPES
 from legion_ci.serving.validation import NUMERIC
@@ -40,7 +41,9 @@ def _errors(codes: list[int], auth: bool) -> dict[str, Any]:
     return {str(c): _json(ERROR, text[c]) for c in sorted(set(codes))}
 
 
-def build_openapi(artifact: Artifact, features: list[Feature], auth: bool, options: ServeOptions) -> dict[str, Any]:
+def build_openapi(
+    artifact: Artifact, features: list[Feature], auth: bool, options: ServeOptions, target: Target
+) -> dict[str, Any]:
     """An OpenAPI 3.0 document for the server of `artifact`."""
     name, version = artifact.name, artifact.version
     allow_nan = artifact.schema.allow_nan
@@ -164,7 +167,7 @@ def build_openapi(artifact: Artifact, features: list[Feature], auth: bool, optio
         "additionalProperties": False,
         "properties": {
             "request_id": {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
-            "ground_truth": {},
+            "ground_truth": target.json_schema(),
             "payload": {},
         },
     }

@@ -68,7 +68,11 @@ def main(argv: list[str] | None = None) -> int:
     try:
         from legion_ci.core.settings import load_settings  # pydantic: not for --version and --help
 
-        args.settings = load_settings(getattr(args, "home", None), getattr(args, "registry_url", None))
+        args.settings = load_settings(
+            getattr(args, "home", None),
+            getattr(args, "registry_url", None),
+            store_url=getattr(args, "store_url", None),
+        )
         return int(args.handler(args) or 0)
     except LegionError as exc:
         print(f"error: {exc}", file=sys.stderr)

@@ -24,7 +24,7 @@ def build_ab(ab: argparse.ArgumentParser, name: str) -> None:
     report.add_argument("model", metavar="NAME", help="model name")
     report.add_argument("--out", metavar="DIR", default=None, help="folder for the report (default: NAME-ab)")
     report.add_argument("--json", action="store_true", help="print the newest evaluation's summary as JSON")
-    add_state_args(report)
+    add_state_args(report, store=True)
     report.set_defaults(handler=cmd_report)
 
 

@@ -12,7 +12,8 @@ if TYPE_CHECKING:
     from legion_ci.core.settings import Settings
 
 
-def add_state_args(parser: argparse.ArgumentParser) -> None:
+def add_state_args(parser: argparse.ArgumentParser, store: bool = False) -> None:
+    """--home and --registry-url; with `store`, --store too (commands that read or write the artifact store)."""
     group = parser.add_argument_group("state")
     group.add_argument("--home", metavar="DIR", help="state folder (default: $LEGION_HOME or ~/.legion)")
     group.add_argument(
@@ -20,10 +21,23 @@ def add_state_args(parser: argparse.ArgumentParser) -> None:
         metavar="URL",
         help="SQLAlchemy URL of the registry (default: $LEGION_REGISTRY_URL or SQLite in the home)",
     )
+    if store:
+        add_store_arg(group)
+
+
+def add_store_arg(parser: argparse.ArgumentParser | argparse._ArgumentGroup) -> None:
+    """--store URL: the artifact store of this invocation, over $LEGION_STORE_URL. `main` hands it to
+    `load_settings` (as --home and --registry-url), so it reaches the code only through Settings.store_url."""
+    parser.add_argument(
+        "--store",
+        dest="store_url",
+        metavar="URL",
+        help="artifact store: a folder or s3://BUCKET/PREFIX (default: $LEGION_STORE_URL or the home)",
+    )
 
 
 def settings_of(args: argparse.Namespace) -> Settings:
-    """The settings `main` read once for this command (defaults < environment < --home/--registry-url)."""
+    """The settings `main` read once for this command (defaults < environment < --home/--registry-url/--store)."""
     settings: Settings = args.settings
     return settings
 

@@ -26,7 +26,7 @@ def build_gc(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--dry-run", action="store_true", help="print what would be removed; remove nothing")
     p.add_argument("--wait", type=float, default=0.0, metavar="SECONDS", help="wait this long for a model's lock")
     p.add_argument("--json", action="store_true", help="print the outcome as JSON on stdout")
-    add_state_args(p)
+    add_state_args(p, store=True)
     p.set_defaults(handler=cmd_gc)
 
 

@@ -32,7 +32,7 @@ def build_image(image: argparse.ArgumentParser, name: str) -> None:
         "--base-image", metavar="IMAGE", help="base image (default $LEGION_BASE_IMAGE or python:3.11-slim)"
     )
     build.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
-    add_state_args(build)
+    add_state_args(build, store=True)
     build.set_defaults(handler=cmd_build)
 
 

@@ -32,7 +32,7 @@ def build_runs(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("words", nargs="*", metavar="MODEL | show RUN_ID", help="a model to list, or `show RUN_ID`")
     p.add_argument("--limit", type=int, default=10, help="how many runs to list (default 10)")
     p.add_argument("--json", action="store_true", help="print JSON on stdout")
-    add_state_args(p)
+    add_state_args(p, store=True)
     p.set_defaults(handler=cmd_runs)
 
 

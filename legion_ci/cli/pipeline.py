@@ -81,7 +81,7 @@ def build_run(run: argparse.ArgumentParser, name: str) -> None:
     run.add_argument("--run-id", help="reuse or name the run (default: a new id)")
     run.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     _options_args(run)
-    add_state_args(run)
+    add_state_args(run, store=True)
     run.set_defaults(handler=cmd_run)
 
 
@@ -97,7 +97,7 @@ def build_retrain(retrain: argparse.ArgumentParser, name: str) -> None:
     retrain.add_argument("--run-id", help="reuse or name the run (default: a new id)")
     retrain.add_argument("--json", action="store_true", help="print a machine-readable summary on stdout")
     _options_args(retrain)
-    add_state_args(retrain)
+    add_state_args(retrain, store=True)
     retrain.set_defaults(handler=cmd_run, flow="retrain")
 
 
@@ -122,7 +122,7 @@ def build_stage(p: argparse.ArgumentParser, name: str) -> None:
     p.add_argument("--flow", choices=sorted(FLOWS), default=home, help=flow_help)
     p.add_argument("--json", action="store_true", help="print the stage result as JSON on stdout")
     _options_args(p, STAGE_OPTIONS.get(st.name, ()))
-    add_state_args(p)
+    add_state_args(p, store=True)
     p.set_defaults(handler=cmd_stage, stage=st.name)
 
 

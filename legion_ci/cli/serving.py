@@ -6,6 +6,7 @@ import argparse
 from datetime import UTC, datetime
 from pathlib import Path
 
+from legion_ci.cli.common import add_store_arg
 from legion_ci.core.errors import ConfigError
 
 
@@ -83,6 +84,7 @@ def build_serve(serve: argparse.ArgumentParser, name: str) -> None:
         help="ship capture segments to the store at least this often: seconds, or e.g. 30s, 5m "
         "(default LEGION_SHIP_INTERVAL or 30)",
     )
+    add_store_arg(serve)
     serve.add_argument("--plan", type=Path, default=None, help=argparse.SUPPRESS)  # set by the slim re-exec
     serve.set_defaults(handler=_serve)
 
@@ -112,6 +114,7 @@ def build_feedback(feedback: argparse.ArgumentParser, name: str) -> None:
     export.add_argument("model", metavar="NAME", help="model name")
     export.add_argument("--since", default=None, help="only requests at or after this ISO time (UTC if no zone)")
     export.add_argument("--out", default=None, help="FILE.csv or FILE.parquet (default NAME-feedback.csv)")
+    add_store_arg(export)
     export.set_defaults(handler=_feedback_export)
 
 

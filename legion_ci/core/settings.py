@@ -58,17 +58,43 @@ def _strip_slash(value: Any) -> Any:
     return value.strip().rstrip("/") if isinstance(value, str) else value
 
 
+STORE_URL_EXPECTED = "a folder path or a URL such as s3://BUCKET/PREFIX"
+_LOCAL_SCHEMES = frozenset({"file", "local", "memory"})
+
+
+def _store_url(value: Any) -> Any:
+    """A folder, or a URL whose scheme fsspec knows and which names its bucket (s3://BUCKET/...)."""
+    if not isinstance(value, str):
+        return value
+    if re.match(r"^[A-Za-z][A-Za-z0-9+.\-]+:$", value):  # "s3://" with its slashes stripped
+        value += "//"
+    if "://" not in value:
+        return value
+    scheme, _, rest = value.partition("://")
+    from fsspec.registry import known_implementations  # only when a URL is given
+
+    if scheme.lower() not in known_implementations:
+        raise ValueError(f"{STORE_URL_EXPECTED}; unknown scheme {scheme!r}")
+    if scheme.lower() not in _LOCAL_SCHEMES and not rest.split("/", 1)[0]:
+        raise ValueError(f"{STORE_URL_EXPECTED}; no bucket after {scheme}://")
+    return value
+
+
 def setting(
     default: Any,
     description: str,
     section: str,
     expected: str,
     internal: bool = False,
+    flag: str | None = None,
     **constraints: Any,
 ) -> Any:
     """A field with its doc line, its section in docs/settings.md and what a bad value is told it expected.
-    `internal` marks a variable legion-ci sets for its own child processes (never inherited by theirs)."""
+    `internal` marks a variable legion-ci sets for its own child processes (never inherited by theirs);
+    `flag` is the command-line option that overrides it when not `--FIELD-NAME`."""
     extra: dict[str, JsonValue] = {"section": section, "expected": expected, "internal": internal}
+    if flag:
+        extra["flag"] = flag
     return Field(default, description=description, json_schema_extra=extra, **constraints)
 
 
@@ -106,12 +132,14 @@ class Settings(BaseSettings):
         "state",
         REGISTRY_URL_EXPECTED,
     )
-    store_url: Annotated[str | None, BeforeValidator(_strip_slash)] = setting(
+    store_url: Annotated[str | None, BeforeValidator(_strip_slash), AfterValidator(_store_url)] = setting(
         None,
         "the artifact store: a folder, or s3://BUCKET/PREFIX on any S3-compatible service (endpoint and "
-        "credentials from the standard AWS variables and config, AWS_ENDPOINT_URL included); default $LEGION_HOME",
+        "credentials from the standard AWS variables and config, AWS_ENDPOINT_URL included); default $LEGION_HOME "
+        "(`--store URL` on the commands that use it)",
         "state",
-        "a folder path or a URL such as s3://BUCKET/PREFIX",
+        STORE_URL_EXPECTED,
+        flag="--store",
     )
 
     # run options
@@ -403,7 +431,9 @@ def env_name(field: str) -> str:
 
 
 def _flag(field: str) -> str:
-    return "--" + field.replace("_", "-")
+    info = Settings.model_fields.get(field)
+    extra = info.json_schema_extra if info is not None and isinstance(info.json_schema_extra, dict) else {}
+    return str(extra.get("flag") or "--" + field.replace("_", "-"))
 
 
 def load_settings(home: str | Path | None = None, registry_url: str | None = None, **overrides: Any) -> Settings:
@@ -434,6 +464,9 @@ def _settings_error(exc: ValidationError, given: dict[str, Any]) -> SettingsErro
             name, value = _flag(field), given[field]
         else:
             name, value = env_name(field), _environment_value(env_name(field))
+        reason = str(error.get("ctx", {}).get("error") or "") if error["type"] == "value_error" else ""
+        if reason.startswith(expected):  # a validator that says which part is wrong
+            expected = reason
         problems.append(SettingsError(name, "***" if secret else str(value), expected))
     first = problems[0]
     return SettingsError(first.variable, first.value, first.expected, problems[1:])

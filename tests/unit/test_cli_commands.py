@@ -93,4 +93,44 @@ def test_version_and_help_import_no_third_party_library(argv: list[str]) -> None
 
 def test_a_command_imports_only_its_own_module() -> None:
     loaded = {m for m in _loaded_after(["serve", "--help"], depth=3) if m.startswith("legion_ci.cli.")}
-    assert loaded == {"legion_ci.cli.commands", "legion_ci.cli.serving"}
+    assert loaded == {"legion_ci.cli.commands", "legion_ci.cli.serving", "legion_ci.cli.common"}  # + shared helpers
+
+
+STORE_COMMANDS = [
+    *([s.name] for s in STAGES),
+    ["evaluate"],
+    ["run"],
+    ["retrain"],
+    ["serve"],
+    ["feedback", "export"],
+    ["image", "build"],
+    ["runs"],
+    ["gc"],
+    ["ab", "report"],
+]
+
+
+@pytest.mark.parametrize("argv", STORE_COMMANDS, ids=" ".join)
+def test_every_command_that_uses_the_store_takes_store(argv: list[str], capsys: pytest.CaptureFixture[str]) -> None:
+    with pytest.raises(SystemExit) as done:
+        main([*argv, "--help"])
+    assert done.value.code == 0
+    assert "--store URL" in capsys.readouterr().out
+
+
+def test_store_goes_to_settings_not_the_environment(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+    """--store reaches the handler as Settings.store_url, over LEGION_STORE_URL, and leaves os.environ alone."""
+    import os
+
+    monkeypatch.setenv("LEGION_STORE_URL", "s3://from-env/p")
+    seen: dict[str, str | None] = {}
+
+    def handler(args: object) -> int:
+        seen["settings"] = getattr(args, "settings").store_url  # noqa: B009
+        seen["env"] = os.environ.get("LEGION_STORE_URL")
+        return 0
+
+    parser_argv = ["gc", "--home", str(tmp_path), "--store", "s3://from-flag/q/"]
+    monkeypatch.setattr("legion_ci.cli.gc.cmd_gc", handler)
+    assert main(parser_argv) == 0
+    assert seen == {"settings": "s3://from-flag/q", "env": "s3://from-env/p"}

@@ -1,4 +1,6 @@
-"""`legion-ci image build ARTIFACT_DIR`: the package stage's build for any artifact folder, outside a run."""
+"""`legion-ci image build ARTIFACT`: the package stage's build for any artifact (a store URI or a folder),
+outside a run. The artifact is taken as the stages take it: through the store and this host's cache, every
+file checked by sha256 against the artifact's checksums, never a folder used as it lies."""
 
 from __future__ import annotations
 
@@ -6,8 +8,8 @@ import argparse
 import sys
 
 from legion_ci.cli.common import add_state_args, open_state, print_json
-from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import NotFoundError
+from legion_ci.core.store import open_artifact
 from legion_ci.package.build import package
 from legion_ci.package.options import PackageOptions
 
@@ -17,12 +19,17 @@ def build_image(image: argparse.ArgumentParser, name: str) -> None:
     actions = image.add_subparsers(dest="image_action", metavar="ACTION", required=True)
     build = actions.add_parser(
         "build",
-        help="build an artifact folder's image; push it with --push",
+        help="build an artifact's image; push it with --push",
         description="Render the Dockerfile, build it with the Docker engine, tag it "
         "REGISTRY/legion/NAME:VERSION and :VERSION-ARTIFACTID8; with --push, "
         "push both and record the digest when the artifact is registered.",
     )
-    build.add_argument("artifact", metavar="ARTIFACT_DIR", help="an artifact folder (with manifest.json)")
+    build.add_argument(
+        "artifact",
+        metavar="ARTIFACT",
+        help="an artifact's store URI (s3://..., as the registry records it) or a folder with manifest.json; "
+        "a URI is fetched into $LEGION_HOME/cache, and every file is checked by sha256 before the build",
+    )
     build.add_argument("--tag", action="append", default=[], metavar="TAG", help="another tag (repeatable)")
     build.add_argument("--push", action="store_true", help="push to the image registry ($LEGION_IMAGE_REGISTRY)")
     build.add_argument(
@@ -38,7 +45,7 @@ def build_image(image: argparse.ArgumentParser, name: str) -> None:
 
 def cmd_build(args: argparse.Namespace) -> int:
     settings, registry = open_state(args)
-    art = Artifact.open(args.artifact)
+    art = open_artifact(settings, args.artifact)  # from the store via this host's cache, every file checked
     options = PackageOptions.from_settings(
         settings, registry=args.registry, base_image=args.base_image, push=args.push, extra_tags=tuple(args.tag)
     )

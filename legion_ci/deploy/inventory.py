@@ -46,8 +46,7 @@ def deploy_vars(
         "legion_model_name": version.model,
         "legion_model_version": version.version,
         "legion_version_id": version.id,
-        "legion_artifact_id": version.artifact_id,
-        "legion_artifact_path": str(version.path),
+        "legion_artifact_id": version.artifact_id,  # the pods run the image built from the store's copy
         "legion_replicas": spec.deploy.replicas,
         "legion_ports": list(ports or []),
         "legion_weight": weight,

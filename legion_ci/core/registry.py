@@ -56,6 +56,7 @@ versions = Table(
     Column("image", Text),
     Column("image_digest", String(100)),
     Column("created_at", String(40)),
+    Column("manifest_digest", String(100)),  # "sha256:<hex>" of manifest.json; NULL on rows before 0003
     UniqueConstraint("model", "artifact_id", name="uq_version_artifact"),
 )
 aliases = Table(
@@ -144,6 +145,7 @@ class VersionRecord:
     image: str | None
     image_digest: str | None
     created_at: str
+    manifest_digest: str | None = None  # sha256 of the manifest.json train published; None: an older row
 
     @property
     def label(self) -> str:
@@ -292,8 +294,11 @@ class Registry:
         self.engine.dispose()
 
     # -- models and versions -------------------------------------------------------------
-    def register_version(self, manifest: Manifest, path: str) -> tuple[VersionRecord, bool]:
+    def register_version(
+        self, manifest: Manifest, path: str, manifest_digest: str | None = None
+    ) -> tuple[VersionRecord, bool]:
         """Add a version for an artifact; the same artifact registered again returns the first record.
+        `manifest_digest` ("sha256:<hex>" of the published manifest.json) is what every fetch checks.
 
         A version string names one artifact of a model: another artifact under a version string already
         registered is refused (RegistryError naming both; `free_version` picks one that is free).
@@ -332,6 +337,7 @@ class Registry:
                             path=path,
                             manifest=manifest.to_json(),
                             created_at=now(),
+                            manifest_digest=manifest_digest,
                         )
                     )
                 return self.version_by_artifact(name, aid), True

@@ -24,11 +24,14 @@ import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from legion_ci.core.artifact import MANIFEST, Artifact, publish, sha256_file, write_json_atomic
 from legion_ci.core.errors import ArtifactError, ConfigError
 from legion_ci.core.settings import Settings
+
+if TYPE_CHECKING:
+    from legion_ci.core.registry import VersionRecord
 
 CHECKSUMS = "checksums.json"
 ARTIFACTS = "artifacts"
@@ -82,6 +85,24 @@ def check_files(folder: Path, where: str) -> None:
         Artifact.open(folder).verify()
     except ArtifactError as exc:
         raise StoreError(f"{where}: {exc}") from None
+
+
+def manifest_digest(folder: Path) -> str:
+    """The digest the registry records of an artifact: "sha256:<hex>" of its manifest.json as published."""
+    return "sha256:" + sha256_file(folder / MANIFEST)
+
+
+def check_manifest(folder: Path, where: str, expected: str | None) -> None:
+    """The manifest is the one the registry recorded (None: a row from before digests, not checked). The
+    manifest is the commit marker: a swapped one is refused even when every file matches its checksums."""
+    if expected is None:
+        return
+    actual = manifest_digest(folder)
+    if actual != expected:
+        raise StoreError(
+            f"{where}: {MANIFEST} has {actual[:19]}…, the registry recorded {expected[:19]}…; "
+            "not the manifest that was registered (replaced after publishing), refusing to use it"
+        )
 
 
 def _segment(value: str, what: str) -> str:
@@ -169,12 +190,14 @@ class Store:
             raise StoreError(f"{uri}: cannot upload the artifact: {exc}") from None
         return self.fetch(uri)
 
-    def fetch(self, ref: str) -> Fetched:
-        """The artifact a registry row names (a URI or a local path), verified, as a local folder."""
+    def fetch(self, ref: str, digest: str | None = None) -> Fetched:
+        """The artifact a registry row names (a URI or a local path), verified, as a local folder: every file
+        against its checksum, and the manifest against `digest` (the row's manifest_digest) when given."""
         if not is_remote(ref):
             folder = Path(ref.removeprefix("file://"))
             if not (folder / MANIFEST).is_file():
                 raise StoreError(f"{ref}: not an artifact (no {MANIFEST})")
+            check_manifest(folder, ref, digest)
             check_files(folder, ref)
             return Fetched(Artifact.open(folder), ref, cache_hit=False)
         uri = ref.rstrip("/")
@@ -182,6 +205,7 @@ class Store:
         cached = self.home / CACHE / ARTIFACTS / name / aid
         if (cached / MANIFEST).is_file():
             try:
+                check_manifest(cached, uri, digest)
                 check_files(cached, uri)
                 return Fetched(Artifact.open(cached), uri, cache_hit=True)
             except StoreError:
@@ -190,6 +214,7 @@ class Store:
         staging = Path(tempfile.mkdtemp(prefix=f".fetch-{aid}-", dir=cached.parent))
         try:
             self._download(uri, staging)
+            check_manifest(staging, uri, digest)
             check_files(staging, uri)
             try:
                 os.rename(staging, cached)
@@ -227,9 +252,15 @@ class Store:
             raise StoreError(f"{uri}: cannot read from the store: {exc}") from None
 
 
-def open_artifact(settings: Settings, ref: str) -> Artifact:
-    """The verified local artifact that a registry row (URI or path) names."""
-    return Store.from_settings(settings).fetch(ref).artifact
+def open_artifact(settings: Settings, ref: str, digest: str | None = None) -> Artifact:
+    """The verified local artifact that a registry row (URI or path) names; `digest` is the row's
+    manifest_digest (pass `open_version` a VersionRecord to have both)."""
+    return Store.from_settings(settings).fetch(ref, digest).artifact
+
+
+def open_version(settings: Settings, version: VersionRecord) -> Artifact:
+    """The verified local artifact of a registered version: its files and its manifest as registered."""
+    return open_artifact(settings, version.path, version.manifest_digest)
 
 
 @dataclass(frozen=True)

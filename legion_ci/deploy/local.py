@@ -20,7 +20,7 @@ from legion_ci.core.registry import DeploymentRecord, Registry, VersionRecord
 from legion_ci.core.settings import Settings, child_env
 from legion_ci.core.spec import ModelSpec, ServingSpec
 from legion_ci.core.status import DeploymentStatus
-from legion_ci.core.store import is_remote, open_artifact
+from legion_ci.core.store import is_remote, open_version
 from legion_ci.deploy import local_router, weights
 from legion_ci.deploy.drain import wait_drained
 
@@ -102,7 +102,7 @@ def deploy(
             f"no artifact at {version.path} (no manifest.json there) "
             f"for model {version.model} version {version.version}"
         )
-    artifact = open_artifact(settings, version.path).path  # from the store, checked, via this host's cache
+    artifact = open_version(settings, version).path  # from the store, checked, via this host's cache
     try:
         endpoints = spawn_replicas(settings, str(artifact.resolve()), replicas, flags, ports)
     except DeployError as exc:

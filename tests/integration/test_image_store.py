@@ -117,3 +117,29 @@ def test_the_kubernetes_inventory_carries_no_folder_of_another_agent(tmp_path: P
     assert "agent-a" not in yaml.safe_dump(variables)
     assert variables["legion_artifact_id"] == AID
     assert variables["legion_image_digest"] == "sha256:" + "a" * 64
+
+
+def test_image_build_refuses_a_manifest_the_registry_did_not_record(
+    published: str, s3_server: S3Server, tmp_path: Path
+) -> None:
+    import json
+
+    from legion_ci.core.registry import Registry
+    from legion_ci.core.store import manifest_digest
+
+    home = tmp_path / "agent-b"
+    settings = load_settings(str(home), store_url=published.split("/artifacts/")[0])
+    art = open_artifact(settings, published)
+    registry = Registry.from_settings(settings)
+    registry.register_version(art.manifest, published, manifest_digest(art.path))
+    registry.close()
+    shutil.rmtree(home / "cache")
+    key = f"{published.removeprefix(f's3://{BUCKET}/')}/manifest.json"
+    client = s3_server.client()
+    swapped = json.loads(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
+    swapped["version"] = "6.6.6"
+    client.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(swapped).encode())
+    done = _image_build(home, published, s3_server)
+    assert done.returncode == 2
+    assert done.stderr.startswith(f"error: {published}: manifest.json has sha256:")
+    assert "not the manifest that was registered" in done.stderr

@@ -117,3 +117,47 @@ def test_publishing_the_same_artifact_twice_keeps_the_first(s3_env: S3Server, tm
     assert first.uri == second.uri
     assert (second.artifact.path / "holdout.csv").read_text() == "a,b\n1,2\n"
     assert (_store(tmp_path / "c").fetch(first.uri).artifact.path / "holdout.csv").read_text() == "a,b\n1,2\n"
+
+
+def _swap_manifest(manifest: bytes) -> bytes:
+    """The same manifest with another version string: every file it and checksums.json name still matches."""
+    data = json.loads(manifest)
+    data["version"] = "6.6.6"
+    return json.dumps(data).encode()
+
+
+def test_s3_a_swapped_manifest_with_matching_files_is_refused(s3_env: S3Server, tmp_path: Path, staged: Path) -> None:
+    from legion_ci.core.store import manifest_digest
+
+    uri, key = _s3_published(s3_env, tmp_path, staged)
+    registered = manifest_digest(_store(tmp_path / "agent-a").fetch(uri).artifact.path)
+    assert _store(tmp_path / "agent-b").fetch(uri, registered).artifact.version != "6.6.6"  # cached, as registered
+    client = s3_env.client()
+    body = client.get_object(Bucket=BUCKET, Key=f"{key}/manifest.json")["Body"].read()
+    client.put_object(Bucket=BUCKET, Key=f"{key}/manifest.json", Body=_swap_manifest(body))
+
+    swapped = _store(tmp_path / "agent-c").fetch(uri)  # without the registry's digest the files all check out
+    assert swapped.artifact.version == "6.6.6"
+    with pytest.raises(
+        StoreError, match=rf"^{uri}: manifest.json has sha256:.*the registry recorded {registered[:19]}"
+    ):
+        _store(tmp_path / "agent-d").fetch(uri, registered)
+    assert not (tmp_path / "agent-d" / "cache" / "artifacts" / "iris" / "0123456789abcdef").exists()
+    # a cache that took the swapped manifest (fetched without a digest) is fetched again, and refused
+    with pytest.raises(StoreError, match=rf"^{uri}: manifest.json has sha256:"):
+        _store(tmp_path / "agent-c").fetch(uri, registered)
+    # the copy agent B cached before the swap is still the registered one
+    assert _store(tmp_path / "agent-b").fetch(uri, registered).cache_hit
+
+
+def test_local_a_swapped_manifest_is_refused(tmp_path: Path, staged: Path) -> None:
+    from legion_ci.core.store import manifest_digest
+
+    store = _store(tmp_path / "home")
+    uri = store.publish(staged).uri
+    registered = manifest_digest(Path(uri))
+    manifest = Path(uri) / "manifest.json"
+    manifest.write_bytes(_swap_manifest(manifest.read_bytes()))
+    with pytest.raises(StoreError, match=rf"^{uri}: manifest.json has sha256:.*not the manifest that was registered"):
+        store.fetch(uri, registered)
+    assert store.fetch(uri).artifact.version == "6.6.6"  # a row from before digests: read as before

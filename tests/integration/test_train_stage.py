@@ -144,3 +144,22 @@ def test_train_py_runs_by_hand(iris_dir: Path) -> None:
     assert done.returncode == 0, done.stderr
     exported = json.loads((iris_dir / ".legion" / "train-out" / "export.json").read_text())
     assert exported["task"] == "classification" and exported["classes"] == [0, 1, 2]
+
+
+def test_train_registers_the_manifest_digest_and_a_swapped_manifest_is_refused(
+    settings: Settings, registry: Registry, iris_dir: Path
+) -> None:
+    import hashlib
+
+    from legion_ci.core.store import StoreError, open_version
+
+    result = train(settings, registry, iris_dir)
+    record = registry.version_by_id(result.outputs["version_id"])
+    manifest = Path(result.outputs["path"]) / "manifest.json"
+    assert record.manifest_digest == "sha256:" + hashlib.sha256(manifest.read_bytes()).hexdigest()
+    assert open_version(settings, record).id == record.artifact_id
+    swapped = json.loads(manifest.read_text())
+    swapped["metrics"]["accuracy"] = 1.0  # a better-looking model; the model file and its sha256 unchanged
+    manifest.write_text(json.dumps(swapped))
+    with pytest.raises(StoreError, match="not the manifest that was registered"):
+        open_version(settings, record)

@@ -109,3 +109,17 @@ def test_processes_opening_a_fresh_registry_at_once_migrate_it_once(tmp_path: Pa
         assert p.returncode == 0, err
     assert revision(url) == registry_schema.HEAD
     assert sorted(r.id for r in Registry(url).runs()) == [f"run-{w}" for w in range(4)]
+
+
+def test_rows_registered_before_manifest_digests_still_read_and_new_ones_record_it(tmp_path: Path) -> None:
+    from tests.manifests import stub_manifest
+
+    url = restore_sqlite(tmp_path / "registry.db")
+    reg = Registry(url)  # 0001 -> 0002 -> 0003: versions.manifest_digest added, NULL on the old rows
+    old = reg.versions("iris")
+    assert old and all(v.manifest_digest is None for v in old)
+    digest = "sha256:" + "b" * 64
+    new, created = reg.register_version(stub_manifest("iris", "9.9.9", "fedcba9876543210"), "s3://b/p/x", digest)
+    assert created and new.manifest_digest == digest
+    assert reg.version_by_id(new.id).manifest_digest == digest
+    reg.close()

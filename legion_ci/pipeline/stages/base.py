@@ -14,7 +14,7 @@ from legion_ci.core.registry import Registry, RunRecord, VersionRecord
 from legion_ci.core.settings import Settings
 from legion_ci.core.spec import LoadedSpec, load_spec
 from legion_ci.core.status import StageStatus
-from legion_ci.core.store import CACHE, RUNS, RunOutputs, Store, StoredFile, open_artifact
+from legion_ci.core.store import CACHE, RUNS, RunOutputs, Store, StoredFile, open_version
 from legion_ci.pipeline.graph import stage as graph_stage
 
 
@@ -133,7 +133,7 @@ class StageContext:
 
     @cached_property
     def candidate_artifact(self) -> Artifact:
-        return open_artifact(self.settings, self.candidate.path)
+        return open_version(self.settings, self.candidate)
 
     @property
     def target(self) -> str:

@@ -15,7 +15,7 @@ import numpy as np
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import LegionError, StageFailed
 from legion_ci.core.status import StageStatus
-from legion_ci.core.store import open_artifact
+from legion_ci.core.store import open_version
 from legion_ci.pipeline.stages.base import StageContext, StageResult, keeps_outputs
 from legion_ci.quality.checks import HALTED, Check
 from legion_ci.quality.gate import (
@@ -41,7 +41,7 @@ def run(ctx: StageContext) -> StageResult:
     clock = time.monotonic()
     candidate = ctx.candidate_artifact
     production_record = ctx.registry.alias(spec.name, "production")
-    production = open_artifact(ctx.settings, production_record.path) if production_record else None
+    production = open_version(ctx.settings, production_record) if production_record else None
     prod_label = f"production {production.version} ({production.id[:8]})" if production else None
     folder = ctx.stage_dir()
     checks: list[Check] = []

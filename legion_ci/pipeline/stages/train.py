@@ -27,7 +27,7 @@ from legion_ci.core.manifest import (
 )
 from legion_ci.core.registry import VersionRecord
 from legion_ci.core.status import StageStatus
-from legion_ci.core.store import Store, open_artifact
+from legion_ci.core.store import Store, manifest_digest, open_version
 from legion_ci.pipeline.stages.base import StageContext, StageResult, keeps_outputs
 from legion_ci.quality.metrics import evaluate
 from legion_ci.toolchain import ENV_EXTRA_DATA, ENV_MODEL_DIR, ENV_OUTPUT_DIR, EXPORT_FILE, METRICS_FILE
@@ -69,7 +69,7 @@ def run(ctx: StageContext) -> StageResult:
         halt = None
         if ctx.run.flow == "retrain" and production is not None and production.id == existing.id:
             halt = "no new data or code since production was trained; nothing to retrain"
-        shutil.copyfile(open_artifact(ctx.settings, existing.path).path / MANIFEST, ctx.stage_dir() / MANIFEST)
+        shutil.copyfile(open_version(ctx.settings, existing).path / MANIFEST, ctx.stage_dir() / MANIFEST)
         return StageResult(
             StageStatus.PASSED,
             f"reused artifact {aid} (same commit, source, data, params and seed)",
@@ -103,7 +103,7 @@ def run(ctx: StageContext) -> StageResult:
     finally:
         shutil.rmtree(staging, ignore_errors=True)
     art, uri = published.artifact, published.uri
-    record, created = ctx.registry.register_version(art.manifest, uri)
+    record, created = ctx.registry.register_version(art.manifest, uri, manifest_digest(art.path))
     shutil.copyfile(art.path / MANIFEST, ctx.stage_dir() / MANIFEST)  # archived by Jenkins with the run folder
     metrics = ", ".join(f"{k}={v:.4g}" for k, v in sorted(art.metrics.items()))
     verb = "registered" if created else "already registered"
@@ -180,7 +180,7 @@ def _reusable(ctx: StageContext, name: str, aid: str) -> VersionRecord | None:
         return None
     try:
         version = ctx.registry.version_by_artifact(name, aid)
-        open_artifact(ctx.settings, version.path)  # fetched and checked: a damaged one is trained again
+        open_version(ctx.settings, version)  # fetched and checked: a damaged one is trained again
         return version
     except (NotFoundError, ArtifactError):  # unknown, or damaged on disk: train again
         return None

@@ -122,7 +122,7 @@ def test_the_readme_python_example_runs_against_a_served_model(served: Served, t
 def test_the_spec_docs_recipe_loads_the_production_model_with_its_checks(served: Served, tmp_path: Path) -> None:
     script = tmp_path / "load.py"
     script.write_text(block("python", "To use a registered model in a notebook", ROOT / "docs" / "spec.md"))
-    assert "open_artifact" in script.read_text() and ".model" in script.read_text()
+    assert "open_version" in script.read_text() and ".model" in script.read_text()
     done = subprocess.run(
         [sys.executable, "-W", "error::UserWarning", str(script)],  # named columns: no feature-name warning
         env=served.env,

@@ -4,8 +4,12 @@ from __future__ import annotations
 
 import argparse
 from pathlib import Path
+from typing import TYPE_CHECKING, Any
 
 from legion_ci.cli.common import add_state_args, open_state, print_json
+
+if TYPE_CHECKING:
+    from legion_ci.core.registry import EventRecord, Registry
 
 
 def build_ab(ab: argparse.ArgumentParser, name: str) -> None:
@@ -43,8 +47,8 @@ def cmd_report(args: argparse.Namespace) -> int:
             f"model {args.model!r} has no rollout evaluation yet; run `legion-ci evaluate MODEL_DIR` "
             "(the <model>-rollout job does, on rollout.schedule)"
         )
-    latest = events[-1]
-    history = [e.detail for e in registry.events(args.model, EVENT_KIND, version_id=latest.version_id, limit=1000)]
+    latest = max(events, key=lambda e: e.id)  # the newest by id, not by the list's order
+    history = [e.detail for e in _history(registry, args.model, EVENT_KIND, latest)]
     out = Path(args.out or f"{args.model}-ab")
     files = write_ab_reports(out, latest.detail, history)
     if args.json:
@@ -56,3 +60,29 @@ def cmd_report(args: argparse.Namespace) -> int:
         for f in files:
             print(f"  wrote {f}")
     return 0
+
+
+def _candidate_artifact(detail: dict[str, Any]) -> str | None:
+    """The artifact id of the candidate an evaluation event's detail describes."""
+    for variant in detail.get("variants", []):
+        if isinstance(variant, dict) and variant.get("role") == "candidate":
+            found = variant.get("artifact_id")
+            return str(found) if found is not None else None
+    return None
+
+
+def _history(registry: Registry, model: str, kind: str, latest: EventRecord) -> list[EventRecord]:
+    """Every evaluation of the latest event's candidate, oldest first. Linked by version id while the version
+    exists; once gc removed it (the events' version_id is NULL) by the candidate's artifact id in the detail,
+    else only the latest event itself: never every candidate's history mixed."""
+    if latest.version_id is not None:
+        found = registry.events(model, kind, version_id=latest.version_id, limit=1000)
+    else:
+        artifact = _candidate_artifact(latest.detail or {})
+        found = [
+            e
+            for e in registry.events(model, kind, limit=1000)
+            if e.id == latest.id
+            or (e.version_id is None and artifact is not None and _candidate_artifact(e.detail or {}) == artifact)
+        ]
+    return sorted(found, key=lambda e: e.id)

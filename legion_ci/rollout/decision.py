@@ -160,20 +160,27 @@ def interval(policy: Policy, candidate: Variant, production: Variant) -> Interva
     return Interval(float(gain), float(low), float(high), policy.alpha)
 
 
+_NO_ERROR_DATA = (
+    "not advanced: the error guard has no data (the candidate's error count is unknown: its replicas' /metrics "
+    "could not be read)"
+)
+
+
 def check_guards(policy: Policy, candidate: Variant) -> tuple[list[str], list[str]]:
     """(breaches, every guard as checked): error rate and p99 latency of the candidate."""
     breaches: list[str] = []
     checked: list[str] = []
     if candidate.requests is None or candidate.requests < policy.min_requests:
         seen = "unknown" if candidate.requests is None else str(candidate.requests)
-        checked.append(f"guards wait for {policy.min_requests} requests to the candidate (seen: {seen})")
-        return breaches, checked
-    rate = candidate.error_rate
-    if rate is not None:
-        line = f"error rate {rate:.2%} of {candidate.requests} requests (bound {policy.max_error_rate:.2%})"
-        checked.append(line)
-        if rate > policy.max_error_rate:
-            breaches.append(line)
+        checked.append(f"error guard waits for {policy.min_requests} requests to the candidate (seen: {seen})")
+    else:
+        rate = candidate.error_rate
+        if rate is not None:
+            line = f"error rate {rate:.2%} of {candidate.requests} requests (bound {policy.max_error_rate:.2%})"
+            checked.append(line)
+            if rate > policy.max_error_rate:
+                breaches.append(line)
+    # the p99 comes from the capture, not from /metrics: it is checked whether the request count is known or not
     if policy.max_p99_ms is not None and candidate.p99_ms is not None:
         line = f"p99 latency {candidate.p99_ms:.3g} ms (bound {policy.max_p99_ms:.3g} ms)"
         checked.append(line)
@@ -206,12 +213,16 @@ def decide(policy: Policy, candidate: Variant, production: Variant, elapsed_s: f
             nxt = policy.next_weight(weight)
             verdict = "better than production" if est.low > 0 else "no worse than production"
             why = f"{policy.metric} gain {est.text} is all above -{policy.margin:g}: {verdict}"
+            if candidate.requests is None or candidate.errors is None:
+                return Decision(Action.KEEP_TESTING, f"{why}; {_NO_ERROR_DATA}", weight, None, est, checked)
             action = Action.PROMOTE if nxt >= 100 else Action.ADVANCE
             return Decision(action, f"{why}; {weight}% -> {nxt}%", weight, nxt, est, checked)
     if expired:
         hours = policy.max_duration / 3600
         if policy.at_max_duration == "promote" and est is not None and est.gain >= -policy.margin:
             why = f"max_duration ({hours:g} h) reached undecided; the estimate {est.text} is within the margin"
+            if candidate.requests is None or candidate.errors is None:
+                return Decision(Action.KEEP_TESTING, f"{why}; {_NO_ERROR_DATA}", weight, None, est, checked)
             return Decision(Action.PROMOTE, f"{why}: promote (at_max_duration: promote)", weight, 100, est, checked)
         why = f"max_duration ({hours:g} h) reached without evidence of non-inferiority: production kept"
         return Decision(Action.ROLLBACK, why, weight, 0, est, checked)

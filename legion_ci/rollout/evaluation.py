@@ -55,7 +55,9 @@ def find_pair(registry: Registry, model: str) -> tuple[Pair | None, str]:
 
 def scrape(deployment: DeploymentRecord, timeout: float = 5.0) -> tuple[int | None, int | None]:
     """(invokes, 5xx) summed over the deployment's replicas' /metrics; (None, None) when any cannot be read
-    (a Kubernetes service is not reachable from an agent: the error guard then waits for Prometheus)."""
+    (a Kubernetes service is not reachable from an agent). With the error count unknown the decision never
+    advances or promotes the candidate (it keeps testing, saying the error guard has no data); the p99 guard,
+    read from the capture, still applies."""
     import httpx
 
     requests = errors = 0

@@ -6,8 +6,11 @@ Promotion and rollback with real servers and the router: tests/e2e/test_rollout_
 from __future__ import annotations
 
 import json
+import threading
 import time
 import xml.etree.ElementTree as ET
+from collections.abc import Iterator
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import pytest
@@ -31,12 +34,37 @@ def canary(iris_dir: Path, **rollout: object) -> Path:
     return iris_dir
 
 
-def deployed(registry: Registry) -> tuple[int, int]:
+class _Metrics(BaseHTTPRequestHandler):
+    BODY = b'legion_requests_total{model="iris",version="2.0.0",endpoint="invoke",status="200"} 400.0\n'
+
+    def do_GET(self) -> None:
+        self.send_response(200)
+        self.send_header("Content-Type", "text/plain")
+        self.send_header("Content-Length", str(len(self.BODY)))
+        self.end_headers()
+        self.wfile.write(self.BODY)
+
+    def log_message(self, *args: object) -> None:
+        pass
+
+
+@pytest.fixture
+def metrics_endpoints() -> Iterator[list[dict[str, str]]]:
+    """A real HTTP server whose /metrics shows 400 invokes answered without an error."""
+    server = ThreadingHTTPServer(("127.0.0.1", 0), _Metrics)
+    thread = threading.Thread(target=server.serve_forever, daemon=True)
+    thread.start()
+    yield [{"url": f"http://127.0.0.1:{server.server_address[1]}"}]
+    server.shutdown()
+    server.server_close()
+
+
+def deployed(registry: Registry, endpoints: list[dict[str, str]] = NOWHERE) -> tuple[int, int]:
     prod, _ = registry.register_version(stub_manifest("iris", "1.0.0", "a" * 12), "/nowhere")
     cand, _ = registry.register_version(stub_manifest("iris", "2.0.0", "b" * 12), "/nowhere")
     registry.set_alias("iris", "production", prod.id)
-    p = registry.add_deployment("iris", prod.id, "local", 95, NOWHERE, {"version": "1.0.0"})
-    c = registry.add_deployment("iris", cand.id, "local", 5, NOWHERE, {"version": "2.0.0"})
+    p = registry.add_deployment("iris", prod.id, "local", 95, endpoints, {"version": "1.0.0"})
+    c = registry.add_deployment("iris", cand.id, "local", 5, endpoints, {"version": "2.0.0"})
     return p.id, c.id
 
 
@@ -52,11 +80,31 @@ def traffic(settings: Settings, version: str, rows: int, right: float, prefix: s
         writer.close()
 
 
-def test_a_non_inferior_candidate_advances_one_step_with_an_event_and_a_report(
-    iris_dir: Path, settings: Settings, registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+def test_unreachable_metrics_keep_a_non_inferior_candidate_testing(
+    iris_dir: Path, settings: Settings, registry: Registry, capsys: pytest.CaptureFixture[str]
 ) -> None:
     model = canary(iris_dir)
-    prod_id, cand_id = deployed(registry)
+    prod_id, cand_id = deployed(registry)  # /metrics of neither replica answers: the error count is unknown
+    traffic(settings, "1.0.0", 400, 0.95, "p")
+    traffic(settings, "2.0.0", 400, 0.97, "c")
+    assert main(["evaluate", str(model), "--json"]) == 0
+    out = json.loads(capsys.readouterr().out)
+    assert out["outputs"]["action"] == "keep-testing"
+    (event,) = registry.events("iris")
+    assert "the error guard has no data" in event.summary
+    assert {d.id: d.weight for d in registry.deployments("iris")} == {prod_id: 95, cand_id: 5}
+
+
+def test_a_non_inferior_candidate_advances_one_step_with_an_event_and_a_report(
+    iris_dir: Path,
+    settings: Settings,
+    registry: Registry,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    metrics_endpoints: list[dict[str, str]],
+) -> None:
+    model = canary(iris_dir)
+    prod_id, cand_id = deployed(registry, metrics_endpoints)
     traffic(settings, "1.0.0", 400, 0.95, "p")
     traffic(settings, "2.0.0", 400, 0.97, "c")
     assert main(["evaluate", str(model), "--json"]) == 0
@@ -112,6 +160,24 @@ def test_ab_report_of_a_model_without_evaluations_says_how_to_get_one(
     assert "has no rollout evaluation yet; run `legion-ci evaluate MODEL_DIR`" in capsys.readouterr().err
     assert main(["ab", "report", "nosuch"]) == 2
     assert "no model 'nosuch' in the registry" in capsys.readouterr().err
+
+
+def test_ab_report_after_gc_unlinked_the_candidates_keeps_their_histories_apart(
+    registry: Registry, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    """gc removed two candidates' versions: their events lost version_id; the report of the newest candidate
+    counts its own evaluations (found by its artifact id), not the other candidate's."""
+
+    def detail(artifact: str, action: str) -> dict[str, object]:
+        variant = {"role": "candidate", "version": artifact, "artifact_id": artifact}
+        return {"model": "iris", "decision": {"action": action, "reason": action}, "variants": [variant]}
+
+    for artifact, action in [("old", "keep-testing"), ("old", "rollback"), ("new", "keep-testing")]:
+        registry.add_event("iris", "rollout", action, action, detail(artifact, action), None, f"r-{artifact}")
+    registry.add_event("iris", "rollout", "advance", "advance", detail("new", "advance"), None, "r-new-2")
+    assert main(["ab", "report", "iris", "--out", str(tmp_path / "ab")]) == 0
+    out = capsys.readouterr().out
+    assert "2 evaluation(s) of this candidate; latest: advance" in out
 
 
 def test_a_rollback_is_a_failed_test_case(tmp_path: Path) -> None:

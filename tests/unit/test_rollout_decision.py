@@ -12,8 +12,17 @@ def policy(spec: RolloutSpec = CANARY, metric: str = "accuracy") -> Policy:
     return Policy.of(spec, metric)
 
 
-def acc(version: str, weight: int, n: int, p: float, requests: int | None = None, **kw: float) -> Variant:
-    return Variant(version, weight, labelled=n, mean=p, var=p * (1 - p), requests=requests, **kw)  # type: ignore[arg-type]
+def acc(
+    version: str,
+    weight: int,
+    n: int,
+    p: float,
+    requests: int | None = 1000,
+    errors: int | None = 0,
+    p99_ms: float | None = None,
+) -> Variant:
+    """A variant with n labelled rows of accuracy p; by default 1000 requests answered without an error."""
+    return Variant(version, weight, n, p, p * (1 - p), requests, errors, p99_ms)
 
 
 def test_too_few_labelled_rows_keeps_testing() -> None:
@@ -57,7 +66,7 @@ def test_a_latency_guard_breach_rolls_back() -> None:
 def test_guards_wait_for_enough_requests() -> None:
     spec = RolloutSpec(strategy="canary", guard=GuardSpec(max_error_rate=0.0, min_requests=50))
     d = decide(policy(spec), acc("2.0.0", 5, 10, 0.9, requests=3, errors=3), acc("1.0.0", 95, 20000, 0.9), 60)
-    assert d.action is Action.KEEP_TESTING and "guards wait for 50 requests" in d.guards[0]
+    assert d.action is Action.KEEP_TESTING and "error guard waits for 50 requests" in d.guards[0]
 
 
 def test_max_duration_keeps_production_or_promotes_within_the_margin() -> None:
@@ -90,3 +99,23 @@ def test_a_shadow_candidate_shown_no_worse_takes_the_first_canary_step() -> None
     d = decide(p, acc("2.0.0", 0, 20000, 0.92), acc("1.0.0", 100, 20000, 0.90), elapsed_s=3600)
     assert d.action is Action.ADVANCE and (d.weight_from, d.weight_to) == (0, 10)
     assert "better than production" in d.reason
+
+
+def test_an_unknown_error_count_keeps_a_non_inferior_candidate_testing() -> None:
+    """/metrics unreachable (a Kubernetes deployment seen from an agent): never advance or promote blind."""
+    prod = acc("1.0.0", 80, 20000, 0.90)
+    d = decide(policy(), acc("2.0.0", 20, 20000, 0.92, requests=None, errors=None), prod, elapsed_s=3600)
+    assert d.action is Action.KEEP_TESTING and d.weight_to is None
+    assert "no worse than production" in d.reason or "better than production" in d.reason
+    assert "the error guard has no data" in d.reason
+    assert "error guard waits for" in d.guards[0] and "(seen: unknown)" in d.guards[0]
+    promoting = policy(RolloutSpec(strategy="canary", at_max_duration="promote"))
+    late = decide(promoting, acc("2.0.0", 5, 150, 0.895, requests=None, errors=None), prod, 7 * 86400)
+    assert late.action is Action.KEEP_TESTING and "the error guard has no data" in late.reason
+
+
+def test_the_latency_guard_applies_while_the_request_count_is_unknown() -> None:
+    spec = RolloutSpec(strategy="canary", guard=GuardSpec(max_p99_ms=50))
+    cand = acc("2.0.0", 20, 20000, 0.92, requests=None, errors=None, p99_ms=80.0)
+    d = decide(policy(spec), cand, acc("1.0.0", 80, 20000, 0.9), 3600)
+    assert d.action is Action.ROLLBACK and "p99 latency 80 ms (bound 50 ms)" in d.reason

@@ -64,6 +64,7 @@ class ModelPlan:
     versions: list[VersionRecord] = field(default_factory=list)  # to remove
     runs: list[RunRecord] = field(default_factory=list)  # to remove
     run_reasons: dict[str, str] = field(default_factory=dict)
+    run_candidates: dict[str, int] = field(default_factory=dict)  # run id -> the version it trained (if removed)
 
 
 @dataclass
@@ -120,6 +121,7 @@ def plan_model(registry: Registry, model: str, keep: int) -> ModelPlan:
         if candidate is not None and candidate in gone:
             plan.runs.append(run)
             plan.run_reasons[run.id] = f"its candidate {gone[candidate]} is removed"
+            plan.run_candidates[run.id] = candidate
         elif candidate is None and run.status is not RunStatus.RUNNING and run.id not in recent:
             plan.runs.append(run)
             plan.run_reasons[run.id] = f"trained nothing ({run.status}) and is not among the newest {keep} runs"
@@ -171,6 +173,7 @@ def _model(
     for version_id, reasons in sorted(plan.kept.items()):
         label = labels.get(version_id, f"{model} version {version_id}")
         outcome.kept.append({"model": model, "version_id": version_id, "label": label, "reasons": reasons})
+    kept_back: dict[int, str] = {}  # versions the registry refused to remove: their runs stay too
     for v in plan.versions:
         own = _artifact_uri_is_its_own(v)
         try:
@@ -183,12 +186,17 @@ def _model(
         except LegionError as exc:
             outcome.problems.append(f"{v.label}: {exc.message}")
             log(f"kept {v.label}: {exc.message}")
+            kept_back[v.id] = v.label
             continue
         why = f"no alias, no live deployment, not among the newest {keep}"
         outcome.removed.append(Removal("artifact", model, v.label, v.path, why, objects))
         left = "" if own else f"; its path does not end in {v.model}/{v.artifact_id}, so the files were left"
         log(f"{verb} artifact {v.label}: {v.path} ({objects} object(s)){left}")
     for run in plan.runs:
+        trained = plan.run_candidates.get(run.id)
+        if trained is not None and trained in kept_back:
+            log(f"kept run {run.id}: its candidate {kept_back[trained]} was kept")
+            continue
         uri = run.id
         try:
             uri = outputs.uri(run.id)

@@ -225,3 +225,26 @@ def test_a_model_whose_pipeline_holds_its_lock_is_skipped_and_said_so(world: Wor
     assert outcome.removed == []
     assert len(outcome.problems) == 1 and outcome.problems[0].startswith("m: skipped, model 'm' is locked by run")
     assert world.versions() == {"v1", "v2", "v3", "v4", "v5", "v6"}
+
+
+def test_a_version_that_gains_an_alias_meanwhile_keeps_its_runs(world: World, monkeypatch: pytest.MonkeyPatch) -> None:
+    """The plan is made, then (before the removal) v3 becomes staging: the registry refuses to remove it, and
+    the run that trained it keeps its registry rows and its outputs."""
+    from legion_ci.core import retention
+
+    planned = retention.plan_model
+
+    def plan_then_alias(registry: Registry, model: str, keep: int) -> retention.ModelPlan:
+        plan = planned(registry, model, keep)
+        registry.set_alias(model, "staging", world.ids["v3"])  # what another process did meanwhile
+        return plan
+
+    monkeypatch.setattr(retention, "plan_model", plan_then_alias)
+    lines: list[str] = []
+    outcome = collect(world.settings, world.registry, 2, False, lines.append)
+    assert [p for p in outcome.problems if p.startswith("m 1.0.3")], outcome.problems
+    assert "v3" in world.versions()
+    assert "r-v3" in world.runs() and world.objects()["r-v3"] == 1
+    assert "r-fail" not in world.runs()  # a run that trained nothing still goes
+    assert "kept run r-v3: its candidate m 1.0.3 (00000000) was kept" in lines
+    assert [r.name for r in outcome.removed if r.kind == "run"] == ["r-fail"]

@@ -6,16 +6,12 @@ from __future__ import annotations
 
 import argparse
 import sys
-from typing import TYPE_CHECKING
 
 from legion_ci.cli.common import add_state_args, open_state, print_json
 from legion_ci.core.errors import NotFoundError
 from legion_ci.core.store import open_artifact
 from legion_ci.package.build import package
 from legion_ci.package.options import PackageOptions
-
-if TYPE_CHECKING:
-    from legion_ci.core.registry import Registry
 
 
 def build_image(image: argparse.ArgumentParser, name: str) -> None:
@@ -47,21 +43,10 @@ def build_image(image: argparse.ArgumentParser, name: str) -> None:
     build.set_defaults(handler=cmd_build)
 
 
-def _registered_digest(registry: Registry, ref: str) -> str | None:
-    """The manifest digest the registry recorded for the artifact at `ref` (None: not registered there)."""
-    ref = ref.rstrip("/")
-    *_, name, aid = ["", "", *ref.split("/")]  # .../artifacts/<name>/<artifact_id>
-    try:
-        version = registry.version_by_artifact(name, aid)
-    except NotFoundError:
-        return None
-    return version.manifest_digest if version.path.rstrip("/") == ref else None
-
-
 def cmd_build(args: argparse.Namespace) -> int:
     settings, registry = open_state(args)
     # from the store via this host's cache, every file checked; the manifest too, when the registry knows it
-    art = open_artifact(settings, args.artifact, _registered_digest(registry, args.artifact))
+    art = open_artifact(settings, args.artifact, registry.registered_digest(args.artifact))
     options = PackageOptions.from_settings(
         settings, registry=args.registry, base_image=args.base_image, push=args.push, extra_tags=tuple(args.tag)
     )

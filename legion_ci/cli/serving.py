@@ -137,7 +137,14 @@ def _serve(args: argparse.Namespace) -> int:
     )
     artifact = args.artifact
     if is_remote(artifact):  # a store URI: served from this machine's verified cache
-        artifact = str(Store.from_settings(args.settings).fetch(artifact).artifact.path)
+        from legion_ci.core.registry import Registry
+
+        registry = Registry.from_settings(args.settings)  # the manifest is checked against its registry row
+        try:
+            digest = registry.registered_digest(artifact)
+        finally:
+            registry.close()
+        artifact = str(Store.from_settings(args.settings).fetch(artifact, digest).artifact.path)
     return serve(artifact, options, args.settings, args.plan)
 
 

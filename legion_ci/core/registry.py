@@ -371,6 +371,17 @@ class Registry:
             raise NotFoundError(f"model {model!r} has no artifact {artifact_id!r}")
         return _version(row)
 
+    def registered_digest(self, ref: str) -> str | None:
+        """The manifest digest recorded for the artifact a row names by `ref` (`.../NAME/ARTIFACT_ID`, the
+        row's own path or URI); None when no row names it so, or the row predates digests."""
+        ref = ref.rstrip("/")
+        *_, model, artifact_id = ["", "", *ref.split("/")]
+        try:
+            version = self.version_by_artifact(model, artifact_id)
+        except NotFoundError:
+            return None
+        return version.manifest_digest if version.path.rstrip("/") == ref else None
+
     def version_by_id(self, version_id: int) -> VersionRecord:
         with self.tx() as conn:
             row = conn.execute(select(versions).where(versions.c.id == version_id)).first()

@@ -119,19 +119,20 @@ def test_the_kubernetes_inventory_carries_no_folder_of_another_agent(tmp_path: P
     assert variables["legion_image_digest"] == "sha256:" + "a" * 64
 
 
-def test_image_build_refuses_a_manifest_the_registry_did_not_record(
-    published: str, s3_server: S3Server, tmp_path: Path
-) -> None:
+def _register_then_swap(published: str, s3_server: S3Server, home: Path) -> None:
+    """Agent B's registry records the artifact (with its manifest digest); then the store's manifest is
+    replaced by one naming the same, unchanged files; agent B's cache is empty."""
     import json
 
     from legion_ci.core.registry import Registry
     from legion_ci.core.store import manifest_digest
 
-    home = tmp_path / "agent-b"
     settings = load_settings(str(home), store_url=published.split("/artifacts/")[0])
     art = open_artifact(settings, published)
     registry = Registry.from_settings(settings)
     registry.register_version(art.manifest, published, manifest_digest(art.path))
+    assert registry.registered_digest(published) == manifest_digest(art.path)
+    assert registry.registered_digest(published + "0") is None  # an artifact id no row has
     registry.close()
     shutil.rmtree(home / "cache")
     key = f"{published.removeprefix(f's3://{BUCKET}/')}/manifest.json"
@@ -139,7 +140,24 @@ def test_image_build_refuses_a_manifest_the_registry_did_not_record(
     swapped = json.loads(client.get_object(Bucket=BUCKET, Key=key)["Body"].read())
     swapped["version"] = "6.6.6"
     client.put_object(Bucket=BUCKET, Key=key, Body=json.dumps(swapped).encode())
-    done = _image_build(home, published, s3_server)
-    assert done.returncode == 2
+
+
+@pytest.mark.parametrize("command", ["image build", "serve"])
+def test_a_manifest_the_registry_did_not_record_is_refused(
+    published: str, s3_server: S3Server, tmp_path: Path, command: str
+) -> None:
+    home = tmp_path / "agent-b"
+    _register_then_swap(published, s3_server, home)
+    if command == "serve":
+        env = {k: v for k, v in os.environ.items() if not k.startswith("LEGION_")}
+        env.update({**s3_server.env, "LEGION_HOME": str(home)})
+        store = published.split("/artifacts/")[0]
+        argv = ["serve", published, "--port", "0", "--no-auth", "--store", store]
+        done = subprocess.run(
+            [sys.executable, "-m", "legion_ci", *argv], capture_output=True, text=True, env=env, timeout=120
+        )
+    else:
+        done = _image_build(home, published, s3_server)
+    assert done.returncode == 2, done.stdout + done.stderr
     assert done.stderr.startswith(f"error: {published}: manifest.json has sha256:")
     assert "not the manifest that was registered" in done.stderr

@@ -3,20 +3,22 @@
 Reads the capture store of a model ($LEGION_HOME/feedback/NAME/, see legion_ci/feedback/capture.py) and
 writes one row per predicted row that has ground truth: the feature columns (the schema's names) and the
 target column (the artifact's target name, "target" by default). A request of N rows takes ground truth
-as a list of N values (or one value when N is 1). Records are ordered by their time (then segment name and
-line: a stable tie-break) across every segment of every server, and the newest *valid* ground truth for a
+as a list of N values (or one value when N is 1). Records are ordered by their time (then server id, segment
+name and line: a stable tie-break) across every segment of every server, and the newest *valid* ground truth for a
 request id wins: a post with the wrong number of labels, or a label the target cannot take, never replaces
 a good one. What is left out is counted per reason (REASONS) and reported.
 
 Request ids are chosen by callers, so two callers may send the same one. An id captured twice with
 different inputs is ambiguous: its feedback cannot be told apart, so it is counted (`ambiguous`) and left
-out. The same id with the same inputs (a retried request) is one prediction.
+out. The same id with the same inputs (a retried request, or a shadow copy) is one prediction per version.
+`labelled_predictions` gives the same join per version (the rollout's evidence scores it).
 """
 
 from __future__ import annotations
 
 import hashlib
 import logging
+import math
 import os
 import tempfile
 from collections.abc import Iterable, Iterator
@@ -28,14 +30,16 @@ from typing import Any
 from legion_ci.core.errors import ConfigError, NotFoundError
 from legion_ci.core.settings import Settings
 from legion_ci.feedback.capture import read_segment, segment_key, segments, store_dir
-from legion_ci.feedback.labels import LabelError, Target
+from legion_ci.feedback.labels import LabelError, Target, label_family
 from legion_ci.feedback.ship import all_segments
 
 log = logging.getLogger(__name__)
 FORMATS = (".csv", ".parquet")
 
 
-Key = tuple[float, str, int]  # (record time, segment file name, line): a total, stable order across servers
+# (record time, server id, segment file name, line): a total, stable order across servers, whose segments may
+# share a file name
+Key = tuple[float, str, str, int]
 
 REASONS = {
     "unmatched": "no prediction with that request id in the store",
@@ -83,6 +87,7 @@ class Joined:
 class _Prediction:
     key: Key
     header: dict[str, Any]
+    record: dict[str, Any]
     features: list[str]
     inputs: list[list[Any]]
     outputs: Any
@@ -106,13 +111,9 @@ def _records(paths: Iterable[Path]) -> Iterator[tuple[Key, dict[str, Any], dict[
                 continue
             try:
                 ts = float(record.get("ts") or 0.0)
-            except (TypeError, ValueError):
+            except (TypeError, ValueError, OverflowError):
                 ts = 0.0
-            yield (ts, path.name, line), header, record
-
-
-def _family(value: Any) -> str:
-    return "bool" if isinstance(value, bool) else "number" if isinstance(value, (int, float)) else type(value).__name__
+            yield (ts if math.isfinite(ts) else 0.0, key[0], key[1], line), header, record
 
 
 def _check(found: _Prediction, value: Any, target: Target | None) -> str | None:
@@ -129,8 +130,8 @@ def _check(found: _Prediction, value: Any, target: Target | None) -> str | None:
     outputs = found.outputs
     if not target.known and isinstance(outputs, list) and outputs:
         # a segment written before headers named the task: labels must be of the kind of the outputs
-        kind = _family(outputs[0])
-        if all(_family(o) == kind for o in outputs) and any(_family(v) != kind for v in values):
+        kind = label_family(outputs[0])
+        if all(label_family(o) == kind for o in outputs) and any(label_family(v) != kind for v in values):
             return "invalid_label"
     return None
 
@@ -139,71 +140,105 @@ def join(
     folder: Path, since: datetime | None = None, target: Target | None = None, more: Iterable[Path] = ()
 ) -> Joined:
     """Join the predictions and feedback of one model's store: its segments in `folder` and `more` (e.g.
-    segments shipped to the shared store). Records are ordered by their time, then segment name and line,
-    whichever server wrote them; the newest schema wins, and for each request id the newest *valid* ground
-    truth wins. `target` (the model being trained) checks labels; without it, each prediction's segment
-    header says what its model took."""
+    segments shipped to the shared store). Records are ordered by their time, then server id, segment name
+    and line, whichever server wrote them; the newest schema wins, and for each request id the newest *valid*
+    ground truth wins. `target` (the model being trained) checks labels; without it, each prediction's
+    segment header says what its model took."""
     return join_segments([*segments(folder), *more], since, target)
 
 
-def join_segments(paths: Iterable[Path], since: datetime | None = None, target: Target | None = None) -> Joined:
-    """`join` over an explicit list of segment files."""
-    predictions: dict[str, _Prediction] = {}
-    ambiguous: set[str] = set()
-    truth: dict[str, list[tuple[Key, Any]]] = {}
-    after = since.timestamp() if since else None
-    per_segment: dict[str, tuple[list[str], Target]] = {}  # features and target, once per segment
+@dataclass
+class _Store:
+    """What a store's segments hold: per request id, each version's newest prediction, and every post."""
+
+    predictions: dict[str, dict[str, _Prediction]] = field(default_factory=dict)  # request id -> version -> it
+    ambiguous: set[str] = field(default_factory=set)  # request ids captured with different inputs
+    truth: dict[str, list[tuple[Key, Any]]] = field(default_factory=dict)  # request id -> (order key, label)
+
+
+def _gather(paths: Iterable[Path], after: float | None) -> _Store:
+    store = _Store()
+    first: dict[str, tuple[list[str], list[Any]]] = {}  # request id -> (features, inputs) first captured
+    per_segment: dict[tuple[str, str], tuple[list[str], Target]] = {}  # features and target, once per segment
     for key, header, record in _records(paths):
         kind = record.get("kind")
         request_id = str(record.get("request_id"))
         if kind == "prediction":
             if after is not None and key[0] < after:
                 continue
-            described = per_segment.get(key[1])
+            described = per_segment.get(key[1:3])
             if described is None:
                 features = list(header.get("features") or [])
                 described = features, Target.of(header.get("task"), header.get("classes"), header.get("target"))
-                per_segment[key[1]] = described
+                per_segment[key[1:3]] = described
             found = _Prediction(
-                key, header, described[0], list(record.get("inputs") or []), record.get("outputs"), described[1]
+                key,
+                header,
+                record,
+                described[0],
+                list(record.get("inputs") or []),
+                record.get("outputs"),
+                described[1],
             )
-            earlier = predictions.get(request_id)
-            if earlier is not None and (earlier.features, earlier.inputs) != (found.features, found.inputs):
-                ambiguous.add(request_id)
+            seen = first.setdefault(request_id, (found.features, found.inputs))
+            if seen != (found.features, found.inputs):
+                store.ambiguous.add(request_id)
+            version = str(record.get("version") or header.get("version") or "")
+            by_version = store.predictions.setdefault(request_id, {})
+            earlier = by_version.get(version)
             if earlier is None or key > earlier.key:
-                predictions[request_id] = found
+                by_version[version] = found
         elif kind == "feedback":
-            truth.setdefault(request_id, []).append((key, record.get("ground_truth")))
+            store.truth.setdefault(request_id, []).append((key, record.get("ground_truth")))
+    return store
+
+
+def _choose(found: _Prediction, posts: list[tuple[Key, Any]], target: Target | None) -> tuple[Key, list[Any]] | str:
+    """The newest post that labels the prediction's rows (its order key and one label per row), or the reason
+    (a key of REASONS) the newest post was left out when none does."""
+    reasons: list[str] = []
+    for key, value in sorted(posts, key=lambda p: p[0], reverse=True):
+        reason = _check(found, value, target)
+        if reason is None:
+            return key, value if isinstance(value, list) else [value]
+        reasons.append(reason)
+    return "mismatched" if reasons[0] == "mismatched" else "invalid_label"
+
+
+def _after(since: datetime | float | None) -> float | None:
+    return since.timestamp() if isinstance(since, datetime) else since
+
+
+def join_segments(paths: Iterable[Path], since: datetime | None = None, target: Target | None = None) -> Joined:
+    """`join` over an explicit list of segment files."""
+    store = _gather(paths, _after(since))
+    predictions = {rid: max(by.values(), key=lambda p: p.key) for rid, by in store.predictions.items()}
     newest = max((p for p in predictions.values() if p.features), key=lambda p: p.key, default=None)
     columns = newest.features if newest else []
     out = Joined(columns, str(newest.header.get("target") or "target") if newest else "target")
-    out.predictions, out.feedback = len(predictions), len(truth)
+    out.predictions, out.feedback = len(predictions), len(store.truth)
     chosen: list[tuple[_Prediction, Key, list[Any]]] = []
-    for request_id, posts in truth.items():
-        if request_id in ambiguous:
+    for request_id, posts in store.truth.items():
+        if request_id in store.ambiguous:
             out.ambiguous += 1
             continue
-        match = predictions.get(request_id)
-        if match is None:
+        found = predictions.get(request_id)
+        if found is None:
             out.unmatched_feedback += 1
             continue
-        found = match
         if found.features != columns:
             out.other_schema += 1
             continue
-        reasons: list[str] = []
-        for key, value in sorted(posts, key=lambda p: p[0], reverse=True):
-            reason = _check(found, value, target)
-            if reason is None:
-                out.bad_posts_skipped += len(reasons)
-                chosen.append((found, key, value if isinstance(value, list) else [value]))
-                break
-            reasons.append(reason)
-        else:
-            if reasons[0] == "mismatched":
+        picked = _choose(found, posts, target)
+        if isinstance(picked, str):
+            if picked == "mismatched":
                 out.mismatched += 1
             else:
                 out.invalid_label += 1
+            continue
+        key, values = picked
+        out.bad_posts_skipped += sum(1 for k, _ in posts if k > key)
+        chosen.append((found, key, values))
     chosen.sort(key=lambda c: c[0].key)  # rows in prediction order: the same store gives the same file
     for found, _key, values in chosen:
         out.rows.extend([*row, v] for row, v in zip(found.inputs, values, strict=True))
@@ -213,6 +248,46 @@ def join_segments(paths: Iterable[Path], since: datetime | None = None, target: 
         out.label_times = [key[0] for _, key, _ in chosen]
         out.last_feedback = max(out.label_times)
     return out
+
+
+@dataclass(frozen=True)
+class Labelled:
+    """One version's prediction of a request id, with the ground truth the export's join chose for it."""
+
+    version: str
+    header: dict[str, Any]  # its segment's header
+    record: dict[str, Any]  # the prediction record as captured (a shadow copy says "shadow": true)
+    ts: float  # the prediction's time (0 when its record has none that reads as a time)
+    labels: list[Any] | None  # one per row: the newest valid ground truth; None when left out or never posted
+    left_out: str | None = None  # why ground truth was posted but not used: a key of REASONS
+
+
+def labelled_predictions(
+    paths: Iterable[Path], since: datetime | float | None = None, target: Target | None = None
+) -> Iterator[Labelled]:
+    """Each version's newest prediction of every request id made at or after `since` (a datetime or unix
+    seconds), in the export's order, with the ground truth the export would write for it: the newest valid
+    post (checked by `target`, or by the prediction's segment header), none for a request id captured with
+    different inputs (ambiguous, whichever version captured it). A request answered by two versions (a
+    shadow copy keeps the caller's request id) is given once per version, with the same ground truth."""
+    store = _gather(paths, _after(since))
+    found = sorted(
+        ((rid, version, p) for rid, by in store.predictions.items() for version, p in by.items()),
+        key=lambda item: item[2].key,
+    )
+    for request_id, version, prediction in found:
+        posts = store.truth.get(request_id)
+        labels: list[Any] | None = None
+        reason: str | None = None
+        if posts is not None and request_id in store.ambiguous:
+            reason = "ambiguous"
+        elif posts is not None:
+            picked = _choose(prediction, posts, target)
+            if isinstance(picked, str):
+                reason = picked
+            else:
+                labels = picked[1]
+        yield Labelled(version, prediction.header, prediction.record, prediction.key[0], labels, reason)
 
 
 @dataclass(frozen=True)

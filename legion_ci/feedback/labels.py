@@ -2,7 +2,8 @@
 
 One check, used twice: the feedback endpoint refuses a label the model could not produce (422 naming the
 value and the allowed ones), and the export leaves out (and counts) any label still invalid, e.g. one
-stored before the endpoint checked, so one bad post never breaks a retrain.
+stored before the endpoint checked, so one bad post never breaks a retrain. A regression label is bounded
+(LABEL_BOUND) so that its squared error, and a mean of them, stays a finite float.
 """
 
 from __future__ import annotations
@@ -12,13 +13,15 @@ from dataclasses import dataclass
 from typing import Any
 
 SHOWN_CLASSES = 20  # classes named in a message; more are summarized
+# The largest magnitude of a regression label: its square error (and a mean of them) stays a finite float
+LABEL_BOUND = 1e150
 
 
 class LabelError(ValueError):
     """A label the target cannot take; the message names the value and the allowed ones."""
 
 
-def _family(value: Any) -> str:
+def label_family(value: Any) -> str:
     """bool, number or string: labels of different families never compare equal as a class would."""
     if isinstance(value, bool):
         return "bool"
@@ -59,7 +62,7 @@ class Target:
 
     def allowed(self) -> str:
         if self.task == "regression":
-            return "a finite number"
+            return f"a finite number between {-LABEL_BOUND:g} and {LABEL_BOUND:g}"
         if self.classes is None:
             return "a class label (a string, integer or boolean)"
         shown = ", ".join(_show(c) for c in self.classes[:SHOWN_CLASSES])
@@ -69,12 +72,13 @@ class Target:
     def check(self, value: Any) -> Any:
         """The label as stored (a class in the classifier's own type), or LabelError naming what is allowed."""
         if self.task == "regression":
-            if isinstance(value, (int, float)) and not isinstance(value, bool) and math.isfinite(value):
+            # abs(NaN or inf) <= bound is False; an int of any size compares exactly (no float conversion)
+            if isinstance(value, (int, float)) and not isinstance(value, bool) and abs(value) <= LABEL_BOUND:
                 return value
         elif self.task == "classification" and self.classes is not None:
-            family = _family(value)
+            family = label_family(value)
             for cls in self.classes:
-                if cls == value and _family(cls) == family:
+                if cls == value and label_family(cls) == family:
                     return cls
         elif isinstance(value, (str, int, bool)) or (isinstance(value, float) and math.isfinite(value)):
             return value
@@ -87,7 +91,7 @@ class Target:
         """The OpenAPI schema of `ground_truth` that `check_all` accepts: one label, or a list of them."""
         one: dict[str, Any]
         if self.task == "regression":
-            one = {"type": "number"}
+            one = {"type": "number", "minimum": -LABEL_BOUND, "maximum": LABEL_BOUND}
         elif self.task == "classification" and self.classes is not None:
             one = {"enum": list(self.classes)}
         else:

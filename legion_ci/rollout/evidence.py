@@ -2,13 +2,13 @@
 
 Reads a model's capture segments (legion_ci.feedback.capture: predictions and feedback records; the local
 ones and those shipped to the shared store, the same segments `legion-ci feedback export` joins) and scores
-every labelled row with the rollout's per-row metric, per version. Predictions are keyed by (version,
-request id): a request answered by both variants (a shadow copy) is scored for each, with the one ground
-truth it got. As in the export (legion_ci.feedback.export), the newest *valid* ground truth for a request
-id wins (a post with the wrong number of labels, or labels that cannot be scored, never replaces a good
-one), and a request id captured twice by one version with different inputs is ambiguous and left out.
-Latency is the server's own answer time of every captured prediction; requests and errors come from the
-variants' /metrics (`errors_from_metrics`).
+every labelled row with the rollout's per-row metric, per version. The join is the export's own
+(legion_ci.feedback.export.labelled_predictions): its order, its label checks (the newest *valid* ground truth
+for a request id wins) and its ambiguity (a request id captured twice with different inputs, by any version,
+is left out). A request answered by both variants (a shadow copy keeps the caller's request id) is scored for
+each, with the one ground truth it got. A row whose score is not a finite number is unscorable: counted with
+the mismatched ones, never scored. Latency is the server's own answer time of every captured prediction;
+requests and errors come from the variants' /metrics (`errors_from_metrics`).
 """
 
 from __future__ import annotations
@@ -21,7 +21,7 @@ from typing import Any
 
 import numpy as np
 
-from legion_ci.feedback.capture import read_segment
+from legion_ci.feedback.export import labelled_predictions
 
 
 @dataclass
@@ -33,7 +33,7 @@ class Scores:
     latencies_ms: list[float] = field(default_factory=list)
     hourly: dict[int, list[float]] = field(default_factory=dict)  # hour (unix ts // 3600) -> scores
     ambiguous: int = 0
-    mismatched: int = 0  # ground truth whose length differs from the request's rows
+    mismatched: int = 0  # ground truth left out: wrong length, a label the target cannot take, or unscorable
 
     @property
     def labelled(self) -> int:
@@ -50,86 +50,62 @@ class Scores:
 
 
 def _number(v: Any) -> float | None:
-    if isinstance(v, bool):
-        return float(v)
-    if isinstance(v, (int, float)):
-        return float(v)
-    if isinstance(v, str):
+    if isinstance(v, (bool, int, float, str)):
         try:
             return float(v)
-        except ValueError:
+        except (ValueError, OverflowError):
             return None
     return None
 
 
 def score(metric: str, predicted: Any, truth: Any) -> float | None:
-    """One row's score; None when the ground truth cannot be scored (e.g. text for a regressor)."""
+    """One row's score; None when it cannot be scored (e.g. text for a regressor, or an error too large for a
+    float: a non-finite score would make every mean and interval NaN)."""
     if metric in ("accuracy", "error_rate"):
         a, b = _number(predicted), _number(truth)
         same = (a == b) if a is not None and b is not None else str(predicted) == str(truth)
         return float(same) if metric == "accuracy" else float(not same)
     a, b = _number(predicted), _number(truth)
-    if a is None or b is None or not math.isfinite(a) or not math.isfinite(b):
+    if a is None or b is None:
         return None
-    return abs(a - b) if metric == "mae" else (a - b) ** 2
-
-
-def _newest_valid(metric: str, posts: list[tuple[float, Any]], answers: list[Any], n: int) -> list[float] | None:
-    """The rows' scores under the newest ground truth that labels every row and can be scored."""
-    for _, value in sorted(posts, key=lambda p: p[0], reverse=True):
-        values = value if isinstance(value, list) else [value]
-        if len(values) != n or len(answers) != n:
-            continue
-        found = [score(metric, predicted, actual) for predicted, actual in zip(answers, values, strict=True)]
-        if all(x is not None for x in found):
-            return [float(x) for x in found if x is not None]
-    return None
+    with np.errstate(over="ignore", invalid="ignore"):
+        diff = np.float64(a) - np.float64(b)
+        found = float(abs(diff) if metric == "mae" else diff * diff)
+    return found if math.isfinite(found) else None
 
 
 def collect(paths: Iterable[Path], metric: str, versions: Iterable[str], since: float) -> dict[str, Scores]:
     """Scores per version (only those named) of predictions made at or after `since` (unix seconds), from
     these segment files (legion_ci.feedback.ship.all_segments: this host's and those shipped to the store)."""
-    wanted = set(versions)
-    out = {v: Scores(v) for v in wanted}
-    predictions: dict[tuple[str, str], tuple[list[Any], Any, float]] = {}
-    ambiguous: set[tuple[str, str]] = set()
-    truth: dict[str, list[tuple[float, Any]]] = {}
-    records = (record for path in paths for record in read_segment(path) if record.get("kind") != "segment")
-    for record in records:
-        kind = record.get("kind")
-        if kind == "prediction":
-            version = str(record.get("version"))
-            ts = float(record.get("ts") or 0)
-            if version not in wanted or ts < since:
-                continue
-            key = (version, str(record.get("request_id")))
-            entry = (list(record.get("inputs") or []), record.get("outputs"), ts)
-            earlier = predictions.get(key)
-            if earlier is not None and earlier[:2] != entry[:2]:
-                ambiguous.add(key)
-            elif earlier is None:
-                latency = record.get("latency_ms")
-                if isinstance(latency, (int, float)):
-                    out[version].latencies_ms.append(float(latency))
-            predictions[key] = entry
-        elif kind == "feedback":
-            when = record.get("ts")
-            stamp = float(when) if isinstance(when, (int, float)) else 0.0
-            truth.setdefault(str(record.get("request_id")), []).append((stamp, record.get("ground_truth")))
-    for (version, request_id), (inputs, outputs, ts) in predictions.items():
-        if request_id not in truth:
+    out = {v: Scores(v) for v in set(versions)}
+    for found in labelled_predictions(paths, since):
+        scores = out.get(found.version)
+        if scores is None:
             continue
-        scores = out[version]
-        if (version, request_id) in ambiguous:
+        latency = found.record.get("latency_ms")
+        if isinstance(latency, (int, float)) and not isinstance(latency, bool) and math.isfinite(latency):
+            scores.latencies_ms.append(float(latency))
+        if found.left_out == "ambiguous":
             scores.ambiguous += 1
             continue
-        answers = outputs if isinstance(outputs, list) else [outputs]
-        rows = _newest_valid(metric, truth[request_id], answers, len(inputs))
-        if rows is None:
+        if found.left_out is not None:
             scores.mismatched += 1
             continue
-        scores.scores.extend(rows)
-        scores.hourly.setdefault(int(ts // 3600), []).extend(rows)
+        if found.labels is None:
+            continue
+        outputs = found.record.get("outputs")
+        answers = outputs if isinstance(outputs, list) else [outputs]
+        rows = (
+            [score(metric, p, t) for p, t in zip(answers, found.labels, strict=True)]
+            if len(answers) == len(found.labels)
+            else [None]
+        )
+        if any(r is None for r in rows):
+            scores.mismatched += 1
+            continue
+        done = [float(r) for r in rows if r is not None]
+        scores.scores.extend(done)
+        scores.hourly.setdefault(int(found.ts // 3600), []).extend(done)
     return out
 
 

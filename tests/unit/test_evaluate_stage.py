@@ -253,3 +253,74 @@ def test_a_canary_spec_deploys_at_its_first_step_and_the_push_flow_leaves_promot
     assert result.status is StageStatus.PASSED and "stays at its first step" in result.summary
     assert {d.id: d.weight for d in registry.deployments("iris")} == {prod_id: 95, cand_id: 5}
     assert registry.alias("iris", "production").version == "1.0.0"  # type: ignore[union-attr]
+
+
+def _segment(folder: Path, name: str, header: dict[str, object], *records: dict[str, object]) -> None:
+    folder.mkdir(parents=True, exist_ok=True)
+    lines = [json.dumps({"kind": "segment", **header}), *(json.dumps(r) for r in records)]
+    (folder / name).write_text("\n".join(lines) + "\n")
+
+
+IRIS: dict[str, object] = {"model": "iris", "features": ["x"], "target": "species"}
+IRIS |= {"task": "classification", "classes": [0, 1, 2]}
+
+
+V1: dict[str, object] = {**IRIS, "version": "1.0.0"}
+V2: dict[str, object] = {**IRIS, "version": "2.0.0"}
+
+
+def _pred(rid: str, version: str, ts: object, x: float = 1.0) -> dict[str, object]:
+    record = {"inputs": [[x]], "outputs": [1], "latency_ms": 2.0}
+    return {"kind": "prediction", "request_id": rid, "version": version, "ts": ts, **record}
+
+
+def _fb(rid: str, ts: float, truth: object) -> dict[str, object]:
+    return {"kind": "feedback", "request_id": rid, "ts": ts, "ground_truth": truth}
+
+
+def test_a_later_invalid_label_in_an_old_segment_never_replaces_a_valid_one_in_the_evidence(
+    settings: Settings,
+) -> None:
+    """The evidence is the export's join: labels are checked by the target (a class the model lacks is
+    invalid, not a wrong answer), and a copy of the request answered by another version gets the same one."""
+    folder = store_dir(settings.feedback_dir, "iris")
+    _segment(folder, "seg-1.jsonl", V1, _fb("r1", 300.0, "class_7"))
+    _segment(folder, "seg-2.jsonl", V1, _pred("r1", "1.0.0", 100.0), _fb("r1", 200.0, 1))
+    _segment(folder, "seg-3.jsonl", V2, {**_pred("r1", "2.0.0", 100.5), "shadow": True})
+    found = collect(segments(folder), "accuracy", ["1.0.0", "2.0.0"], since=0)
+    assert found["1.0.0"].scores == [1.0] and found["1.0.0"].mismatched == 0
+    assert found["2.0.0"].scores == [1.0], "the shadow copy is scored with the caller's ground truth"
+
+
+def test_a_prediction_whose_time_is_not_a_number_does_not_fail_the_evaluation(settings: Settings) -> None:
+    folder = store_dir(settings.feedback_dir, "iris")
+    _segment(folder, "seg-1.jsonl", V1, _pred("odd", "1.0.0", "yesterday"), _fb("odd", 101.0, 1))
+    found = collect(segments(folder), "accuracy", ["1.0.0"], since=0)["1.0.0"]
+    assert found.scores == [1.0] and found.latencies_ms == [2.0]
+
+
+def test_a_request_id_two_versions_captured_with_different_inputs_is_ambiguous_for_both(settings: Settings) -> None:
+    folder = store_dir(settings.feedback_dir, "iris")
+    _segment(folder, "seg-1.jsonl", V1, _pred("twice", "1.0.0", 100.0), _fb("twice", 101.0, 1))
+    _segment(folder, "seg-2.jsonl", V2, _pred("twice", "2.0.0", 100.0, x=9.0))
+    found = collect(segments(folder), "accuracy", ["1.0.0", "2.0.0"], since=0)
+    assert found["1.0.0"].ambiguous == 1 and found["2.0.0"].ambiguous == 1
+    assert found["1.0.0"].labelled == found["2.0.0"].labelled == 0
+
+
+def test_a_huge_regression_error_is_unscorable_not_a_crash(settings: Settings) -> None:
+    assert score("mse", 5.0, 1e200) is None and score("mae", 1.7e308, -1.7e308) is None
+    assert score("mse", 5.0, 10**400) is None and score("mse", 3.0, 1.0) == 4.0
+    folder = store_dir(settings.feedback_dir, "diabetes")
+    # no task in the header: any finite number is a label, so only the score can refuse it
+    header: dict[str, object] = {"model": "diabetes", "version": "1.0.0", "features": ["x"], "target": "y"}
+    pred = {"kind": "prediction", "request_id": "r", "version": "1.0.0", "ts": 100.0, "inputs": [[1.0]]}
+    _segment(
+        folder,
+        "seg-1.jsonl",
+        header,
+        {**pred, "outputs": [5.0]},
+        {"kind": "feedback", "request_id": "r", "ts": 101.0, "ground_truth": 1e200},
+    )
+    found = collect(segments(folder), "mse", ["1.0.0"], since=0)["1.0.0"]
+    assert found.labelled == 0 and found.mismatched == 1

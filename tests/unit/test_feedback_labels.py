@@ -47,3 +47,14 @@ def test_a_label_the_schema_refuses_is_refused(target: Target, value: Any) -> No
         jsonschema.validate(value, target.json_schema())
     with pytest.raises(LabelError):
         target.check_all(value, None)
+
+
+@pytest.mark.parametrize("value", [1e151, -1e200, 10**400, float("inf"), float("nan")])
+def test_a_regression_label_beyond_the_bound_is_refused_by_the_rule_and_the_schema(value: float) -> None:
+    with pytest.raises(LabelError, match="between -1e\\+150 and 1e\\+150"):
+        REGRESSOR.check(value)
+    if value == value and abs(value) != float("inf"):  # JSON has no NaN or infinity
+        with pytest.raises(jsonschema.ValidationError):
+            jsonschema.validate(value, REGRESSOR.json_schema())
+    REGRESSOR.check(1e150)
+    jsonschema.validate(1e150, REGRESSOR.json_schema())

@@ -252,3 +252,16 @@ def test_two_servers_segments_with_one_file_name_are_both_read_and_a_shipped_cop
     _segment(shipped, name, {**HEADER, "server": "pod-a"}, _pred("ra", 100.0), _fb("ra", 101.0, 1))
     out = join_segments([pod_a / name, pod_b / name, shipped / name])
     assert sorted(out.rows) == [[0.0, 1.0, 1], [0.0, 1.0, 2]]
+
+
+def test_two_servers_segments_with_one_file_name_keep_their_own_schemas(settings: Settings, tmp_path: Path) -> None:
+    """Features are read once per segment, and a segment is named by its server id and file name: pod B's
+    segment (other features, three columns) never takes pod A's features because the file names agree."""
+    name = "seg-20260101T000001-1-000000001.jsonl"
+    pod_a, pod_b = (settings.feedback_dir / "iris" / d for d in ("a", "b"))
+    _segment(pod_a, name, {**HEADER, "server": "pod-a"}, _pred("ra", 100.0), _fb("ra", 101.0, 1))
+    wide = {"kind": "prediction", "request_id": "rb", "ts": 200.0, "inputs": [[1.0, 2.0, 3.0]], "outputs": [0]}
+    _segment(pod_b, name, {**HEADER, "server": "pod-b", "features": ["c", "d", "e"]}, wide, _fb("rb", 201.0, 2))
+    out = join_segments([pod_a / name, pod_b / name])
+    assert out.columns == ["c", "d", "e"] and out.rows == [[1.0, 2.0, 3.0, 2]]
+    assert out.left_out() == {"other_schema": 1}

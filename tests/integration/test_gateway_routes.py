@@ -87,7 +87,7 @@ def test_ci_routes_validate_against_the_experimental_crd_and_say_the_split() -> 
     }
     assert rewrite == {"legion-iris-1-0-0": "/api/model/iris/1.0.0", "legion-iris-1-1-0": "/api/model/iris/1.1.0"}
     diabetes = {rule["name"]: rule for rule in routes["diabetes"]["spec"]["rules"]}
-    mirror = diabetes["open-inference"]["filters"][0]
+    mirror = diabetes["open-inference"]["filters"][1]
     assert mirror["type"] == "RequestMirror"
     assert mirror["requestMirror"] == {
         "backendRef": {"name": "legion-diabetes-2-1-0", "namespace": "models", "port": 80},
@@ -95,6 +95,22 @@ def test_ci_routes_validate_against_the_experimental_crd_and_say_the_split() -> 
     }
     assert [b["name"] for b in diabetes["open-inference"]["backendRefs"]] == ["legion-diabetes-2-0-0"]
     assert "pinned-2-1-0" in diabetes  # the shadow stays callable by its version
+
+
+def test_every_rule_removes_the_headers_only_the_platform_sets() -> None:
+    """Callers must not set X-Legion-Shadow or X-Legion-Request-ID-Minted: every rule of every route removes
+    them (the Python router strips them itself; on Kubernetes the Gateway is the only way in)."""
+    strip = {
+        "type": "RequestHeaderModifier",
+        "requestHeaderModifier": {"remove": ["X-Legion-Shadow", "X-Legion-Request-ID-Minted"]},
+    }
+    routes = _routes(_ci_values())
+    assert {r["metadata"]["labels"]["legion.ai/model"] for r in routes} == {"iris", "diabetes"}
+    for route in routes:
+        assert _problems(route, "experimental") == []
+        for rule in route["spec"]["rules"]:
+            assert rule["filters"][0] == strip, (route["metadata"]["name"], rule["name"])
+            assert [f["type"] for f in rule["filters"]].count("RequestHeaderModifier") == 1
 
 
 def test_without_session_persistence_a_route_is_standard_channel() -> None:

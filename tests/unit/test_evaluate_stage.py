@@ -95,6 +95,25 @@ def test_unreachable_metrics_keep_a_non_inferior_candidate_testing(
     assert {d.id: d.weight for d in registry.deployments("iris")} == {prod_id: 95, cand_id: 5}
 
 
+def test_a_shadow_rollout_through_the_gateway_warns_that_callers_need_request_ids(
+    iris_dir: Path,
+    settings: Settings,
+    registry: Registry,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    model = canary(iris_dir, strategy="shadow", steps=[10, 100])
+    deployed(registry)
+    warning = "warning: a shadow rollout through the Gateway joins feedback only for callers that send X-Request-ID"
+    assert main(["evaluate", str(model)]) == 0
+    first = capsys.readouterr()
+    assert warning not in first.out + first.err, first
+    monkeypatch.setenv("LEGION_GATEWAY_RELEASE", "legion")
+    assert main(["evaluate", str(model)]) == 0
+    second = capsys.readouterr()
+    assert warning in second.out + second.err, second
+
+
 def test_a_non_inferior_candidate_advances_one_step_with_an_event_and_a_report(
     iris_dir: Path,
     settings: Settings,

@@ -23,6 +23,11 @@ def run(ctx: StageContext) -> StageResult:
     pair, why = find_pair(ctx.registry, spec.name)
     if pair is None:
         return StageResult(StageStatus.PASSED, why, {"action": None})
+    if spec.rollout.strategy == "shadow" and ctx.settings.gateway_release:
+        ctx.log(
+            "warning: a shadow rollout through the Gateway joins feedback only for callers that send X-Request-ID "
+            "(a mirrored copy without one gets its own id; docs/traffic.md)"
+        )
     task = pair.candidate_version.manifest.task
     metric = resolve_metric(spec.rollout, spec.gate.compare_to_production.metric, task)
     policy = Policy.of(spec.rollout, metric)

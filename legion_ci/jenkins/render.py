@@ -321,6 +321,12 @@ def _description(text: str) -> str:
     return f"{text}\n{MANAGED_NOTE} [legion-ci-digest: {DIGEST_PLACEHOLDER}]"
 
 
+def kind_parameters(params: tuple[jobs.Param, ...], kind: jobs.JobKind) -> tuple[jobs.Param, ...]:
+    """The parameters one job offers: the rollout job none (`legion-ci evaluate` reads none of the push flow's
+    target, traffic weight or skip/force reasons), the others all of the model's."""
+    return () if kind.flow == "rollout" else params
+
+
 def render_model(loaded: LoadedSpec, options: RenderOptions, env: jinja2.Environment | None = None) -> Rendered:
     """The Jenkinsfiles and job config.xml of one model."""
     env = env or environment()
@@ -361,12 +367,13 @@ def render_model(loaded: LoadedSpec, options: RenderOptions, env: jinja2.Environ
         ]
         script_path = f"{model_path}/{kind.jenkinsfile}" if model_path != "." else kind.jenkinsfile
         cron = jobs.cron_of(spec, kind)
+        kind_params = kind_parameters(params, kind)
         out.files[f"{spec.name}/{kind.jenkinsfile}"] = env.get_template(kind.template).render(
             source=source,
             spec=spec,
             flow=kind.flow,
             stages=stages,
-            params=params,
+            params=kind_params,
             model_path=model_path,
             run_id=_run_id(spec.name, kind),
             credentials=jobs.credentials_for(spec, options.store_endpoint),
@@ -379,7 +386,7 @@ def render_model(loaded: LoadedSpec, options: RenderOptions, env: jinja2.Environ
             description=_description(
                 f"Model {spec.name}, flow {kind.flow}: {' -> '.join(str(s['name']) for s in stages)}."
             ),
-            params=params,
+            params=kind_params,
             scm=scm,
             script_path=script_path,
             trigger=kind.trigger,

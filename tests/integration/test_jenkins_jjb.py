@@ -81,7 +81,7 @@ def pairs(tmp_path_factory: pytest.TempPathFactory) -> list[tuple[str, str, str]
             definitions.append(
                 _jjb_job(
                     jobs.full_name(spec.name, kind),
-                    jobs.parameters(spec),
+                    render.kind_parameters(jobs.parameters(spec), kind),
                     script,
                     kind.trigger,
                     jobs.cron_of(spec, kind),

@@ -423,3 +423,15 @@ def test_platform_namespace_parameter_is_checked_before_ansible_reads_it(
     assert not (tmp_path / "pwned").exists()
     if not ok:
         assert run.returncode == 2 and "LEGION_NAMESPACE" in run.stderr
+
+
+def test_the_rollout_job_offers_no_push_flow_parameters() -> None:
+    """`legion-ci evaluate` reads none of LEGION_TARGET, LEGION_TRAFFIC_WEIGHT or the skip/force reasons:
+    the rollout job does not offer them (the push job still does)."""
+    rendered = render_case("jenkins-basic")
+    text = rendered.files["basic/rollout.Jenkinsfile"]
+    xml = rendered.files["jobs/basic/basic-rollout/config.xml"]
+    assert "parameters {" not in text and "ParametersDefinitionProperty" not in xml
+    for name in jobs.PARAM_NAMES:
+        assert name not in text and name not in xml
+    assert "parameters {" in rendered.files["basic/Jenkinsfile"]

@@ -95,6 +95,7 @@ class CaptureWriter:
         self.errors = 0
         self.written = 0
         self._lock = threading.Lock()
+        self._closed = False  # set by close() under _lock: no segment is opened, swapped in or kept after it
         self._dirty = False
         self._seg: _Segment | None = None
         self._retired: list[_Segment] = []
@@ -146,6 +147,8 @@ class CaptureWriter:
 
     def _rotate(self) -> _Segment:
         with self._lock:
+            if self._closed:
+                raise OSError("the capture writer is closed (the server is stopping)")
             if self._seg is not None:
                 self._close_segment(self._seg)
                 self._seg = None
@@ -157,17 +160,21 @@ class CaptureWriter:
         the event loop; the swap itself runs on the loop, so no append ever meets a closed mapping)."""
         self.close_retired()
         seg = self._seg
-        if seg is None or seg.pos <= seg.start or time.monotonic() - seg.opened < age:
+        if self._closed or seg is None or seg.pos <= seg.start or time.monotonic() - seg.opened < age:
             return
         fresh = self._new_segment()
 
         def swap() -> None:
-            if self._seg is seg:
-                self._seg = fresh
-                self._retired.append(seg)
-            else:  # rotated (full) or closed meanwhile: the fresh segment holds only its header
-                self._retired.append(fresh)
-            self._dirty = True
+            with self._lock:
+                if self._closed:  # close() ran first and closed `seg`: nobody else would close `fresh`
+                    self._close_segment(fresh)
+                    return
+                if self._seg is seg:
+                    self._seg = fresh
+                    self._retired.append(seg)
+                else:  # rotated (full) meanwhile: the fresh segment holds only its header
+                    self._retired.append(fresh)
+                self._dirty = True
 
         if self.loop is None:
             swap()
@@ -175,8 +182,9 @@ class CaptureWriter:
             return
         try:
             self.loop.call_soon_threadsafe(swap)
-        except RuntimeError:  # the loop is closed: the server is stopping, close() takes it from here
-            self._retired.append(fresh)
+        except RuntimeError:  # the loop is closed: the server is stopping, the swap will never run
+            with self._lock:
+                self._close_segment(fresh)
 
     def close_retired(self) -> None:
         """Close the segments swapped out by `rotate_if_older` (off the event loop)."""
@@ -206,10 +214,13 @@ class CaptureWriter:
             except OSError as exc:
                 log.warning("capture: fdatasync of %s failed: %s", seg.path if seg else None, exc)
 
-    def close(self) -> None:
+    def close(self, timeout: float = 5.0) -> None:
+        """Close the open segment (truncated to its data, unlocked: free to ship). Safe from another thread
+        than the appending one: an append after this returns False, a swap still queued closes its segment."""
         self._stop.set()
-        self._thread.join(timeout=5)
+        self._thread.join(timeout=max(timeout, 0.0))
         with self._lock:
+            self._closed = True
             if self._seg is not None:
                 self._close_segment(self._seg)
                 self._seg = None
@@ -220,15 +231,21 @@ class CaptureWriter:
         return self.rate >= 1.0 or random.random() < self.rate
 
     def _append(self, record: dict[str, Any]) -> bool:
+        return self._append_many([record])
+
+    def _append_many(self, records: list[dict[str, Any]]) -> bool:
+        """Append the records as one contiguous write into one segment: all of them, or (False) none."""
         try:
-            line = orjson.dumps(record, option=_OPTS)
+            if self._closed:
+                raise OSError("the capture writer is closed (the server is stopping)")
+            data = b"".join([orjson.dumps(record, option=_OPTS) for record in records])
             seg = self._seg
-            if seg is None or seg.pos + len(line) > self.segment_bytes:
-                if len(line) * 2 > self.segment_bytes:
-                    raise OSError(f"a {len(line)}-byte record does not fit a {self.segment_bytes}-byte segment")
+            if seg is None or seg.pos + len(data) > self.segment_bytes:
+                if len(data) * 2 > self.segment_bytes:
+                    raise OSError(f"{len(data)} bytes of records do not fit a {self.segment_bytes}-byte segment")
                 seg = self._rotate()
-            end = seg.pos + len(line)
-            seg.map[seg.pos : end] = line
+            end = seg.pos + len(data)
+            seg.map[seg.pos : end] = data  # a closed mapping raises ValueError: nothing written
         except (OSError, ValueError, orjson.JSONEncodeError) as exc:
             self.errors += 1
             if self.errors in (1, 10, 100) or self.errors % 1000 == 0:
@@ -236,7 +253,7 @@ class CaptureWriter:
             return False
         seg.pos = end
         self._dirty = True
-        self.written += 1
+        self.written += len(records)
         return True
 
     def prediction(
@@ -273,17 +290,26 @@ class CaptureWriter:
         return ok
 
     def feedback(self, request_id: str, ground_truth: Any, payload: Any, matched: bool) -> bool:
-        return self._append(
-            {
-                "kind": "feedback",
-                "request_id": request_id,
-                "ts": time.time(),
-                "model": self.model,
-                "version": self.version,
-                "ground_truth": ground_truth,
-                "payload": payload,
-                "matched": matched,
-            }
+        return self.feedback_many([(request_id, ground_truth, payload, matched)])
+
+    def feedback_many(self, items: list[tuple[str, Any, Any, bool]]) -> bool:
+        """Record the ground truth of one feedback request, (request id, ground truth, payload, matched) per
+        item, as one write: True once all are in the store; False (a full disk, a closed writer) and none is."""
+        ts = time.time()
+        return self._append_many(
+            [
+                {
+                    "kind": "feedback",
+                    "request_id": request_id,
+                    "ts": ts,
+                    "model": self.model,
+                    "version": self.version,
+                    "ground_truth": ground_truth,
+                    "payload": payload,
+                    "matched": matched,
+                }
+                for request_id, ground_truth, payload, matched in items
+            ]
         )
 
     def known(self, request_id: str) -> bool:

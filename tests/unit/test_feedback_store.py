@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import asyncio
+import fcntl
+import os
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -265,3 +268,39 @@ def test_two_servers_segments_with_one_file_name_keep_their_own_schemas(settings
     out = join_segments([pod_a / name, pod_b / name])
     assert out.columns == ["c", "d", "e"] and out.rows == [[1.0, 2.0, 3.0, 2]]
     assert out.left_out() == {"other_schema": 1}
+
+
+def test_a_feedback_batch_that_cannot_be_stored_stores_none_of_its_items(settings: Settings) -> None:
+    folder = settings.feedback_dir / "iris"
+    w = CaptureWriter(folder, "iris", "1.0.0", ["a", "b"], "species", segment_bytes=4096)
+    assert w.feedback_many([("kept", 0, None, False)])
+    batch = [(f"batch-{i}", 0, {"note": "x" * 100}, False) for i in range(30)]  # ~6 KB: over half a segment
+    assert not w.feedback_many(batch)
+    assert w.feedback_many(batch[:3])  # a batch that fits is stored whole
+    w.close()
+    ids = [r["request_id"] for _, r in read_store(folder)]
+    assert ids == ["kept", "batch-0", "batch-1", "batch-2"]
+
+
+def test_a_swap_queued_before_close_leaves_no_segment_open(settings: Settings) -> None:
+    folder = settings.feedback_dir / "iris"
+    loop = asyncio.new_event_loop()
+    try:
+        w = CaptureWriter(folder, "iris", "1.0.0", ["a", "b"], "species", loop=loop)
+        assert w.prediction("r1", [[1.0, 2.0]], [0], None, 0.1, 1.0)
+        w.rotate_if_older(0)  # opens the next segment; the swap waits for the loop
+        w.close()
+        loop.run_until_complete(asyncio.sleep(0))  # the queued swap runs after close
+    finally:
+        loop.close()
+    paths = segments(folder)
+    assert len(paths) == 2
+    for path in paths:  # every segment unlocked: another process (a shipper, a writer) may take it
+        fd = os.open(path, os.O_RDONLY)
+        try:
+            fcntl.flock(fd, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        finally:
+            os.close(fd)
+    assert not w.prediction("late", [[1.0, 2.0]], [0], None, 0.1, 2.0)  # an append after close stores nothing
+    assert segments(folder) == paths  # and opens no segment
+    assert [r["request_id"] for _, r in read_store(folder)] == ["r1"]

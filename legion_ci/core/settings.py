@@ -245,6 +245,16 @@ class Settings(BaseSettings):
         gt=0,
         strict=False,
     )
+    ship_shutdown_timeout: Annotated[float, BeforeValidator(_float_seconds)] = setting(
+        20.0,
+        "what a model server's graceful stop may spend, after draining requests (up to 10 s), closing and "
+        "shipping its capture; a segment not shipped by then stays on disk and ships at the next start. Keep "
+        "drain + this under the pod's terminationGracePeriodSeconds (the chart's default 45 s): seconds, or e.g. 20s",
+        "serving",
+        "a duration such as 20 or 20s",
+        gt=0,
+        strict=False,
+    )
     server_id: Annotated[str | None, _matches(SERVER_ID, SERVER_ID_EXPECTED)] = setting(
         None,
         "this model server's id in the store (`<store>/feedback/NAME/<server id>/`); default the host name "

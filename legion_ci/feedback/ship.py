@@ -35,17 +35,16 @@ from collections.abc import Callable
 from pathlib import Path
 from typing import Any
 
-from legion_ci.core.settings import Settings
+from legion_ci.core.settings import SERVER_ID, Settings
 from legion_ci.core.store import CACHE, Store, StoreError, filesystem, is_remote
 from legion_ci.feedback.capture import CaptureWriter, segment_data, segment_header, segment_key, segments, store_dir
 
 log = logging.getLogger(__name__)
 FEEDBACK = "feedback"
 MARKS = ".shipped"
-SERVER_ID = re.compile(r"^[A-Za-z0-9][A-Za-z0-9._-]{0,127}$")
 FIRST_BACKOFF = 1.0
 S3_CONFIG = {"retries": {"max_attempts": 2}, "connect_timeout": 5, "read_timeout": 30}
-SHUTDOWN_SECONDS = 15.0  # what a graceful stop may spend shipping (Kubernetes grants 30 s by default)
+LOCK_POLL = 0.05  # seconds between tries of the folder's ship lock while a graceful stop waits for it
 
 
 def server_id(settings: Settings) -> str:
@@ -113,36 +112,59 @@ class Shipper:
                 log.exception("ship: unexpected error shipping %s", self.folder)
 
     def stop(self) -> None:
+        """Tell the background thread to stop after its current pass; no wait (a pass may hang on the store,
+        and a graceful stop has a deadline: `finish` keeps to it)."""
         self._stop.set()
-        if self._thread is not None:
-            self._thread.join(timeout=SHUTDOWN_SECONDS)
 
-    def finish(self, seconds: float = SHUTDOWN_SECONDS) -> bool:
+    def finish(self, deadline: float) -> bool:
         """Graceful shutdown, after the writer closed its segment: ship what is left, trying again until
-        `seconds` pass. True when nothing is left to ship."""
-        deadline = time.monotonic() + seconds
-        while True:
-            if self.ship(wait=True):
-                return True
-            wait = min(self._backoff, deadline - time.monotonic())
-            if wait <= 0:
-                log.warning("ship: stopping; segments of %s not shipped to %s stay on disk", self.folder, self.url)
-                return False
-            time.sleep(wait)
+        `deadline` (time.monotonic()). True when nothing is left to ship. The passes run on a daemon thread
+        that is not waited for past the deadline: an upload hanging on the store cannot hold the process,
+        and what it did not ship (no marker) stays on disk and ships when a server next starts there."""
+        shipped: list[bool] = []
+
+        def passes() -> None:
+            try:
+                while time.monotonic() < deadline:
+                    if self.ship(wait=True, deadline=deadline):
+                        shipped.append(True)
+                        return
+                    time.sleep(max(min(self._backoff, deadline - time.monotonic()), 0.0))
+            except Exception:
+                log.exception("ship: unexpected error shipping %s", self.folder)
+
+        thread = threading.Thread(target=passes, name="capture-finish", daemon=True)
+        thread.start()
+        thread.join(timeout=max(deadline - time.monotonic(), 0.0))
+        if shipped:
+            return True
+        log.warning("ship: stopping; segments of %s not shipped to %s stay on disk", self.folder, self.url)
+        return False
 
     # -- one pass ------------------------------------------------------------------------------------
-    def ship(self, wait: bool = False) -> bool:
+    def ship(self, wait: bool = False, deadline: float | None = None) -> bool:
         """Upload every free segment not shipped yet; True when none is left (a busy open segment aside).
         One process of a folder ships at a time (workers and replicas share it): without `wait`, a pass
-        that finds another one shipping leaves the work to it."""
-        with self._lock:
+        that finds another one shipping leaves the work to it; with it, the pass waits for its turn until
+        `deadline` (time.monotonic(); None: no limit) and returns False when that passes first."""
+        if not self._lock.acquire(timeout=-1 if deadline is None else max(deadline - time.monotonic(), 0.0)):
+            return False  # this process's thread is in a pass (maybe hanging on the store)
+        try:
             self.marks.mkdir(parents=True, exist_ok=True)
             with (self.marks / ".lock").open("a") as lock:
-                try:
-                    fcntl.flock(lock.fileno(), fcntl.LOCK_EX if wait else fcntl.LOCK_EX | fcntl.LOCK_NB)
-                except BlockingIOError:
-                    return True
+                while True:
+                    try:
+                        fcntl.flock(lock.fileno(), fcntl.LOCK_EX | fcntl.LOCK_NB)
+                        break
+                    except BlockingIOError:
+                        if not wait:
+                            return True
+                        if deadline is not None and time.monotonic() >= deadline:
+                            return False
+                        time.sleep(LOCK_POLL)
                 return self._pass()
+        finally:
+            self._lock.release()
 
     def _pass(self) -> bool:
         for path in segments(self.folder):

@@ -91,6 +91,7 @@ class ModelApp:
         self.store = store_dir(settings.feedback_dir, self.name)
         self.writer: CaptureWriter | None = None
         self.server_id = server_id(settings)
+        self.shutdown_seconds = settings.ship_shutdown_timeout
         self.shipper = Shipper(
             self.store,
             self.name,
@@ -166,13 +167,15 @@ class ModelApp:
         self.ready = True
 
     def shutdown(self) -> None:
-        """Close the open segment and ship it with whatever else is left (SIGTERM, a pod's preStop)."""
+        """Close the open segment and ship it with whatever else is left (SIGTERM, a pod's preStop), all
+        within LEGION_SHIP_SHUTDOWN_TIMEOUT: what is not shipped by then stays on disk for the next start."""
         self.ready = False
         if self.writer is not None:
-            self.shipper.stop()
-            self.writer.close()
+            deadline = time.monotonic() + self.shutdown_seconds
+            self.shipper.stop()  # no join: the ship thread may hang on the store, and closing needs no wait
+            self.writer.close(timeout=min(5.0, self.shutdown_seconds / 4))
             self.writer = None
-            self.shipper.finish()
+            self.shipper.finish(deadline)
 
     async def http(self, scope: Scope, receive: Receive, send: Send) -> None:
         start = time.perf_counter()
@@ -350,11 +353,9 @@ class ModelApp:
                 raise InputError(f"{at}.ground_truth{'' if str(exc).startswith('[') else ': '}{exc}") from None
             stored = labels if isinstance(truth, list) else labels[0]
             labelled.append((request_id, stored, payload, rows is not None))
-        results = []
-        for request_id, truth, payload, known in labelled:
-            if not writer.feedback(request_id, truth, payload, known):
-                raise InputError("the feedback store cannot take records right now (disk full?); retry", 503)
-            results.append({"request_id": request_id, "matched": known})
+        if not writer.feedback_many(labelled):  # one write: all items are stored, or none (a retry duplicates none)
+            raise InputError("the feedback store cannot take records right now (disk full?); retry", 503)
+        results = [{"request_id": request_id, "matched": known} for request_id, _, _, known in labelled]
         answer = results[0] if not isinstance(body, list) else {"accepted": len(results), "results": results}
         return 200, dumps(answer), []
 

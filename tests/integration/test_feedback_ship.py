@@ -6,8 +6,10 @@ from __future__ import annotations
 
 import re
 import signal
+import socket
 import subprocess
 import sys
+import threading
 import time
 import uuid
 from collections.abc import Callable
@@ -159,13 +161,67 @@ def test_a_store_down_fails_no_request_is_counted_and_the_segment_ships_when_it_
             stop_moto(proc)
 
 
+class HangingStore:
+    """A store that accepts every TCP connection and never answers (a hung S3 endpoint)."""
+
+    def __init__(self) -> None:
+        self.sock = socket.create_server(("127.0.0.1", 0))
+        self.endpoint = S3Server(f"http://127.0.0.1:{self.sock.getsockname()[1]}")
+        self.held: list[socket.socket] = []
+        threading.Thread(target=self._accept, daemon=True).start()
+
+    def _accept(self) -> None:
+        while True:
+            try:
+                conn, _ = self.sock.accept()
+            except OSError:  # closed
+                return
+            self.held.append(conn)
+
+    def close(self) -> None:
+        self.sock.close()
+        for conn in self.held:
+            conn.close()
+
+
+def test_a_hung_store_does_not_hold_a_graceful_stop_and_the_segment_ships_at_the_next_start(
+    iris_artifact: Path, s3_server: S3Server, tmp_path: Path
+) -> None:
+    hung = HangingStore()
+    prefix = uuid.uuid4().hex[:8]
+    home = tmp_path / "home"
+    env = {**hung.endpoint.env, "LEGION_STORE_URL": f"s3://{BUCKET}/{prefix}", "LEGION_SERVER_ID": "pod-1"}
+    srv = start_server(
+        iris_artifact, home, "--no-auth", "--ship-interval", "1", env={**env, "LEGION_SHIP_SHUTDOWN_TIMEOUT": "2"}
+    )
+    try:
+        ids = _traffic(srv, "hung", 10)
+        _until("an upload hanging on the store", lambda: hung.held)
+        ids += _traffic(srv, "last", 5)  # the open segment's records, behind the hanging upload
+        # the server stops gracefully (SIGTERM, not the SIGKILL that follows 15 s later), a hung upload and all
+        assert srv.stop() in GRACEFUL
+    finally:
+        srv.stop(signal.SIGKILL)
+        hung.close()
+    local = home / "feedback" / "iris"
+    assert {r["request_id"] for _, r in read_store(local) if r["kind"] == "prediction"} == set(ids)
+    said = lambda: any("not shipped to s3://" in ln and "stay on disk" in ln for ln in srv.lines)  # noqa: E731
+    _until("the stop said so", said, 10)
+
+    nxt = _serve(iris_artifact, home, f"s3://{BUCKET}/{prefix}", s3_server, "--ship-interval", "1h")
+    try:  # the next server on that disk ships what the stopped one left, without waiting for its interval
+        _until("the left segments shipped at the next start", lambda: set(ids) <= _shipped_ids(s3_server, prefix))
+    finally:
+        assert nxt.stop() in GRACEFUL
+
+
 @pytest.mark.parametrize(
     ("args", "env", "message"),
     [
         (["--ship-interval", "0"], {}, "--ship-interval: invalid interval '0' (expected a positive number"),
         ([], {"LEGION_SHIP_INTERVAL": "soon"}, "LEGION_SHIP_INTERVAL='soon' is not valid (expected a duration"),
         ([], {"LEGION_SERVER_ID": "../x"}, "LEGION_SERVER_ID='../x' is not valid (expected 1-128 letters"),
-        ([], {"LEGION_STORE_URL": "nosuch://bucket/x"}, "LEGION_STORE_URL 'nosuch://bucket/x/feedback/iris'"),
+        ([], {"LEGION_STORE_URL": "nosuch://bucket/x"}, "LEGION_STORE_URL='nosuch://bucket/x' is not valid"),
     ],
 )
 def test_serve_refuses_bad_shipping_settings_before_binding(

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import asyncio
 import threading
+import time
 from pathlib import Path
 
 import pandas as pd
@@ -96,7 +97,7 @@ def test_finish_gives_up_at_its_deadline_and_leaves_the_segment_on_disk(settings
     w = _writer(settings)
     assert w.feedback("r1", 1, None, False)
     w.close()
-    assert not _shipper(settings, store, counts).finish(seconds=0.1)
+    assert not _shipper(settings, store, counts).finish(time.monotonic() + 0.1)
     assert counts["failed"] >= 1 and len(segments(settings.feedback_dir / "iris")) == 1
 
 

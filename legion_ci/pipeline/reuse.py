@@ -8,8 +8,10 @@ passed (`inputs_key` in its outputs). A later run whose stage has the same key t
 recorded as passed, its summary saying `reused from run ID`, its outputs pointing at that run
 (`reused_from`), the earlier reports copied into this run's folder (so Jenkins publishes them as usual).
 
-Never reused: a forced gate, a stage that halted or was skipped, one whose reports are not on this
-machine any more, and anything when the person asks to redo it (`--no-reuse`, or `--force`/`--skip-perf`,
+The earlier reports are found and copied through the store's run outputs (`<store>/runs/<id>/<stage>/`),
+so a fresh agent reuses too; the feedback rows the gate scores are hashed as the gate reads them, from
+the store. Never reused: a forced gate, a stage that halted or was skipped, one whose reports are not in
+the store any more, and anything when the person asks to redo it (`--no-reuse`, or `--force`/`--skip-perf`,
 which change what the stage does).
 """
 
@@ -54,6 +56,12 @@ def _files_digest(path: Path) -> str | None:
     return digest.hexdigest()
 
 
+def _feedback_digest(ctx: StageContext) -> str | None:
+    """The digest of the feedback rows train kept for this run, read from the store as the gate reads them."""
+    found = ctx.earlier_file("train", "feedback.csv")
+    return _files_digest(found) if found is not None else None
+
+
 def inputs(ctx: StageContext) -> dict[str, Any] | None:
     """What the stage's result depends on, or None when it is not to be reused this time."""
     if ctx.stage not in REUSABLE or not ctx.options.reuse:
@@ -72,7 +80,7 @@ def inputs(ctx: StageContext) -> dict[str, Any] | None:
             "production": production.artifact_id if production else None,
             "flow": ctx.run.flow,
             "extra_data": sorted(ctx.options.extra_data),
-            "feedback": _files_digest(ctx.run_dir / "train" / "feedback.csv"),
+            "feedback": _feedback_digest(ctx),
         }
     if ctx.options.skip_perf_reason or not spec.perf.enabled:
         return None
@@ -108,8 +116,11 @@ def find(ctx: StageContext, key: str) -> Earlier | None:
         outputs = record.outputs or {}
         if outputs.get(KEY) != key or outputs.get("forced") or outputs.get("halt") or outputs.get("skipped"):
             continue
-        folder = ctx.settings.runs_dir / earlier.id
-        if all((folder / report).is_file() for report in stage(ctx.stage).reports):
+        try:
+            stored = {(f.stage, f.name) for f in ctx.run_outputs.list(earlier.id)}
+        except LegionError:
+            continue
+        if all(tuple(report.split("/", 1)) in stored for report in stage(ctx.stage).reports):
             return Earlier(earlier.id, record)
     return None
 
@@ -129,7 +140,14 @@ def reuse(ctx: StageContext, earlier: Earlier) -> StageResult:
     """The earlier result as this run's: its reports copied here, recorded as passed and reused."""
     source = ctx.settings.runs_dir / earlier.run_id / ctx.stage
     target = ctx.stage_dir()
-    shutil.copytree(source, target, dirs_exist_ok=True)
+    for kept in ctx.run_outputs.list(earlier.run_id):  # from the store: this agent may never have run it
+        if kept.stage != ctx.stage:
+            continue
+        dest = target / kept.name
+        found = ctx.run_outputs.fetch(earlier.run_id, kept.stage, kept.name, dest)
+        if found is not None and found.resolve() != dest.resolve():
+            dest.parent.mkdir(parents=True, exist_ok=True)
+            shutil.copyfile(found, dest)
     outputs = _moved(dict(earlier.record.outputs or {}), str(source), str(target))
     outputs["reused_from"] = earlier.run_id
     summary = earlier.record.summary or ""

@@ -8,6 +8,7 @@ import json
 import os
 import subprocess
 import sys
+import uuid
 from pathlib import Path
 from typing import Any
 
@@ -16,18 +17,22 @@ import yaml
 
 from legion_ci.core.registry import Registry
 from legion_ci.core.settings import load_settings
+from tests.s3 import BUCKET, S3Server
 
 
-def cli(home: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("LEGION_", "BUILD_", "JENKINS_"))}
-    env["LEGION_HOME"] = str(home)
+def cli(home: Path, *args: str, env: dict[str, str] | None = None) -> subprocess.CompletedProcess[str]:
+    full = {k: v for k, v in os.environ.items() if not k.startswith(("LEGION_", "BUILD_", "JENKINS_"))}
+    full.update(env or {})
+    full["LEGION_HOME"] = str(home)
     return subprocess.run(
-        [sys.executable, "-m", "legion_ci", *args], capture_output=True, text=True, env=env, timeout=600
+        [sys.executable, "-m", "legion_ci", *args], capture_output=True, text=True, env=full, timeout=600
     )
 
 
-def stage(home: Path, name: str, model: Path, run_id: str, *extra: str) -> dict[str, Any]:
-    done = cli(home, name, str(model), "--run-id", run_id, "--json", *extra)
+def stage(
+    home: Path, name: str, model: Path, run_id: str, *extra: str, env: dict[str, str] | None = None
+) -> dict[str, Any]:
+    done = cli(home, name, str(model), "--run-id", run_id, "--json", *extra, env=env)
     assert done.returncode == 0, done.stderr
     result: dict[str, Any] = json.loads(done.stdout)
     return result
@@ -82,3 +87,23 @@ def test_an_unchanged_gate_and_perf_are_reused_and_say_so(tmp_path: Path, model:
     stage(home, "train", model, "d")  # the same artifact as run c's
     assert "reused" not in stage(home, "gate", model, "d")["summary"]
     assert stage(home, "perf", model, "d")["outputs"]["reused_from"] == "c"  # production is no input of perf
+
+
+def test_a_fresh_agent_reuses_a_gate_through_the_store(tmp_path: Path, model: Path, s3_server: S3Server) -> None:
+    """Two agents (two LEGION_HOMEs) sharing the registry and an S3 store: the second never ran the first
+    run's gate, and still reuses it, its reports fetched from the store into its own run folder."""
+    env = {
+        **s3_server.env,
+        "LEGION_STORE_URL": f"s3://{BUCKET}/{uuid.uuid4().hex[:8]}",
+        "LEGION_REGISTRY_URL": f"sqlite:///{tmp_path / 'registry.db'}",
+    }
+    first, fresh = tmp_path / "agent-1", tmp_path / "agent-2"
+    for run_id in ("a", "b"):
+        stage(first, "train", model, run_id, env=env)
+    first_gate = stage(first, "gate", model, "a", env=env)
+    gate = stage(fresh, "gate", model, "b", env=env)
+    assert gate["summary"] == f"reused from run a: {first_gate['summary']}" and gate["outputs"]["reused_from"] == "a"
+    runs_dir = load_settings(str(fresh)).runs_dir
+    for report in ("gate/report.html", "gate/junit.xml", "gate/summary.json"):
+        assert (runs_dir / "b" / report).is_file(), report
+    assert not (runs_dir / "a").exists()  # nothing of run a was ever on this agent

@@ -25,9 +25,10 @@ import yaml
 from legion_ci.auth.jwt import create_token, load_or_create_secret
 from legion_ci.core.artifact import Artifact
 from legion_ci.core.errors import StageFailed
-from legion_ci.core.registry import Registry
+from legion_ci.core.registry import Registry, versions
 from legion_ci.core.settings import Settings, load_settings
 from legion_ci.core.status import StageStatus
+from legion_ci.core.store import manifest_digest
 from legion_ci.deploy import local_router, rollout
 from legion_ci.pipeline.progress import PlainReporter
 from legion_ci.pipeline.runner import single_stage
@@ -123,6 +124,18 @@ def _break_examples(artifact_path: str) -> None:
     manifest_file.write_text(json.dumps(manifest))
 
 
+def _reregister_manifest(registry: Registry, version_id: int, artifact_path: str) -> None:
+    """Record the altered manifest's digest, as if train had published it so: a model registered with wrong
+    example predictions, which only the smoke test can catch. (A manifest changed *after* registration is
+    refused before use; tests/integration/test_store.py shows that.)"""
+    with registry.tx() as conn:
+        conn.execute(
+            versions.update()
+            .where(versions.c.id == version_id)
+            .values(manifest_digest=manifest_digest(Path(artifact_path)))
+        )
+
+
 # Three real gates on top of three deploys: on a loaded machine (gate 40-50 s, train 30-60 s here) this runs
 # past the suite's default 600 s.
 @pytest.mark.timeout(1500)
@@ -172,6 +185,7 @@ def test_deploy_at_20_percent_promote_and_failed_smoke_rollback_under_load(
         _trained_and_checked(settings, registry, iris_dir, "r3")
         v3 = registry.version_by_id(int(registry.stages("r3")["train"].outputs["version_id"]))
         _break_examples(v3.path)
+        _reregister_manifest(registry, v3.id, v3.path)
         assert "at 20% beside 2.0.0 at 80%" in _stage(settings, registry, "deploy", iris_dir, "r3")
         assert "3.0.0" in load.next(50)  # v3 does answer while it is deployed
         with pytest.raises(StageFailed, match=r"row \d: predicted .*rolled back iris 3\.0\.0"):

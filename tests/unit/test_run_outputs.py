@@ -69,7 +69,9 @@ def test_a_failed_stage_still_keeps_its_reports_in_the_store(tmp_path: Path) -> 
 
 
 def test_a_store_that_fails_while_the_stage_fails_leaves_the_stage_error(tmp_path: Path) -> None:
-    settings, registry, run = _world(tmp_path, "nosuch://bucket/x")
+    blocker = tmp_path / "not-a-folder"
+    blocker.write_text("a file where the store's folder would be: every write into it fails")
+    settings, registry, run = _world(tmp_path, str(blocker / "store"))
     lines: list[str] = []
     reporter = Recorder(lines)
     with pytest.raises(StageFailed, match="accuracy 0.5 below 0.9"):

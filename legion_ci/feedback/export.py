@@ -29,7 +29,7 @@ from typing import Any
 
 from legion_ci.core.errors import ConfigError, NotFoundError
 from legion_ci.core.settings import Settings
-from legion_ci.feedback.capture import read_segment, segment_key, segments, store_dir
+from legion_ci.feedback.capture import read_segment, segments, store_dir
 from legion_ci.feedback.labels import LabelError, Target, label_family
 from legion_ci.feedback.ship import all_segments
 
@@ -100,12 +100,13 @@ def _records(paths: Iterable[Path]) -> Iterator[tuple[Key, dict[str, Any], dict[
     servers' segments that happen to share a file name are both read."""
     seen: set[tuple[str, str]] = set()
     for path in paths:
-        key = segment_key(path)
+        records = list(read_segment(path))  # one read: the header names the segment (as segment_key does)
+        header: dict[str, Any] = records[0] if records and records[0].get("kind") == "segment" else {}
+        key = (str(header.get("server") or ""), path.name)
         if key in seen:
             continue
         seen.add(key)
-        header: dict[str, Any] = {}
-        for line, record in enumerate(read_segment(path)):
+        for line, record in enumerate(records):
             if record.get("kind") == "segment":
                 header = record
                 continue

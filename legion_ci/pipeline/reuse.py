@@ -24,7 +24,9 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
+from legion_ci.core.artifact import sha256_file
 from legion_ci.core.errors import LegionError
+from legion_ci.core.lineage import source_fingerprint
 from legion_ci.core.registry import StageRecord
 from legion_ci.core.status import StageStatus
 from legion_ci.pipeline.graph import stage
@@ -45,15 +47,11 @@ class Earlier:
 
 
 def _files_digest(path: Path) -> str | None:
-    """sha256 over a file, or a folder's files (relative names and bytes); None when nothing is there."""
+    """sha256 over a file, or a folder's source files (as lineage fingerprints a model folder); None when
+    nothing is there."""
     if path.is_file():
-        return hashlib.sha256(path.read_bytes()).hexdigest()
-    if not path.is_dir():
-        return None
-    digest = hashlib.sha256()
-    for file in sorted(p for p in path.rglob("*") if p.is_file() and "__pycache__" not in p.parts):
-        digest.update(str(file.relative_to(path)).encode() + b"\0" + hashlib.sha256(file.read_bytes()).digest())
-    return digest.hexdigest()
+        return sha256_file(path)
+    return source_fingerprint(path) if path.is_dir() else None
 
 
 def _feedback_digest(ctx: StageContext) -> str | None:
